@@ -1,0 +1,49 @@
+# o2go — the two set-up commands of the README are `make demo` and `make test`.
+# Both install what they need (scripts/deps.sh: apt-get; go modules: go build).
+
+GO        ?= go
+BIN       := bin/o2go
+PKGS      := ./...
+# The whole suite must stay well under CI's 90 minutes.
+TEST_TIMEOUT ?= 60m
+FUZZTIME  ?= 20s
+
+.PHONY: all build deps test test-short demo bench fuzz vet lint clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build:
+	$(GO) build -o $(BIN) ./cmd/o2go
+
+vet:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+# The whole test suite: unit, golden (real ocfs2-tools), kernel VM, fuzz
+# corpora, simulator runs (with costly invariants on), multi-process clusters.
+test: deps build vet
+	$(GO) test -timeout $(TEST_TIMEOUT) $(PKGS)
+	$(GO) test -tags invariants -timeout $(TEST_TIMEOUT) ./internal/base/...
+
+# Quick loop for development: no VM, no long runs.
+test-short: build
+	$(GO) test -short $(PKGS)
+
+# The main job: a real cluster on this machine, showing what o2go does.
+demo: deps build
+	@scripts/demo.sh
+
+# Benchmarks: every result is a ratio against a baseline measured in the
+# same run; results and commands are recorded in BENCHMARKS.md.
+bench: deps build
+	@scripts/bench.sh
+
+# Run every fuzz target for FUZZTIME each.
+fuzz:
+	@scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf bin
