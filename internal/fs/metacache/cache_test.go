@@ -1,0 +1,78 @@
+package metacache
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"o2go/internal/blockdev"
+	"o2go/internal/ondisk"
+)
+
+func TestGetCachesAndForgets(t *testing.T) {
+	dev := blockdev.NewMemory("mem0", 64*1024, 512)
+	f := blockdev.NewFaulty(dev)
+	c := New(f, 4096, Options{LimitBlocks: 4})
+	for i := 0; i < 3; i++ {
+		if _, err := c.Get(3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, _, _ := f.Ops(); r != 1 {
+		t.Fatalf("device reads = %d, want 1", r)
+	}
+	c.Forget(3)
+	c.Get(3)
+	if r, _, _ := f.Ops(); r != 2 {
+		t.Fatalf("after Forget, device reads = %d, want 2", r)
+	}
+	for b := uint64(0); b < 16; b++ {
+		c.Get(b)
+	}
+	if s := c.Stats(); s.Cached > 4 {
+		t.Fatalf("cache grew to %d over its limit 4", s.Cached)
+	}
+}
+
+func TestGetBeyondDeviceIsCorruption(t *testing.T) {
+	c := New(blockdev.NewMemory("mem0", 16*4096, 512), 4096, Options{})
+	_, err := c.Get(16)
+	if !errors.Is(err, ondisk.ErrCorrupt) || !strings.Contains(err.Error(), "mem0: block 16") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestGetCheckedVerifiesAndCorrects(t *testing.T) {
+	dev := blockdev.NewMemory("mem0", 16*4096, 512)
+	blk := make([]byte, 4096)
+	for i := range blk {
+		blk[i] = byte(i)
+	}
+	ondisk.SetBlockCheck(blk, 0x80)
+	blk[100] ^= 0x10 // one flipped bit: correctable
+	dev.WriteAt(blk, 5*4096)
+	blk[100] ^= 0x10
+	blk[200] ^= 0x01
+	blk[300] ^= 0x01 // two flips: not correctable
+	dev.WriteAt(blk, 6*4096)
+
+	c := New(dev, 4096, Options{MetaECC: true})
+	b, err := c.GetChecked(5, 0x80, "dinode")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Data[100] != 100 {
+		t.Fatal("single-bit error not corrected in the cached copy")
+	}
+	if c.Stats().Corrected != 1 {
+		t.Fatal("correction not counted")
+	}
+	_, err = c.GetChecked(6, 0x80, "dinode")
+	var ce *ondisk.CorruptError
+	if !errors.As(err, &ce) || ce.Blkno != 6 || ce.Device != "mem0" || ce.Struct != "dinode" {
+		t.Fatalf("got %v", err)
+	}
+	if c.Stats().Cached != 1 {
+		t.Fatal("a block that failed its check stayed cached")
+	}
+}
