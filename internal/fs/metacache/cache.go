@@ -32,6 +32,7 @@ type Buffer struct {
 	Data  []byte
 
 	checked bool // META_ECC check verified (or corrected) since it was read
+	decoded any  // the ondisk structure decoded from Data, shared read-only
 	pins    int  // > 0: the journal holds it; never evicted
 	elem    *list.Element
 }
