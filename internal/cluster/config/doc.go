@@ -1,0 +1,110 @@
+// Package config owns o2go's cluster configuration as it lives on disk: the
+// O2CB cluster.conf (clusters, their nodes and global heartbeat regions), the
+// o2cb.sysconfig(5) file (which cluster to start, O2CB's timeouts, and
+// o2go's own settings), their validation, and writing them back atomically.
+//
+// config is rank R1. It may read and replace its own files and nothing else
+// of the outside world: no network, no clocks, no devices. Name resolution
+// (o2cb's add-node without --ip) is passed in as a [Resolver].
+//
+// # cluster.conf
+//
+// The format is the one ocfs2-tools' jconfig reads and o2cb(8) writes
+// (ocfs2.cluster.conf(5)). A stanza header starts in the first column and
+// ends with a colon; its attributes follow, one per line, each indented by
+// whitespace (o2cb uses one tab) as "key = value"; a blank line ends the
+// stanza. A '#' in the first column starts a comment line. Three stanza
+// kinds exist:
+//
+//	cluster:
+//		name = webcluster
+//		heartbeat_mode = global
+//		node_count = 1
+//
+//	heartbeat:
+//		cluster = webcluster
+//		region = 77D95EF51C0149D2823674FCC162CF8B
+//
+//	node:
+//		cluster = webcluster
+//		number = 7
+//		ip_port = 7777
+//		ip_address = 192.168.0.107
+//		name = node7
+//
+// One file may describe several clusters; nodes and heartbeat regions name
+// their cluster. The facts this package enforces, and where they come from:
+//
+//   - cluster name: 1 to 16 characters [0-9A-Za-z] (o2cb add-cluster;
+//     OCFS2_CLUSTER_NAME_LEN), unique in the file.
+//   - node_count: required (o2cb refuses a cluster without it) and equal to
+//     the number of the cluster's node stanzas. o2cb keeps it so; o2go
+//     refuses a file where it drifted rather than guess which is right.
+//   - heartbeat_mode: local or global, any case (o2cb lowercases it);
+//     local when absent, as o2cb does.
+//   - node: name (1 to 64 characters, O2NM_MAX_NAME_LEN; the host name
+//     without its domain, so letters, digits, '.', '-', '_'), number 0..254
+//     (O2NM_MAX_NODES), ip_address a dotted-quad IPv4 address, ip_port
+//     1..65534 (the kernel's configfs refuses 0 and 65535). Name, number and
+//     ip_address:ip_port are unique within a cluster. (The kernel's O2CB also
+//     refuses two nodes with the same address on different ports; o2go, which
+//     may run several nodes on one host, allows that.)
+//   - heartbeat: region is a volume UUID, 32 hex digits (o2cb writes them in
+//     upper case), unique within the cluster, at most 32 regions per cluster
+//     (O2NM_MAX_REGIONS).
+//   - what o2cb's parser rejects, o2go rejects too: an attribute after a
+//     blank line, an indented comment, a space before a stanza's colon,
+//     CRLF line endings, a missing node_count.
+//
+// Errors carry the file name and line number ("cluster.conf:12: node stanza
+// lacks 'number'"); every problem in a file is reported, not just the first.
+//
+// [Format] writes what o2cb writes, byte for byte: all cluster stanzas, then
+// all heartbeat stanzas, then all node stanzas (o2cb groups stanzas by kind
+// in its hash table's order), each kind in file order, attributes in o2cb's
+// order, a blank line after each stanza, and an empty file when no cluster is
+// left. Comments are not kept — o2cb drops them too. Parse(Format(c)) is c,
+// and Format(Parse(b)) is b for every file o2cb wrote (the tests check both
+// against the installed o2cb).
+//
+// # Where o2go keeps its own settings
+//
+// o2go needs settings O2CB does not have (cluster secret, fence method,
+// heartbeat interval, kill blocks). Experiments with the real o2cb 1.8.7
+// (TestRealO2CBDropsForeignStanzas) show that its parser accepts an extra
+// stanza ("o2go:") and unknown keys, but that every o2cb command that
+// changes the file rewrites it from its own model and silently drops them:
+// an operator's `o2cb add-node` would erase o2go's settings. So cluster.conf
+// holds only what O2CB knows, and the parser refuses unknown stanzas and keys
+// (a misspelt "heartbeat_mod = global" must not silently mean local).
+//
+// o2go's settings live in the o2cb sysconfig file as O2GO_* variables beside
+// O2CB's own. That file is a shell fragment the o2cb init script sources, so
+// extra variables are harmless to it (TestRealInitScriptSourcesOurSysconfig).
+// Its writers (`/etc/init.d/o2cb configure`, `dpkg-reconfigure ocfs2-tools`)
+// regenerate it from a template and drop O2GO_* lines too; o2go then falls
+// back to its defaults, and since every node compares its values with its
+// peers' ([Settings.Mismatches]) a node whose settings reverted is refused
+// rather than run with different timing. The cluster secret itself is never
+// in that world-readable file, only the path to it ([LoadSecret]).
+//
+// # The sysconfig file
+//
+// /etc/sysconfig/o2cb (Red Hat, SUSE) or /etc/default/o2cb (Debian), chosen
+// like the init script does ([SysconfigPath]). [Sysconfig] keeps the file's
+// lines, comments and unknown variables, so that Format after Parse is the
+// same bytes and Set changes only the line it must. It understands the
+// subset of shell that such files use: KEY=VALUE with optional "export",
+// single and double quotes, backslash escapes, comments; it refuses what it
+// cannot evaluate ($ expansions, command substitution, commands).
+// [Settings] are the typed values; [Timeouts] documents every timing value
+// with its unit, formula and the reason for its default.
+//
+// # Saving
+//
+// [ClusterConf.Save] and [Sysconfig.Save] replace a file atomically: a
+// temporary file in the same directory, written, fsynced, given the old
+// file's mode and owner, renamed over the old one, and the directory fsynced.
+// On any error the old file is untouched and the temporary file is removed.
+// A symbolic link is followed, so the file it points to is replaced.
+package config
