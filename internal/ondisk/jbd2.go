@@ -133,7 +133,9 @@ func expectJournalType(b []byte, structName string, want uint32) (JournalHeader,
 //	0x100 u8[16*48] s_users           UUIDs of the sharing file systems
 //
 // mkfs.ocfs2 writes nr_users 1 with an all-zero s_users[0], s_start 1 and
-// s_sequence 1; a clean unmount or fsck leaves s_start 0.
+// s_sequence 1; a clean unmount or fsck leaves s_start 0. With 512-byte
+// blocks the superblock spans journal blocks 0 and 1 (s_first is then 2):
+// decode it from the first 1024 bytes of the file.
 type JournalSuperBlock struct {
 	BlockType       uint32
 	Sequence        uint32 // h_sequence
