@@ -510,3 +510,12 @@ func FuzzDecodeDinode(f *testing.F) {
 		}
 	})
 }
+
+func TestLocalAllocTest(t *testing.T) {
+	l := &LocalAlloc{Bitmap: []byte{0x81, 0x01}}
+	for i, want := range map[int]bool{0: true, 1: false, 7: true, 8: true, 9: false, 16: false, -1: false} {
+		if l.Test(i) != want {
+			t.Errorf("Test(%d) != %v", i, want)
+		}
+	}
+}

@@ -65,8 +65,10 @@ func HeartbeatChecksum(sector []byte) uint32 {
 }
 
 // DecodeHeartbeatBlock decodes one heartbeat sector (512..4096 bytes). It
-// does not check the checksum: a sector that was never written or is being
-// written is a missed beat, not corruption; see VerifyHeartbeat.
+// does not check the checksum: to o2hb a bad checksum is a missed sample,
+// not corruption, so the caller decides with VerifyHeartbeat. (A sector
+// never written is all zero and passes the checksum; hb_seq not changing is
+// what keeps such a node dead.)
 func DecodeHeartbeatBlock(sector []byte) (*HeartbeatBlock, error) {
 	if !isSectorSize(len(sector)) {
 		return nil, corrupt(structHeartbeat, "", "sector is %d bytes, want a power of two from 512 to 4096", len(sector))
