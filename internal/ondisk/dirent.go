@@ -53,8 +53,13 @@ func (e DirEntry) Slack() int {
 	if e.Inode == 0 {
 		return int(e.RecLen)
 	}
-	return int(e.RecLen) - RecLen(len(e.Name))
+	return int(e.RecLen) - e.minRecLen()
 }
+
+// minRecLen is the rec_len the entry can be cut back to: RecLen of its
+// name, but never below DirEntryMinRecLen (a used entry with an empty name
+// is damaged, and cutting it to 12 bytes would make it invalid).
+func (e DirEntry) minRecLen() int { return max(RecLen(len(e.Name)), DirEntryMinRecLen) }
 
 const structDirEntry = "dir entry"
 
@@ -240,7 +245,7 @@ func InsertDirEntry(area []byte, inode uint64, fileType uint8, name string) (int
 			DirEntry{Inode: inode, RecLen: e.RecLen, FileType: fileType, Name: name}.Encode(area[off:])
 			return off, nil
 		case e.Used() && e.Slack() >= need:
-			own := RecLen(len(e.Name))
+			own := e.minRecLen()
 			binary.LittleEndian.PutUint16(area[off+8:], uint16(own))
 			DirEntry{Inode: inode, RecLen: uint16(int(e.RecLen) - own), FileType: fileType, Name: name}.Encode(area[off+own:])
 			return off + own, nil
