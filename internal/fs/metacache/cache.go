@@ -120,11 +120,11 @@ func (c *Cache) Get(blkno uint64) (*Buffer, error) {
 }
 
 // GetChecked returns block blkno after verifying its META_ECC check at
-// checkOffset (when the volume has META_ECC). A single flipped bit is
+// checkOffset (when the volume has META_ECC; a negative offset skips it). A single flipped bit is
 // corrected in the cached copy, as the kernel does.
 func (c *Cache) GetChecked(blkno uint64, checkOffset int, structName string) (*Buffer, error) {
 	b, err := c.Get(blkno)
-	if err != nil || !c.opts.MetaECC {
+	if err != nil || !c.opts.MetaECC || checkOffset < 0 {
 		return b, err
 	}
 	c.mu.Lock()
