@@ -6,8 +6,8 @@ import (
 	"sync"
 
 	"o2go/internal/blockdev"
-	"o2go/internal/fs/metacache"
 	"o2go/internal/fs/inode"
+	"o2go/internal/fs/metacache"
 	"o2go/internal/ondisk"
 )
 
