@@ -80,11 +80,11 @@ func TestSysconfigParseValues(t *testing.T) {
 	requireSameAsShell(t, in, want)
 }
 
-// requireSameAsShell sources text with /bin/sh, as the o2cb init script
-// does, and checks that the shell sees the values we parsed.
+// requireSameAsShell sources text with bash (the o2cb init script's shell)
+// and with sh, and checks that both see the values we parsed.
 func requireSameAsShell(t *testing.T, text string, want map[string]string) {
 	t.Helper()
-	testutil.RequireTools(t, "sh")
+	testutil.RequireTools(t, "sh", "bash")
 	f := filepath.Join(t.TempDir(), "o2cb")
 	if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
@@ -96,17 +96,19 @@ func requireSameAsShell(t *testing.T, text string, want map[string]string) {
 		keys = append(keys, k)
 		script.WriteString("printf '%s\\0' \"$" + k + "\"\n")
 	}
-	out, err := exec.Command("sh", "-c", script.String()).Output()
-	if err != nil {
-		t.Fatalf("sh could not source the file: %v\n%s", err, text)
-	}
-	got := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
-	if len(got) != len(keys) {
-		t.Fatalf("sh printed %q", out)
-	}
-	for i, k := range keys {
-		if got[i] != want[k] {
-			t.Errorf("sh sees %s=%q, we parsed %q", k, got[i], want[k])
+	for _, shell := range []string{"bash", "sh"} {
+		out, err := exec.Command(shell, "-c", script.String()).Output()
+		if err != nil {
+			t.Fatalf("%s could not source the file: %v\n%s", shell, err, text)
+		}
+		got := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+		if len(got) != len(keys) {
+			t.Fatalf("%s printed %q", shell, out)
+		}
+		for i, k := range keys {
+			if got[i] != want[k] {
+				t.Errorf("%s sees %s=%q, we parsed %q", shell, k, got[i], want[k])
+			}
 		}
 	}
 }
