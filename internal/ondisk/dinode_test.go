@@ -33,11 +33,13 @@ func sampleSuperBlock() *SuperBlock {
 		RootBlkno: 5, SystemDirBlkno: 6, BlockSizeBits: 12, ClusterSizeBits: 12, MaxSlots: 4,
 		TunefsFlag: TunefsInProgDirTrailer, FirstClusterGroup: 3,
 		UUID:            [16]byte{0x2f, 0x62, 0x0b, 0xc0, 0x01, 0x89, 0x43, 0xbc, 0x80, 0xac, 0x7f, 0xb3, 0xe1, 0x5a, 0x0f, 0x82},
-		ClusterInfo:     ClusterInfo{Stack: "pcmk", StackFlags: 1, ClusterName: "mycluster"},
 		XattrInlineSize: 256, DxSeed: [3]uint32{0x8a799d0e, 0x015946cb, 0x5db7a297},
 	}
 	s.UUIDHash = UUIDHash(s.UUID)
 	if err := s.SetLabel("lbl"); err != nil {
+		panic(err)
+	}
+	if err := s.ClusterInfo.Set("pcmk", "mycluster", 1); err != nil {
 		panic(err)
 	}
 	return s

@@ -81,11 +81,36 @@ const structSuperBlock = "superblock"
 //	0x00 u8[4]  ci_stack        stack label, e.g. "o2cb", "pcmk" (no NUL)
 //	0x04 u8     ci_stackflags   ClusterO2CBGlobalHeartbeat (with CLUSTERINFO only)
 //	0x05 u8[3]  ci_reserved1..3
-//	0x08 u8[16] ci_cluster      cluster name, NUL padded
+//	0x08 u8[16] ci_cluster      cluster name, NUL terminated when shorter than 16
+//
+// The fields are kept as raw bytes: mkfs.ocfs2 copies all 16 bytes of its
+// name buffer, so real volumes carry stray bytes after the NUL, and a
+// decode/encode cycle must keep them.
 type ClusterInfo struct {
-	Stack       string // at most StackLabelLen bytes
-	StackFlags  uint8
-	ClusterName string // at most ClusterNameLen bytes
+	Stack      [StackLabelLen]byte
+	StackFlags uint8
+	Cluster    [ClusterNameLen]byte
+}
+
+// StackName is ci_stack as text, up to a NUL.
+func (c *ClusterInfo) StackName() string { return cstring(c.Stack[:]) }
+
+// ClusterName is ci_cluster as text, up to its NUL.
+func (c *ClusterInfo) ClusterName() string { return cstring(c.Cluster[:]) }
+
+// Set stores a stack label (at most 4 bytes), a cluster name (at most 16
+// bytes) and the stack flags, zero padding both fields.
+func (c *ClusterInfo) Set(stack, cluster string, flags uint8) error {
+	var st [StackLabelLen]byte
+	var cl [ClusterNameLen]byte
+	if err := putPaddedString(st[:], stack, "ci_stack"); err != nil {
+		return err
+	}
+	if err := putPaddedString(cl[:], cluster, "ci_cluster"); err != nil {
+		return err
+	}
+	c.Stack, c.Cluster, c.StackFlags = st, cl, flags
+	return nil
 }
 
 // SuperBlock is struct ocfs2_super_block, held in the id2 area of the
@@ -245,13 +270,11 @@ func decodeSuperBlock(b []byte) (*SuperBlock, error) {
 		TunefsFlag:        le.Uint16(b[0x42:]),
 		UUIDHash:          le.Uint32(b[0x44:]),
 		FirstClusterGroup: le.Uint64(b[0x48:]),
-		ClusterInfo: ClusterInfo{
-			Stack:       cstring(b[0xA0:0xA4]),
-			StackFlags:  b[0xA4],
-			ClusterName: cstring(b[0xA8:0xB8]),
-		},
-		XattrInlineSize: le.Uint16(b[0xB8:]),
+		ClusterInfo:       ClusterInfo{StackFlags: b[0xA4]},
+		XattrInlineSize:   le.Uint16(b[0xB8:]),
 	}
+	copy(s.ClusterInfo.Stack[:], b[0xA0:0xA4])
+	copy(s.ClusterInfo.Cluster[:], b[0xA8:0xB8])
 	copy(s.VolumeLabel[:], b[0x50:0x90])
 	copy(s.UUID[:], b[0x90:0xA0])
 	for i := range s.DxSeed {
@@ -289,14 +312,10 @@ func (s *SuperBlock) encode(b []byte) error {
 	le.PutUint64(b[0x48:], s.FirstClusterGroup)
 	copy(b[0x50:0x90], s.VolumeLabel[:])
 	copy(b[0x90:0xA0], s.UUID[:])
-	if err := putPaddedString(b[0xA0:0xA4], s.ClusterInfo.Stack, "ci_stack"); err != nil {
-		return err
-	}
+	copy(b[0xA0:0xA4], s.ClusterInfo.Stack[:])
 	b[0xA4] = s.ClusterInfo.StackFlags
 	clear(b[0xA5:0xA8])
-	if err := putPaddedString(b[0xA8:0xB8], s.ClusterInfo.ClusterName, "ci_cluster"); err != nil {
-		return err
-	}
+	copy(b[0xA8:0xB8], s.ClusterInfo.Cluster[:])
 	le.PutUint16(b[0xB8:], s.XattrInlineSize)
 	le.PutUint16(b[0xBA:], 0)
 	for i, v := range s.DxSeed {

@@ -117,24 +117,29 @@ func TestValidateSuperBlock(t *testing.T) {
 	}
 }
 
-func TestSuperBlockEncodeRefusesLongStrings(t *testing.T) {
-	d := sampleDinodes(4096)["super"]
-	d.Super.ClusterInfo.Stack = "pcmk2"
-	if err := d.Encode(make([]byte, 4096)); err == nil {
+func TestClusterInfo(t *testing.T) {
+	var c ClusterInfo
+	if c.Set("pcmk2", "x", 0) == nil {
 		t.Error("5-byte stack label accepted")
 	}
-	d.Super.ClusterInfo.Stack = "o2cb"
-	d.Super.ClusterInfo.ClusterName = strings.Repeat("c", 17)
-	if err := d.Encode(make([]byte, 4096)); err == nil {
+	if c.Set("o2cb", strings.Repeat("c", 17), 0) == nil {
 		t.Error("17-byte cluster name accepted")
 	}
-	d.Super.ClusterInfo.ClusterName = strings.Repeat("c", 16) // fills the field, no NUL
+	if err := c.Set("o2cb", strings.Repeat("c", 16), ClusterO2CBGlobalHeartbeat); err != nil {
+		t.Fatal(err)
+	}
+	if c.StackName() != "o2cb" || c.ClusterName() != strings.Repeat("c", 16) || c.StackFlags != 1 {
+		t.Fatalf("%+v", c)
+	}
+	// mkfs.ocfs2 leaves stray bytes after the name's NUL: they are kept.
+	d := sampleDinodes(4096)["super"]
+	d.Super.ClusterInfo.Cluster = [16]byte{'x', 0, 0xa3, 0x59, 5}
 	b := make([]byte, 4096)
 	if err := d.Encode(b); err != nil {
 		t.Fatal(err)
 	}
 	got, err := DecodeDinode(b)
-	if err != nil || got.Super.ClusterInfo.ClusterName != strings.Repeat("c", 16) {
-		t.Fatalf("16-byte cluster name: %v %+v", err, got.Super.ClusterInfo)
+	if err != nil || got.Super.ClusterInfo.Cluster != d.Super.ClusterInfo.Cluster || got.Super.ClusterInfo.ClusterName() != "x" {
+		t.Fatalf("%v %+v", err, got.Super.ClusterInfo)
 	}
 }
