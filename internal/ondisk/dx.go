@@ -299,11 +299,27 @@ func (l *DXLeaf) SelfCheck(blkno uint64, fsGeneration uint32) error {
 	return nil
 }
 
+// DXIndexRec picks the record of a dx root's leaf-level extent list that
+// covers major hash major: the last one whose e_cpos <= major. Unlike a file
+// extent lookup the record need not contain major: a run of leaf clusters
+// also serves every hash above it up to the next record (DXLeafBlock clamps
+// to its last cluster). ok is false when major precedes the first record,
+// which a valid index never allows (the first record starts at 0).
+func DXIndexRec(l *ExtentList, major uint32) (idx int, ok bool) {
+	for i := len(l.Recs) - 1; i >= 0; i-- {
+		if l.Recs[i].Cpos <= major {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
 // DXLeafBlock returns the dx leaf block that holds (or would hold) a name
-// with the given hashes, given the index extent record rec whose range
-// starts at or before major: the cluster at offset major - e_cpos (clamped
-// to the record's last cluster), then block minor & (blocksPerCluster-1)
-// within it. blocksPerCluster must be a power of two.
+// with the given hashes, given the index extent record rec that DXIndexRec
+// picked: the cluster at offset major - e_cpos (clamped to the record's last
+// cluster), then block minor & (blocksPerCluster-1) within it, as the
+// kernel's ocfs2_dx_dir_lookup computes it. blocksPerCluster must be a
+// power of two.
 func DXLeafBlock(rec ExtentRec, major, minor uint32, blocksPerCluster uint32) uint64 {
 	c := uint64(0)
 	if major > rec.Cpos {

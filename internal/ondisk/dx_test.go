@@ -198,6 +198,19 @@ func TestDXLeafBlock(t *testing.T) {
 	}
 }
 
+func TestDXIndexRec(t *testing.T) {
+	l := &ExtentList{Recs: []ExtentRec{{Cpos: 0, Clusters: 1}, {Cpos: 1000, Clusters: 2}, {Cpos: 5000, Clusters: 1}}}
+	for major, want := range map[uint32]int{0: 0, 999: 0, 1000: 1, 4999: 1, 5000: 2, 0xffffffff: 2} {
+		if i, ok := DXIndexRec(l, major); !ok || i != want {
+			t.Errorf("major %d: rec %d %v, want %d", major, i, ok, want)
+		}
+	}
+	l.Recs[0].Cpos = 10
+	if _, ok := DXIndexRec(l, 5); ok {
+		t.Error("hash before the first record found a record")
+	}
+}
+
 func FuzzDecodeDXRoot(f *testing.F) {
 	for _, inline := range []bool{true, false} {
 		b := make([]byte, 512)

@@ -209,8 +209,11 @@ func DecodeJournalSuperBlock(b []byte) (*JournalSuperBlock, error) {
 	if s.First == 0 || s.First >= s.MaxLen {
 		return nil, corrupt(structJournalSB, "s_first", "is %d, want 1..s_maxlen-1 (s_maxlen %d)", s.First, s.MaxLen)
 	}
-	if s.Start != 0 && (s.Start < s.First || s.Start >= s.MaxLen) {
-		return nil, corrupt(structJournalSB, "s_start", "is %d, outside the log %d..%d", s.Start, s.First, s.MaxLen-1)
+	// s_start is not checked against s_first: mkfs.ocfs2 1.8.7 writes
+	// s_start 1 with s_first 2 on 512-byte blocks, and jbd2 then finds no
+	// journal block at block 1 (the superblock's second half): empty log.
+	if s.Start >= s.MaxLen {
+		return nil, corrupt(structJournalSB, "s_start", "is %d, beyond the journal's %d blocks", s.Start, s.MaxLen)
 	}
 	return s, nil
 }

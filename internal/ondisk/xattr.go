@@ -77,18 +77,9 @@ func JoinXattrName(index uint8, suffix string) (string, bool) {
 	return p + suffix, true
 }
 
-// XattrUUIDHash is s_uuid_hash: the rotate-xor hash of the 16 volume UUID
-// bytes (taken unsigned) starting from 0. It seeds XattrNameHash.
-func XattrUUIDHash(uuid [16]byte) uint32 {
-	var h uint32
-	for _, c := range uuid {
-		h = h<<5 ^ h>>27 ^ uint32(c)
-	}
-	return h
-}
-
 // XattrNameHash is xe_name_hash: the rotate-xor hash of the name suffix
-// (without its prefix) seeded with s_uuid_hash. Name bytes are C chars:
+// (without its prefix) seeded with s_uuid_hash (UUIDHash of the volume
+// UUID, whose bytes are taken unsigned). Name bytes are C chars:
 // see CharSignedness (ocfs2-tools on x86 sign-extends).
 func XattrNameHash(uuidHash uint32, suffix []byte, cs CharSignedness) uint32 {
 	h := uuidHash

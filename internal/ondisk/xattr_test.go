@@ -9,12 +9,12 @@ import (
 	"testing"
 )
 
-func TestXattrUUIDHash(t *testing.T) {
+func TestUUIDHashVector(t *testing.T) {
 	// UUID and s_uuid_hash of a volume made by mkfs.ocfs2 1.8.7 (debugfs "stats").
 	raw, _ := hex.DecodeString("3814E31745F74BF3AFC20B9ADAA77208")
 	var u [16]byte
 	copy(u[:], raw)
-	if h := XattrUUIDHash(u); h != 0xce9bc0c7 {
+	if h := UUIDHash(u); h != 0xce9bc0c7 {
 		t.Fatalf("uuid hash 0x%08x, want 0xce9bc0c7", h)
 	}
 }
