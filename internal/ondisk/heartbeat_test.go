@@ -1,6 +1,8 @@
 package ondisk
 
 import (
+	"bytes"
+	"encoding/hex"
 	"errors"
 	"math/rand/v2"
 	"testing"
@@ -121,4 +123,32 @@ func FuzzDecodeHeartbeatBlock(f *testing.F) {
 			t.Fatal(diff)
 		}
 	})
+}
+
+// kernelHeartbeatSector is the start of a heartbeat sector written by the
+// Linux 6.1 o2hb (node 3, default dead threshold), captured from an image
+// after a kernel VM ran a heartbeat region on it; the rest of the sector is
+// zero.
+const kernelHeartbeatSector = "27b0046b00000000030000009a0635c4234986afdd22f60330f20000"
+
+func TestHeartbeatKernelSector(t *testing.T) {
+	sector := make([]byte, 512)
+	if _, err := hex.Decode(sector, []byte(kernelHeartbeatSector)); err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyHeartbeat(sector); err != nil {
+		t.Fatalf("the kernel's sector fails our checksum: %v", err)
+	}
+	h, err := DecodeHeartbeatBlock(sector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &HeartbeatBlock{Seq: 0x6b04b027, Node: 3, Cksum: 0xc435069a, Generation: 0x03f622ddaf864923, DeadMs: 62000}
+	if diff := cmp.Diff(want, h); diff != "" {
+		t.Fatal(diff)
+	}
+	out := make([]byte, 512)
+	if err := h.Encode(out); err != nil || !bytes.Equal(out, sector) {
+		t.Fatalf("re-encoded sector differs from the kernel's (%v)", err)
+	}
 }
