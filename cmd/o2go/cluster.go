@@ -371,7 +371,7 @@ Every node of a cluster must run with the same timeouts.`,
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "# %s\n", path)
 			for _, v := range st.Vars() {
-				fmt.Fprintf(w, "%s=%s\n", v.Name, v.Value)
+				fmt.Fprintln(w, v)
 			}
 			fmt.Fprintf(w, "# heartbeat dead time: %v = (%s-1) x %s\n", t.DeadTime(), config.VarHeartbeatThreshold, config.VarHeartbeatInterval)
 			fmt.Fprintf(w, "# a node fences itself after its heartbeat writes stall for %v\n", t.MaxWriteStall())

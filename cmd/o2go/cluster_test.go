@@ -131,9 +131,22 @@ func TestClusterListCommands(t *testing.T) {
 		t.Error("--json with --oneline accepted")
 	}
 
-	// o2cb itself lists our file the same way.
+}
+
+// TestClusterListCommandsMatchO2CB has o2cb list a file o2go wrote.
+func TestClusterListCommandsMatchO2CB(t *testing.T) {
 	testutil.RequireTools(t, "o2cb")
-	for _, args := range [][]string{{"list-clusters"}, {"list-cluster", "a"}, {"list-nodes", "--oneline", "a"}, {"list-heartbeats", "a"}} {
+	conf := filepath.Join(t.TempDir(), "cluster.conf")
+	mustRunCluster(t, conf, "add-cluster", "a")
+	mustRunCluster(t, conf, "add-cluster", "b")
+	mustRunCluster(t, conf, "add-node", "a", "n1", "--ip", "10.0.0.1", "--number", "3")
+	mustRunCluster(t, conf, "add-node", "a", "n2", "--ip", "10.0.0.2", "--port", "7100")
+	mustRunCluster(t, conf, "add-heartbeat", "a", clusterTestRegion)
+	mustRunCluster(t, conf, "add-heartbeat", "a", clusterTestRegion2)
+	for _, args := range [][]string{
+		{"list-clusters"}, {"list-cluster", "a"}, {"list-cluster", "--oneline", "b"},
+		{"list-nodes", "--oneline", "a"}, {"list-nodes", "a"}, {"list-heartbeats", "a"}, {"list-heartbeats", "--oneline", "a"},
+	} {
 		theirs, err := exec.Command("o2cb", append([]string{"--config-file=" + conf}, args...)...).Output()
 		if err != nil {
 			t.Fatalf("o2cb %v: %v", args, err)

@@ -422,9 +422,9 @@ func parseNodeStanza(p *problems, s *rawStanza) (n Node, ok bool) {
 		n.Addr = addr
 	}
 	if a, has := need("ip_port"); has {
-		v, err := parseDecimal(a.value, MaxPort)
-		if err == nil && v == 0 {
-			err = fmt.Errorf("0 is out of range 1..%d", MaxPort)
+		v, err := parseDecimal(a.value, 1<<31-1)
+		if err == nil && (v == 0 || v > MaxPort) {
+			err = fmt.Errorf("%d is out of range 1..%d", v, MaxPort)
 		}
 		if err != nil {
 			p.add(a.line, "ip_port: %v", err)

@@ -150,7 +150,7 @@ func TestParseErrors(t *testing.T) {
 		{"node number too big", goodCluster + strings.Replace(goodNode, "number = 0", "number = 255", 1), []string{"cluster.conf:8: number: 255 is out of range 0..254"}},
 		{"node number negative", goodCluster + strings.Replace(goodNode, "number = 0", "number = -1", 1), []string{"cluster.conf:8: number: '-1' is not a decimal number"}},
 		{"port zero", goodCluster + strings.Replace(goodNode, "ip_port = 7777", "ip_port = 0", 1), []string{"cluster.conf:10: ip_port: 0 is out of range 1..65534"}},
-		{"port 65535", goodCluster + strings.Replace(goodNode, "ip_port = 7777", "ip_port = 65535", 1), []string{"cluster.conf:10: ip_port: 65535 is out of range 0..65534"}},
+		{"port 65535", goodCluster + strings.Replace(goodNode, "ip_port = 7777", "ip_port = 65535", 1), []string{"cluster.conf:10: ip_port: 65535 is out of range 1..65534"}},
 		{"ipv6", goodCluster + strings.Replace(goodNode, "10.0.0.1", "::1", 1), []string{"cluster.conf:9: ip_address: '::1' is not an IPv4 address"}},
 		{"short ip", goodCluster + strings.Replace(goodNode, "10.0.0.1", "10.0.1", 1), []string{"cluster.conf:9: ip_address: '10.0.1' is not an IPv4 address"}},
 		{"leading zero ip", goodCluster + strings.Replace(goodNode, "10.0.0.1", "10.0.0.01", 1), []string{"cluster.conf:9: ip_address"}},

@@ -57,9 +57,10 @@
 //     CRLF line endings, a missing node_count.
 //
 // Errors carry the file name and line number ("cluster.conf:12: node stanza
-// lacks 'number'"); every problem in a file is reported, not just the first.
+// lacks 'number'"). A syntax error stops the reading there; past the syntax,
+// every problem of the file is reported, not just the first.
 //
-// [Format] writes what o2cb writes, byte for byte: all cluster stanzas, then
+// [ClusterConf.Format] writes what o2cb writes, byte for byte: all cluster stanzas, then
 // all heartbeat stanzas, then all node stanzas (o2cb groups stanzas by kind
 // in its hash table's order), each kind in file order, attributes in o2cb's
 // order, a blank line after each stanza, and an empty file when no cluster is
@@ -83,10 +84,13 @@
 // extra variables are harmless to it (TestRealInitScriptSourcesOurSysconfig).
 // Its writers (`/etc/init.d/o2cb configure`, `dpkg-reconfigure ocfs2-tools`)
 // regenerate it from a template and drop O2GO_* lines too; o2go then falls
-// back to its defaults, and since every node compares its values with its
-// peers' ([Settings.Mismatches]) a node whose settings reverted is refused
-// rather than run with different timing. The cluster secret itself is never
-// in that world-readable file, only the path to it ([LoadSecret]).
+// back to its defaults. That cannot go unnoticed where it matters: nodes
+// compare their timing values with their peers' ([Timeouts.CheckPeer]), so a
+// node whose O2GO timing reverted is refused rather than run with different
+// timing; the fence method reverts to O2CB's own default (reset). Still the
+// safest practice is to keep O2GO_* at their defaults or reapply them after
+// such a rewrite. The cluster secret itself is never in that world-readable
+// file, only the path to it ([LoadSecret]).
 //
 // # The sysconfig file
 //

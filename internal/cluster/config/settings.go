@@ -227,6 +227,10 @@ type Var struct {
 	Value string `json:"value"`
 }
 
+// String is the variable as a sysconfig line writes it, quoted for the
+// shell when it must be.
+func (v Var) String() string { return v.Name + "=" + shellQuote(v.Value) }
+
 // Vars lists the timeouts as sysconfig variables, in the file's order.
 func (t Timeouts) Vars() []Var {
 	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
