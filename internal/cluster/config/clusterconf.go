@@ -265,8 +265,9 @@ var stanzaKeys = map[string][]string{
 	"heartbeat": {"cluster", "region"},
 }
 
-// Parse reads a cluster.conf. file names the source in error messages.
-// Every problem is reported, each with its line.
+// Parse reads a cluster.conf. file names the source in error messages. A
+// syntax error ends the reading; past the syntax every problem is reported,
+// each with its line.
 func Parse(file string, data []byte) (*ClusterConf, error) {
 	stanzas, err := scan(file, data)
 	if err != nil {
