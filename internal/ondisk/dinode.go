@@ -578,10 +578,11 @@ func (d *Dinode) checkVariant(room int) error {
 }
 
 // SelfCheck verifies the dinode is a live inode of this volume read from
-// blkno: the signature, VALID_FL, i_blkno and i_fs_generation, as the
-// kernel checks every inode block it reads.
+// blkno, as the kernel checks every inode block it reads: signature
+// "INODE01", VALID_FL, i_blkno and i_fs_generation. (A superblock, whose
+// signature is "OCFSV2", is checked with ValidateSuperBlock instead.)
 func (d *Dinode) SelfCheck(blkno uint64, fsGeneration uint32) error {
-	if d.Signature != InodeSignature && d.Signature != SuperBlockSignature {
+	if d.Signature != InodeSignature {
 		return corrupt(structDinode, "i_signature", "is %q, want %q", cstring([]byte(d.Signature)), "INODE01")
 	}
 	if d.Flags&InodeValid == 0 {

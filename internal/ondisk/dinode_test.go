@@ -170,8 +170,8 @@ func TestDinodeRoundTrip(t *testing.T) {
 			if !bytes.Equal(b, b2) {
 				t.Fatalf("bs %d %s: re-encode differs", bs, name)
 			}
-			if err := got.SelfCheck(d.Blkno, 0xdeadbeef); err != nil {
-				t.Fatalf("bs %d %s: %v", bs, name, err)
+			if err := got.SelfCheck(d.Blkno, 0xdeadbeef); (err != nil) != (name == "super") {
+				t.Fatalf("bs %d %s: SelfCheck: %v", bs, name, err)
 			}
 		}
 	}
@@ -334,6 +334,7 @@ func TestDinodeSelfCheck(t *testing.T) {
 		{"i_blkno", func(d *Dinode) {}, 70166, 0xdeadbeef},
 		{"i_fs_generation", func(d *Dinode) {}, 70165, 1},
 		{"i_signature", func(d *Dinode) { d.Signature = "garbage!" }, 70165, 0xdeadbeef},
+		{"i_signature", func(d *Dinode) { d.Signature = SuperBlockSignature }, 70165, 0xdeadbeef},
 	} {
 		x := *d
 		c.mutate(&x)

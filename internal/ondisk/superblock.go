@@ -331,8 +331,8 @@ func (s *SuperBlock) encode(b []byte) error {
 // location, cluster bits 12..20, non-zero root and system directory, at most
 // MaxSlots slots. Every failure is a CorruptError naming the field. With
 // META_ECC the caller also verifies the block check (VerifyBlockCheck at
-// DinodeCheckOffset) before trusting the rest, as the kernel does; the
-// caller checks i_blkno against where it read the block with SelfCheck.
+// DinodeCheckOffset) before trusting the rest, as the kernel does, and
+// checks that i_blkno is the block it read (2, or the backup's location).
 func ValidateSuperBlock(d *Dinode, blockSize int) error {
 	if !isBlockSize(blockSize) {
 		return fmt.Errorf("superblock probe: block size %d is not a power of two from %d to %d", blockSize, MinBlockSize, MaxBlockSize)
