@@ -289,7 +289,8 @@ func DeleteDirEntry(area []byte, off int) error {
 
 // InitDirArea formats area as the first block (or inline data) of a new
 // directory: "." for self with rec_len 16 and ".." for parent taking the
-// rest, as ocfs2_fill_initial_dirents does.
+// rest, as ocfs2_fill_initial_dirents does. area must be a real directory
+// area: a multiple of 4 bytes, 32..65532 long.
 func InitDirArea(area []byte, self, parent uint64) {
 	dot := DirEntry{Inode: self, RecLen: uint16(RecLen(1)), FileType: FileTypeDir, Name: "."}
 	dot.Encode(area)
@@ -297,7 +298,7 @@ func InitDirArea(area []byte, self, parent uint64) {
 }
 
 // InitEmptyDirArea formats area as an extra, empty directory block: one
-// unused entry spanning the whole area.
+// unused entry spanning the whole area (a multiple of 4, 16..65532 bytes).
 func InitEmptyDirArea(area []byte) {
 	DirEntry{RecLen: uint16(len(area))}.Encode(area)
 }

@@ -270,6 +270,18 @@ func (h *XattrHeader) CheckSortedByHash(structName string) error {
 	return nil
 }
 
+// CheckNameHashes verifies every entry's xe_name_hash against its name, for
+// a volume whose s_uuid_hash is uuidHash.
+func (h *XattrHeader) CheckNameHashes(uuidHash uint32, cs CharSignedness, structName string) error {
+	for i := range h.Entries {
+		e := &h.Entries[i]
+		if want := XattrNameHash(uuidHash, e.Name, cs); e.NameHash != want {
+			return corrupt(structName, fmt.Sprintf("xh_entries[%d].xe_name_hash", i), "is 0x%08x, but name %q hashes to 0x%08x", e.NameHash, e.Name, want)
+		}
+	}
+	return nil
+}
+
 // Validate checks that the header can be encoded into an area of areaLen
 // bytes: the same rules DecodeXattrHeader applies, plus non-overlapping
 // names and values. Encode requires a header that passes it.

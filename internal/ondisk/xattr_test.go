@@ -112,6 +112,12 @@ func TestXattrHeaderRoundTrip(t *testing.T) {
 		if err != nil || len(acl) != 5 || acl[1].ID != 1000 {
 			t.Fatalf("acl %+v %v", acl, err)
 		}
+		if err := d.CheckNameHashes(0xce9bc0c7, SignedChar, "x"); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.CheckNameHashes(0xce9bc0c7, UnsignedChar, "x"); !errors.Is(err, ErrCorrupt) {
+			t.Fatal("a high-byte name hashed unsigned still matches")
+		}
 		name, stored, err := XattrEntryBytes(area, 0)
 		if err != nil || string(name) != "foo" || string(stored) != "bar" {
 			t.Fatalf("XattrEntryBytes: %q %q %v", name, stored, err)
