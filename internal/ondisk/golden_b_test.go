@@ -113,12 +113,10 @@ func (v *gbVolume) dirBlocks(d *ondisk.Dinode) []uint64 {
 
 // gbDirent is one entry line of debugfs "ls" or "dirblocks".
 type gbDirent struct {
-	Inode            uint64
-	RecLen, NameLen  int
-	FileType         int
-	Name             string
-	FromTrailerWalk  bool
-	BlockOfTheDirent uint64
+	Inode           uint64
+	RecLen, NameLen int
+	FileType        int
+	Name            string
 }
 
 func (e gbDirent) String() string {
@@ -273,7 +271,7 @@ func gbParseDXDump(t *testing.T, img, path string) gbDXDump {
 
 var gbReCRCAny = regexp.MustCompile(`CRC32: ([0-9a-f]{8})   ECC: ([0-9a-f]{4})`)
 
-// checkDirArea compares our walk of one area with debugfs's entries.
+// gbCheckArea compares our walk of one area with debugfs's entries.
 // usedOnly: debugfs "ls" lists used entries only; "dirblocks" lists all.
 func gbCheckArea(t *testing.T, what string, area []byte, want []gbDirent, usedOnly bool) []ondisk.DirEntry {
 	t.Helper()
@@ -320,7 +318,11 @@ func gbCheckInlineDir(t *testing.T, v *gbVolume, path string) {
 // gbCheckBlockDir checks a block directory against debugfs "dirblocks":
 // entries, trailer fields, and (META_ECC) the trailer's block check. It
 // returns the used entries with the block that holds each.
-func gbCheckBlockDir(t *testing.T, v *gbVolume, path string, metaECC bool) (*ondisk.Dinode, map[string]uint64) {
+//
+// freeExact: the trailers' db_free_rec_len must equal LargestFreeSpace.
+// That holds once fsck.ocfs2 has rebuilt an index (it recomputes them);
+// mkfs.ocfs2 leaves the value it had before adding lost+found.
+func gbCheckBlockDir(t *testing.T, v *gbVolume, path string, metaECC, freeExact bool) (*ondisk.Dinode, map[string]uint64) {
 	t.Helper()
 	ino := v.inodeOf(path)
 	d := v.inode(ino)
@@ -379,6 +381,12 @@ func gbCheckBlockDir(t *testing.T, v *gbVolume, path string, metaECC bool) (*ond
 			}
 		}
 		area := ondisk.DirEntryArea(b, has)
+		if has && freeExact {
+			free, err := ondisk.LargestFreeSpace(area)
+			if err != nil || free != want.LargestHole {
+				t.Fatalf("%s block %d: largest free space %d (%v), trailer says %d", path, blk, free, err, want.LargestHole)
+			}
+		}
 		for _, e := range gbCheckArea(t, fmt.Sprintf("%s block %d", path, blk), area, want.Entries, false) {
 			if e.Used() {
 				names[e.Name] = blk
@@ -522,7 +530,7 @@ func TestGoldenInlineDirs(t *testing.T) {
 			if c.bs == 4096 {
 				paths = append(paths, "//")
 			} else {
-				gbCheckBlockDir(t, v, "//", false) // too big to be inline at 512
+				gbCheckBlockDir(t, v, "//", false, false) // too big to be inline at 512
 			}
 			for _, p := range paths {
 				gbCheckInlineDir(t, v, p)
@@ -542,9 +550,9 @@ func TestGoldenBlockDirsMetaECC(t *testing.T) {
 	if v.sb.Features.Incompat&ondisk.IncompatMetaECC == 0 || v.sb.Features.Incompat&ondisk.IncompatIndexedDirs == 0 {
 		t.Fatalf("features %v", v.sb.Features)
 	}
-	gbCheckBlockDir(t, v, "//", true) // unindexed (mkfs leaves it so), trailers anyway
+	gbCheckBlockDir(t, v, "//", true, false) // unindexed (mkfs leaves it so), trailers anyway
 	for _, p := range []string{"/", "/lost+found", "//orphan_dir:0000", "//orphan_dir:0001", "//orphan_dir:0002", "//orphan_dir:0003"} {
-		d, names := gbCheckBlockDir(t, v, p, true)
+		d, names := gbCheckBlockDir(t, v, p, true, false)
 		gbCheckDXRoot(t, v, p, d, names, true)
 	}
 }
@@ -586,7 +594,7 @@ func TestGoldenDXHashRebuild(t *testing.T) {
 	}
 
 	root = v.inode(rootIno)
-	d, names := gbCheckBlockDir(t, v, "/", false)
+	d, names := gbCheckBlockDir(t, v, "/", false, true)
 	for _, n := range highNames {
 		if _, ok := names[n]; !ok {
 			t.Fatalf("%q lost", n)
@@ -600,7 +608,7 @@ func TestGoldenDXHashRebuild(t *testing.T) {
 			t.Fatalf("%q: the unsigned-char hash matches too; the test proves nothing", n)
 		}
 	}
-	sd, snames := gbCheckBlockDir(t, v, "//", false)
+	sd, snames := gbCheckBlockDir(t, v, "//", false, true)
 	if sdx := gbCheckDXRoot(t, v, "//", sd, snames, false); sdx.Inline() {
 		t.Fatalf("system dir index is inline with %d entries; want dx leaves", sdx.NumEntries)
 	}
