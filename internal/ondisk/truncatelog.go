@@ -26,6 +26,8 @@ type TruncateRec struct {
 //	0x08 TruncateRec tl_recs[tl_count]
 //
 // A clean volume has tl_used == 0; recovery of a dead slot flushes its log.
+// The kernel leaves flushed records in the slots behind tl_used; they mean
+// nothing, and Encode zeroes them like any unused slot.
 type TruncateLog struct {
 	Count uint16
 	Recs  []TruncateRec // len(Recs) == tl_used
