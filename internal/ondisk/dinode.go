@@ -283,6 +283,8 @@ const (
 	FileTypeSymlink uint8 = 7
 )
 
+// Mode predicates: the file type of i_mode.
+
 func (d *Dinode) IsDir() bool  { return d.Mode&ModeTypeMask == ModeDir }
 func (d *Dinode) IsReg() bool  { return d.Mode&ModeTypeMask == ModeReg }
 func (d *Dinode) IsLnk() bool  { return d.Mode&ModeTypeMask == ModeLnk }
