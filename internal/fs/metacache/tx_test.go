@@ -52,3 +52,31 @@ func TestPinnedBuffersSurviveEviction(t *testing.T) {
 	}
 	c.Unpin(b)
 }
+
+func TestUndoTxRestoresEverything(t *testing.T) {
+	dev := blockdev.NewMemory("m", 16*512, 512)
+	dev.WriteAt(bytes.Repeat([]byte{9}, 512), 2*512)
+	c := New(dev, 512, Options{})
+	u := NewUndoTx(c, &recordingTx{c: c})
+	b, _ := c.Get(2)
+	u.Access(b)
+	b.Data[0] = 1
+	u.Dirty(b, -1)
+	nb, _ := u.New(5)
+	nb.Data[0] = 7
+	u.Rollback()
+	if b.Data[0] != 9 {
+		t.Fatal("accessed buffer not restored")
+	}
+	if got, _ := c.Get(5); got.Data[0] != 0 {
+		t.Fatal("new buffer not forgotten")
+	}
+}
+
+// recordingTx is a Tx that writes nothing (like a journal handle before commit).
+type recordingTx struct{ c *Cache }
+
+func (recordingTx) Access(*Buffer) error                { return nil }
+func (r recordingTx) New(blkno uint64) (*Buffer, error) { return r.c.NewBuffer(blkno) }
+func (recordingTx) Dirty(*Buffer, int)                  {}
+func (recordingTx) Revoke(uint64)                       {}
