@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"o2go/internal/ondisk"
+	"o2go/internal/testutil"
+	"o2go/internal/testutil/kernelvm"
 	"o2go/internal/testutil/realtools"
 )
 
@@ -863,5 +865,218 @@ func TestGoldenLockNames(t *testing.T) {
 	out, _, err = realtools.DebugfsRaw("-e", "N", strconv.FormatUint(dn.Blkno, 10), strconv.FormatUint(dn.Parent, 10))
 	if err != nil || strings.TrimSpace(out) != dn.String() {
 		t.Errorf("debugfs -e N: %q %v, want %q", out, err, dn.String())
+	}
+}
+
+// TestGoldenKernelVolume checks part A against what the Linux 6.1 OCFS2
+// driver writes. In one VM it starts an o2cb node (node 7) through
+// configfs, heartbeats on the volume, mounts it clustered and makes inodes
+// of every type (fast and slow symlinks, device numbers, inline data with
+// inline xattrs, hard links), fragments free space until the kernel has to
+// build a discontiguous inode group, and lists the cluster locks it holds.
+// The host then decodes everything: heartbeat sector, slot map, every
+// allocator group and allocated inode, and the lock names.
+func TestGoldenKernelVolume(t *testing.T) {
+	testutil.Long(t)
+	realtools.Require(t)
+	kernelvm.Require(t)
+	img := realtools.MkfsImage(t, 40<<20, "-b", "4096", "-C", "4096", "-N", "1", "-J", "size=4M",
+		"--cluster-stack=o2cb", "--cluster-name=gold")
+	v := openImage(t, img, 4096)
+	super, err := ondisk.DecodeDinode(v.block(ondisk.SuperBlockBlkno))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := super.Super
+	sys := checkSystemFiles(t, v, super, sb)
+	hb := sys.get(t, ondisk.SysHeartbeat, 0).d.Extents.Recs[0].Blkno
+	const node = 7
+	script := `
+set -e
+ifconfig lo 127.0.0.1 up
+grep -q configfs /proc/mounts || mount -t configfs none /sys/kernel/config
+C=/sys/kernel/config/cluster/gold
+mkdir $C $C/node/n7
+echo 127.0.0.1 > $C/node/n7/ipv4_address
+echo 7777 > $C/node/n7/ipv4_port
+echo 7 > $C/node/n7/num
+echo 1 > $C/node/n7/local
+R=$C/heartbeat/$UUID
+mkdir $R
+echo 512 > $R/block_bytes
+echo $START > $R/start_block
+echo 255 > $R/blocks
+exec 3<>/dev/vda
+echo 3 > $R/dev
+grep -q " /sys/kernel/debug " /proc/mounts || mount -t debugfs none /sys/kernel/debug
+mount -t ocfs2 -o heartbeat=local /dev/vda /mnt
+cd /mnt
+echo hi > small
+setfattr -n user.k -v v small
+ln small hardlink
+ln -s small sl
+ln -s $(printf 'x%.0s' $(seq 1 300))/long/target longsl
+ln -s $(printf 'y%.0s' $(seq 1 4000)) slowsl
+mknod cdev c 1 3
+mknod bdev b 259 74565
+mkfifo fifo
+mkdir d
+setfattr -n user.k2 -v vvvvvvvvvvvvvvvvvvvvvvvv d
+head -c 5000 /dev/zero > bigger
+cat small slowsl bigger >/dev/null 2>&1 || true
+# Fill the volume with one-cluster files, free runs of 8 clusters between
+# kept ones, then ask for more inodes than there are free bits: the new
+# inode group cannot be contiguous.
+X=$(head -c 4000 /dev/zero | tr '\0' 'a')
+i=0
+while echo "$X" > f$i 2>/dev/null; do i=$((i+1)); done
+j=0
+while [ $j -lt $i ]; do
+	[ $((j % 9)) -eq 0 ] || rm -f f$j
+	j=$((j+1))
+done
+k=0
+while echo -n > e$k 2>/dev/null; do k=$((k+1)); done
+cut -f2 /sys/kernel/debug/ocfs2/*/locking_state
+cd /
+umount /mnt
+`
+	res := kernelvm.RunT(t, kernelvm.Options{Image: img, NoMount: true, Env: map[string]string{
+		"UUID": sb.UUIDString(), "START": strconv.FormatUint(hb*uint64(v.bs)/512, 10),
+	}}, script)
+
+	// The heartbeat sector the kernel wrote for node 7.
+	sector := v.read(int64(hb)*int64(v.bs)+node*512, 512)
+	if err := ondisk.VerifyHeartbeat(sector); err != nil {
+		t.Errorf("kernel heartbeat sector: %v", err)
+	}
+	h, err := ondisk.DecodeHeartbeatBlock(sector)
+	if err != nil || h.Node != node || h.Seq == 0 || h.DeadMs != 31*2000 {
+		t.Errorf("kernel heartbeat sector: %+v %v", h, err)
+	}
+	re := make([]byte, 512)
+	if err := h.Encode(re); err != nil || !bytes.Equal(re, sector) {
+		t.Errorf("re-encoded heartbeat sector differs from the kernel's")
+	}
+
+	// Every system file, allocator group and allocated inode.
+	super, err = ondisk.DecodeDinode(v.block(ondisk.SuperBlockBlkno))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys = checkSystemFiles(t, v, super, sb)
+	checkAllocators(t, v, super, sb, sys)
+	discontig := 0
+	for _, rec := range sys.get(t, ondisk.SysInodeAlloc, 0).d.Chain.Recs {
+		for blk := rec.Blkno; blk != 0; {
+			g, err := ondisk.DecodeGroupDesc(v.block(blk))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.Discontig() {
+				discontig++
+			}
+			blk = g.NextGroup
+		}
+	}
+	if discontig == 0 {
+		t.Error("the kernel made no discontiguous inode group: the scenario did not exercise bg_list")
+	}
+
+	// The kernel took slot 0 for node 7 and, unmounting, cleared only
+	// es_valid.
+	sm := sys.get(t, ondisk.SysSlotMap, 0).d
+	m, err := ondisk.DecodeSlotMap(v.read(int64(sm.Extents.Recs[0].Blkno)*int64(v.bs), int(sm.Size)), true, int(sb.MaxSlots))
+	if err != nil || m.Slots[0] != (ondisk.Slot{Valid: false, Node: node}) {
+		t.Errorf("slot map after the kernel's umount: %+v %v", m, err)
+	}
+
+	// The named inodes, against what the script made.
+	ls := realtools.Debugfs(t, img, "ls -l /")
+	inodeOf := func(name string) *ondisk.Dinode {
+		t.Helper()
+		m := regexp.MustCompile(`(?m)^\t(\d+)\s.*\s` + regexp.QuoteMeta(name) + `$`).FindStringSubmatch(ls)
+		if m == nil {
+			t.Fatalf("no %s in /", name)
+		}
+		blk, _ := strconv.ParseUint(m[1], 10, 64)
+		return decodeInode(t, v, blk, sb, super.FSGeneration, name)
+	}
+	small := inodeOf("small")
+	if small.Inline == nil || string(small.Inline.Data[:small.Size]) != "hi\n" || small.Links != 2 ||
+		small.DynFeatures&ondisk.DynInlineXattr == 0 || len(small.Inline.Data) != ondisk.InlineDataBytes(v.bs, int(small.XattrInlineSize)) {
+		t.Errorf("small: %+v", small)
+	}
+	if d := inodeOf("sl"); d.ID2Kind() != ondisk.ID2FastSymlink || string(d.FastSymlink) != "small" {
+		t.Errorf("sl: %v %q", d.ID2Kind(), d.FastSymlink)
+	}
+	if d := inodeOf("longsl"); string(d.FastSymlink) != strings.Repeat("x", 300)+"/long/target" {
+		t.Errorf("longsl: %q", d.FastSymlink)
+	}
+	if d := inodeOf("slowsl"); d.ID2Kind() != ondisk.ID2Extents || d.Size != 4000 || d.Clusters == 0 {
+		t.Errorf("slowsl: %v size %d clusters %d", d.ID2Kind(), d.Size, d.Clusters)
+	}
+	for name, want := range map[string][3]uint32{"cdev": {uint32(ondisk.FileTypeChr), 1, 3}, "bdev": {uint32(ondisk.FileTypeBlk), 259, 74565}} {
+		d := inodeOf(name)
+		if ma, mi := d.Rdev(); ma != want[1] || mi != want[2] || uint32(d.FileType()) != want[0] {
+			t.Errorf("%s: type %d rdev %d:%d", name, d.FileType(), ma, mi)
+		}
+	}
+	if d := inodeOf("fifo"); !d.IsFifo() {
+		t.Errorf("fifo: mode 0%o", d.Mode)
+	}
+	if d := inodeOf("d"); !d.IsDir() || d.DynFeatures&ondisk.DynHasXattr == 0 || d.XattrLoc == 0 {
+		t.Errorf("d: mode 0%o dyn 0x%x xattr %d", d.Mode, d.DynFeatures, d.XattrLoc)
+	}
+	if d := inodeOf("bigger"); d.Extents == nil || d.Size != 5000 || len(d.Extents.Recs) == 0 {
+		t.Errorf("bigger: %+v", d.Extents)
+	}
+
+	// The kernel's lock names: standard ones parse and re-encode to
+	// themselves; dentry locks are listed in their printable form. Inode
+	// locks use the generations dlmglue gives them: META the inode's
+	// i_generation when it has SYSTEM_FL (mkfs sets it on the root and
+	// system directories too) and 0 otherwise, RW and FLOCK i_generation,
+	// OPEN 0.
+	var names, dentries int
+	for _, name := range strings.Fields(string(res.Stdout)) {
+		if name[0] == byte(ondisk.LockDentry) {
+			dentries++
+			n := ondisk.LockName{Type: ondisk.LockDentry}
+			p, err1 := strconv.ParseUint(name[1:17], 16, 64)
+			ino, err2 := strconv.ParseUint(name[17:], 16, 32)
+			n.Parent, n.Blkno = p, ino
+			if err1 != nil || err2 != nil || len(name) != 25 || n.String() != name {
+				t.Errorf("kernel dentry lock %q does not match our printable form %q", name, n.String())
+			}
+			continue
+		}
+		n, err := ondisk.ParseLockName(name)
+		if err != nil {
+			t.Errorf("kernel lock name %q: %v", name, err)
+			continue
+		}
+		names++
+		if enc, _ := n.Encode(); enc != name {
+			t.Errorf("%q re-encodes as %q", name, enc)
+		}
+		switch n.Type {
+		case ondisk.LockMeta, ondisk.LockRW, ondisk.LockOpen, ondisk.LockFlock:
+			d, err := ondisk.DecodeDinode(v.block(n.Blkno))
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+				continue
+			}
+			want := d.Generation
+			if n.Type == ondisk.LockOpen || n.Type == ondisk.LockMeta && d.Flags&ondisk.InodeSystem == 0 {
+				want = 0
+			}
+			if n.Generation != want {
+				t.Errorf("%s: generation 0x%x, want 0x%x (inode flags 0x%x, i_generation 0x%x)", name, n.Generation, want, d.Flags, d.Generation)
+			}
+		}
+	}
+	if names < 10 || dentries < 2 {
+		t.Errorf("only %d lock names and %d dentry locks in the kernel's locking_state:\n%s", names, dentries, res.Stdout)
 	}
 }
