@@ -103,7 +103,7 @@ type RunError struct {
 	Detail    string // what failed, with the guest's error message
 	Hint      string // what to do about it, when known
 	DmesgTail string // the kernel log from the mount on (or its end)
-	Console   string // serial console tail, when the guest never finished
+	Console   string // serial console tail (shown when there is no kernel log)
 	Qemu      string // qemu's stderr, when it said something
 	Cause     error  // the context's error, for a cancelled run
 }
@@ -340,7 +340,7 @@ func interpret(img *vmImage, rc runConf, out *bootOutput) (*Result, error) {
 		}
 	}
 	fail := func(kind error, detail, hint string) (*Result, error) {
-		return res, &RunError{Kind: kind, Detail: detail, Hint: hint, DmesgTail: dmesgTail(out.dmesg)}
+		return res, &RunError{Kind: kind, Detail: detail, Hint: hint, DmesgTail: dmesgTail(out.dmesg), Console: tail(out.console, tailLines)}
 	}
 	if st["DONE"] != "1" {
 		e := &RunError{Kind: ErrVM, DmesgTail: dmesgTail(out.dmesg), Console: tail(out.console, tailLines), Qemu: strings.TrimSpace(out.qemuStderr)}
