@@ -24,6 +24,16 @@ type MetaAllocator interface {
 	FreeMetaBlock(tx metacache.Tx, b MetaBlock) error
 }
 
+// ClusterAllocator hands out and takes back data clusters: the slot's
+// local alloc window falling back to the global bitmap in the write engine
+// (fs/alloc), fakes in tests. owner is the inode the clusters are for, so
+// the allocator can keep a reservation window per file (resv_level); goal
+// is the cluster the caller would like to continue from (0: no preference).
+type ClusterAllocator interface {
+	ClaimClusters(tx metacache.Tx, owner uint64, goal, min, max uint32) (start, n uint32, err error)
+	FreeClusters(tx metacache.Tx, start, n uint32) error
+}
+
 // Tree edits one extent tree. Root is the owner's root list, changed in
 // place; after any edit the owner must be written by the caller (its
 // block is not this package's), with LastEB as its *_last_eb_blk.
