@@ -1,0 +1,319 @@
+package journal
+
+import (
+	"fmt"
+	"sort"
+
+	"o2go/internal/base"
+	"o2go/internal/blockdev"
+	"o2go/internal/ondisk"
+)
+
+// ioAlign aligns the buffers handed to the device, so that O_DIRECT
+// writes need no bounce copy.
+const ioAlign = 4096
+
+// closeLocked closes the running transaction: it copies every dirtied
+// buffer into the transaction's log image (revoke blocks, then each
+// descriptor followed by the copies it describes), queues it for writing
+// and opens the next transaction. No handle may be changing buffers: the
+// caller holds mu with no handle open (or, from Begin, the metadata lock
+// exclusively). Under mu.
+func (j *Journal) closeLocked() error {
+	r := j.running
+	bs := j.bs
+	blocks := make([]*txBuf, 0, r.dirty)
+	seen := make(map[uint64]bool, r.dirty)
+	for _, blk := range r.order {
+		tb := r.bufs[blk]
+		if tb == nil || !tb.dirty || seen[blk] {
+			continue
+		}
+		seen[blk] = true
+		blocks = append(blocks, tb)
+	}
+	revokes := make([]uint64, 0, len(r.revokes))
+	for _, blk := range r.revokeOrder {
+		if _, ok := r.revokes[blk]; ok && !seen[blk] {
+			seen[blk] = true
+			revokes = append(revokes, blk)
+		}
+	}
+	nd, nr := len(blocks), len(revokes)
+	nrb := (nr + j.revCap - 1) / j.revCap
+	ndesc := (nd + j.descCap - 1) / j.descCap
+	r.nlog = nrb + ndesc + nd + 1
+	r.nrev = nr
+	r.image = blockdev.AlignedBuffer((r.nlog-1)*bs, ioAlign)
+	r.logged = make([]loggedBlock, 0, nd)
+	p := 0
+	for i := 0; i < nr; i += j.revCap {
+		rb := ondisk.RevokeBlock{Sequence: r.seq, Blocks: revokes[i:min(i+j.revCap, nr)]}
+		if err := rb.Encode(r.image[p*bs:(p+1)*bs], j.is64); err != nil {
+			return fmt.Errorf("transaction %d: %w", r.seq, err)
+		}
+		p++
+	}
+	for i := 0; i < nd; i += j.descCap {
+		chunk := blocks[i:min(i+j.descCap, nd)]
+		d := ondisk.DescriptorBlock{Sequence: r.seq, Tags: make([]ondisk.JournalBlockTag, len(chunk))}
+		dp := p
+		p++
+		for k, tb := range chunk {
+			dst := r.image[p*bs : (p+1)*bs]
+			copy(dst, tb.b.Data)
+			data := dst
+			var flags uint16
+			if ondisk.EscapeJournalData(dst) {
+				flags = ondisk.JBD2FlagEscape
+				data = append([]byte(nil), tb.b.Data...)
+			}
+			d.Tags[k] = ondisk.JournalBlockTag{Blocknr: tb.b.Blkno, Flags: flags, UUID: j.jf.sb.UUID}
+			r.logged = append(r.logged, loggedBlock{blkno: tb.b.Blkno, data: data})
+			p++
+		}
+		d.SetStandardTagFlags()
+		if err := d.Encode(r.image[dp*bs:(dp+1)*bs], j.is64); err != nil {
+			return fmt.Errorf("transaction %d: %w", r.seq, err)
+		}
+	}
+	base.Assert(p == r.nlog-1, "journal: transaction %d laid out %d blocks, want %d", r.seq, p, r.nlog-1)
+	// Buffers only accessed leave with their pins; logged ones keep theirs
+	// until they are home.
+	for blk, tb := range r.bufs {
+		if !tb.dirty {
+			j.unpin(blk)
+		}
+	}
+	for _, lb := range r.logged {
+		j.inClosed[lb.blkno]++
+	}
+	r.bufs, r.order, r.revokes, r.revokeOrder = nil, nil, nil, nil
+	j.closed = append(j.closed, r)
+	j.running = newTransaction(r.seq + 1)
+	return nil
+}
+
+// free is the number of log blocks a new transaction may use: one block
+// always stays unused so that a scan of a full log stops before reaching
+// its own tail again (fsck.ocfs2 refuses a log that visits a block twice).
+// Under mu or ioMu.
+func (j *Journal) free() int { return j.capacity - 1 - j.used }
+
+func (j *Journal) wrap(p uint32) uint32 {
+	if p >= j.maxlen {
+		p -= j.maxlen - j.first
+	}
+	return p
+}
+
+// writeClosedLocked writes every closed transaction, in order. An error
+// aborts the journal. Under ioMu.
+func (j *Journal) writeClosedLocked() error {
+	for {
+		j.mu.Lock()
+		if j.err != nil {
+			err := j.err
+			j.mu.Unlock()
+			return err
+		}
+		if len(j.closed) == 0 {
+			j.mu.Unlock()
+			return nil
+		}
+		tx := j.closed[0]
+		j.mu.Unlock()
+		if err := j.writeTx(tx); err != nil {
+			return j.fail(err)
+		}
+		j.mu.Lock()
+		j.closed = j.closed[1:]
+		j.commitLocked(tx)
+		j.mu.Unlock()
+	}
+}
+
+// writeTx writes one transaction at the head of the log: the superblock
+// first if the log was empty (s_start 0), the log image in as few writes
+// as the journal's extents and the wrap allow, a sync (which also makes
+// the file data the transaction's handles wrote durable: ordered data),
+// then the commit block and a second sync. Under ioMu.
+func (j *Journal) writeTx(tx *transaction) error {
+	if tx.nlog > j.capacity-1 {
+		return fmt.Errorf("transaction %d needs %d log blocks, the log has %d", tx.seq, tx.nlog, j.capacity-1)
+	}
+	if j.free() < tx.nlog {
+		if err := j.checkpointLocked(); err != nil {
+			return err
+		}
+		if j.free() < tx.nlog {
+			return fmt.Errorf("transaction %d needs %d log blocks, only %d free after a checkpoint", tx.seq, tx.nlog, j.free())
+		}
+	}
+	sb := j.jf.sb
+	start := j.head
+	needRevoke := tx.nrev > 0 && sb.FeatureIncompat&ondisk.JBD2FeatureIncompatRevoke == 0
+	if sb.Start == 0 || needRevoke {
+		if needRevoke {
+			j.jf.setIncompat(ondisk.JBD2FeatureIncompatRevoke)
+		}
+		s, seq := sb.Start, sb.SSequence
+		if s == 0 {
+			s, seq = start, tx.seq
+		}
+		if err := j.jf.setSB(s, seq); err != nil {
+			return err
+		}
+	}
+	pos := start
+	img := tx.image
+	for len(img) > 0 {
+		k := min(len(img)/j.bs, int(j.maxlen-pos))
+		if err := j.jf.write(uint64(pos), img[:k*j.bs]); err != nil {
+			return err
+		}
+		img = img[k*j.bs:]
+		pos = j.wrap(pos + uint32(k))
+	}
+	dev := j.c.Device()
+	if err := dev.Sync(); err != nil {
+		return fmt.Errorf("transaction %d: syncing the log: %w", tx.seq, err)
+	}
+	now := j.now()
+	cb := ondisk.CommitBlock{Sequence: tx.seq, CommitSec: uint64(now.Unix()), CommitNsec: uint32(now.Nanosecond())}
+	blk := blockdev.AlignedBuffer(j.bs, ioAlign)
+	cb.Encode(blk)
+	if err := j.jf.write(uint64(pos), blk); err != nil {
+		return err
+	}
+	if err := dev.Sync(); err != nil {
+		return fmt.Errorf("transaction %d: syncing the commit block: %w", tx.seq, err)
+	}
+	j.mu.Lock()
+	tx.start = start
+	j.head = j.wrap(pos + 1)
+	j.used += tx.nlog
+	j.mu.Unlock()
+	return nil
+}
+
+// commitLocked files a written transaction's copies as the newest
+// committed copies of their blocks (what a checkpoint writes home). Under
+// mu.
+func (j *Journal) commitLocked(tx *transaction) {
+	for _, lb := range tx.logged {
+		if j.inClosed[lb.blkno]--; j.inClosed[lb.blkno] <= 0 {
+			delete(j.inClosed, lb.blkno)
+		}
+		if old := j.cp[lb.blkno]; old != nil {
+			old.owner.owned--
+			j.unpin(lb.blkno) // the older copy's reference; the new one keeps the transaction's
+		}
+		j.cp[lb.blkno] = &cpEntry{blkno: lb.blkno, data: lb.data, owner: tx}
+		tx.owned++
+	}
+	j.inLog = append(j.inLog, tx)
+	j.committed = tx.seq
+	j.stats.Committed++
+	j.stats.BlocksLogged += uint64(len(tx.logged))
+	j.stats.LogWrites += uint64(tx.nlog)
+	j.stats.Revoked += uint64(tx.nrev)
+	tx.image, tx.logged = nil, nil
+	j.cond.Broadcast()
+}
+
+// dropEntryLocked forgets a checkpoint entry whose copy is home (or no
+// longer wanted). Under mu.
+func (j *Journal) dropEntryLocked(e *cpEntry) {
+	delete(j.cp, e.blkno)
+	e.owner.owned--
+	j.unpin(e.blkno)
+}
+
+// maxHomeRun bounds one checkpoint write (blocks).
+const maxHomeRun = 256
+
+// checkpointLocked writes every committed copy home (sorted, neighbours
+// coalesced into one write), syncs, then moves the log tail past every
+// transaction with nothing left to write and records it in the journal
+// superblock, synced before the space is reused. Under ioMu.
+func (j *Journal) checkpointLocked() error {
+	j.mu.Lock()
+	entries := make([]*cpEntry, 0, len(j.cp))
+	for _, e := range j.cp {
+		entries = append(entries, e)
+	}
+	j.mu.Unlock()
+	sort.Slice(entries, func(a, b int) bool { return entries[a].blkno < entries[b].blkno })
+	bs := j.bs
+	for i := 0; i < len(entries); {
+		k := i + 1
+		for k < len(entries) && k-i < maxHomeRun && entries[k].blkno == entries[k-1].blkno+1 {
+			k++
+		}
+		var buf []byte
+		if k-i == 1 {
+			buf = entries[i].data
+		} else {
+			buf = blockdev.AlignedBuffer((k-i)*bs, ioAlign)
+			for n, e := range entries[i:k] {
+				copy(buf[n*bs:], e.data)
+			}
+		}
+		if err := j.c.WriteBlock(entries[i].blkno, buf); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		i = k
+	}
+	dev := j.c.Device()
+	if len(entries) > 0 {
+		if err := dev.Sync(); err != nil {
+			return fmt.Errorf("checkpoint: syncing home blocks: %w", err)
+		}
+	}
+	j.mu.Lock()
+	for _, e := range entries {
+		if j.cp[e.blkno] == e {
+			j.dropEntryLocked(e)
+			j.stats.CheckpointedBlocks++
+		}
+	}
+	k, released := 0, 0
+	for k < len(j.inLog) && j.inLog[k].owned == 0 {
+		released += j.inLog[k].nlog
+		k++
+	}
+	var tail, tailSeq uint32
+	if k < len(j.inLog) {
+		tail, tailSeq = j.inLog[k].start, j.inLog[k].seq
+	} else {
+		tail, tailSeq = j.head, j.running.seq
+		if len(j.closed) > 0 {
+			tailSeq = j.closed[0].seq
+		}
+	}
+	j.mu.Unlock()
+	sb := j.jf.sb
+	if sb.Start != 0 && (tail != sb.Start || tailSeq != sb.SSequence) {
+		// Copies written home by Revoke since the last sync must be
+		// durable before the log forgets them.
+		if len(entries) == 0 {
+			if err := dev.Sync(); err != nil {
+				return fmt.Errorf("checkpoint: syncing home blocks: %w", err)
+			}
+		}
+		if err := j.jf.setSB(tail, tailSeq); err != nil {
+			return err
+		}
+		if err := dev.Sync(); err != nil {
+			return fmt.Errorf("checkpoint: syncing the journal superblock: %w", err)
+		}
+	}
+	j.mu.Lock()
+	j.inLog = j.inLog[k:]
+	j.used -= released
+	base.Assert(j.used >= 0 && (len(j.inLog) > 0 || j.used == 0), "journal: log use %d with %d transactions in the log", j.used, len(j.inLog))
+	j.stats.Checkpoints++
+	j.mu.Unlock()
+	return nil
+}
