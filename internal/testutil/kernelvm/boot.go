@@ -199,14 +199,8 @@ func guestConf(img *vmImage, rc runConf) []byte {
 	fmt.Fprintf(&b, "MOUNT_OPTS=%s\n", shellQuote(rc.mountOpts))
 	fmt.Fprintf(&b, "SCRIPT_EXEC=%s\n", flag(strings.HasPrefix(rc.script, "#!")))
 	fmt.Fprintf(&b, "SCRIPT_TIMEOUT=%d\n", int((rc.scriptTimeout+time.Second-1)/time.Second))
-	fmt.Fprintf(&b, "HUNG_TASK_SECS=%d\n", hungTaskSecs)
 	return []byte(b.String())
 }
-
-// hungTaskSecs: a task blocked this long gets its stack in the kernel log
-// (and so into KernelErrors); Debian's default of 120 s is longer than
-// most test timeouts.
-const hungTaskSecs = 60
 
 // guestEnv is /kernelvm/env, sourced by the script's shell: one export per
 // variable, in name order.

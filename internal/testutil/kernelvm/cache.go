@@ -187,17 +187,9 @@ func bootKernel(dir string, in *hostInputs) (kernel string, pvh bool, note strin
 		touch(p)
 		return p, true, "", nil
 	}
-	if why, err := os.ReadFile(p + ".failed"); err == nil {
-		touch(p + ".failed")
-		return in.vmlinuz, false, string(why), nil
-	}
 	elf, err := extractVmlinux(bz, in.busybox)
-	if err != nil {
-		why := "no PVH kernel: " + err.Error()
-		if werr := writeAtomic(p+".failed", []byte(why)); werr != nil {
-			return "", false, "", werr
-		}
-		return in.vmlinuz, false, why, nil
+	if err != nil { // not cached: a missing decompressor may be installed later
+		return in.vmlinuz, false, "no PVH kernel: " + err.Error(), nil
 	}
 	if err := writeAtomic(p, elf); err != nil {
 		return "", false, "", err

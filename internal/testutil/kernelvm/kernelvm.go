@@ -69,6 +69,7 @@ type Result struct {
 	// like trouble (see kernelErrorRE).
 	KernelErrors []string
 	Kernel       string // kernel release, e.g. "6.1.0-56-amd64"
+	Boot         string // "pvh", or "bzImage" and why
 	Accel        string // "tcg" or "kvm"
 	Timings      Timings
 }
@@ -155,6 +156,9 @@ func Run(ctx context.Context, opts Options, script string) (*Result, error) {
 	rc, err := opts.conf(script)
 	if err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, &RunError{Kind: ErrTimeout, Detail: "the context ended before the VM started", Cause: err}
 	}
 	img, err := prepare()
 	if err != nil {
@@ -330,7 +334,7 @@ func interpret(img *vmImage, rc runConf, out *bootOutput) (*Result, error) {
 		ScriptTimedOut: st["SCRIPT_TIMEOUT"] == "1",
 		MountOpts:      rc.mountOpts, MountInfo: st["MOUNT_INFO"],
 		Dmesg: out.dmesg, KernelErrors: kernelErrors(out.dmesg),
-		Kernel: img.in.kver, Accel: img.accel,
+		Kernel: img.in.kver, Boot: bootText(img), Accel: img.accel,
 		Timings: Timings{Wall: out.wall, Init: secs(st["T_INIT"]), Setup: secs(st["T_SETUP"]),
 			Mounted: secs(st["T_MOUNTED"]), Script: secs(st["T_SCRIPT"]), Umount: secs(st["T_UMOUNTED"]), End: secs(st["T_END"])},
 	}
@@ -377,6 +381,13 @@ func interpret(img *vmImage, rc runConf, out *bootOutput) (*Result, error) {
 		return fail(ErrUmount, st["UMOUNT_ERR"], "a process of the script may still use the mount, or the kernel log shows why")
 	}
 	return res, nil
+}
+
+func bootText(img *vmImage) string {
+	if img.pvh {
+		return "pvh"
+	}
+	return "bzImage (" + img.bootNote + ")"
 }
 
 // guestStage says how far the guest got, from its status lines.
@@ -475,8 +486,8 @@ func RunT(t testing.TB, opts Options, script string) *Result {
 		}
 		t.Fatal(err)
 	}
-	t.Logf("kernelvm: %s (%s), wall %v, guest: init %v, mounted %v, script done %v, end %v",
-		res.Kernel, res.Accel, res.Timings.Wall.Round(time.Millisecond), res.Timings.Init, res.Timings.Mounted, res.Timings.Script, res.Timings.End)
+	t.Logf("kernelvm: %s (%s, %s), wall %v, guest: init %v, mounted %v, script done %v, end %v",
+		res.Kernel, res.Boot, res.Accel, res.Timings.Wall.Round(time.Millisecond), res.Timings.Init, res.Timings.Mounted, res.Timings.Script, res.Timings.End)
 	switch {
 	case res.ScriptTimedOut:
 		t.Fatalf("kernelvm: the guest script timed out (Options.ScriptTimeout)\n%s\n--- guest kernel log (tail) ---\n%s", outputs(res), dmesgTail(res.Dmesg))
