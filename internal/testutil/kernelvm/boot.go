@@ -42,7 +42,6 @@ type bootOutput struct {
 	timedOut       bool  // killed at runConf.timeout
 	ctxErr         error // the caller's context ended first
 	wall           time.Duration
-	cmdline        []string
 }
 
 // Guest ports, in the order /init numbers them (/dev/vport0p1...).
@@ -70,6 +69,8 @@ func boot(ctx context.Context, img *vmImage, rc runConf) (*bootOutput, error) {
 	}
 	if os.Getenv("O2GO_KERNELVM_KEEP") == "" {
 		defer os.RemoveAll(dir)
+	} else {
+		fmt.Fprintf(os.Stderr, "kernelvm: run directory kept (O2GO_KERNELVM_KEEP): %s\n", dir)
 	}
 	initrd := dir + "/initrd"
 	if err := writeRunInitrd(initrd, img, rc); err != nil {
@@ -104,6 +105,10 @@ func boot(ctx context.Context, img *vmImage, rc runConf) (*bootOutput, error) {
 		args = append(args, "-virtfs", "local,path="+qemuEscape(rc.share)+",mount_tag=kernelvm_share,security_model=none,id=kernelvm_share")
 	}
 
+	if err := os.WriteFile(dir+"/qemu.cmdline", []byte(shellCommand(append([]string{img.in.qemu}, args...))+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("kernelvm: %w", err)
+	}
+
 	vmCtx, cancel := context.WithTimeout(ctx, rc.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(vmCtx, img.in.qemu, args...)
@@ -113,15 +118,7 @@ func boot(ctx context.Context, img *vmImage, rc runConf) (*bootOutput, error) {
 	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
 	runErr := cmd.Run()
-	if os.Getenv("DEV_TIMES") != "" {
-		for _, n := range []string{"console", "status", "dmesg", "kmsg", "stdout"} {
-			if st, err := os.Stat(dir + "/" + n); err == nil {
-				fmt.Fprintf(os.Stderr, "%s mtime +%v size %d\n", n, st.ModTime().Sub(start), st.Size())
-			}
-		}
-		fmt.Fprintf(os.Stderr, "exit +%v\n", time.Since(start))
-	}
-	out := &bootOutput{wall: time.Since(start), qemuStderr: qerr.String(), cmdline: append([]string{img.in.qemu}, args...)}
+	out := &bootOutput{wall: time.Since(start), qemuStderr: qerr.String()}
 	if runErr != nil && cmd.ProcessState == nil {
 		return nil, fmt.Errorf("kernelvm: starting %s: %w", img.in.qemu, runErr)
 	}
@@ -220,6 +217,16 @@ func guestEnv(env map[string]string) []byte {
 // shellQuote quotes s for sh: any bytes but NUL survive.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// shellCommand is args as one sh command line (the run directory keeps it,
+// to rerun a VM by hand).
+func shellCommand(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = shellQuote(a)
+	}
+	return strings.Join(q, " ")
 }
 
 // qemuEscape escapes a value inside a qemu option list, where ',' separates

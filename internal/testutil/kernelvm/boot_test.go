@@ -1,6 +1,7 @@
 package kernelvm
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -191,5 +192,28 @@ func TestDmesgTailStartsAtTheMarker(t *testing.T) {
 	}
 	if got := dmesgTail("[ 1.0] a\n[ 2.0] b\n"); got != "[ 1.0] a\n[ 2.0] b" {
 		t.Errorf("without a marker the tail is the log's end, got %q", got)
+	}
+}
+
+// TestProbeBoot runs the boot that decides whether KVM works (here under
+// TCG): the guest must report from /init and power off, without a disk.
+func TestProbeBoot(t *testing.T) {
+	testutil.Long(t)
+	img, err := prepare()
+	if errors.Is(err, ErrUnavailable) {
+		testutil.Unavailable(t, "%v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := boot(context.Background(), img, runConf{probe: true, timeout: 2 * time.Minute, memMiB: 256, cpus: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.status["PROBE_OK"] != "1" || out.status["DONE"] != "1" || out.timedOut {
+		t.Fatalf("probe boot: status %v, timed out %v, qemu %v %s\nconsole:\n%s", out.status, out.timedOut, out.qemuErr, out.qemuStderr, out.console)
+	}
+	if !strings.Contains(out.dmesg, "Linux version "+img.in.kver) {
+		t.Errorf("the final kernel log lacks the boot banner of %s", img.in.kver)
 	}
 }

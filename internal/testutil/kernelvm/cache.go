@@ -197,8 +197,8 @@ func bootKernel(dir string, in *hostInputs) (kernel string, pvh bool, note strin
 	return p, true, "", nil
 }
 
-// initramfsFormat is bumped when the layout changes in a way the archive
-// bytes would not show (they show everything today; kept for safety).
+// initramfsFormat is hashed into the cache key with the archive's bytes:
+// bump it to force a rebuild the bytes would not show.
 const initramfsFormat = "kernelvm-initramfs-1"
 
 // baseInitramfs builds the base initramfs in memory and stores it as
