@@ -25,8 +25,9 @@
 // /mnt, stdin /dev/null, with KERNELVM_MNT, KERNELVM_DEV, KERNELVM_SHARE,
 // KERNELVM_RO and Options.Env exported. The userland is busybox plus host
 // programs copied in with their libraries (guestTools: setfattr, getfattr,
-// GNU cp/stat/touch/ls/sha256sum, find, xargs, fallocate, fsfreeze,
-// filefrag, chattr, lsattr, bash; acl and xfs_io tools when installed).
+// GNU cp, stat, touch, ls, dd, truncate, du, df, sync, sha256sum, find,
+// xargs, fallocate, fsfreeze, filefrag, chattr, lsattr, bash; acl and
+// xfs_io tools when installed).
 // Busybox's own sh is not the scripts' shell because it is built to run
 // its applets ahead of PATH, which would hide the GNU tools.
 //

@@ -172,6 +172,7 @@ func testClusteredReadOnly(t *testing.T) {
 		Image: img, ReadOnly: true, Env: map[string]string{"ODD": odd},
 	}, `ls -a
 printf '[%s]\n' "$ODD" "$KERNELVM_RO" "$KERNELVM_SHARE" "$PWD"
+for c in cp stat fallocate; do command -v $c; done # GNU's, not busybox applets
 echo bye >&2
 exit 7`)
 	if err != nil {
@@ -180,7 +181,8 @@ exit 7`)
 	if res.ScriptExit != 7 || res.ScriptTimedOut {
 		t.Errorf("ScriptExit %d (timed out %v), want 7", res.ScriptExit, res.ScriptTimedOut)
 	}
-	want := ".\n..\nlost+found\n[" + odd + "]\n[1]\n[]\n[/mnt]\n"
+	want := ".\n..\nlost+found\n[" + odd + "]\n[1]\n[]\n[/mnt]\n" +
+		"/usr/local/bin/cp\n/usr/local/bin/stat\n/usr/local/bin/fallocate\n"
 	if string(res.Stdout) != want || string(res.Stderr) != "bye\n" {
 		t.Errorf("stdout %q stderr %q, want %q and %q", res.Stdout, res.Stderr, want, "bye\n")
 	}
