@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"sort"
 
-	"o2go/internal/ondisk"
 	"o2go/internal/fs/metacache"
+	"o2go/internal/ondisk"
 )
 
 // extentRun maps n consecutive journal file blocks, from file block file on,

@@ -6,8 +6,8 @@ import (
 	"sync"
 	"time"
 
-	"o2go/internal/ondisk"
 	"o2go/internal/fs/metacache"
+	"o2go/internal/ondisk"
 )
 
 // DefaultCommitInterval is how long a transaction stays open before it is

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"sort"
 
-	"o2go/internal/ondisk"
 	"o2go/internal/fs/metacache"
+	"o2go/internal/ondisk"
 )
 
 // ReplayReport says what a replay found and did.
