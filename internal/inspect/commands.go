@@ -925,6 +925,9 @@ func (d *Debugger) doDxSpace(args []string) error {
 	if err != nil {
 		return err
 	}
+	if r.Inline() {
+		return nil // an inline index keeps no free space list
+	}
 	v := d.view()
 	seen := map[uint64]bool{}
 	for b := r.FreeBlk; b != 0; {
