@@ -89,7 +89,7 @@ func normaliseDebugfs(s string) string {
 
 var (
 	lsLongLine  = regexp.MustCompile(`^\t(\d+)\s+(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\S+\s+\S+\s+(.+)$`)
-	statField   = func(out, name string) string { return regexp.MustCompile(name+`: (\d+)`).FindStringSubmatch(out)[1] }
+	statField   = func(out, name string) string { return regexp.MustCompile(name + `: (\d+)`).FindStringSubmatch(out)[1] }
 	chainRecRow = regexp.MustCompile(`(?m)^\t\d+\s+\d+\s+\d+\s+\d+\s+(\d+)$`)
 )
 
