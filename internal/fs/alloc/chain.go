@@ -93,6 +93,15 @@ func (a *ChainAllocator) Usage() (Usage, error) {
 	return Usage{Used: bm.Used, Total: bm.Total}, nil
 }
 
+// ClustersPerGroup is cl_cpg: the clusters a full group covers.
+func (a *ChainAllocator) ClustersPerGroup() (int, error) {
+	ai, err := a.load()
+	if err != nil {
+		return 0, err
+	}
+	return int(ai.d.Chain.CPG), nil
+}
+
 // corrupt builds the error for damage at blkno.
 func (a *ChainAllocator) corrupt(blkno uint64, structName, field, format string, args ...any) error {
 	return a.c.Annotate(&ondisk.CorruptError{Struct: structName, Field: field, Msg: fmt.Sprintf(format, args...)}, blkno)

@@ -257,6 +257,11 @@ func (m *ReservationMap) resvBits(bm []byte, r *Reservation, clen uint32) (start
 	if r == nil || m.disabled() {
 		return 0, 0, false
 	}
+	if r.owner != m && (r.inUse || !r.empty()) {
+		// A window of another local alloc (before a remount or a
+		// shutdown): it means nothing here.
+		*r = Reservation{Dir: r.Dir, tmp: r.tmp}
+	}
 	if r.empty() {
 		wanted := m.windowBits(r)
 		if r.tmp || wanted < clen {
