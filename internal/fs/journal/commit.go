@@ -129,7 +129,13 @@ func (j *Journal) writeClosedLocked() error {
 		j.mu.Lock()
 		j.closed = j.closed[1:]
 		j.commitLocked(tx)
+		pinned := len(j.pins)
 		j.mu.Unlock()
+		if pinned > j.pinLimit {
+			if err := j.checkpointLocked(); err != nil {
+				return j.fail(err)
+			}
+		}
 	}
 }
 

@@ -106,6 +106,7 @@ type Journal struct {
 	first, maxlen uint32
 	capacity      int // log blocks: maxlen - first
 	maxTx         int
+	pinLimit      int // checkpoint when the journal pins more buffers than this
 	descCap       int
 	revCap        int
 
@@ -264,6 +265,12 @@ func newJournal(jf *journalFile, cfg Config, next uint32) *Journal {
 	if j.maxTx <= 0 || j.maxTx > j.capacity/4 {
 		j.maxTx = j.capacity / 4
 	}
+	// Pinned buffers never leave the cache, and a cache whose every other
+	// buffer is pinned drops a block as soon as it reads it; so the journal
+	// keeps what it pins well below the cache's limit: a transaction at
+	// most a quarter of it, and a checkpoint once half of it is pinned.
+	j.pinLimit = max(jf.c.Stats().Limit/2, 1)
+	j.maxTx = min(j.maxTx, j.pinLimit/2)
 	j.maxTx = max(j.maxTx, 1)
 	return j
 }
