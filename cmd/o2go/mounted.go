@@ -36,8 +36,9 @@ its dead threshold (the sector carries the time of each beat), or, with
 --sample, when its sector changes within that time.
 
 EXIT STATUS
-  0  success (finding no volume is a success)
-  1  a device could not be read`,
+  0  success (finding no volume is a success; devices of the scan that
+     could not be opened are reported and otherwise ignored)
+  1  a device named on the command line could not be read`,
 		Example: `  o2go mounted
   o2go mounted -f
   o2go mounted -d vol.img /dev/sdb1
@@ -65,7 +66,9 @@ EXIT STATUS
 			for _, err := range unreadable {
 				fmt.Fprintf(cmd.ErrOrStderr(), "o2go mounted: %v\n", err)
 			}
-			if len(unreadable) > 0 {
+			// A scan meets devices nobody may open (the system disk in a
+			// container, a drive without medium): reported, not fatal.
+			if len(unreadable) > 0 && len(args) > 0 {
 				return &exitError{1, nil}
 			}
 			return nil
