@@ -1,0 +1,162 @@
+package net
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"o2go/internal/base"
+	"o2go/internal/cluster/config"
+)
+
+// ProtocolVersion is o2go's wire protocol version, checked in the handshake.
+// (o2net's O2NET_PROTOCOL_VERSION is 7; o2go's wire is its own, with
+// authentication, so it counts from 1.)
+const ProtocolVersion = 1
+
+// HelloSize is the bytes of a Hello on the wire.
+const HelloSize = 0x60
+
+// NonceSize is the bytes of a handshake nonce.
+const NonceSize = 32
+
+var helloMagic = [8]byte{'O', '2', 'G', 'O', 'H', 'E', 'L', 'O'}
+
+// Hello is what each side of a new connection sends first (o2go's
+// o2net_handshake), big-endian:
+//
+//	0x00 [8]  magic "O2GOHELO"
+//	0x08 be32 protocol version (ProtocolVersion)
+//	0x0C u8   from: the sender's node number
+//	0x0D u8   to: the node number the sender believes it talks to
+//	0x0E be16 flags (0)
+//	0x10 [16] cluster name, NUL-padded
+//	0x20 be64 incarnation: random per agent start, so a peer can tell a
+//	          restarted agent from a reconnecting one
+//	0x28 be32 O2CB_HEARTBEAT_THRESHOLD
+//	0x2C be32 heartbeat interval, ms
+//	0x30 be32 O2CB_IDLE_TIMEOUT_MS
+//	0x34 be32 O2CB_KEEPALIVE_DELAY_MS
+//	0x38 be32 O2CB_RECONNECT_DELAY_MS
+//	0x3C be32 kill-block ack timeout, ms
+//	0x40 [32] nonce: fresh random bytes for the authentication proofs
+//
+// Like o2net's handshake it refuses a peer whose protocol version or timing
+// differs (o2net compares the idle timeout, keepalive delay and heartbeat
+// timeout; o2go compares all six timing values, see config.Timeouts.CheckPeer).
+type Hello struct {
+	Version     uint32
+	From, To    base.NodeID
+	Cluster     string
+	Incarnation uint64
+	Timeouts    config.Timeouts
+	Nonce       [NonceSize]byte
+}
+
+// Encode returns the Hello's wire bytes.
+func (h *Hello) Encode() ([]byte, error) {
+	if len(h.Cluster) == 0 || len(h.Cluster) > config.MaxClusterNameLen {
+		return nil, fmt.Errorf("hello: cluster name %q must be 1..%d bytes", h.Cluster, config.MaxClusterNameLen)
+	}
+	ms := func(d time.Duration) (uint32, error) {
+		if d < 0 || d%time.Millisecond != 0 || d.Milliseconds() > 1<<32-1 {
+			return 0, fmt.Errorf("hello: timing value %v is not a u32 of milliseconds", d)
+		}
+		return uint32(d.Milliseconds()), nil
+	}
+	t := h.Timeouts
+	if t.HeartbeatThreshold < 0 || t.HeartbeatThreshold > 1<<31 {
+		return nil, fmt.Errorf("hello: heartbeat threshold %d out of range", t.HeartbeatThreshold)
+	}
+	b := make([]byte, HelloSize)
+	be := binary.BigEndian
+	copy(b, helloMagic[:])
+	be.PutUint32(b[0x08:], h.Version)
+	b[0x0C] = byte(h.From)
+	b[0x0D] = byte(h.To)
+	copy(b[0x10:0x20], h.Cluster)
+	be.PutUint64(b[0x20:], h.Incarnation)
+	be.PutUint32(b[0x28:], uint32(t.HeartbeatThreshold))
+	for i, d := range []time.Duration{t.HeartbeatInterval, t.IdleTimeout, t.KeepaliveDelay, t.ReconnectDelay, t.KillAckTimeout} {
+		v, err := ms(d)
+		if err != nil {
+			return nil, err
+		}
+		be.PutUint32(b[0x2C+4*i:], v)
+	}
+	copy(b[0x40:], h.Nonce[:])
+	return b, nil
+}
+
+// DecodeHello parses a Hello. It checks the form only (magic, flags, name);
+// Check compares it with what this node expects.
+func DecodeHello(b []byte) (*Hello, error) {
+	if len(b) != HelloSize {
+		return nil, fmt.Errorf("hello: %d bytes, want %d", len(b), HelloSize)
+	}
+	if !bytes.Equal(b[:8], helloMagic[:]) {
+		return nil, fmt.Errorf("hello: bad magic %q (not an o2go node?)", b[:8])
+	}
+	be := binary.BigEndian
+	if f := be.Uint16(b[0x0E:]); f != 0 {
+		return nil, fmt.Errorf("hello: unknown flags 0x%04x", f)
+	}
+	name := b[0x10:0x20]
+	if i := bytes.IndexByte(name, 0); i >= 0 {
+		if bytes.ContainsFunc(name[i:], func(r rune) bool { return r != 0 }) {
+			return nil, fmt.Errorf("hello: cluster name field has bytes after its NUL")
+		}
+		name = name[:i]
+	}
+	if len(name) == 0 {
+		return nil, fmt.Errorf("hello: empty cluster name")
+	}
+	for _, c := range name {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return nil, fmt.Errorf("hello: cluster name %q has a byte outside [0-9A-Za-z]", name)
+		}
+	}
+	h := &Hello{
+		Version:     be.Uint32(b[0x08:]),
+		From:        base.NodeID(b[0x0C]),
+		To:          base.NodeID(b[0x0D]),
+		Cluster:     string(name),
+		Incarnation: be.Uint64(b[0x20:]),
+	}
+	ms := func(off int) time.Duration { return time.Duration(be.Uint32(b[off:])) * time.Millisecond }
+	h.Timeouts = config.Timeouts{
+		HeartbeatThreshold: int(be.Uint32(b[0x28:])),
+		HeartbeatInterval:  ms(0x2C),
+		IdleTimeout:        ms(0x30),
+		KeepaliveDelay:     ms(0x34),
+		ReconnectDelay:     ms(0x38),
+		KillAckTimeout:     ms(0x3C),
+	}
+	copy(h.Nonce[:], b[0x40:])
+	return h, nil
+}
+
+// Check compares a peer's Hello with this node's own (mine): same protocol
+// version and cluster, addressed to this node, from a node that is not this
+// one, and the same timing values. The error says what differs, naming the
+// sysconfig variables, e.g. "node 3 has O2CB_IDLE_TIMEOUT_MS=20000, this
+// node 30000".
+func (h *Hello) Check(mine *Hello) error {
+	if h.Version != mine.Version {
+		return fmt.Errorf("node %d speaks protocol version %d, this node %d", h.From, h.Version, mine.Version)
+	}
+	if h.Cluster != mine.Cluster {
+		return fmt.Errorf("node %d is in cluster %q, this node in %q", h.From, h.Cluster, mine.Cluster)
+	}
+	if !h.From.Valid() {
+		return fmt.Errorf("hello from invalid node number %d", uint8(h.From))
+	}
+	if h.From == mine.From {
+		return fmt.Errorf("peer claims this node's own number %d", h.From)
+	}
+	if h.To != mine.From {
+		return fmt.Errorf("node %d meant to reach node %d, but this is node %d (check ip_address and ip_port in cluster.conf)", h.From, h.To, mine.From)
+	}
+	return mine.Timeouts.CheckPeer(fmt.Sprintf("%d", h.From), h.Timeouts)
+}
