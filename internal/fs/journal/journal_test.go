@@ -698,3 +698,33 @@ func TestAccessBeyondDeviceFails(t *testing.T) {
 	}
 	j.Close()
 }
+
+func TestLogNeverFillsCompletely(t *testing.T) {
+	// 48 log blocks and transactions of 3 (descriptor, copy, commit): 16 of
+	// them would fill the log exactly, and a scan would then read the tail
+	// a second time. The writer checkpoints before the last one instead.
+	l := layout{bs: 512, journalBlocks: 50, homeBlocks: 20} // s_first 2
+	v := l.build(t)
+	j, c, _ := load(t, v, v.mem, l.cfg())
+	for n := range 16 {
+		change(t, j, c, v, byte(n), n)
+		if err := j.CommitAndWait(); err != nil {
+			t.Fatal(err)
+		}
+		if st := j.Stats(); st.LogUsed > st.LogCapacity-1 {
+			t.Fatalf("log use %d of %d", st.LogUsed, st.LogCapacity)
+		}
+	}
+	j.Close()
+	crashed := blockdev.NewMemoryFrom("c", v.mem.Snapshot(), 512)
+	rep, err := Replay(v.cache(crashed, 0), fixtureIno, l.cfg())
+	if err != nil || rep.Damage != nil {
+		t.Fatalf("replay %+v, %v", rep, err)
+	}
+	got := crashed.Snapshot()
+	for n := range 16 {
+		if !bytes.Equal(v.home(got, n), filled(v.bs, byte(2*n))) {
+			t.Fatalf("block %d", n)
+		}
+	}
+}

@@ -116,7 +116,10 @@ func scanLog(jf *journalFile) (*scanResult, error) {
 		res.damage = jf.annotateLog(&ondisk.CorruptError{Struct: "journal", Msg: fmt.Sprintf("transaction %d: ", seq) + fmt.Sprintf(format, args...)}, uint64(at))
 	}
 	for {
-		if walked > span {
+		if walked >= span {
+			// Every log block was read and the next one would be read a
+			// second time: the log has no end (fsck.ocfs2 rejects such a
+			// journal; o2go's writer always leaves a block free).
 			damaged(pos, "the log has no end: walked all %d log blocks", span)
 			break
 		}
