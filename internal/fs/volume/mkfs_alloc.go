@@ -31,7 +31,7 @@ type allocGroup struct {
 	base uint64
 }
 
-func (g *allocGroup) bits() int     { return int(g.gd.Bits) }
+func (g *allocGroup) bits() int       { return int(g.gd.Bits) }
 func (g *allocGroup) test(i int) bool { return g.gd.Bitmap[i>>3]&(1<<(i&7)) != 0 }
 
 func (g *allocGroup) set(i int) {

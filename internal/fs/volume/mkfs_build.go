@@ -121,7 +121,9 @@ func newMkfsBuilder(p *mkfsPlan, r mkfsRandom) *mkfsBuilder {
 
 func (b *mkfsBuilder) bs() int { return b.p.blockSize }
 
-func (b *mkfsBuilder) clustersToBlocks(c uint64) uint64 { return c << (b.p.clusterBits - b.p.blockBits) }
+func (b *mkfsBuilder) clustersToBlocks(c uint64) uint64 {
+	return c << (b.p.clusterBits - b.p.blockBits)
+}
 
 // zeroClusters records that clusters [c, c+n) must read as zeros.
 func (b *mkfsBuilder) zeroClusters(c, n uint64) {

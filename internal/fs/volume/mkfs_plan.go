@@ -823,4 +823,3 @@ func (p *mkfsPlan) summary(w io.Writer) {
 	fmt.Fprintf(w, "Journal size: %d\n", p.journalBytes)
 	fmt.Fprintf(w, "Node slots: %d\n", p.slots)
 }
-
