@@ -224,7 +224,24 @@ func (d *Debugger) doStat(args []string) error {
 			return fmt.Errorf("traversing inode at block %d: %w", blk, err)
 		}
 	}
+	if err := d.checkProblem(raw, blk, ondisk.DinodeCheckOffset, "dinode"); err != nil {
+		return err
+	}
 	return d.identityProblem(ino, blk)
+}
+
+// checkProblem verifies a displayed block's metaecc check the way the file
+// system would: a single flipped bit is corrected (and not reported), more
+// damage is an error naming the block.
+func (d *Debugger) checkProblem(raw []byte, blk uint64, off int, structName string) error {
+	if d.vol.SB.Features.Incompat&ondisk.IncompatMetaECC == 0 {
+		return nil
+	}
+	cp := append([]byte(nil), raw...)
+	if _, err := ondisk.VerifyBlockCheck(cp, off, structName); err != nil {
+		return d.vol.Cache.Annotate(err, blk)
+	}
+	return nil
 }
 
 // showID2 prints what an inode's id2 holds, as debugfs's stat does: the
