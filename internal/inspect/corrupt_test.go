@@ -271,4 +271,3 @@ func TestDebugSurvivesRandomDamage(t *testing.T) {
 		})
 	}
 }
-
