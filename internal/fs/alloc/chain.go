@@ -233,7 +233,13 @@ func (a *ChainAllocator) chainGroups(d *ondisk.Dinode, ci int) ([]*ondisk.GroupD
 	var free, total uint64
 	for blk := rec.Blkno; blk != 0; {
 		if seen[blk] {
-			return nil, a.corrupt(blk, structGroup, "bg_next_group", "chain %d of %s loops back to block %d", ci, a.name, blk)
+			return nil, a.corrupt(out[len(out)-1].Blkno, structGroup, "bg_next_group", "chain %d of %s loops back to block %d", ci, a.name, blk)
+		}
+		if blk >= a.c.Blocks() {
+			if len(out) == 0 {
+				return nil, a.corrupt(a.blkno, structAllocator, fmt.Sprintf("cl_recs[%d].c_blkno", ci), "is %d, beyond the device's %d blocks", blk, a.c.Blocks())
+			}
+			return nil, a.corrupt(out[len(out)-1].Blkno, structGroup, "bg_next_group", "is %d, beyond the device's %d blocks", blk, a.c.Blocks())
 		}
 		seen[blk] = true
 		g, err := a.readGroup(blk, d, ci)

@@ -317,13 +317,15 @@ func (la *LocalAlloc) slide(tx metacache.Tx, w *laInode) error {
 		la.bits = la.defaultBits
 	}
 	old := w.window()
-	w.clear()
 	la.resv.restart(0)
-	if err := w.write(la.c, tx); err != nil {
-		return err
-	}
-	if err := la.global.ReturnWindow(tx, old); err != nil {
-		return err
+	if old.Total != 0 || old.Used != 0 || old.Off != 0 {
+		w.clear()
+		if err := w.write(la.c, tx); err != nil {
+			return err
+		}
+		if err := la.global.ReturnWindow(tx, old); err != nil {
+			return err
+		}
 	}
 	for {
 		start, n, err := la.global.claimRun(tx, la.bits, la.bits, la.lastGroup, -1, false)
