@@ -149,7 +149,9 @@ func newDamageEnv(t testing.TB) *damageEnv {
 	return e
 }
 
-func (e *damageEnv) off(blk uint64, at int) int64 { return int64(blk)*int64(e.w.geo.BlockSize) + int64(at) }
+func (e *damageEnv) off(blk uint64, at int) int64 {
+	return int64(blk)*int64(e.w.geo.BlockSize) + int64(at)
+}
 
 func (e *damageEnv) le16(blk uint64, at int, v uint16) {
 	b := make([]byte, 2)
@@ -212,7 +214,7 @@ func claimClusters(e *damageEnv) error {
 	_, err := e.w.gb.ClaimClusters(e.w.tx, 0, 1, 8)
 	return err
 }
-func freeRun(e *damageEnv) error { return e.w.gb.FreeClusterRuns(e.w.tx, []alloc.ClusterRun{e.run}) }
+func freeRun(e *damageEnv) error  { return e.w.gb.FreeClusterRuns(e.w.tx, []alloc.ClusterRun{e.run}) }
 func eaInode(e *damageEnv) uint64 { return e.eaBlk }
 
 // runGroup is the global bitmap group the pre-claimed run lies in.

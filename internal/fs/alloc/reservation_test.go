@@ -98,7 +98,6 @@ func TestRoundRobinExtensionsStayContiguous(t *testing.T) {
 	}
 }
 
-
 // TestClaimClustersByOwnerKeepsAWindowPerInode: the owner-keyed entry point
 // fs/extent uses gives each inode its own window, like ClaimClustersFor.
 func TestClaimClustersByOwnerKeepsAWindowPerInode(t *testing.T) {
