@@ -48,7 +48,13 @@ func (j *Journal) closeLocked() error {
 	r.logged = make([]loggedBlock, 0, nd)
 	p := 0
 	for i := 0; i < nr; i += j.revCap {
-		rb := ondisk.RevokeBlock{Sequence: r.seq, Blocks: revokes[i:min(i+j.revCap, nr)]}
+		// Each record is written twice: fsck.ocfs2 1.8.7 reads only the
+		// first (r_count-16)/8 four-byte records of a revoke block (it
+		// divides by the size of a pointer), which the doubled list makes
+		// exactly the real ones; jbd2 reads them all, and a duplicate
+		// revoke changes nothing.
+		recs := revokes[i:min(i+j.revCap, nr)]
+		rb := ondisk.RevokeBlock{Sequence: r.seq, Blocks: append(append(make([]uint64, 0, 2*len(recs)), recs...), recs...)}
 		if err := rb.Encode(r.image[p*bs:(p+1)*bs], j.is64); err != nil {
 			return fmt.Errorf("transaction %d: %w", r.seq, err)
 		}
@@ -156,18 +162,13 @@ func (j *Journal) writeTx(tx *transaction) error {
 			return fmt.Errorf("transaction %d needs %d log blocks, only %d free after a checkpoint", tx.seq, tx.nlog, j.free())
 		}
 	}
-	sb := j.jf.sb
+	// Unlike jbd2, o2go does not set the REVOKE feature when it first
+	// writes a revoke block: fsck.ocfs2 requires every slot's journal to
+	// carry the same features ([JOURNAL_MISSING_FEATURE]), and both jbd2's
+	// and fsck.ocfs2's replay honour revoke blocks without it.
 	start := j.head
-	needRevoke := tx.nrev > 0 && sb.FeatureIncompat&ondisk.JBD2FeatureIncompatRevoke == 0
-	if sb.Start == 0 || needRevoke {
-		if needRevoke {
-			j.jf.setIncompat(ondisk.JBD2FeatureIncompatRevoke)
-		}
-		s, seq := sb.Start, sb.SSequence
-		if s == 0 {
-			s, seq = start, tx.seq
-		}
-		if err := j.jf.setSB(s, seq); err != nil {
+	if j.jf.sb.Start == 0 {
+		if err := j.jf.setSB(start, tx.seq); err != nil {
 			return err
 		}
 	}

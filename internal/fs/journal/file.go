@@ -223,7 +223,6 @@ const (
 	sbOffErrno    = 0x20
 	sbOffSequence = 0x18
 	sbOffStart    = 0x1C
-	sbOffIncompat = 0x28
 )
 
 // setSB patches s_start and s_sequence into the raw superblock and writes
@@ -233,13 +232,6 @@ func (jf *journalFile) setSB(start, seq uint32) error {
 	binary.BigEndian.PutUint32(jf.sbRaw[sbOffSequence:], seq)
 	jf.sb.Start, jf.sb.SSequence = start, seq
 	return jf.write(0, jf.sbRaw)
-}
-
-// setIncompat records an incompat feature in the raw superblock (written
-// by the next setSB).
-func (jf *journalFile) setIncompat(f uint32) {
-	jf.sb.FeatureIncompat |= f
-	binary.BigEndian.PutUint32(jf.sbRaw[sbOffIncompat:], jf.sb.FeatureIncompat)
 }
 
 // clearErrno clears s_errno, which jbd2 sets when a journal aborts; the

@@ -260,7 +260,7 @@ func newJournal(jf *journalFile, cfg Config, next uint32) *Journal {
 	j.committed = next - 1
 	j.cond = sync.NewCond(&j.mu)
 	j.descCap = ondisk.DescriptorCapacity(j.bs, j.is64)
-	j.revCap = ondisk.RevokeCapacity(j.bs, j.is64)
+	j.revCap = ondisk.RevokeCapacity(j.bs, j.is64) / 2 // records are written twice (see closeLocked)
 	j.maxTx = cfg.MaxTransaction
 	if j.maxTx <= 0 || j.maxTx > j.capacity/4 {
 		j.maxTx = j.capacity / 4

@@ -22,7 +22,8 @@ type ReplayReport struct {
 	// number of distinct home blocks written; RevokeHits the copies
 	// skipped because a later (or the same) transaction revoked them.
 	Copies, Blocks, RevokeHits int
-	// Revokes is the number of revoke records in committed transactions.
+	// Revokes is the number of blocks revoked by committed transactions
+	// (duplicate records within a transaction count once).
 	Revokes int
 	// Damage, when not nil, says why the walk stopped on something that
 	// looked like a log block of the expected transaction but was not
@@ -160,11 +161,15 @@ func scanLog(jf *journalFile) (*scanResult, error) {
 		case ondisk.JBD2CommitBlock:
 			res.copies = append(res.copies, pending...)
 			for _, blk := range pendingRev {
-				if old, ok := res.revoked[blk]; !ok || seqAfter(seq, old) {
+				old, ok := res.revoked[blk]
+				if ok && old == seq {
+					continue // a duplicate record (o2go writes each twice)
+				}
+				if !ok || seqAfter(seq, old) {
 					res.revoked[blk] = seq
 				}
+				res.revokes++
 			}
-			res.revokes += len(pendingRev)
 			pending, pendingRev = pending[:0], pendingRev[:0]
 			res.txs++
 			seq++
