@@ -16,6 +16,9 @@ import (
 type FS struct {
 	C  *metacache.Cache
 	SB *ondisk.SuperBlock
+	// W is the write side of a read-write mount; nil for read-only access
+	// (tools, ro mounts), and then every change fails with EROFS.
+	W *Writer
 }
 
 // RootBlkno is the root directory's inode.

@@ -1,0 +1,252 @@
+package inode
+
+import (
+	"fmt"
+	"syscall"
+
+	"o2go/internal/fs/extent"
+	"o2go/internal/fs/metacache"
+	"o2go/internal/ondisk"
+)
+
+// maxFileBytes is the largest file size the format can map: 2^32 clusters.
+func (f *FS) maxFileBytes() int64 {
+	return int64(1) << (32 + f.SB.ClusterSizeBits)
+}
+
+func (f *FS) sparse() bool { return f.SB.Features.Incompat&ondisk.IncompatSparseAlloc != 0 }
+
+func (f *FS) unwrittenSupported() bool {
+	return f.SB.Features.RoCompat&ondisk.RoCompatUnwritten != 0 && f.sparse()
+}
+
+func (f *FS) inlineSupported() bool {
+	return f.SB.Features.Incompat&ondisk.IncompatInlineData != 0
+}
+
+func (f *FS) bpc() uint64 { return uint64(f.SB.BlocksPerCluster()) }
+
+// tree returns the extent tree editor for a file inode's root list.
+func (f *FS) tree(tx metacache.Tx, d *ondisk.Dinode) *extent.Tree {
+	return &extent.Tree{C: f.C, Tx: tx, Alloc: f.W.Alloc.Blocks, Root: d.Extents,
+		BlocksPerCluster: f.bpc(), Owner: fmt.Sprintf("inode %d", d.Blkno), LastEB: d.LastEBBlk}
+}
+
+// zeroBytes writes n zero bytes at byte offset off of the device.
+func (f *FS) zeroBytes(off, n int64) error {
+	const chunk = 1 << 20
+	var zero [chunk]byte
+	dev := f.C.Device()
+	for n > 0 {
+		k := min(n, chunk)
+		if _, err := dev.WriteAt(zero[:k], off); err != nil {
+			return fmt.Errorf("%s: zeroing %d bytes at %d: %w", dev.Name(), k, off, err)
+		}
+		off += k
+		n -= k
+	}
+	return nil
+}
+
+// Write writes p at byte offset off of regular file ino, allocating
+// clusters for holes, converting unwritten extents it covers, and moving
+// inline data out to an extent when it no longer fits. Data reaches the
+// device before the handle stops (data=ordered: the commit that references
+// it syncs the device first).
+func (f *FS) Write(ino uint64, p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, syscall.EINVAL
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	end := off + int64(len(p))
+	if end > f.maxFileBytes() || end < off {
+		return 0, syscall.EFBIG
+	}
+	err := f.run(8, func(tx metacache.Tx) error {
+		d, b, err := f.inodeForWrite(tx, ino)
+		if err != nil {
+			return err
+		}
+		if !d.IsReg() {
+			return syscall.EINVAL
+		}
+		if err := f.writeLocked(tx, d, p, off); err != nil {
+			return err
+		}
+		now := diskTime(f.W.now())
+		d.Mtime, d.Ctime = now, now
+		return saveInode(tx, d, b)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// writeLocked is Write's body, on a mutable inode whose caller saves it.
+func (f *FS) writeLocked(tx metacache.Tx, d *ondisk.Dinode, p []byte, off int64) error {
+	end := off + int64(len(p))
+	if d.Inline != nil {
+		if end <= int64(len(d.Inline.Data)) {
+			copy(d.Inline.Data[off:], p)
+			d.Size = max(d.Size, uint64(end))
+			return nil
+		}
+		if err := f.inlineToExtents(tx, d); err != nil {
+			return err
+		}
+	}
+	if !f.sparse() && off > int64(d.Size) {
+		// Without sparse files every cluster up to the write exists.
+		if err := f.ensureAllocated(tx, d, int64(d.Size), off, true); err != nil {
+			return err
+		}
+	}
+	if err := f.ensureAllocated(tx, d, off, end, false); err != nil {
+		return err
+	}
+	if err := f.writeMapped(d, p, off); err != nil {
+		return err
+	}
+	d.Size = max(d.Size, uint64(end))
+	return nil
+}
+
+// inlineToExtents moves an inline file's bytes into a newly allocated
+// cluster and turns the inode into an extent-mapped one.
+func (f *FS) inlineToExtents(tx metacache.Tx, d *ondisk.Dinode) error {
+	data := d.Inline.Data[:d.Size]
+	d.Inline = nil
+	d.DynFeatures &^= ondisk.DynInlineData
+	xattrInline := 0
+	if d.DynFeatures&ondisk.DynInlineXattr != 0 {
+		xattrInline = int(d.XattrInlineSize)
+	}
+	d.Extents = &ondisk.ExtentList{Count: uint16(ondisk.ExtentRecsPerInode(f.SB.BlockSize(), xattrInline))}
+	d.LastEBBlk = 0
+	if len(data) == 0 {
+		return nil
+	}
+	if err := f.ensureAllocated(tx, d, 0, int64(len(data)), false); err != nil {
+		return err
+	}
+	return f.writeMapped(d, data, 0)
+}
+
+// ensureAllocated makes every cluster of [from, to) mapped and written:
+// holes get new clusters (zeroed where the coming write will not cover
+// them: the whole range when zeroAll), unwritten extents are converted
+// (their uncovered parts zeroed first), shared extents are copied.
+func (f *FS) ensureAllocated(tx metacache.Tx, d *ondisk.Dinode, from, to int64, zeroAll bool) error {
+	if to <= from {
+		return nil
+	}
+	cbits := f.SB.ClusterSizeBits
+	cs := int64(1) << cbits
+	bs := int64(f.SB.BlockSize())
+	t := f.tree(tx, d)
+	defer func() { d.LastEBBlk = t.LastEB }()
+	first, last := uint32(from>>cbits), uint32((to-1)>>cbits)
+	for c := first; c <= last; {
+		m, err := extent.Lookup(f.C, d.Extents, c, t.Owner)
+		if err != nil {
+			return err
+		}
+		if m.Found && m.Rec.Flags == 0 {
+			c = uint32(min(m.Next, uint64(last)+1))
+			continue
+		}
+		if m.Found && m.Rec.Flags&ondisk.ExtentRefcounted != 0 {
+			return fmt.Errorf("inode %d: writing to a shared (reflinked) extent: %w", d.Blkno, syscall.EOPNOTSUPP)
+		}
+		// The part of [from, to) inside cluster range [c, stop).
+		stop := uint32(min(m.Next, uint64(last)+1))
+		if m.Found { // unwritten: zero what the write does not cover, then convert
+			lo, hi := int64(c)<<cbits, int64(stop)<<cbits
+			recStart := int64(m.Rec.Cpos) << cbits
+			phys := int64(m.Rec.Blkno)*bs + (lo - recStart)
+			if err := f.zeroUncovered(phys, lo, hi, from, to, zeroAll); err != nil {
+				return err
+			}
+			if _, err := t.Update(c, stop-c, func(r ondisk.ExtentRec) ondisk.ExtentRec {
+				r.Flags &^= ondisk.ExtentUnwritten
+				return r
+			}); err != nil {
+				return err
+			}
+			c = stop
+			continue
+		}
+		// A hole: allocate, preferring to continue the previous extent.
+		goal := uint32(0)
+		if c > 0 {
+			if pm, err := extent.Lookup(f.C, d.Extents, c-1, t.Owner); err == nil && pm.Found {
+				goal = uint32((pm.Rec.Blkno + uint64(c-pm.Rec.Cpos)*f.bpc()) / f.bpc())
+			}
+		}
+		start, n, err := f.W.Alloc.Clusters.ClaimClusters(tx, d.Blkno, goal, 1, stop-c)
+		if err != nil {
+			return err
+		}
+		lo, hi := int64(c)<<cbits, int64(c+n)<<cbits
+		if err := f.zeroUncovered(int64(start)*cs, lo, hi, from, to, zeroAll); err != nil {
+			return err
+		}
+		if err := t.Insert(ondisk.ExtentRec{Cpos: c, Clusters: n, Blkno: uint64(start) * f.bpc()}); err != nil {
+			return err
+		}
+		d.Clusters += n
+		c += n
+	}
+	return nil
+}
+
+// zeroUncovered zeroes the bytes of file range [lo, hi) (stored from
+// device byte phys on) that the write [from, to) will not overwrite.
+func (f *FS) zeroUncovered(phys, lo, hi, from, to int64, zeroAll bool) error {
+	if zeroAll {
+		return f.zeroBytes(phys, hi-lo)
+	}
+	if from > lo {
+		if err := f.zeroBytes(phys, min(from, hi)-lo); err != nil {
+			return err
+		}
+	}
+	if to < hi {
+		s := max(to, lo)
+		if err := f.zeroBytes(phys+(s-lo), hi-s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeMapped writes p at off into clusters that are all mapped and
+// written (ensureAllocated ran).
+func (f *FS) writeMapped(d *ondisk.Dinode, p []byte, off int64) error {
+	cbits := f.SB.ClusterSizeBits
+	bs := int64(f.SB.BlockSize())
+	dev := f.C.Device()
+	owner := fmt.Sprintf("inode %d", d.Blkno)
+	for done := 0; done < len(p); {
+		pos := off + int64(done)
+		m, err := extent.Lookup(f.C, d.Extents, uint32(pos>>cbits), owner)
+		if err != nil {
+			return err
+		}
+		if !m.Found || m.Rec.Flags != 0 {
+			return fmt.Errorf("inode %d: cluster %d not allocated for writing (internal error)", d.Blkno, pos>>cbits)
+		}
+		recStart := int64(m.Rec.Cpos) << cbits
+		recEnd := int64(m.Rec.End()) << cbits
+		n := min(recEnd-pos, int64(len(p)-done))
+		phys := int64(m.Rec.Blkno)*bs + (pos - recStart)
+		if _, err := dev.WriteAt(p[done:done+int(n)], phys); err != nil {
+			return fmt.Errorf("%s: writing inode %d data at byte %d: %w", dev.Name(), d.Blkno, pos, err)
+		}
+		done += int(n)
+	}
+	return nil
+}

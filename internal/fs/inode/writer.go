@@ -1,0 +1,235 @@
+package inode
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"o2go/internal/fs/extent"
+	"o2go/internal/fs/metacache"
+	"o2go/internal/ondisk"
+)
+
+// Journal is what the write engine needs from the slot's journal
+// (fs/journal's *Journal satisfies it through JournalAdapter in fs/volume).
+type Journal interface {
+	// Begin opens a handle for one operation; credits is a hint of the
+	// blocks it will dirty.
+	Begin(credits int) (Handle, error)
+	// CommitAndWait makes every stopped handle durable (fsync). Never
+	// called with the metadata lock held.
+	CommitAndWait() error
+	// Checkpoint commits and writes every logged block home (before a
+	// truncate log flush; before another node reads home locations).
+	Checkpoint() error
+}
+
+// Handle is one journaled operation.
+type Handle interface {
+	metacache.Tx
+	Stop() error
+}
+
+// Allocators are the slot's allocators, behind the interfaces the lower
+// layers declare (fs/alloc implements them; fs/volume wires them).
+type Allocators struct {
+	Inodes   extent.MetaAllocator     // inode_alloc:NNNN
+	Blocks   extent.MetaAllocator     // extent_alloc:NNNN: extent, dx, xattr, refcount blocks
+	Clusters extent.ClusterAllocator  // local alloc window, then the global bitmap
+	Truncate *extent.TruncateLog      // truncate_log:NNNN
+	// DiscardReservation forgets an inode's allocation window (on close
+	// and delete); may be nil.
+	DiscardReservation func(owner uint64)
+}
+
+// Options are the mount options the write engine honours.
+type Options struct {
+	// DataWriteback is data=writeback: data may reach the disk after the
+	// commit that references it. Default (false) is data=ordered.
+	DataWriteback bool
+	// AtimeQuantum is atime_quantum=N seconds (default 60): atime is
+	// written only when it moves by at least that much. NoAtime disables
+	// atime updates altogether.
+	AtimeQuantum time.Duration
+	NoAtime      bool
+	// Now is the clock (tests pass a fake one).
+	Now func() time.Time
+}
+
+// Writer is the write side of a mounted volume: one per mount, owning the
+// volume's metadata lock. Every operation that changes metadata holds Meta
+// exclusively and runs in one journal handle; readers hold it shared.
+type Writer struct {
+	Meta    sync.RWMutex
+	Journal Journal
+	Alloc   Allocators
+	Slot    int
+	// OrphanDir is orphan_dir:NNNN of the slot.
+	OrphanDir uint64
+	Opts      Options
+
+	mu      sync.Mutex
+	gen     uint32
+	open    map[uint64]int // open handles per inode (unlinked files live until 0)
+	invalid func(ino uint64)
+}
+
+// ErrReadOnly is returned by every change to a volume mounted read-only.
+var ErrReadOnly = syscall.EROFS
+
+func (f *FS) writer() (*Writer, error) {
+	if f.W == nil {
+		return nil, ErrReadOnly
+	}
+	return f.W, nil
+}
+
+func (w *Writer) now() time.Time {
+	if w.Opts.Now != nil {
+		return w.Opts.Now()
+	}
+	return time.Now()
+}
+
+func diskTime(t time.Time) ondisk.DiskTime {
+	return ondisk.DiskTime{Sec: uint64(t.Unix()), Nsec: uint32(t.Nanosecond())}
+}
+
+// SeedGeneration sets where new inodes' i_generation values start (the
+// kernel seeds its counter randomly at mount).
+func (w *Writer) SeedGeneration(g uint32) {
+	w.mu.Lock()
+	w.gen = g
+	w.mu.Unlock()
+}
+
+func (w *Writer) nextGeneration() uint32 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.gen++
+	if w.gen == 0 {
+		w.gen++
+	}
+	return w.gen
+}
+
+// OnInvalidate registers the hook that drops the kernel's caches of an
+// inode (fusefs); the write engine calls it when it changes an inode behind
+// the kernel's back (e.g. orphan cleanup).
+func (w *Writer) OnInvalidate(fn func(ino uint64)) { w.invalid = fn }
+
+// run executes fn as one journaled, undoable operation under the
+// exclusive metadata lock: if fn fails, every buffer it changed is put
+// back before the handle stops.
+func (f *FS) run(credits int, fn func(tx metacache.Tx) error) error {
+	w, err := f.writer()
+	if err != nil {
+		return err
+	}
+	w.Meta.Lock()
+	defer w.Meta.Unlock()
+	return f.runLocked(credits, fn)
+}
+
+func (f *FS) runLocked(credits int, fn func(tx metacache.Tx) error) error {
+	h, err := f.W.Journal.Begin(credits)
+	if err != nil {
+		return err
+	}
+	u := metacache.NewUndoTx(f.C, h)
+	err = fn(u)
+	if err != nil {
+		u.Rollback()
+	} else {
+		u.Finish()
+	}
+	if serr := h.Stop(); serr != nil && err == nil {
+		err = serr
+	}
+	return err
+}
+
+// inodeForWrite returns a private, mutable copy of inode blkno and its
+// buffer, already joined to tx.
+func (f *FS) inodeForWrite(tx metacache.Tx, blkno uint64) (*ondisk.Dinode, *metacache.Buffer, error) {
+	d, err := f.C.Dinode(blkno)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := f.C.Get(blkno)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := tx.Access(b); err != nil {
+		return nil, nil, err
+	}
+	return cloneDinode(d), b, nil
+}
+
+// saveInode encodes d into its buffer and logs it.
+func saveInode(tx metacache.Tx, d *ondisk.Dinode, b *metacache.Buffer) error {
+	if err := d.Encode(b.Data); err != nil {
+		return fmt.Errorf("inode %d: %w", d.Blkno, err)
+	}
+	tx.Dirty(b, ondisk.DinodeCheckOffset)
+	return nil
+}
+
+// cloneDinode copies d deeply enough that changing the copy never changes
+// the cached original other readers share.
+func cloneDinode(d *ondisk.Dinode) *ondisk.Dinode {
+	c := *d
+	if d.Extents != nil {
+		l := *d.Extents
+		l.Recs = slices.Clone(d.Extents.Recs)
+		c.Extents = &l
+	}
+	if d.Inline != nil {
+		c.Inline = &ondisk.InlineData{Data: slices.Clone(d.Inline.Data)}
+	}
+	if d.FastSymlink != nil {
+		c.FastSymlink = slices.Clone(d.FastSymlink)
+	}
+	if d.Super != nil {
+		s := *d.Super
+		c.Super = &s
+	}
+	if d.Chain != nil {
+		cl := *d.Chain
+		cl.Recs = slices.Clone(d.Chain.Recs)
+		c.Chain = &cl
+	}
+	if d.LocalAlloc != nil {
+		la := *d.LocalAlloc
+		la.Bitmap = slices.Clone(d.LocalAlloc.Bitmap)
+		c.LocalAlloc = &la
+	}
+	if d.TruncateLog != nil {
+		tl := *d.TruncateLog
+		tl.Recs = slices.Clone(d.TruncateLog.Recs)
+		c.TruncateLog = &tl
+	}
+	return &c
+}
+
+// errnoOf returns the errno an error maps to for FUSE, in one place:
+// corruption is EIO (the operator reads the log for the block), a full
+// volume ENOSPC, and a wrapped errno itself.
+func errnoOf(err error) syscall.Errno {
+	var e syscall.Errno
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, ondisk.ErrCorrupt):
+		return syscall.EIO
+	}
+	return syscall.EIO
+}
+
+// Errno is errnoOf for the FUSE layer.
+func Errno(err error) syscall.Errno { return errnoOf(err) }

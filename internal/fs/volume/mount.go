@@ -1,0 +1,308 @@
+package volume
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+
+	"o2go/internal/fs/alloc"
+	"o2go/internal/fs/extent"
+	"o2go/internal/fs/inode"
+	"o2go/internal/fs/journal"
+	"o2go/internal/fs/metacache"
+	"o2go/internal/ondisk"
+)
+
+// MountOptions are the options of a read-write mount that the volume layer
+// handles (the FUSE layer handles the rest). They follow mount.ocfs2(8).
+type MountOptions struct {
+	// Slot is the slot this mount uses (local volumes and nocluster: 0).
+	Slot int
+	// CommitInterval is commit=N (default 5 s).
+	CommitInterval time.Duration
+	// DataWriteback is data=writeback.
+	DataWriteback bool
+	// AtimeQuantum is atime_quantum= (default 60 s); NoAtime is noatime.
+	AtimeQuantum time.Duration
+	NoAtime      bool
+	// LocalAllocMB is localalloc= (0: default 8 MiB; negative: off).
+	LocalAllocMB int
+	// ResvLevel and DirResvLevel are resv_level= and dir_resv_level=
+	// (-1: the default).
+	ResvLevel, DirResvLevel int
+}
+
+// DefaultMountOptions are mount.ocfs2's defaults.
+func DefaultMountOptions() MountOptions {
+	return MountOptions{CommitInterval: journal.DefaultCommitInterval, AtimeQuantum: 60 * time.Second, ResvLevel: -1, DirResvLevel: -1}
+}
+
+// Mounted is a volume open read-write with its slot's journal loaded and
+// allocators ready: what fusefs serves.
+type Mounted struct {
+	*Volume
+	Slot    int
+	Journal *journal.Journal
+	Load    *journal.LoadReport
+
+	global  *alloc.GlobalBitmap
+	local   *alloc.LocalAlloc
+	inodes  *alloc.ChainAllocator
+	blocks  *alloc.ChainAllocator
+	cluster *alloc.ClusterAllocator
+	resvMu  sync.Mutex
+	resv    map[uint64]*alloc.Reservation
+	closed  bool
+}
+
+// Mount opens the volume at path read-write for this node: journal replay
+// and load, the slot's allocators, local alloc and truncate log recovery
+// after an unclean shutdown.
+func Mount(path string, opts MountOptions) (*Mounted, error) {
+	v, err := Open(path, OpenOptions{})
+	if err != nil {
+		return nil, err
+	}
+	m, err := MountVolume(v, opts)
+	if err != nil {
+		v.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// MountVolume mounts an already opened volume (which it then owns).
+func MountVolume(v *Volume, opts MountOptions) (*Mounted, error) {
+	if v.ReadOnly {
+		return nil, fmt.Errorf("%s: cannot mount read-write: the volume was opened read-only", v.Path)
+	}
+	if q := v.SB.Features.RoCompat & (ondisk.RoCompatUsrQuota | ondisk.RoCompatGrpQuota); q != 0 {
+		return nil, fmt.Errorf("%s: quota features (usrquota/grpquota, %x) are on: o2go does not maintain quota files yet, so it mounts this volume read-only only (or turn quotas off with tunefs)", v.Path, q)
+	}
+	if opts.Slot < 0 || opts.Slot >= int(v.SB.MaxSlots) {
+		return nil, fmt.Errorf("%s: slot %d does not exist (the volume has %d)", v.Path, opts.Slot, v.SB.MaxSlots)
+	}
+	m := &Mounted{Volume: v, Slot: opts.Slot, resv: map[uint64]*alloc.Reservation{}}
+	var err error
+	sys := func(kind ondisk.SystemFileKind, slot int) uint64 {
+		if err != nil {
+			return 0
+		}
+		var b uint64
+		b, err = v.SystemFile(kind, slot)
+		return b
+	}
+	jblk := sys(ondisk.SysJournal, m.Slot)
+	gbBlk := sys(ondisk.SysGlobalBitmap, -1)
+	laBlk := sys(ondisk.SysLocalAlloc, m.Slot)
+	iaBlk := sys(ondisk.SysInodeAlloc, m.Slot)
+	eaBlk := sys(ondisk.SysExtentAlloc, m.Slot)
+	tlBlk := sys(ondisk.SysTruncateLog, m.Slot)
+	orphan := sys(ondisk.SysOrphanDir, m.Slot)
+	if err != nil {
+		return nil, err
+	}
+	w := &inode.Writer{Slot: m.Slot, OrphanDir: orphan, Opts: inode.Options{
+		DataWriteback: opts.DataWriteback, AtimeQuantum: opts.AtimeQuantum, NoAtime: opts.NoAtime}}
+	m.Journal, m.Load, err = journal.Load(v.Cache, jblk, journal.Config{
+		ClusterSize: v.SB.ClusterSize(), MetaLock: w.Meta.RLocker(), CommitInterval: opts.CommitInterval,
+		Name: fmt.Sprintf("journal:%04d", m.Slot)})
+	if err != nil {
+		return nil, fmt.Errorf("%s: loading journal:%04d: %w", v.Path, m.Slot, err)
+	}
+	fail := func(err error) (*Mounted, error) {
+		m.Journal.Close()
+		return nil, err
+	}
+	geo, err := alloc.NewGeometry(v.Super)
+	if err != nil {
+		return fail(err)
+	}
+	if m.global, err = alloc.OpenGlobalBitmap(v.Cache, geo, gbBlk); err != nil {
+		return fail(err)
+	}
+	laOpts := alloc.DefaultLocalAllocOptions()
+	laOpts.WindowMB = opts.LocalAllocMB
+	if opts.ResvLevel >= 0 {
+		laOpts.ResvLevel = opts.ResvLevel
+	}
+	if opts.DirResvLevel >= 0 {
+		laOpts.DirResvLevel = opts.DirResvLevel
+	}
+	tl := &extent.TruncateLog{C: v.Cache, Blkno: tlBlk, FreeClusters: m.global.FreeClusters}
+	if m.Load.WasDirty {
+		// The slot was not unmounted cleanly: its local alloc window and
+		// truncate log still hold clusters (the replay made them current).
+		if err := m.recoverSlot(geo, laBlk, tl); err != nil {
+			return fail(fmt.Errorf("%s: recovering slot %d: %w", v.Path, m.Slot, err))
+		}
+	}
+	if m.local, err = alloc.OpenLocalAlloc(v.Cache, geo, laBlk, m.global, laOpts); err != nil {
+		return fail(err)
+	}
+	if m.inodes, err = alloc.OpenSuballocator(v.Cache, geo, iaBlk, uint16(m.Slot), m.global, fmt.Sprintf("inode_alloc:%04d", m.Slot)); err != nil {
+		return fail(err)
+	}
+	if m.blocks, err = alloc.OpenSuballocator(v.Cache, geo, eaBlk, uint16(m.Slot), m.global, fmt.Sprintf("extent_alloc:%04d", m.Slot)); err != nil {
+		return fail(err)
+	}
+	m.cluster = alloc.NewClusterAllocator(m.global, m.local)
+	w.Journal = journalAdapter{m.Journal}
+	w.Alloc = inode.Allocators{
+		Inodes:             suballocAdapter{m.inodes},
+		Blocks:             suballocAdapter{m.blocks},
+		Clusters:           clusterAdapter{m},
+		Truncate:           tl,
+		DiscardReservation: m.discardReservation,
+	}
+	var seed [4]byte
+	rand.Read(seed[:])
+	w.SeedGeneration(binary.LittleEndian.Uint32(seed[:]))
+	v.FS.W = w
+	return m, nil
+}
+
+// recoverSlot empties the slot's local alloc and truncate log after an
+// unclean shutdown, as the kernel's recovery does for a slot.
+func (m *Mounted) recoverSlot(geo alloc.Geometry, laBlk uint64, tl *extent.TruncateLog) error {
+	if err := m.Journal.Checkpoint(); err != nil {
+		return err
+	}
+	h, err := m.Journal.Begin(16)
+	if err != nil {
+		return err
+	}
+	if err := alloc.RecoverLocalAlloc(h, m.Cache, geo, laBlk, m.global); err != nil {
+		h.Stop()
+		return err
+	}
+	if _, err := tl.Flush(h); err != nil {
+		h.Stop()
+		return err
+	}
+	if err := h.Stop(); err != nil {
+		return err
+	}
+	return m.Journal.Checkpoint()
+}
+
+// Unmount is the clean unmount: free what the truncate log parked, give
+// the local alloc window back, checkpoint and mark the journal clean.
+func (m *Mounted) Unmount() error {
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	var errs []error
+	if err := m.FS.FlushTruncateLog(); err != nil {
+		errs = append(errs, err)
+	}
+	w := m.FS.W
+	w.Meta.Lock()
+	h, err := m.Journal.Begin(8)
+	if err == nil {
+		if err := m.local.Shutdown(h); err != nil {
+			errs = append(errs, err)
+		}
+		if err := h.Stop(); err != nil {
+			errs = append(errs, err)
+		}
+	} else {
+		errs = append(errs, err)
+	}
+	w.Meta.Unlock()
+	if err := m.Journal.Shutdown(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := m.Volume.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Crash stops the mount the way a killed process would: nothing more is
+// written (tests use it to leave a dirty journal behind).
+func (m *Mounted) Crash() {
+	m.closed = true
+	m.Journal.Close()
+	m.Volume.Close()
+}
+
+func (m *Mounted) reservation(owner uint64) *alloc.Reservation {
+	m.resvMu.Lock()
+	defer m.resvMu.Unlock()
+	r, ok := m.resv[owner]
+	if !ok {
+		r = &alloc.Reservation{}
+		m.resv[owner] = r
+	}
+	return r
+}
+
+func (m *Mounted) discardReservation(owner uint64) {
+	m.resvMu.Lock()
+	r, ok := m.resv[owner]
+	delete(m.resv, owner)
+	m.resvMu.Unlock()
+	if ok {
+		m.cluster.DiscardReservation(r)
+	}
+}
+
+// journalAdapter gives fs/inode the journal behind its small interface.
+type journalAdapter struct{ j *journal.Journal }
+
+func (a journalAdapter) Begin(credits int) (inode.Handle, error) {
+	h, err := a.j.Begin(credits)
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+func (a journalAdapter) CommitAndWait() error { return a.j.CommitAndWait() }
+func (a journalAdapter) Checkpoint() error    { return a.j.Checkpoint() }
+
+// noSpace adds ENOSPC to an allocator's "no space" error, so the FUSE
+// layer maps it to the errno a full file system returns.
+func noSpace(err error) error {
+	if errors.Is(err, alloc.ErrNoSpace) {
+		return fmt.Errorf("%w (%w)", err, syscall.ENOSPC)
+	}
+	return err
+}
+
+type suballocAdapter struct{ a *alloc.ChainAllocator }
+
+func (s suballocAdapter) NewMetaBlock(tx metacache.Tx) (extent.MetaBlock, error) {
+	o, err := s.a.ClaimObject(tx, 0)
+	if err != nil {
+		return extent.MetaBlock{}, noSpace(err)
+	}
+	return extent.MetaBlock(o), nil
+}
+
+func (s suballocAdapter) FreeMetaBlock(tx metacache.Tx, b extent.MetaBlock) error {
+	return s.a.FreeObject(tx, alloc.Object(b))
+}
+
+type clusterAdapter struct{ m *Mounted }
+
+func (c clusterAdapter) ClaimClusters(tx metacache.Tx, owner uint64, goal, min, max uint32) (uint32, uint32, error) {
+	var r *alloc.Reservation
+	if owner != 0 {
+		r = c.m.reservation(owner)
+	}
+	run, err := c.m.cluster.ClaimClustersFor(tx, r, goal, int(min), int(max))
+	if err != nil {
+		return 0, 0, noSpace(err)
+	}
+	return run.Start, uint32(run.Count), nil
+}
+
+func (c clusterAdapter) FreeClusters(tx metacache.Tx, start, n uint32) error {
+	return c.m.cluster.FreeClusters(tx, start, n)
+}
