@@ -36,10 +36,10 @@ type Handle interface {
 // Allocators are the slot's allocators, behind the interfaces the lower
 // layers declare (fs/alloc implements them; fs/volume wires them).
 type Allocators struct {
-	Inodes   extent.MetaAllocator     // inode_alloc:NNNN
-	Blocks   extent.MetaAllocator     // extent_alloc:NNNN: extent, dx, xattr, refcount blocks
-	Clusters extent.ClusterAllocator  // local alloc window, then the global bitmap
-	Truncate *extent.TruncateLog      // truncate_log:NNNN
+	Inodes   extent.MetaAllocator    // inode_alloc:NNNN
+	Blocks   extent.MetaAllocator    // extent_alloc:NNNN: extent, dx, xattr, refcount blocks
+	Clusters extent.ClusterAllocator // local alloc window, then the global bitmap
+	Truncate *extent.TruncateLog     // truncate_log:NNNN
 	// DiscardReservation forgets an inode's allocation window (on close
 	// and delete); may be nil.
 	DiscardReservation func(owner uint64)

@@ -176,4 +176,3 @@ func TestDataPathAgainstModel(t *testing.T) {
 		})
 	}
 }
-
