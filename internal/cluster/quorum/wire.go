@@ -108,12 +108,12 @@ func DecodePropose(b []byte) (Propose, error) {
 type RefusalReason uint8
 
 const (
-	Accepted      RefusalReason = iota
-	NotMyLeader                 // the sender is not this node's leader
-	StaleEpoch                  // this node already committed that epoch
-	FutureEpoch                 // this node misses views before it (it asks to catch up)
-	LowerBallot                 // this node promised a higher ballot
-	NotAMember                  // the proposal leaves this node out
+	Accepted    RefusalReason = iota
+	NotMyLeader               // the sender is not this node's leader
+	StaleEpoch                // this node already committed that epoch
+	FutureEpoch               // this node misses views before it (it asks to catch up)
+	LowerBallot               // this node promised a higher ballot
+	NotAMember                // the proposal leaves this node out
 	maxRefusalReason
 )
 
