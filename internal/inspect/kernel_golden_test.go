@@ -1,0 +1,228 @@
+package inspect
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+
+	"o2go/internal/testutil"
+	"o2go/internal/testutil/kernelvm"
+	"o2go/internal/testutil/realtools"
+)
+
+// kernelTree is written by the Linux OCFS2 driver: every kind of inode and
+// every layout a file system in use has and mkfs never makes — a depth-1
+// extent tree, holes, unwritten and shared (reflinked) extents, inline,
+// block and bucket xattrs with a value outside the entry, fast and slow
+// symlinks, an indexed directory with index leaves, hard links, device
+// nodes, a FIFO, odd modes and owners — and a journal full of transactions.
+const kernelTree = `set -eu
+mkdir tree
+cd tree
+i=0
+while [ $i -lt 140 ]; do
+	dd if=/dev/urandom of=frag bs=8192 count=1 seek=$((i * 2)) conv=notrunc status=none
+	i=$((i + 1))
+done
+printf 'hello world\n' >small
+dd if=/dev/urandom of=medium bs=1k count=100 status=none
+: >empty
+setfattr -n user.a -v 1 small
+setfattr -n trusted.t -v secret small
+i=0
+while [ $i -lt 20 ]; do
+	setfattr -n user.attr$i -v "value-$i-$(head -c 100 /dev/zero | tr '\0' x)" medium
+	i=$((i + 1))
+done
+setfattr -n user.big -v "$(head -c 3000 /dev/zero | tr '\0' L)" medium
+i=0
+while [ $i -lt 120 ]; do
+	setfattr -n user.bucket_attribute_$i -v "v$i" frag
+	i=$((i + 1))
+done
+ln -s small fastlink
+ln -s "$(head -c 3000 /dev/zero | tr '\0' a)" slowlink
+mkdir big
+i=0
+while [ $i -lt 400 ]; do
+	: >big/a_rather_long_file_name_to_fill_blocks_$i
+	i=$((i + 1))
+done
+mkdir -p deep/a/b/c
+echo leaf >deep/a/b/c/leaf
+ln medium hardlink
+cp --reflink=always medium reflinked
+fallocate -l 1M prealloc
+dd if=/dev/urandom of=prealloc bs=4096 count=2 seek=10 conv=notrunc status=none
+truncate -s 50M sparse
+echo tail >>sparse
+mknod chardev c 1 3
+mknod blockdev b 8 1
+mkfifo fifo
+chmod 4755 medium
+chmod 1777 big
+chown 1234:5678 small
+touch -d '2020-02-29 12:34:56.123456789' small
+sync
+`
+
+// TestGoldenKernelWritten compares o2go debug with debugfs.ocfs2 on a
+// volume the kernel filled (kernelTree): stat, ls, xattr, frag, bmap,
+// extent, dx_*, dirblocks, refcount, findpath/ncheck, encode, logdump, and
+// every file dumped and the tree rdumped, byte for byte.
+func TestGoldenKernelWritten(t *testing.T) {
+	testutil.Long(t)
+	realtools.Require(t)
+	kernelvm.Require(t)
+	t.Parallel()
+	img := realtools.MkfsImage(t, 600<<20, "-b", "2048", "-C", "8192", "-N", "2", "--fs-features=local")
+	kernelvm.RunT(t, kernelvm.Options{Image: img}, kernelTree)
+
+	files := []string{"", "frag", "small", "medium", "empty", "fastlink", "slowlink", "big", "deep", "deep/a/b/c/leaf",
+		"hardlink", "reflinked", "prealloc", "sparse", "chardev", "blockdev", "fifo"}
+	var inodes []string
+	// The layouts the tree is meant to have, so that a change in the
+	// kernel's choices cannot quietly skip the comparisons below.
+	seen := map[string]bool{}
+	for _, f := range files {
+		p := "/tree/" + f
+		st := compareDebug(t, img, "stat "+p)
+		inodes = append(inodes, "<"+statField(st, "Inode")+">")
+		for _, cmd := range []string{"frag", "xattr", "xattr -v", "encode", "bmap %s 0", "bmap %s 7", "ls -l"} {
+			if cmd == "ls -l" && !strings.Contains(st, "Type: Directory") {
+				continue
+			}
+			if cmd == "frag" && strings.Contains(st, "Fast Symlink") {
+				continue // debugfs reads the link's text as an extent list
+			}
+			if !strings.Contains(cmd, "%s") {
+				cmd += " %s"
+			}
+			compareDebug(t, img, fmt.Sprintf(cmd, p))
+		}
+		if x, _, _ := o2goDebug(t, img, "xattr "+p, 0); strings.Contains(x, "in bucket") {
+			seen["xattr buckets"] = true
+		} else if strings.Contains(x, "in block") {
+			seen["xattr block"] = true
+		}
+		if strings.Contains(st, "Refcounted") {
+			seen["refcount tree"] = true
+			compareDebug(t, img, "refcount "+p)
+			compareDebug(t, img, "refcount -e "+p)
+		}
+		if strings.Contains(st, "Type: Directory") {
+			for _, cmd := range []string{"ls", "dx_dump", "dx_space", "dirblocks"} {
+				if cmd == "dirblocks" && strings.Contains(st, "InlineData") {
+					continue
+				}
+				compareDebug(t, img, cmd+" "+p)
+			}
+			if m := regexp.MustCompile(`Indexed Tree Root: (\d+)`).FindStringSubmatch(st); m != nil {
+				rt := compareDebug(t, img, "dx_root <"+m[1]+">")
+				if !strings.Contains(rt, "Inline") {
+					seen["dx leaves"] = true
+				}
+				for _, leaf := range regexp.MustCompile(`(?m)^\t\d+\s+\d+\s+\d+\s+(\d+)\s+0x0`).FindAllStringSubmatch(rt, 2) {
+					compareDebug(t, img, "dx_leaf <"+leaf[1]+">")
+				}
+			}
+		}
+		// Extent blocks of a tree with depth: the records of a depth > 0
+		// list have no Flags column.
+		if strings.Contains(st, "Tree Depth: 1") {
+			seen["extent blocks"] = true
+			for _, m := range regexp.MustCompile(`(?m)^\t\d+\s+\d+\s+\d+\s+(\d+)$`).FindAllStringSubmatch(st, 3) {
+				compareDebug(t, img, "extent <"+m[1]+">")
+			}
+		}
+	}
+	for _, want := range []string{"xattr buckets", "xattr block", "refcount tree", "dx leaves", "extent blocks"} {
+		if !seen[want] {
+			t.Errorf("the kernel-written tree has no %s: the comparisons of that layout did not run", want)
+		}
+	}
+	compareDebug(t, img, "ncheck "+strings.Join(inodes, " "))
+	compareDebug(t, img, "findpath "+inodes[len(inodes)-1])
+	compareDebug(t, img, "logdump 0")
+	compareDebug(t, img, "ls -l /tree/big")
+	compareDebug(t, img, "cat /tree/small")
+
+	dir := t.TempDir()
+	for _, f := range files[1:] {
+		st, _, _ := o2goDebug(t, img, "stat /tree/"+f, 0)
+		if strings.Contains(st, "Type: Regular") || strings.Contains(st, "Symbolic Link") {
+			compareDump(t, img, "/tree/"+f, dir)
+		}
+	}
+	for _, preserve := range []string{"", "-p "} {
+		theirs, mine := filepath.Join(dir, "d"+strings.TrimSpace(preserve)), filepath.Join(dir, "m"+strings.TrimSpace(preserve))
+		realDebugfs(t, img, fmt.Sprintf("dump %s/tree/medium %s", preserve, theirs))
+		if _, e, failed := o2goDebug(t, img, fmt.Sprintf("dump %s/tree/medium %s", preserve, mine), 0); failed {
+			t.Fatal(e)
+		}
+		compareHostTrees(t, theirs, mine)
+	}
+
+	theirs, mine := filepath.Join(dir, "rdump-debugfs"), filepath.Join(dir, "rdump-o2go")
+	os.Mkdir(theirs, 0o755)
+	os.Mkdir(mine, 0o755)
+	want, _ := realDebugfs(t, img, "rdump -v /tree "+theirs)
+	got, e, failed := o2goDebug(t, img, "rdump -v /tree "+mine, 0)
+	if failed {
+		t.Fatalf("rdump: %s", e)
+	}
+	if strings.ReplaceAll(want, theirs, "X") != strings.ReplaceAll(got, mine, "X") {
+		t.Errorf("rdump -v prints differ:\n--- debugfs\n%s--- o2go\n%s", want, got)
+	}
+	compareHostTrees(t, theirs, mine)
+}
+
+// compareHostTrees compares two host trees made by rdump or dump: names,
+// types, permissions, owners, modification times, contents, link targets.
+func compareHostTrees(t *testing.T, a, b string) {
+	t.Helper()
+	describe := func(root string) map[string]string {
+		out := map[string]string{}
+		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				t.Fatal(err)
+			}
+			var st syscall.Stat_t
+			if err := syscall.Lstat(p, &st); err != nil {
+				t.Fatal(err)
+			}
+			rel, _ := filepath.Rel(root, p)
+			desc := fmt.Sprintf("mode %o uid %d gid %d", st.Mode, st.Uid, st.Gid)
+			switch {
+			case d.Type()&fs.ModeSymlink != 0:
+				l, _ := os.Readlink(p)
+				desc += " -> " + l
+			case d.Type().IsRegular():
+				b, _ := os.ReadFile(p)
+				desc += fmt.Sprintf(" size %d sha %x mtime %d", len(b), sha256.Sum256(b), st.Mtim.Sec)
+			case d.IsDir():
+				desc += fmt.Sprintf(" mtime %d", st.Mtim.Sec)
+			}
+			out[rel] = desc
+			return nil
+		})
+		return out
+	}
+	da, db := describe(a), describe(b)
+	for k, v := range da {
+		if db[k] != v {
+			t.Errorf("%s: debugfs made %q, o2go %q", k, v, db[k])
+		}
+	}
+	for k, v := range db {
+		if _, ok := da[k]; !ok {
+			t.Errorf("%s: only o2go made it (%s)", k, v)
+		}
+	}
+}
