@@ -209,14 +209,29 @@ func (k *Checker) chainAllocator(blk uint64) error {
 	globalIdx := map[int]bool{}
 	for ci, rec := range cl.Recs {
 		field := fmt.Sprintf("cl_recs[%d]", ci)
+		sumFree += uint64(rec.Free)
+		sumTotal += uint64(rec.Total)
 		if rec.Blkno == 0 {
 			k.add(blk, structAllocator, field, "chain is empty (c_blkno 0)")
 			continue
 		}
 		var free, total uint64
+		prev := uint64(0)
 		for g := rec.Blkno; g != 0; {
+			if g >= k.C.Blocks() {
+				if prev == 0 {
+					k.add(blk, structAllocator, field+".c_blkno", "is %d, beyond the device's %d blocks", g, k.C.Blocks())
+				} else {
+					k.add(prev, structGroup, "bg_next_group", "is %d, beyond the device's %d blocks", g, k.C.Blocks())
+				}
+				break
+			}
 			if seen[g] {
-				k.add(g, structGroup, "bg_next_group", "group reached twice (chain %d loops or shares a group)", ci)
+				at, st, f := blk, structAllocator, field+".c_blkno"
+				if prev != 0 {
+					at, st, f = prev, structGroup, "bg_next_group"
+				}
+				k.add(at, st, f, "reaches group %d a second time (chain %d loops or shares a group)", g, ci)
 				break
 			}
 			seen[g] = true
@@ -230,17 +245,15 @@ func (k *Checker) chainAllocator(blk uint64) error {
 			k.group(d, gd, ci, isGlobal, globalIdx)
 			free += uint64(gd.FreeBitsCount)
 			total += uint64(gd.Bits)
-			g = gd.NextGroup
+			prev, g = g, gd.NextGroup
 		}
 		if free != uint64(rec.Free) || total != uint64(rec.Total) {
 			k.add(blk, structAllocator, field, "c_free %d / c_total %d, but the groups hold %d free of %d", rec.Free, rec.Total, free, total)
 		}
-		sumFree += uint64(rec.Free)
-		sumTotal += uint64(rec.Total)
 	}
 	bm := d.Bitmap()
-	if uint64(bm.Total) != sumTotal || uint64(bm.Used) != sumTotal-sumFree {
-		k.add(blk, structAllocator, "bitmap1", "i_used %d / i_total %d, but the chains have %d used of %d", bm.Used, bm.Total, sumTotal-sumFree, sumTotal)
+	if uint64(bm.Total) != sumTotal || int64(bm.Used) != int64(sumTotal)-int64(sumFree) {
+		k.add(blk, structAllocator, "bitmap1", "i_used %d / i_total %d, but the chains have %d used of %d", bm.Used, bm.Total, int64(sumTotal)-int64(sumFree), sumTotal)
 	}
 	if wantClusters := sumTotal / uint64(cl.BPC); uint64(d.Clusters) != wantClusters {
 		k.add(blk, structAllocator, "i_clusters", "is %d, the chains hold %d clusters", d.Clusters, wantClusters)

@@ -412,3 +412,83 @@ func FuzzDamagedAllocators(f *testing.F) {
 }
 
 var _ metacache.Tx = (*metacache.DirectTx)(nil)
+
+// TestCheckerSeesDamage: the Checker reports every damage the operations
+// refuse (the test above), so fsck can build on it; on the undamaged copy
+// it reports nothing.
+func TestCheckerSeesDamage(t *testing.T) {
+	skip := map[string]bool{"double free": true, "double free of clusters": true}
+	check := func(e *damageEnv) []alloc.Problem {
+		e.w.c.ForgetAll()
+		chains, locals := e.w.allAllocators()
+		k := &alloc.Checker{C: e.w.c, Geo: e.w.geo, GlobalBitmap: chains[0]}
+		probs, err := k.Check(chains, locals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return probs
+	}
+	if probs := check(newDamageEnv(t)); len(probs) != 0 {
+		t.Fatalf("undamaged copy: %v", probs)
+	}
+	for _, tc := range damageCases {
+		if tc.notCorrupt || skip[tc.name] {
+			continue
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			e := newDamageEnv(t)
+			tc.damage(e)
+			probs := check(e)
+			if len(probs) == 0 {
+				t.Fatal("the Checker found nothing")
+			}
+			want := tc.wantBlk(e)
+			found := false
+			for _, p := range probs {
+				if p.Blkno == want {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no problem names block %d: %v", want, probs)
+			}
+			t.Logf("%v", probs)
+		})
+	}
+}
+
+// TestBackupSuperblockClustersAreNeverFreed: on a volume big enough for a
+// backup superblock (at 1 GiB) its cluster is set and protected like the
+// group descriptors' clusters; clearing it is a Checker problem.
+func TestBackupSuperblockClustersAreNeverFreed(t *testing.T) {
+	realtools.Require(t)
+	w := mkvol(t, geometry{"4k-1.5g", 3 << 29, []string{"-b", "4096", "-C", "4096", "-N", "1", "-J", "size=4M", "--fs-features=local"}})
+	backup := uint32((1 << 30) / 4096)
+	prot := w.gb.Protected()
+	want := map[uint32]bool{0: true, 1: true, 2: true, 3: true, backup: true}
+	for i := 1; i*w.geo.GlobalCPG < int(w.geo.Clusters); i++ {
+		want[uint32(i*w.geo.GlobalCPG)] = true
+	}
+	if len(prot) != len(want) {
+		t.Fatalf("protected clusters %v, want %v", prot, want)
+	}
+	for _, c := range prot {
+		if !want[c] {
+			t.Fatalf("cluster %d protected, want %v", c, want)
+		}
+		if used, err := w.gb.ClusterUsed(c); err != nil || !used {
+			t.Fatalf("protected cluster %d is free (%v)", c, err)
+		}
+		if err := w.gb.FreeClusters(w.tx, c, 1); err == nil {
+			t.Fatalf("cluster %d was freed", c)
+		}
+	}
+	// A run that only touches the backup's cluster is refused too.
+	if err := w.gb.FreeClusters(w.tx, backup-1, 3); err == nil {
+		t.Fatal("a run over the backup superblock was freed")
+	}
+	w.check("after the refused frees")
+	img := w.img
+	w.close()
+	realtools.RequireFsckClean(t, img)
+}

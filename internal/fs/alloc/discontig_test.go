@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"strconv"
 	"testing"
 
@@ -81,11 +82,12 @@ func TestDiscontigGroupOnFragmentedVolume(t *testing.T) {
 	}
 	w.check("after the failed grow")
 
-	// Take the singles back, then leave holes of 8 clusters in every 16:
-	// cpg/8 extents fit a group.
-	refill := fillGlobal(t, w)
-	held = append(heldSingles, refill...)
-	held = checkerboard(t, w, mergeRuns(held), 16, 8)
+	// Start over from a full bitmap, then leave holes of 8 clusters in
+	// every 16: cpg/8 extents fit a group.
+	if err := w.gb.FreeClusterRuns(w.tx, heldSingles); err != nil {
+		t.Fatal(err)
+	}
+	held = checkerboard(t, w, fillGlobal(t, w), 16, 8)
 	w.check("fragmented")
 	blk, err := ea.Grow(w.tx)
 	if err != nil {
@@ -165,11 +167,7 @@ func TestDiscontigGroupOnFragmentedVolume(t *testing.T) {
 // mergeRuns sorts runs and joins adjacent ones.
 func mergeRuns(runs []alloc.ClusterRun) []alloc.ClusterRun {
 	sorted := append([]alloc.ClusterRun(nil), runs...)
-	for i := 1; i < len(sorted); i++ {
-		for j := i; j > 0 && sorted[j].Start < sorted[j-1].Start; j-- {
-			sorted[j], sorted[j-1] = sorted[j-1], sorted[j]
-		}
-	}
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Start < sorted[j].Start })
 	var out []alloc.ClusterRun
 	for _, r := range sorted {
 		if n := len(out); n > 0 && out[n-1].End() == uint64(r.Start) {

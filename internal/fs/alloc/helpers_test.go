@@ -37,6 +37,7 @@ var geometries = []geometry{
 	{"1k-8k", 160 << 20, []string{"-b", "1024", "-C", "8192", "-N", "2", "-J", "size=4M", "--fs-features=noindexed-dirs"}},
 	{"512-4k", 48 << 20, []string{"-b", "512", "-C", "4096", "-N", "2", "-J", "size=4M", "--fs-features=noindexed-dirs"}},
 	{"512-4k-nodiscontig", 48 << 20, []string{"-b", "512", "-C", "4096", "-N", "2", "-J", "size=4M", "--fs-features=noindexed-dirs,nodiscontig-bg"}},
+	{"4k-4k-metaecc", 200 << 20, []string{"-b", "4096", "-C", "4096", "-N", "2", "-J", "size=4M", "--fs-features=metaecc"}},
 	{"4k-1m", 512 << 20, []string{"-b", "4096", "-C", "1048576", "-N", "2", "-J", "size=16M"}},
 }
 
@@ -228,4 +229,31 @@ func debugfsUsage(t testing.TB, img, name string) (alloc.Usage, uint64, uint64) 
 	clusters, _ := strconv.ParseUint(c[1], 10, 64)
 	size, _ := strconv.ParseUint(s[1], 10, 64)
 	return alloc.Usage{Used: uint32(used), Total: uint32(total)}, clusters, size
+}
+
+// debugfsGroups parses the group tables of `debugfs.ocfs2 -R "stat //name"`:
+// for every group, its block, bits, used, free, longest free run and
+// bitmap size.
+type dfsGroup struct {
+	Blkno                           uint64
+	Total, Used, Free, Contig, Size int
+}
+
+var groupRow = regexp.MustCompile(`(?m)^\s+\d+\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$`)
+
+func debugfsGroups(t testing.TB, img, name string) map[uint64]dfsGroup {
+	t.Helper()
+	out := realtools.Debugfs(t, img, "stat //"+name)
+	groups := map[uint64]dfsGroup{}
+	for _, m := range groupRow.FindAllStringSubmatch(out, -1) {
+		blk, _ := strconv.ParseUint(m[1], 10, 64)
+		g := dfsGroup{Blkno: blk}
+		g.Total, _ = strconv.Atoi(m[2])
+		g.Used, _ = strconv.Atoi(m[3])
+		g.Free, _ = strconv.Atoi(m[4])
+		g.Contig, _ = strconv.Atoi(m[5])
+		g.Size, _ = strconv.Atoi(m[6])
+		groups[blk] = g
+	}
+	return groups
 }

@@ -291,8 +291,24 @@ func (m *model) compareWithDebugfs() {
 		want[name] = w.usage(a)
 	}
 	want["global_bitmap"] = w.usage(w.gb)
+	// Every group as o2go reads it, for debugfs's group tables.
+	groups := map[string]map[uint64]dfsGroup{}
+	for _, name := range []string{"global_bitmap", "inode_alloc:0000", "extent_alloc:0000"} {
+		groups[name] = m.ourGroups(w.sysf[name])
+	}
 	img, sysf := w.img, w.sysf
 	w.close()
+	for name, ours := range groups {
+		theirs := debugfsGroups(m.t, img, name)
+		if len(theirs) != len(ours) {
+			m.t.Fatalf("%s: debugfs lists %d groups, o2go %d", name, len(theirs), len(ours))
+		}
+		for blk, g := range ours {
+			if theirs[blk] != g {
+				m.t.Fatalf("%s group %d: debugfs %+v, o2go %+v", name, blk, theirs[blk], g)
+			}
+		}
+	}
 	for name, u := range want {
 		du, clusters, size := debugfsUsage(m.t, img, name)
 		if du != u {
@@ -378,4 +394,34 @@ func TestRandomOperationsKeepEveryInvariant(t *testing.T) {
 			realtools.RequireFsckClean(t, img)
 		})
 	}
+}
+
+// ourGroups reads every group of the allocator at blk as debugfs tabulates
+// it; Contig is the longest run of free bits.
+func (m *model) ourGroups(blk uint64) map[uint64]dfsGroup {
+	d, err := m.w.c.Dinode(blk)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	out := map[uint64]dfsGroup{}
+	for _, r := range d.Chain.Recs {
+		for g := r.Blkno; g != 0; {
+			gd, err := m.w.c.GroupDesc(g)
+			if err != nil {
+				m.t.Fatal(err)
+			}
+			contig, run := 0, 0
+			for i := 0; i < int(gd.Bits); i++ {
+				if gd.Test(i) {
+					run = 0
+					continue
+				}
+				run++
+				contig = max(contig, run)
+			}
+			out[g] = dfsGroup{Blkno: g, Total: int(gd.Bits), Used: int(gd.Bits - gd.FreeBitsCount), Free: int(gd.FreeBitsCount), Contig: contig, Size: len(gd.Bitmap)}
+			g = gd.NextGroup
+		}
+	}
+	return out
 }
