@@ -44,7 +44,7 @@ func (j *Journal) closeLocked() error {
 	ndesc := (nd + j.descCap - 1) / j.descCap
 	r.nlog = nrb + ndesc + nd + 1
 	r.nrev = nr
-	r.image = blockdev.AlignedBuffer((r.nlog-1)*bs, ioAlign)
+	r.image = j.imageBuffer((r.nlog - 1) * bs)
 	r.logged = make([]loggedBlock, 0, nd)
 	p := 0
 	for i := 0; i < nr; i += j.revCap {
@@ -225,7 +225,7 @@ func (j *Journal) commitLocked(tx *transaction) {
 	j.stats.BlocksLogged += uint64(len(tx.logged))
 	j.stats.LogWrites += uint64(tx.nlog)
 	j.stats.Revoked += uint64(tx.nrev)
-	tx.image, tx.logged = nil, nil
+	tx.logged = nil // tx.image stays: the checkpoint entries point into it
 	j.cond.Broadcast()
 }
 
@@ -317,10 +317,46 @@ func (j *Journal) checkpointLocked() error {
 		}
 	}
 	j.mu.Lock()
+	for _, tx := range j.inLog[:k] {
+		j.recycle(tx)
+	}
 	j.inLog = j.inLog[k:]
 	j.used -= released
 	base.Assert(j.used >= 0 && (len(j.inLog) > 0 || j.used == 0), "journal: log use %d with %d transactions in the log", j.used, len(j.inLog))
 	j.stats.Checkpoints++
 	j.mu.Unlock()
 	return nil
+}
+
+// spareImages bounds the log images kept for reuse.
+const spareImages = 4
+
+// imageBuffer returns an aligned buffer of n bytes for a transaction's log
+// image, reusing the image of a transaction that left the log when one is
+// large enough (saving the allocation and its zeroing: every byte of an
+// image is written by closeLocked). Under mu.
+func (j *Journal) imageBuffer(n int) []byte {
+	best := -1
+	for i, b := range j.spare {
+		if cap(b) >= n && (best < 0 || cap(b) < cap(j.spare[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return blockdev.AlignedBuffer(n, ioAlign)
+	}
+	b := j.spare[best]
+	j.spare = append(j.spare[:best], j.spare[best+1:]...)
+	return b[:n]
+}
+
+// recycle keeps the image of a transaction that left the log: no
+// checkpoint entry points into it any more (its owned count is zero).
+// Under mu.
+func (j *Journal) recycle(tx *transaction) {
+	base.Assert(tx.owned == 0, "journal: recycling transaction %d with %d blocks not home", tx.seq, tx.owned)
+	if tx.image != nil && len(j.spare) < spareImages {
+		j.spare = append(j.spare, tx.image[:cap(tx.image)])
+	}
+	tx.image = nil
 }
