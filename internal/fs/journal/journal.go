@@ -127,7 +127,7 @@ type Journal struct {
 	// inClosed counts, per block, the closed transactions logging it.
 	inClosed  map[uint64]int
 	spare     [][]byte // log images of transactions that left the log, for reuse
-	used      int // log blocks from the durable tail to head
+	used      int      // log blocks from the durable tail to head
 	committed uint32
 	err       error
 	shutdown  bool
