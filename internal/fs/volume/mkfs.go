@@ -85,6 +85,9 @@ func Mkfs(path string, o MkfsOptions) (*MkfsResult, error) {
 			"Please choose the UUID with care.\n\n")
 	}
 	p.summary(out)
+	if err := p.check32(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	r, err := newMkfsRandom(o.UUID)
 	if err != nil {
 		return nil, err

@@ -533,6 +533,10 @@ func (b *mkfsBuilder) phase2() error {
 
 	// Journals, slot by slot.
 	jclusters := int(p.journalBytes >> p.clusterBits)
+	if free := b.gb.freeClusters(); uint64(jclusters)*uint64(p.slots) > free {
+		return refuse("the volume is too small for %d slots with journals of %d bytes each: they need %d clusters and only %d clusters of %d bytes are free (use fewer slots (-N), a smaller journal (-J size=) or a larger device)",
+			p.slots, p.journalBytes, uint64(jclusters)*uint64(p.slots), free, p.clusterSize)
+	}
 	for slot := 0; slot < p.slots; slot++ {
 		d := b.file(ondisk.SysJournal, slot)
 		before := len(d.Extents.Recs)

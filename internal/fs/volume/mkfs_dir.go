@@ -403,16 +403,15 @@ func (b *mkfsBuilder) layoutLeaves(d *mkDir, all []dxHashed) error {
 // in the image. Inline directories live in their inode.
 func (b *mkfsBuilder) emitDir(d *mkDir) {
 	if !d.inline {
-		for i, blk := range d.blknos {
-			data := make([]byte, d.bs)
-			if i < d.nblocks() {
-				copy(data, d.buf[i*d.bs:])
-			}
+		// Blocks past the directory's size stay as zeroed with their
+		// clusters.
+		for i := 0; i < d.nblocks(); i++ {
+			data := append([]byte(nil), d.buf[i*d.bs:(i+1)*d.bs]...)
 			check := -1
-			if d.trailer && i < d.nblocks() {
+			if d.trailer {
 				check = ondisk.DirBlockCheckOffset(d.bs)
 			}
-			b.img.put(blk, data, check)
+			b.img.put(d.blknos[i], data, check)
 		}
 	}
 	if d.dx != nil {

@@ -651,10 +651,16 @@ func planMkfs(o *MkfsOptions, devSize int64, sectorSize int) (*mkfsPlan, error) 
 	}
 	p.extentAllocClusters = p.figureExtentAlloc()
 
-	if !o.Journal64 && p.blocks > 1<<32-1 {
-		return nil, refuse("the journal (jbd2) can only store 32-bit block numbers and the volume has %d blocks: format with -J block64, or use larger blocks or a smaller device", p.blocks)
-	}
 	return p, nil
+}
+
+// check32 refuses a volume whose block numbers do not fit a journal
+// without 64-bit support (mkfs.c check_32bit_blocks, after the summary).
+func (p *mkfsPlan) check32() error {
+	if !p.opts.Journal64 && p.blocks > 1<<32-1 {
+		return refuse("the journal (jbd2) can only store 32-bit block numbers and the volume has %d blocks: format with -J block64, or use larger blocks or a smaller device", p.blocks)
+	}
+	return nil
 }
 
 // checkClusterInfo applies mkfs.ocfs2's rules for --cluster-stack,
