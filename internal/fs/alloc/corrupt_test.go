@@ -113,6 +113,9 @@ func loadBase(t testing.TB) ([]byte, map[string]uint64) {
 	if baseImage.err != nil {
 		t.Fatal(baseImage.err)
 	}
+	if baseImage.data == nil {
+		t.Fatal("the base image could not be made (see the first test that tried)")
+	}
 	return baseImage.data, baseImage.sysf
 }
 

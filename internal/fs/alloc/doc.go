@@ -13,7 +13,7 @@
 //   - LocalAlloc: a slot's local_alloc window of the global bitmap, refilled
 //     when it runs dry and emptied back into the global bitmap at shutdown or
 //     for a dead slot.
-//   - Reservation and ReservationMap: per-inode windows inside the local
+//   - Reservation: per-inode windows inside the local
 //     alloc (mount options resv_level and dir_resv_level) that keep files
 //     written round-robin contiguous.
 //   - ClusterAllocator: the entry point of the write path, ClaimClustersFor,
@@ -47,6 +47,33 @@
 // against the blocks it read (the chain it walks, the group it changes, the
 // inode's totals); damage is an ondisk.CorruptError naming the device, the
 // block and the field, and nothing is written.
+//
+// # Where o2go differs from the kernel, and why
+//
+// The on-disk results are always ones the kernel and fsck.ocfs2 accept
+// (the kernel test mounts a volume o2go grew and allocates from it):
+//
+//   - Objects always carry i_suballoc_loc, as libocfs2 writes them; the
+//     kernel leaves it 0 for contiguous groups.
+//   - A suballocator remembers the last group it used as its hint; the
+//     kernel does so for inodes (through the parent directory) but starts
+//     metadata claims from the victim chain each time.
+//   - ClaimClusters takes a goal cluster and searches its group from there
+//     first; the kernel has no goal for the global bitmap (data locality
+//     comes from the local alloc and reservations, as here).
+//   - The kernel's cluster search trusts group 0 only up to
+//     clusters - (block of its descriptor), a quirk of computing the
+//     group's first cluster from s_first_cluster_group; o2go uses the
+//     group's true first cluster (0).
+//   - The local alloc window defaults to 8 MiB (OCFS2_DEFAULT_LOCAL_ALLOC_SIZE,
+//     mount option localalloc= to change it); newer kernels size it from the
+//     group size (ocfs2_la_default_mb). A disabled local alloc comes back
+//     when a window's worth of clusters has been freed; the kernel also
+//     retries after 30 s, which a package without a clock leaves to its
+//     caller (open a new LocalAlloc).
+//   - Stealing inodes or extent blocks from other slots' allocators when
+//     one's own cannot grow, and the inode64 limit on inode block numbers,
+//     are the callers' (fs/inode) business: they pick the allocator.
 //
 // # Concurrency
 //

@@ -68,7 +68,7 @@ type LocalAlloc struct {
 	defaultBits int
 	bits        int
 	state       laState
-	resv        ReservationMap
+	resv        reservationMap
 	lastGroup   uint64
 	freedMark   uint64
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"o2go/internal/fs/alloc"
+	"o2go/internal/fs/metacache"
 	"o2go/internal/testutil/realtools"
 )
 
@@ -133,3 +134,10 @@ func TestClaimClustersByOwnerKeepsAWindowPerInode(t *testing.T) {
 	w.close()
 	realtools.RequireFsckClean(t, img)
 }
+
+// ClusterAllocator satisfies fs/extent's ClusterAllocator interface
+// (restated here: this package's tests do not import the layers above).
+var _ interface {
+	ClaimClusters(tx metacache.Tx, owner uint64, goal, min, max uint32) (start, n uint32, err error)
+	FreeClusters(tx metacache.Tx, start, n uint32) error
+} = (*alloc.ClusterAllocator)(nil)

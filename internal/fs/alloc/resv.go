@@ -33,7 +33,7 @@ type Reservation struct {
 	lastStart, lastLen uint32 // most recent claim: where the next window goes
 	inUse, tmp         bool
 	lru                uint64 // last use; the oldest window is cannibalized first
-	owner              *ReservationMap
+	owner              *reservationMap
 }
 
 // Window returns the reservation's current window in local alloc bits.
@@ -48,23 +48,23 @@ func (r *Reservation) end() uint32 {
 	return r.start + r.length - 1
 }
 
-// ReservationMap holds the windows of one local alloc, sorted by start
+// reservationMap holds the windows of one local alloc, sorted by start
 // (the kernel's rbtree), with their use order (its LRU list).
-type ReservationMap struct {
+type reservationMap struct {
 	level, dirLevel int
 	bitmapLen       uint32
 	windows         []*Reservation
 	clock           uint64
 }
 
-func newReservationMap(level, dirLevel int) ReservationMap {
-	return ReservationMap{level: level, dirLevel: dirLevel}
+func newReservationMap(level, dirLevel int) reservationMap {
+	return reservationMap{level: level, dirLevel: dirLevel}
 }
 
 // disabled reports whether reservations are off (resv_level=0).
-func (m *ReservationMap) disabled() bool { return m.level == 0 }
+func (m *reservationMap) disabled() bool { return m.level == 0 }
 
-func (m *ReservationMap) windowBits(r *Reservation) uint32 {
+func (m *reservationMap) windowBits(r *Reservation) uint32 {
 	if r.Dir {
 		return 4 << m.dirLevel
 	}
@@ -72,7 +72,7 @@ func (m *ReservationMap) windowBits(r *Reservation) uint32 {
 }
 
 // restart drops every window: the local alloc now covers clen new bits.
-func (m *ReservationMap) restart(clen uint32) {
+func (m *reservationMap) restart(clen uint32) {
 	for len(m.windows) > 0 {
 		m.discard(m.windows[len(m.windows)-1])
 	}
@@ -80,13 +80,13 @@ func (m *ReservationMap) restart(clen uint32) {
 }
 
 // discard empties r and forgets where it last claimed.
-func (m *ReservationMap) discard(r *Reservation) {
+func (m *reservationMap) discard(r *Reservation) {
 	r.start, r.length = 0, 0
 	r.lastStart, r.lastLen = 0, 0
 	m.remove(r)
 }
 
-func (m *ReservationMap) remove(r *Reservation) {
+func (m *reservationMap) remove(r *Reservation) {
 	if !r.inUse {
 		return
 	}
@@ -96,12 +96,12 @@ func (m *ReservationMap) remove(r *Reservation) {
 	r.inUse, r.owner = false, nil
 }
 
-func (m *ReservationMap) touch(r *Reservation) {
+func (m *reservationMap) touch(r *Reservation) {
 	m.clock++
 	r.lru = m.clock
 }
 
-func (m *ReservationMap) insert(r *Reservation) {
+func (m *reservationMap) insert(r *Reservation) {
 	i, _ := slices.BinarySearchFunc(m.windows, r.start, func(w *Reservation, s uint32) int {
 		switch {
 		case w.start < s:
@@ -124,7 +124,7 @@ func (m *ReservationMap) insert(r *Reservation) {
 }
 
 // lhs is the window holding goal, else the last one starting before it.
-func (m *ReservationMap) lhs(goal uint32) *Reservation {
+func (m *reservationMap) lhs(goal uint32) *Reservation {
 	var prev *Reservation
 	for _, w := range m.windows {
 		if w.start <= goal && w.end() >= goal {
@@ -140,7 +140,7 @@ func (m *ReservationMap) lhs(goal uint32) *Reservation {
 
 // freeBits searches the local alloc bitmap bm over [start, start+n) the
 // way ocfs2_resmap_find_free_bits does.
-func (m *ReservationMap) freeBits(bm []byte, wanted, start, n uint32) (uint32, uint32) {
+func (m *reservationMap) freeBits(bm []byte, wanted, start, n uint32) (uint32, uint32) {
 	limit := min(uint64(start)+uint64(n), uint64(m.bitmapLen))
 	s, l := findRun(bm, int(start), int(limit), int(wanted))
 	return uint32(s), uint32(l)
@@ -148,7 +148,7 @@ func (m *ReservationMap) freeBits(bm []byte, wanted, start, n uint32) (uint32, u
 
 // findWindowFrom places r in the first gap at or after goal holding wanted
 // free bits, else in the largest free run any gap holds.
-func (m *ReservationMap) findWindowFrom(bm []byte, r *Reservation, goal, wanted uint32) {
+func (m *reservationMap) findWindowFrom(bm []byte, r *Reservation, goal, wanted uint32) {
 	if len(m.windows) == 0 {
 		if goal >= m.bitmapLen {
 			return
@@ -202,7 +202,7 @@ func (m *ReservationMap) findWindowFrom(bm []byte, r *Reservation, goal, wanted 
 }
 
 // cannibalize gives r all or half of the least recently used window.
-func (m *ReservationMap) cannibalize(r *Reservation, wanted uint32) {
+func (m *reservationMap) cannibalize(r *Reservation, wanted uint32) {
 	if len(m.windows) == 0 {
 		return
 	}
@@ -233,7 +233,7 @@ func (m *ReservationMap) cannibalize(r *Reservation, wanted uint32) {
 // findWindow gives the empty r a window of about wanted bits: right after
 // its last claim if it can, else anywhere, else taken from the oldest
 // window.
-func (m *ReservationMap) findWindow(bm []byte, r *Reservation, wanted uint32) {
+func (m *reservationMap) findWindow(bm []byte, r *Reservation, wanted uint32) {
 	goal := uint32(0)
 	if r.lastLen != 0 {
 		goal = r.lastStart + r.lastLen
@@ -253,7 +253,7 @@ func (m *ReservationMap) findWindow(bm []byte, r *Reservation, wanted uint32) {
 // resvBits returns r's window, finding one first if it is empty (wanted:
 // the bits the caller asks for). ok is false when reservations are off or
 // no free bit is left.
-func (m *ReservationMap) resvBits(bm []byte, r *Reservation, clen uint32) (start, length uint32, ok bool) {
+func (m *reservationMap) resvBits(bm []byte, r *Reservation, clen uint32) (start, length uint32, ok bool) {
 	if r == nil || m.disabled() {
 		return 0, 0, false
 	}
@@ -277,7 +277,7 @@ func (m *ReservationMap) resvBits(bm []byte, r *Reservation, clen uint32) (start
 
 // claimed records that r's window gave [cstart, cstart+clen): the window
 // shrinks from its start (or goes), and the next one goes after it.
-func (m *ReservationMap) claimed(r *Reservation, cstart, clen uint32) {
+func (m *reservationMap) claimed(r *Reservation, cstart, clen uint32) {
 	if r == nil || m.disabled() {
 		return
 	}

@@ -82,6 +82,17 @@ func (a *ChainAllocator) ClaimObjects(tx metacache.Tx, n int, hint uint64) ([]Ob
 	return out, nil
 }
 
+// NewMetaBlock is ClaimObject without a hint: the shape of fs/extent's
+// MetaAllocator (whose MetaBlock has Object's fields).
+func (a *ChainAllocator) NewMetaBlock(tx metacache.Tx) (Object, error) {
+	return a.ClaimObject(tx, 0)
+}
+
+// FreeMetaBlock is FreeObject, for the same callers.
+func (a *ChainAllocator) FreeMetaBlock(tx metacache.Tx, o Object) error {
+	return a.FreeObject(tx, o)
+}
+
 // FreeObject returns one object to the allocator.
 func (a *ChainAllocator) FreeObject(tx metacache.Tx, o Object) error {
 	return a.FreeObjects(tx, []Object{o})
