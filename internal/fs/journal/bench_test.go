@@ -49,7 +49,7 @@ func BenchmarkCommit(b *testing.B) {
 	b.ResetTimer()
 	commitRounds(b, j, v, 256, b.N)
 	b.StopTimer()
-	j.Close()
+	j.Abandon()
 }
 
 // TestBenchCommitVsRawWrites compares committing transactions of 256 4 KiB
@@ -76,7 +76,7 @@ func TestBenchCommitVsRawWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer j.Close()
+	defer j.Abandon()
 	// Rounds alternate between the baseline (the same bytes written raw
 	// past the journal's log, plus two syncs) and a commit, so that both
 	// see the same machine load.

@@ -353,7 +353,7 @@ func runCrashModel(t *testing.T, seed uint64, l layout, handles int, crashP floa
 				m.fatalf("crash image: %v", err)
 			}
 			m.logWrites += st.LogWrites
-			m.j.Close()
+			m.j.Abandon()
 			m.j = nil
 			// Find the state the crash left, and continue from it.
 			got := m.check(img, st.CommittedSeq, st.RunningSeq-1, "power cut")

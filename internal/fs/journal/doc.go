@@ -98,7 +98,7 @@
 // goroutine joins the running transaction.
 //
 // Goroutines: one background committer per mounted journal (none when
-// CommitInterval < 0), stopped by Shutdown, Close or Abort.
+// CommitInterval < 0), stopped by Shutdown, Abandon or Abort.
 //
 // # Errors
 //

@@ -360,21 +360,19 @@ func (j *Journal) loop(interval time.Duration) {
 		}
 		j.mu.Lock()
 		r := j.running
-		due := !r.empty() && (asked || !r.started.IsZero() && time.Since(r.started) >= interval)
+		age := time.Duration(0)
+		if !r.started.IsZero() {
+			age = j.now().Sub(r.started)
+		}
+		due := !r.empty() && (asked || age >= interval)
 		wait := interval
-		if !r.empty() && !r.started.IsZero() && !due {
-			wait = interval - time.Since(r.started)
+		if !r.empty() && !due {
+			wait = interval - age
 		}
 		pending := len(j.closed) > 0
 		j.mu.Unlock()
 		if due || pending {
 			_ = j.CommitAndWait() // an error aborts the journal; Begin reports it
-		}
-		if !t.Stop() {
-			select {
-			case <-t.C:
-			default:
-			}
 		}
 		t.Reset(max(wait, time.Millisecond))
 	}
@@ -504,10 +502,11 @@ func (j *Journal) Shutdown() error {
 	return nil
 }
 
-// Close stops the background committer without checkpointing or touching
-// the disk: what a crash leaves, for tests and for a mount layer that
-// already aborted. The journal accepts no more handles.
-func (j *Journal) Close() {
+// Abandon stops the background committer without committing,
+// checkpointing or touching the disk: what a crash leaves (tests), and what
+// a mount layer does with a journal that aborted. The journal accepts no
+// more handles. Use Shutdown to unmount.
+func (j *Journal) Abandon() {
 	j.mu.Lock()
 	j.shutdown = true
 	j.mu.Unlock()

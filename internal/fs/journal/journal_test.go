@@ -76,7 +76,7 @@ func TestCommitIsDurableAndReplayed(t *testing.T) {
 		if err := j.CommitAndWait(); err != nil {
 			t.Fatal(err)
 		}
-		j.Close() // crash: nothing checkpointed
+		j.Abandon() // crash: nothing checkpointed
 		img := v.mem.Snapshot()
 		if !bytes.Equal(v.home(img, 0), v.initialHome(0)) {
 			t.Fatal("home block written before any checkpoint")
@@ -144,7 +144,7 @@ func TestShutdownCheckpointsAndCleans(t *testing.T) {
 	if st := j2.Stats(); st.RunningSeq != 4 {
 		t.Fatalf("next transaction %d, want s_sequence+1 = 4", st.RunningSeq)
 	}
-	j2.Close()
+	j2.Abandon()
 }
 
 // logBlock returns journal block pos of an image (unfragmented layout).
@@ -178,7 +178,7 @@ func TestLogFormatIsJBD2s(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := v.mem.Snapshot()
-	j.Close()
+	j.Abandon()
 
 	sb, _ := ondisk.DecodeJournalSuperBlock(img[fixtureJStart*v.bs:])
 	if sb.Start != 1 || sb.SSequence != seq || sb.FeatureIncompat != 0 {
@@ -237,7 +237,7 @@ func TestDescriptorsSpanManyBlocks(t *testing.T) {
 	if err := j.CommitAndWait(); err != nil {
 		t.Fatal(err)
 	}
-	j.Close()
+	j.Abandon()
 	img := v.mem.Snapshot()
 	crashed := blockdev.NewMemoryFrom("c", img, 512)
 	rep, err := Replay(v.cache(crashed, 0), fixtureIno, l.cfg())
@@ -288,7 +288,7 @@ func TestCommitWritesLargeSequentialIOs(t *testing.T) {
 	if w2-w1 != 3 {
 		t.Fatalf("checkpoint of 400 neighbouring blocks: %d writes, want 3", w2-w1)
 	}
-	j.Close()
+	j.Abandon()
 }
 
 func TestCheckpointMovesTheTail(t *testing.T) {
@@ -322,7 +322,7 @@ func TestCheckpointMovesTheTail(t *testing.T) {
 	if err != nil || rep.Transactions != 0 {
 		t.Fatalf("%+v %v", rep, err)
 	}
-	j.Close()
+	j.Abandon()
 }
 
 func TestLogWrapsAroundManyTimes(t *testing.T) {
@@ -346,7 +346,7 @@ func TestLogWrapsAroundManyTimes(t *testing.T) {
 	if st.LogWrites < 10*uint64(st.LogCapacity) || st.Checkpoints == 0 {
 		t.Fatalf("log did not wrap many times: %+v", st)
 	}
-	j.Close()
+	j.Abandon()
 	crashed := blockdev.NewMemoryFrom("c", v.mem.Snapshot(), 512)
 	if _, err := Replay(v.cache(crashed, 0), fixtureIno, l.cfg()); err != nil {
 		t.Fatal(err)
@@ -379,7 +379,7 @@ func TestRevokedBlockIsNeverReplayed(t *testing.T) {
 	// The block now holds file data, written around the journal.
 	data := filled(v.bs, 0xDA)
 	v.mem.WriteAt(data, int64(v.homeStart+4)*int64(v.bs))
-	j.Close()
+	j.Abandon()
 	crashed := blockdev.NewMemoryFrom("c", v.mem.Snapshot(), 512)
 	rep, err := Replay(v.cache(crashed, 0), fixtureIno, small.cfg())
 	if err != nil || rep.RevokeHits != 1 || rep.Revokes != 1 {
@@ -406,7 +406,7 @@ func TestRevokeThenReuseInOneTransaction(t *testing.T) {
 	h.Dirty(b, -1)
 	h.Stop()
 	j.CommitAndWait()
-	j.Close()
+	j.Abandon()
 	crashed := blockdev.NewMemoryFrom("c", v.mem.Snapshot(), 512)
 	rep, err := Replay(v.cache(crashed, 0), fixtureIno, small.cfg())
 	if err != nil || rep.Revokes != 0 {
@@ -469,7 +469,7 @@ func TestOpenHandleIsCommittedWhole(t *testing.T) {
 	if st := j.Stats(); st.Committed != 1 || st.BlocksLogged != 2 {
 		t.Fatalf("%+v", st)
 	}
-	j.Close()
+	j.Abandon()
 }
 
 func TestBackgroundCommitterCommits(t *testing.T) {
@@ -509,7 +509,7 @@ func TestFullTransactionCommitsInBegin(t *testing.T) {
 	if _, err := j.Begin(16); err == nil {
 		t.Fatal("Begin accepted more credits than a transaction may hold")
 	}
-	j.Close()
+	j.Abandon()
 }
 
 func TestConcurrentHandlesAndCommits(t *testing.T) {
@@ -608,7 +608,7 @@ func TestDamagedLogStopsAtLastGoodCommit(t *testing.T) {
 	j.CommitAndWait() // log blocks 4-6
 	change(t, j, c, v, 0x30, 2)
 	j.CommitAndWait() // log blocks 7-9
-	j.Close()
+	j.Abandon()
 	img := v.mem.Snapshot()
 	// The second transaction's descriptor names a block beyond the device.
 	d := logBlock(v, img, 4)
@@ -641,7 +641,7 @@ func TestReplayOfGarbageNeverPanics(t *testing.T) {
 		change(t, j, c, v, byte(n), n, n+1)
 		j.CommitAndWait()
 	}
-	j.Close()
+	j.Abandon()
 	base := v.mem.Snapshot()
 	for trial := range 300 {
 		img := append([]byte(nil), base...)
@@ -663,7 +663,7 @@ func TestRecoverOtherSlot(t *testing.T) {
 	j, c, _ := load(t, v, v.mem, small.cfg())
 	change(t, j, c, v, 0x60, 3)
 	j.CommitAndWait()
-	j.Close() // the node dies
+	j.Abandon() // the node dies
 	img := v.mem.Snapshot()
 	dev := blockdev.NewMemoryFrom("survivor", img, 512)
 	rep, err := Recover(v.cache(dev, 0), fixtureIno, small.cfg())
@@ -697,7 +697,7 @@ func TestAccessBeyondDeviceFails(t *testing.T) {
 	if err := h.Stop(); err == nil {
 		t.Fatal("second Stop succeeded")
 	}
-	j.Close()
+	j.Abandon()
 }
 
 func TestLogNeverFillsCompletely(t *testing.T) {
@@ -716,7 +716,7 @@ func TestLogNeverFillsCompletely(t *testing.T) {
 			t.Fatalf("log use %d of %d", st.LogUsed, st.LogCapacity)
 		}
 	}
-	j.Close()
+	j.Abandon()
 	crashed := blockdev.NewMemoryFrom("c", v.mem.Snapshot(), 512)
 	rep, err := Replay(v.cache(crashed, 0), fixtureIno, l.cfg())
 	if err != nil || rep.Damage != nil {

@@ -118,5 +118,5 @@ func TestReplaysTheKernelsJournal(t *testing.T) {
 	if !rep.WasDirty || rep.Replay.Blocks != r.Blocks {
 		t.Fatalf("Load of the crashed image: %+v, %+v", rep, rep.Replay)
 	}
-	j.Close()
+	j.Abandon()
 }

@@ -195,7 +195,7 @@ func TestFsckReplaysO2goJournal(t *testing.T) {
 			if err := j.CommitAndWait(); err != nil {
 				t.Fatal(err)
 			}
-			j.Close() // crash: DIRTY set, nothing checkpointed
+			j.Abandon() // crash: DIRTY set, nothing checkpointed
 			rv.dev.Close()
 			if out := realtools.Debugfs(t, img, "stats"); !strings.Contains(out, "Label: testvol") {
 				t.Fatalf("label changed before any checkpoint:\n%s", out)
@@ -303,7 +303,7 @@ func TestFsckReplaysWrappedLogWithRevokes(t *testing.T) {
 	if st.LogWrites < uint64(st.LogCapacity) || st.Checkpoints == 0 {
 		t.Fatalf("the log did not wrap: %+v", st)
 	}
-	j.Close()
+	j.Abandon()
 	rv.dev.Sync()
 	rv.dev.Close()
 

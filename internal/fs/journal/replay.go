@@ -1,7 +1,6 @@
 package journal
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 
@@ -343,7 +342,3 @@ func Recover(c *metacache.Cache, ino uint64, cfg Config) (*RecoveryReport, error
 	rep.RecoveryGeneration = ij.RecoveryGeneration
 	return rep, nil
 }
-
-// IsDamage reports whether err is a journal corruption (as opposed to an
-// I/O error).
-func IsDamage(err error) bool { return errors.Is(err, ondisk.ErrCorrupt) }
