@@ -198,6 +198,9 @@ func compareHostTrees(t *testing.T, a, b string) {
 				t.Fatal(err)
 			}
 			rel, _ := filepath.Rel(root, p)
+			if rel == "." && d.IsDir() {
+				return nil // the test made the destination directory itself
+			}
 			desc := fmt.Sprintf("mode %o uid %d gid %d", st.Mode, st.Uid, st.Gid)
 			switch {
 			case d.Type()&fs.ModeSymlink != 0:
