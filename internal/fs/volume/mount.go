@@ -115,7 +115,7 @@ func MountVolume(v *Volume, opts MountOptions) (*Mounted, error) {
 		return nil, fmt.Errorf("%s: loading journal:%04d: %w", v.Path, m.Slot, err)
 	}
 	fail := func(err error) (*Mounted, error) {
-		m.Journal.Close()
+		m.Journal.Abandon()
 		return nil, err
 	}
 	geo, err := alloc.NewGeometry(v.Super)
@@ -228,7 +228,7 @@ func (m *Mounted) Unmount() error {
 // written (tests use it to leave a dirty journal behind).
 func (m *Mounted) Crash() {
 	m.closed = true
-	m.Journal.Close()
+	m.Journal.Abandon()
 	m.Volume.Close()
 }
 
@@ -305,4 +305,23 @@ func (c clusterAdapter) ClaimClusters(tx metacache.Tx, owner uint64, goal, min, 
 
 func (c clusterAdapter) FreeClusters(tx metacache.Tx, start, n uint32) error {
 	return c.m.cluster.FreeClusters(tx, start, n)
+}
+
+// Statfs reports the volume's size and free space in clusters: the global
+// bitmap's free bits plus what the slot's local alloc window holds unused
+// (those are marked used in the global bitmap while the window has them).
+func (m *Mounted) Statfs() (total, free uint64, err error) {
+	m.FS.W.Meta.RLock()
+	defer m.FS.W.Meta.RUnlock()
+	g, err := m.Cache.Dinode(m.global.Blkno())
+	if err != nil {
+		return 0, 0, err
+	}
+	gb := g.Bitmap()
+	total, free = uint64(gb.Total), uint64(gb.Total-gb.Used)
+	if la, err := m.Cache.Dinode(m.local.Blkno()); err == nil {
+		lb := la.Bitmap()
+		free += uint64(lb.Total - lb.Used)
+	}
+	return total, free, nil
 }

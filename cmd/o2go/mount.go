@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"o2go/internal/fusefs"
+	"o2go/internal/inspect"
+)
+
+func init() { subcommands = append(subcommands, newMountCommand, newUmountCommand) }
+
+const mountReadyFD = "O2GO_MOUNT_READY_FD"
+
+func newMountCommand() *cobra.Command {
+	var (
+		optString  string
+		foreground bool
+		scan       []string
+	)
+	cmd := &cobra.Command{
+		Use:   "mount [-o OPTIONS] [-f] DEVICE|UUID=…|LABEL=… MOUNTPOINT",
+		Short: "Mount an OCFS2 volume through FUSE",
+		Long: `mount serves an OCFS2 volume at MOUNTPOINT through FUSE and returns once the
+mount is ready; the file system keeps running in the background until the
+mount point is unmounted (o2go umount, or plain umount). -f stays in the
+foreground.
+
+DEVICE is a block device or an image file, or UUID=… / LABEL=… to find the
+volume by its UUID or label on this machine's block devices (and in --scan
+paths), whatever its device name is here.
+
+Options (-o, comma separated) are mount.ocfs2(8)'s that apply:
+  ro, rw, data=ordered|writeback, commit=SECONDS, errors=remount-ro|panic|continue,
+  atime_quantum=SECONDS, noatime, localalloc=MB, resv_level=0..8,
+  dir_resv_level=0..8, coherency=full|buffered, user_xattr, nouser_xattr,
+  acl, noacl, nocluster, preferred_slot=N; _netdev and defaults are accepted.
+
+A local volume (mkfs --fs-features=local) mounts on this node. A clustered
+volume needs the cluster agent, or -o nocluster when no other node uses it.
+A volume is never mounted twice on one machine, nor while other nodes
+heartbeat on it without the cluster.
+
+EXIT STATUS
+  0  mounted (or, with -f, served and cleanly unmounted)
+  1  the mount failed; the message says why`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts, err := fusefs.ParseMountOptions(optString)
+			if err != nil {
+				return err
+			}
+			device, err := resolveVolume(args[0], scan)
+			if err != nil {
+				return err
+			}
+			if !foreground {
+				return mountInBackground(cmd, device, args[1], optString)
+			}
+			s := &fusefs.Session{Device: device, Mountpoint: args[1], Opts: opts, LiveNodes: liveNodes}
+			ready := func(err error) {}
+			if fd := os.Getenv(mountReadyFD); fd != "" {
+				pipe := os.NewFile(3, "ready")
+				ready = func(err error) {
+					if err != nil {
+						fmt.Fprintf(pipe, "error: %v\n", err)
+					} else {
+						fmt.Fprintln(pipe, "ok")
+					}
+					pipe.Close()
+				}
+			}
+			return s.Run(ready)
+		},
+	}
+	cmd.Flags().StringVarP(&optString, "options", "o", "", "mount options, comma separated")
+	cmd.Flags().BoolVarP(&foreground, "foreground", "f", false, "stay in the foreground")
+	cmd.Flags().StringArrayVar(&scan, "scan", nil, "image files or folders to search for UUID=/LABEL=")
+	return cmd
+}
+
+// mountInBackground starts `o2go mount -f` detached and waits until it
+// says the mount is ready (or why it is not).
+func mountInBackground(cmd *cobra.Command, device, mountpoint, opts string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	logPath := filepath.Join(filepath.Dir(fusefs.RunDir), "mount.log")
+	os.MkdirAll(filepath.Dir(logPath), 0o755)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		logf, _ = os.Open(os.DevNull)
+	}
+	defer logf.Close()
+	child := exec.Command(self, "mount", "-f", "-o", opts, device, mountpoint)
+	child.Env = append(os.Environ(), mountReadyFD+"=3")
+	child.ExtraFiles = []*os.File{w}
+	child.Stdout, child.Stderr = logf, logf
+	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := child.Start(); err != nil {
+		w.Close()
+		return err
+	}
+	w.Close()
+	line, _ := bufio.NewReader(r).ReadString('\n')
+	line = strings.TrimSpace(line)
+	switch {
+	case line == "ok":
+		child.Process.Release()
+		return nil
+	case strings.HasPrefix(line, "error: "):
+		child.Wait()
+		return errors.New(strings.TrimPrefix(line, "error: "))
+	}
+	err = child.Wait()
+	return fmt.Errorf("the mount process ended without saying why (%v); see %s", err, logPath)
+}
+
+// resolveVolume turns UUID=… or LABEL=… into a device path.
+func resolveVolume(spec string, scan []string) (string, error) {
+	key, val, ok := strings.Cut(spec, "=")
+	if !ok || (key != "UUID" && key != "LABEL") {
+		return spec, nil
+	}
+	var devices []string
+	for _, p := range scan {
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			ents, _ := os.ReadDir(p)
+			for _, e := range ents {
+				if !e.IsDir() {
+					devices = append(devices, filepath.Join(p, e.Name()))
+				}
+			}
+		} else {
+			devices = append(devices, p)
+		}
+	}
+	var found []inspect.MountedVolume
+	if len(devices) > 0 {
+		found, _ = inspect.FindVolumes(inspect.MountedOptions{Devices: devices})
+	}
+	all, _ := inspect.FindVolumes(inspect.MountedOptions{})
+	found = append(found, all...)
+	var match []string
+	for _, v := range found {
+		if key == "UUID" && strings.EqualFold(strings.ReplaceAll(v.UUID, "-", ""), strings.ReplaceAll(val, "-", "")) ||
+			key == "LABEL" && v.Label == val {
+			match = append(match, v.Device)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return "", fmt.Errorf("no OCFS2 volume with %s on this machine's block devices%s", spec, map[bool]string{true: " or the --scan paths", false: " (use --scan for image files)"}[len(scan) > 0])
+	case 1:
+		return match[0], nil
+	}
+	return "", fmt.Errorf("%s matches several devices: %s", spec, strings.Join(match, ", "))
+}
+
+// liveNodes returns the nodes heartbeating on device.
+func liveNodes(device string) ([]int, error) {
+	found, errs := inspect.FindVolumes(inspect.MountedOptions{Devices: []string{device}, Full: true})
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	var live []int
+	for _, v := range found {
+		for _, n := range v.Heartbeating {
+			live = append(live, n.Node)
+		}
+	}
+	return live, nil
+}
+
+func newUmountCommand() *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "umount MOUNTPOINT",
+		Short: "Unmount an o2go mount and wait until its volume is clean",
+		Long: `umount unmounts MOUNTPOINT and waits until the o2go process serving it has
+flushed, checkpointed its journal and marked it clean. (Plain umount works
+too; it just does not wait for the volume to be clean.)
+
+EXIT STATUS
+  0  unmounted and clean
+  1  not an o2go mount, busy, or the server did not finish in time`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			mp, err := filepath.Abs(args[0])
+			if err != nil {
+				return err
+			}
+			mounts, err := fusefs.Mounts()
+			if err != nil {
+				return err
+			}
+			pid := 0
+			for _, m := range mounts {
+				if m.Mountpoint == mp {
+					pid = m.PID
+				}
+			}
+			if err := syscall.Unmount(mp, 0); err != nil {
+				return fmt.Errorf("unmounting %s: %w", mp, err)
+			}
+			if pid == 0 {
+				return nil
+			}
+			deadline := time.Now().Add(timeout)
+			for syscall.Kill(pid, 0) == nil {
+				if time.Now().After(deadline) {
+					return fmt.Errorf("%s is unmounted, but the o2go process %d is still cleaning up after %v", mp, pid, timeout)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the volume to be clean")
+	return cmd
+}

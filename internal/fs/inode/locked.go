@@ -1,0 +1,137 @@
+package inode
+
+import (
+	"o2go/internal/ondisk"
+)
+
+// rlock takes the volume's metadata lock shared for a reader of a mounted
+// volume (writers change buffers in place under the exclusive side); it is
+// a no-op for read-only access, where nothing changes.
+func (f *FS) rlock() func() {
+	if f.W == nil {
+		return func() {}
+	}
+	f.W.Meta.RLock()
+	return f.W.Meta.RUnlock
+}
+
+// Stat returns a snapshot of inode ino (the FUSE getattr path).
+func (f *FS) Stat(ino uint64) (*ondisk.Dinode, error) {
+	defer f.rlock()()
+	return f.Inode(ino)
+}
+
+// LookupStat finds name in directory parent and returns its inode.
+func (f *FS) LookupStat(parent uint64, name string) (*ondisk.Dinode, error) {
+	defer f.rlock()()
+	ino, err := f.Lookup(parent, name)
+	if err != nil {
+		return nil, err
+	}
+	return f.Inode(ino)
+}
+
+// ReadFile reads file data like pread, under the metadata lock.
+func (f *FS) ReadFile(ino uint64, p []byte, off int64) (int, error) {
+	defer f.rlock()()
+	d, err := f.Inode(ino)
+	if err != nil {
+		return 0, err
+	}
+	return f.ReadAt(d, p, off)
+}
+
+// ReadLink returns the target of symlink ino.
+func (f *FS) ReadLink(ino uint64) (string, error) {
+	defer f.rlock()()
+	d, err := f.Inode(ino)
+	if err != nil {
+		return "", err
+	}
+	return f.Readlink(d)
+}
+
+// ListXattrs returns the full names of ino's xattrs.
+func (f *FS) ListXattrs(ino uint64) ([]string, error) {
+	defer f.rlock()()
+	x, err := f.Xattrs(ino)
+	if err != nil {
+		return nil, err
+	}
+	attrs, err := x.List()
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(attrs))
+	for i, a := range attrs {
+		names[i] = a.Name
+	}
+	return names, nil
+}
+
+// GetXattr returns the value of ino's xattr name; found is false without it.
+func (f *FS) GetXattr(ino uint64, name string) ([]byte, bool, error) {
+	defer f.rlock()()
+	x, err := f.Xattrs(ino)
+	if err != nil {
+		return nil, false, err
+	}
+	return x.Get(name)
+}
+
+// DirEntry is one name read from a directory, with the cookie that
+// resumes a listing right after it.
+type DirEntry struct {
+	ondisk.DirEntry
+	Next uint64
+}
+
+// ReadDir lists directory ino from cookie (0: the start), calling fn for
+// each live entry until fn returns false. Cookies are positions (block
+// index and offset in the block, plus one), so they stay valid while the
+// directory changes: a listing resumed after an insert or delete neither
+// repeats nor skips names that were there all along.
+func (f *FS) ReadDir(ino uint64, cookie uint64, fn func(e DirEntry) bool) error {
+	defer f.rlock()()
+	d, err := f.Dir(ino)
+	if err != nil {
+		return err
+	}
+	bs := uint64(f.SB.BlockSize())
+	visit := func(base uint64, area []byte, blkno uint64) (bool, error) {
+		it := ondisk.NewDirIter(area)
+		for it.Next() {
+			pos := base + uint64(it.Offset()) + 1
+			if pos <= cookie || !it.Entry().Used() {
+				continue
+			}
+			if !fn(DirEntry{DirEntry: it.Entry(), Next: pos}) {
+				return false, nil
+			}
+		}
+		if err := it.Err(); err != nil {
+			return false, f.C.Annotate(err, blkno)
+		}
+		return true, nil
+	}
+	if d.Inode.Inline != nil {
+		_, err := visit(0, d.Inode.Inline.Data, ino)
+		return err
+	}
+	n := d.NumBlocks()
+	for i := cookie / bs; i < n; i++ {
+		phys, err := d.BlockAt(i)
+		if err != nil {
+			return err
+		}
+		area, _, err := f.C.DirBlock(phys, ino)
+		if err != nil {
+			return err
+		}
+		more, err := visit(i*bs, area, phys)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}

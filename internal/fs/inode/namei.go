@@ -1,0 +1,435 @@
+package inode
+
+import (
+	"fmt"
+	"syscall"
+
+	"o2go/internal/fs/dir"
+	"o2go/internal/fs/metacache"
+	"o2go/internal/ondisk"
+)
+
+// Caller is who asks for an operation: the owner of what it creates.
+type Caller struct {
+	UID, GID uint32
+}
+
+// NewNode describes an inode to create.
+type NewNode struct {
+	Mode   uint32 // type and permission bits (S_IF*, after umask)
+	Rdev   uint32 // device number for character and block devices
+	Target string // symlink target
+}
+
+func (f *FS) dirEnv(tx metacache.Tx) dir.Env {
+	return dir.Env{C: f.C, SB: f.SB, Tx: tx, Meta: f.W.Alloc.Blocks, Data: f.W.Alloc.Clusters}
+}
+
+func (f *FS) linkMax() uint32 {
+	if f.SB.Features.Incompat&ondisk.IncompatIndexedDirs != 0 {
+		return ondisk.DxLinkMax
+	}
+	return ondisk.LinkMax
+}
+
+// Create makes a new inode called name in directory parent: a regular
+// file, directory, symlink, device, FIFO or socket. It returns its inode.
+func (f *FS) Create(parent uint64, name string, n NewNode, who Caller) (uint64, error) {
+	if err := dir.ValidateName(name); err != nil {
+		return 0, err
+	}
+	var ino uint64
+	err := f.run(16, func(tx metacache.Tx) error {
+		pd, pb, err := f.inodeForWrite(tx, parent)
+		if err != nil {
+			return err
+		}
+		if !pd.IsDir() {
+			return syscall.ENOTDIR
+		}
+		if pd.Links == 0 {
+			return syscall.ENOENT // the directory was removed
+		}
+		if _, found, err := (dir.Dir{C: f.C, SB: f.SB, Inode: pd}).Lookup(name); err != nil {
+			return err
+		} else if found {
+			return syscall.EEXIST
+		}
+		isDir := n.Mode&syscall.S_IFMT == syscall.S_IFDIR
+		if isDir && pd.Links >= f.linkMax() {
+			return syscall.EMLINK
+		}
+		d, b, err := f.newInode(tx, pd, n, who)
+		if err != nil {
+			return err
+		}
+		env := f.dirEnv(tx)
+		if isDir {
+			if err := dir.Init(env, d, parent); err != nil {
+				return err
+			}
+		}
+		if d.IsLnk() && d.FastSymlink == nil {
+			if err := f.writeLocked(tx, d, []byte(n.Target), 0); err != nil {
+				return err
+			}
+		}
+		if err := saveInode(tx, d, b); err != nil {
+			return err
+		}
+		if err := dir.Add(env, pd, name, d.Blkno, d.FileType()); err != nil {
+			return err
+		}
+		if isDir {
+			pd.Links++
+		}
+		now := diskTime(f.W.now())
+		pd.Mtime, pd.Ctime = now, now
+		ino = d.Blkno
+		return saveInode(tx, pd, pb)
+	})
+	return ino, err
+}
+
+// newInode allocates and initialises an inode in the slot's inode_alloc,
+// the way the kernel's mknod does: inline data for files and directories
+// when the volume has inline-data, a fast symlink when the target fits.
+func (f *FS) newInode(tx metacache.Tx, parent *ondisk.Dinode, n NewNode, who Caller) (*ondisk.Dinode, *metacache.Buffer, error) {
+	obj, err := f.W.Alloc.Inodes.NewMetaBlock(tx)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := diskTime(f.W.now())
+	mode := n.Mode
+	gid := who.GID
+	if parent.Mode&syscall.S_ISGID != 0 {
+		gid = parent.GID
+		if mode&syscall.S_IFMT == syscall.S_IFDIR {
+			mode |= syscall.S_ISGID
+		}
+	}
+	d := &ondisk.Dinode{
+		Generation: f.W.nextGeneration(), SuballocSlot: obj.Slot, SuballocBit: obj.Bit, SuballocLoc: obj.GroupBlkno,
+		Links: 1, UID: who.UID, GID: gid, Mode: uint16(mode), Flags: ondisk.InodeValid,
+		Atime: now, Ctime: now, Mtime: now, Blkno: obj.Blkno, FSGeneration: f.C.FSGeneration(),
+	}
+	bs := f.SB.BlockSize()
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFDIR:
+		d.Links = 2
+		fallthrough
+	case syscall.S_IFREG:
+		if f.inlineSupported() {
+			d.DynFeatures |= ondisk.DynInlineData
+			d.Inline = &ondisk.InlineData{Data: make([]byte, ondisk.InlineDataBytes(bs, 0))}
+		}
+	case syscall.S_IFLNK:
+		if len(n.Target) == 0 || len(n.Target) >= 4096 {
+			return nil, nil, syscall.ENAMETOOLONG
+		}
+		if len(n.Target) < ondisk.FastSymlinkBytes(bs, 0) {
+			d.FastSymlink = []byte(n.Target)
+			d.Size = uint64(len(n.Target))
+		}
+	case syscall.S_IFCHR, syscall.S_IFBLK:
+		if err := d.SetRdev(uint32(n.Rdev>>8)&0xfff, n.Rdev&0xff|(n.Rdev>>12)&0xfff00); err != nil {
+			return nil, nil, syscall.EINVAL
+		}
+	case syscall.S_IFIFO, syscall.S_IFSOCK:
+	default:
+		return nil, nil, syscall.EINVAL
+	}
+	if d.Inline == nil && d.FastSymlink == nil {
+		d.Extents = &ondisk.ExtentList{Count: uint16(ondisk.ExtentRecsPerInode(bs, 0))}
+	}
+	b, err := tx.New(obj.Blkno)
+	if err != nil {
+		return nil, nil, err
+	}
+	return d, b, nil
+}
+
+// Link adds name in directory parent for inode ino (link(2)).
+func (f *FS) Link(ino, parent uint64, name string) error {
+	if err := dir.ValidateName(name); err != nil {
+		return err
+	}
+	return f.run(8, func(tx metacache.Tx) error {
+		d, b, err := f.inodeForWrite(tx, ino)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return syscall.EPERM
+		}
+		if d.Links >= f.linkMax() {
+			return syscall.EMLINK
+		}
+		if d.Links == 0 {
+			return syscall.ENOENT
+		}
+		pd, pb, err := f.inodeForWrite(tx, parent)
+		if err != nil {
+			return err
+		}
+		if !pd.IsDir() {
+			return syscall.ENOTDIR
+		}
+		if err := dir.Add(f.dirEnv(tx), pd, name, ino, d.FileType()); err != nil {
+			return err
+		}
+		now := diskTime(f.W.now())
+		d.Links++
+		d.Ctime = now
+		pd.Mtime, pd.Ctime = now, now
+		if err := saveInode(tx, d, b); err != nil {
+			return err
+		}
+		return saveInode(tx, pd, pb)
+	})
+}
+
+// Unlink removes name from directory parent (unlink(2), or rmdir(2) when
+// isDir). An inode left without links goes to the slot's orphan directory
+// in the same transaction, and is deleted once nobody has it open.
+func (f *FS) Unlink(parent uint64, name string, isDir bool) error {
+	var victim uint64
+	err := f.run(16, func(tx metacache.Tx) error {
+		pd, pb, err := f.inodeForWrite(tx, parent)
+		if err != nil {
+			return err
+		}
+		if !pd.IsDir() {
+			return syscall.ENOTDIR
+		}
+		if name == "." || name == ".." {
+			if isDir {
+				return syscall.ENOTEMPTY
+			}
+			return syscall.EISDIR
+		}
+		e, found, err := (dir.Dir{C: f.C, SB: f.SB, Inode: pd}).Lookup(name)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return syscall.ENOENT
+		}
+		d, b, err := f.inodeForWrite(tx, e.Inode)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() != isDir {
+			if isDir {
+				return syscall.ENOTDIR
+			}
+			return syscall.EISDIR
+		}
+		if isDir {
+			if empty, err := (dir.Dir{C: f.C, SB: f.SB, Inode: d}).IsEmpty(); err != nil {
+				return err
+			} else if !empty {
+				return syscall.ENOTEMPTY
+			}
+		}
+		if _, err := dir.Remove(f.dirEnv(tx), pd, name); err != nil {
+			return err
+		}
+		now := diskTime(f.W.now())
+		pd.Mtime, pd.Ctime = now, now
+		if isDir {
+			pd.Links--
+		}
+		if err := f.dropLink(tx, d, isDir); err != nil {
+			return err
+		}
+		d.Ctime = now
+		if err := saveInode(tx, d, b); err != nil {
+			return err
+		}
+		if d.Links == 0 {
+			victim = d.Blkno
+		}
+		return saveInode(tx, pd, pb)
+	})
+	if err == nil && victim != 0 {
+		err = f.deleteIfUnused(victim)
+	}
+	return err
+}
+
+// dropLink takes one name away from d; the last one (both, for a
+// directory: its name and its ".") makes it an orphan.
+func (f *FS) dropLink(tx metacache.Tx, d *ondisk.Dinode, isDir bool) error {
+	if isDir || d.Links <= 1 {
+		d.Links = 0
+		return f.orphan(tx, d)
+	}
+	d.Links--
+	return nil
+}
+
+// orphanName is the orphan directory entry of an inode.
+func orphanName(blkno uint64) string { return fmt.Sprintf("%016x", blkno) }
+
+// orphan puts d in the slot's orphan directory (ORPHANED_FL,
+// i_orphaned_slot), so that a crash before its deletion finishes leaves it
+// for recovery, as the kernel's ocfs2_orphan_add does.
+func (f *FS) orphan(tx metacache.Tx, d *ondisk.Dinode) error {
+	od, ob, err := f.inodeForWrite(tx, f.W.OrphanDir)
+	if err != nil {
+		return err
+	}
+	if err := dir.Add(f.dirEnv(tx), od, orphanName(d.Blkno), d.Blkno, d.FileType()); err != nil {
+		return fmt.Errorf("adding inode %d to orphan_dir:%04d: %w", d.Blkno, f.W.Slot, err)
+	}
+	if d.IsDir() {
+		od.Links++
+	}
+	d.Flags |= ondisk.InodeOrphaned
+	d.OrphanedSlot = uint16(f.W.Slot)
+	return saveInode(tx, od, ob)
+}
+
+// Open notes that a handle to ino was opened; Release the reverse. An
+// unlinked inode lives until its last handle is released.
+func (f *FS) Open(ino uint64) {
+	if f.W == nil {
+		return
+	}
+	f.W.mu.Lock()
+	if f.W.open == nil {
+		f.W.open = map[uint64]int{}
+	}
+	f.W.open[ino]++
+	f.W.mu.Unlock()
+}
+
+// Release drops a handle and deletes the inode when it was its last and
+// the inode has no name left.
+func (f *FS) Release(ino uint64) error {
+	if f.W == nil {
+		return nil
+	}
+	f.W.mu.Lock()
+	f.W.open[ino]--
+	last := f.W.open[ino] <= 0
+	if last {
+		delete(f.W.open, ino)
+	}
+	f.W.mu.Unlock()
+	if !last {
+		return nil
+	}
+	if f.W.Alloc.DiscardReservation != nil {
+		f.W.Alloc.DiscardReservation(ino)
+	}
+	return f.deleteIfUnused(ino)
+}
+
+func (f *FS) isOpen(ino uint64) bool {
+	f.W.mu.Lock()
+	defer f.W.mu.Unlock()
+	return f.W.open[ino] > 0
+}
+
+// deleteIfUnused deletes an orphaned inode nobody has open.
+func (f *FS) deleteIfUnused(ino uint64) error {
+	if f.isOpen(ino) {
+		return nil
+	}
+	d, err := f.Inode(ino)
+	if err != nil {
+		return err
+	}
+	if d.Links != 0 || d.Flags&ondisk.InodeOrphaned == 0 {
+		return nil
+	}
+	return f.Delete(ino)
+}
+
+// Delete frees an orphaned inode: its data (in steps, through the truncate
+// log), directory blocks, xattrs, then its orphan entry and its inode bit.
+func (f *FS) Delete(ino uint64) error {
+	d, err := f.Inode(ino)
+	if err != nil {
+		return err
+	}
+	if d.Flags&ondisk.InodeOrphaned == 0 || d.Links != 0 {
+		return fmt.Errorf("inode %d: delete of an inode that is not an unlinked orphan (links %d)", ino, d.Links)
+	}
+	slot := int(d.OrphanedSlot)
+	if d.Extents != nil && !d.IsDir() {
+		if err := f.removeRange(ino, 0, ^uint32(0), func(d *ondisk.Dinode) error { d.Size = 0; return nil }); err != nil {
+			return err
+		}
+	}
+	return f.run(16, func(tx metacache.Tx) error {
+		d, b, err := f.inodeForWrite(tx, ino)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Inline == nil {
+			if err := dir.Destroy(f.dirEnv(tx), d); err != nil {
+				return err
+			}
+		}
+		if err := f.destroyXattrs(tx, d, b); err != nil {
+			return err
+		}
+		orphanDir := f.W.OrphanDir
+		if slot != f.W.Slot {
+			if orphanDir, err = f.orphanDirOf(slot); err != nil {
+				return err
+			}
+		}
+		od, ob, err := f.inodeForWrite(tx, orphanDir)
+		if err != nil {
+			return err
+		}
+		if _, err := dir.Remove(f.dirEnv(tx), od, orphanName(ino)); err != nil {
+			return fmt.Errorf("removing inode %d from its orphan directory: %w", ino, err)
+		}
+		if d.IsDir() {
+			od.Links--
+		}
+		if err := saveInode(tx, od, ob); err != nil {
+			return err
+		}
+		d.Flags &^= ondisk.InodeValid | ondisk.InodeOrphaned
+		d.Dtime = uint64(f.W.now().Unix())
+		if err := saveInode(tx, d, b); err != nil {
+			return err
+		}
+		return f.W.Alloc.Inodes.FreeMetaBlock(tx, metaBlockOf(d))
+	})
+}
+
+// RecoverOrphans deletes the inodes left in the slot's orphan directory by
+// a crash (the mount-time part of the kernel's orphan recovery). It
+// returns how many it deleted.
+func (f *FS) RecoverOrphans() (int, error) {
+	w, err := f.writer()
+	if err != nil {
+		return 0, err
+	}
+	od, err := f.Dir(w.OrphanDir)
+	if err != nil {
+		return 0, err
+	}
+	var victims []uint64
+	if err := od.ForEach(func(e ondisk.DirEntry) error {
+		if e.Name != "." && e.Name != ".." {
+			victims = append(victims, e.Inode)
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	for i, ino := range victims {
+		if err := f.Delete(ino); err != nil {
+			return i, fmt.Errorf("orphan inode %d: %w", ino, err)
+		}
+	}
+	return len(victims), nil
+}

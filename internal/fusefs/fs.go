@@ -1,0 +1,485 @@
+package fusefs
+
+import (
+	"errors"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"o2go/internal/fs/inode"
+	"o2go/internal/ondisk"
+)
+
+// Options tune the adapter.
+type Options struct {
+	// AttrTimeout and EntryTimeout are how long the kernel may cache
+	// attributes and names without asking (single node: safe; the cluster
+	// layer invalidates).
+	AttrTimeout, EntryTimeout time.Duration
+	// ReadOnly refuses every change with EROFS.
+	ReadOnly bool
+	// Statfs reports total and free clusters (the volume's allocators).
+	Statfs func() (total, free uint64, err error)
+	// OnUnmount runs after the kernel unmounted (flush, clean journal).
+	OnUnmount func()
+}
+
+// FS implements fuse.RawFileSystem over an inode.FS.
+type FS struct {
+	fuse.RawFileSystem
+	fs   *inode.FS
+	root uint64
+	opts Options
+
+	mu      sync.Mutex
+	handles map[uint64]uint64 // file handle -> inode
+	nextFh  uint64
+	server  *fuse.Server
+}
+
+// New returns the adapter for fs.
+func New(fs *inode.FS, opts Options) *FS {
+	if opts.AttrTimeout == 0 {
+		opts.AttrTimeout = time.Second
+	}
+	if opts.EntryTimeout == 0 {
+		opts.EntryTimeout = time.Second
+	}
+	return &FS{RawFileSystem: fuse.NewDefaultRawFileSystem(), fs: fs, root: fs.RootBlkno(), opts: opts, handles: map[uint64]uint64{}}
+}
+
+func (f *FS) String() string { return "o2go" }
+
+// Init keeps the server to send invalidations.
+func (f *FS) Init(s *fuse.Server) { f.server = s }
+
+// OnUnmount runs the volume's clean unmount.
+func (f *FS) OnUnmount() {
+	if f.opts.OnUnmount != nil {
+		f.opts.OnUnmount()
+	}
+}
+
+func (f *FS) ino(node uint64) uint64 {
+	if node == fuse.FUSE_ROOT_ID {
+		return f.root
+	}
+	return node
+}
+
+func (f *FS) node(ino uint64) uint64 {
+	if ino == f.root {
+		return fuse.FUSE_ROOT_ID
+	}
+	return ino
+}
+
+// status maps an error to the errno FUSE returns: the one place it happens.
+func status(err error) fuse.Status {
+	if err == nil {
+		return fuse.OK
+	}
+	return fuse.Status(inode.Errno(err))
+}
+
+func (f *FS) fillAttr(d *ondisk.Dinode, a *fuse.Attr) {
+	a.Ino = d.Blkno
+	a.Size = d.Size
+	a.Blocks = uint64(d.Clusters) << (f.fs.SB.ClusterSizeBits - 9)
+	a.Atime, a.Atimensec = d.Atime.Sec, d.Atime.Nsec
+	a.Mtime, a.Mtimensec = d.Mtime.Sec, d.Mtime.Nsec
+	a.Ctime, a.Ctimensec = d.Ctime.Sec, d.Ctime.Nsec
+	a.Mode = uint32(d.Mode)
+	a.Nlink = d.Links
+	a.Uid, a.Gid = d.UID, d.GID
+	if d.IsChr() || d.IsBlk() {
+		maj, min := d.Rdev()
+		a.Rdev = uint32(min&0xff | maj<<8 | (min&^0xff)<<12)
+	}
+	a.Blksize = uint32(f.fs.SB.ClusterSize())
+}
+
+func (f *FS) fillEntry(d *ondisk.Dinode, out *fuse.EntryOut) {
+	out.NodeId = f.node(d.Blkno)
+	out.Generation = uint64(d.Generation)
+	out.SetEntryTimeout(f.opts.EntryTimeout)
+	out.SetAttrTimeout(f.opts.AttrTimeout)
+	f.fillAttr(d, &out.Attr)
+}
+
+func (f *FS) entryOf(ino uint64, out *fuse.EntryOut) fuse.Status {
+	d, err := f.fs.Stat(ino)
+	if err != nil {
+		return status(err)
+	}
+	f.fillEntry(d, out)
+	return fuse.OK
+}
+
+func (f *FS) writable() fuse.Status {
+	if f.opts.ReadOnly || f.fs.W == nil {
+		return fuse.EROFS
+	}
+	return fuse.OK
+}
+
+// Lookup implements fuse.RawFileSystem.
+func (f *FS) Lookup(_ <-chan struct{}, h *fuse.InHeader, name string, out *fuse.EntryOut) fuse.Status {
+	d, err := f.fs.LookupStat(f.ino(h.NodeId), name)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) {
+			out.NodeId = 0 // negative entry, cached for EntryTimeout
+			out.SetEntryTimeout(f.opts.EntryTimeout)
+		}
+		return status(err)
+	}
+	f.fillEntry(d, out)
+	return fuse.OK
+}
+
+// GetAttr implements fuse.RawFileSystem.
+func (f *FS) GetAttr(_ <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrOut) fuse.Status {
+	d, err := f.fs.Stat(f.ino(in.NodeId))
+	if err != nil {
+		return status(err)
+	}
+	out.SetTimeout(f.opts.AttrTimeout)
+	f.fillAttr(d, &out.Attr)
+	return fuse.OK
+}
+
+// SetAttr implements fuse.RawFileSystem.
+func (f *FS) SetAttr(_ <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) fuse.Status {
+	if s := f.writable(); !s.Ok() {
+		return s
+	}
+	var c inode.AttrChange
+	v := in.Valid
+	if v&fuse.FATTR_MODE != 0 {
+		m := in.Mode
+		c.Mode = &m
+	}
+	if v&fuse.FATTR_UID != 0 {
+		u := in.Uid
+		c.UID = &u
+	}
+	if v&fuse.FATTR_GID != 0 {
+		g := in.Gid
+		c.GID = &g
+	}
+	if v&fuse.FATTR_SIZE != 0 {
+		s := int64(in.Size)
+		c.Size = &s
+	}
+	if v&fuse.FATTR_ATIME_NOW != 0 {
+		c.AtimeNow = true
+	} else if v&fuse.FATTR_ATIME != 0 {
+		t := time.Unix(int64(in.Atime), int64(in.Atimensec))
+		c.Atime = &t
+	}
+	if v&fuse.FATTR_MTIME_NOW != 0 {
+		c.MtimeNow = true
+	} else if v&fuse.FATTR_MTIME != 0 {
+		t := time.Unix(int64(in.Mtime), int64(in.Mtimensec))
+		c.Mtime = &t
+	}
+	c.KillSUIDGID = v&fuse.FATTR_KILL_SUIDGID != 0
+	ino := f.ino(in.NodeId)
+	if err := f.fs.Setattr(ino, c); err != nil {
+		return status(err)
+	}
+	d, err := f.fs.Stat(ino)
+	if err != nil {
+		return status(err)
+	}
+	out.SetTimeout(f.opts.AttrTimeout)
+	f.fillAttr(d, &out.Attr)
+	return fuse.OK
+}
+
+func (f *FS) create(parent uint64, name string, n inode.NewNode, caller *fuse.Caller, out *fuse.EntryOut) fuse.Status {
+	if s := f.writable(); !s.Ok() {
+		return s
+	}
+	ino, err := f.fs.Create(f.ino(parent), name, n, inode.Caller{UID: caller.Uid, GID: caller.Gid})
+	if err != nil {
+		return status(err)
+	}
+	return f.entryOf(ino, out)
+}
+
+// Mknod implements fuse.RawFileSystem.
+func (f *FS) Mknod(_ <-chan struct{}, in *fuse.MknodIn, name string, out *fuse.EntryOut) fuse.Status {
+	return f.create(in.NodeId, name, inode.NewNode{Mode: in.Mode &^ in.Umask, Rdev: in.Rdev}, &in.Caller, out)
+}
+
+// Mkdir implements fuse.RawFileSystem.
+func (f *FS) Mkdir(_ <-chan struct{}, in *fuse.MkdirIn, name string, out *fuse.EntryOut) fuse.Status {
+	return f.create(in.NodeId, name, inode.NewNode{Mode: syscall.S_IFDIR | (in.Mode&^in.Umask)&07777}, &in.Caller, out)
+}
+
+// Symlink implements fuse.RawFileSystem.
+func (f *FS) Symlink(_ <-chan struct{}, h *fuse.InHeader, target, name string, out *fuse.EntryOut) fuse.Status {
+	return f.create(h.NodeId, name, inode.NewNode{Mode: syscall.S_IFLNK | 0o777, Target: target}, &h.Caller, out)
+}
+
+// Create implements fuse.RawFileSystem.
+func (f *FS) Create(c <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
+	if s := f.create(in.NodeId, name, inode.NewNode{Mode: syscall.S_IFREG | (in.Mode&^in.Umask)&07777}, &in.Caller, &out.EntryOut); !s.Ok() {
+		return s
+	}
+	out.Fh = f.openHandle(f.ino(out.NodeId))
+	out.OpenFlags = fuse.FOPEN_KEEP_CACHE
+	return fuse.OK
+}
+
+// Link implements fuse.RawFileSystem.
+func (f *FS) Link(_ <-chan struct{}, in *fuse.LinkIn, name string, out *fuse.EntryOut) fuse.Status {
+	if s := f.writable(); !s.Ok() {
+		return s
+	}
+	ino := f.ino(in.Oldnodeid)
+	if err := f.fs.Link(ino, f.ino(in.NodeId), name); err != nil {
+		return status(err)
+	}
+	return f.entryOf(ino, out)
+}
+
+// Unlink implements fuse.RawFileSystem.
+func (f *FS) Unlink(_ <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
+	if s := f.writable(); !s.Ok() {
+		return s
+	}
+	return status(f.fs.Unlink(f.ino(h.NodeId), name, false))
+}
+
+// Rmdir implements fuse.RawFileSystem.
+func (f *FS) Rmdir(_ <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
+	if s := f.writable(); !s.Ok() {
+		return s
+	}
+	return status(f.fs.Unlink(f.ino(h.NodeId), name, true))
+}
+
+// Rename implements fuse.RawFileSystem (rename and rename2).
+func (f *FS) Rename(_ <-chan struct{}, in *fuse.RenameIn, oldName, newName string) fuse.Status {
+	if s := f.writable(); !s.Ok() {
+		return s
+	}
+	return status(f.fs.Rename(f.ino(in.NodeId), oldName, f.ino(in.Newdir), newName, in.Flags))
+}
+
+// Readlink implements fuse.RawFileSystem.
+func (f *FS) Readlink(_ <-chan struct{}, h *fuse.InHeader) ([]byte, fuse.Status) {
+	t, err := f.fs.ReadLink(f.ino(h.NodeId))
+	return []byte(t), status(err)
+}
+
+func (f *FS) openHandle(ino uint64) uint64 {
+	f.fs.Open(ino)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nextFh++
+	f.handles[f.nextFh] = ino
+	return f.nextFh
+}
+
+// Open implements fuse.RawFileSystem.
+func (f *FS) Open(_ <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	ino := f.ino(in.NodeId)
+	if in.Flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC) != 0 {
+		if s := f.writable(); !s.Ok() {
+			return s
+		}
+	}
+	d, err := f.fs.Stat(ino)
+	if err != nil {
+		return status(err)
+	}
+	if d.IsDir() && in.Flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
+		return fuse.EISDIR
+	}
+	out.Fh = f.openHandle(ino)
+	out.OpenFlags = fuse.FOPEN_KEEP_CACHE
+	return fuse.OK
+}
+
+// Read implements fuse.RawFileSystem.
+func (f *FS) Read(_ <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
+	n, err := f.fs.ReadFile(f.ino(in.NodeId), buf[:in.Size], int64(in.Offset))
+	if err != nil {
+		return nil, status(err)
+	}
+	return fuse.ReadResultData(buf[:n]), fuse.OK
+}
+
+// Write implements fuse.RawFileSystem.
+func (f *FS) Write(_ <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
+	if s := f.writable(); !s.Ok() {
+		return 0, s
+	}
+	n, err := f.fs.Write(f.ino(in.NodeId), data, int64(in.Offset))
+	return uint32(n), status(err)
+}
+
+// Release implements fuse.RawFileSystem.
+func (f *FS) Release(_ <-chan struct{}, in *fuse.ReleaseIn) {
+	f.mu.Lock()
+	ino, ok := f.handles[in.Fh]
+	delete(f.handles, in.Fh)
+	f.mu.Unlock()
+	if ok {
+		f.fs.Release(ino) // errors are logged by the volume; release cannot fail
+	}
+}
+
+// Flush implements fuse.RawFileSystem (close(2): nothing to do, data
+// already went to the device).
+func (f *FS) Flush(_ <-chan struct{}, in *fuse.FlushIn) fuse.Status { return fuse.OK }
+
+// Fsync implements fuse.RawFileSystem: a journal commit.
+func (f *FS) Fsync(_ <-chan struct{}, in *fuse.FsyncIn) fuse.Status { return status(f.fs.Fsync()) }
+
+// FsyncDir implements fuse.RawFileSystem.
+func (f *FS) FsyncDir(_ <-chan struct{}, in *fuse.FsyncIn) fuse.Status { return status(f.fs.Fsync()) }
+
+// Fallocate implements fuse.RawFileSystem.
+func (f *FS) Fallocate(_ <-chan struct{}, in *fuse.FallocateIn) fuse.Status {
+	if s := f.writable(); !s.Ok() {
+		return s
+	}
+	return status(f.fs.Fallocate(f.ino(in.NodeId), in.Mode, int64(in.Offset), int64(in.Length)))
+}
+
+// Lseek implements fuse.RawFileSystem (SEEK_DATA, SEEK_HOLE).
+func (f *FS) Lseek(_ <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) fuse.Status {
+	off, err := f.fs.Seek(f.ino(in.NodeId), int64(in.Offset), int(in.Whence))
+	out.Offset = uint64(off)
+	return status(err)
+}
+
+// OpenDir implements fuse.RawFileSystem.
+func (f *FS) OpenDir(_ <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	d, err := f.fs.Stat(f.ino(in.NodeId))
+	if err != nil {
+		return status(err)
+	}
+	if !d.IsDir() {
+		return fuse.ENOTDIR
+	}
+	return fuse.OK
+}
+
+// ReadDir implements fuse.RawFileSystem.
+func (f *FS) ReadDir(_ <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
+	return f.readDir(in, out, false)
+}
+
+// ReadDirPlus implements fuse.RawFileSystem.
+func (f *FS) ReadDirPlus(_ <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
+	return f.readDir(in, out, true)
+}
+
+func (f *FS) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse.Status {
+	var inner error
+	err := f.fs.ReadDir(f.ino(in.NodeId), in.Offset, func(e inode.DirEntry) bool {
+		de := fuse.DirEntry{Name: e.Name, Ino: e.Inode, Mode: dtToMode(e.FileType), Off: e.Next}
+		if !plus {
+			return out.AddDirEntry(de)
+		}
+		eo := out.AddDirLookupEntry(de)
+		if eo == nil {
+			return false
+		}
+		if e.Name == "." || e.Name == ".." {
+			return true // the kernel does not look these up
+		}
+		d, err := f.fs.Stat(e.Inode)
+		if err != nil {
+			inner = err
+			return false
+		}
+		f.fillEntry(d, eo)
+		return true
+	})
+	if err == nil {
+		err = inner
+	}
+	return status(err)
+}
+
+func dtToMode(ft uint8) uint32 {
+	switch ft {
+	case ondisk.FileTypeReg:
+		return syscall.S_IFREG
+	case ondisk.FileTypeDir:
+		return syscall.S_IFDIR
+	case ondisk.FileTypeChr:
+		return syscall.S_IFCHR
+	case ondisk.FileTypeBlk:
+		return syscall.S_IFBLK
+	case ondisk.FileTypeFifo:
+		return syscall.S_IFIFO
+	case ondisk.FileTypeSock:
+		return syscall.S_IFSOCK
+	case ondisk.FileTypeSymlink:
+		return syscall.S_IFLNK
+	}
+	return 0
+}
+
+// ReleaseDir implements fuse.RawFileSystem.
+func (f *FS) ReleaseDir(in *fuse.ReleaseIn) {}
+
+// StatFs implements fuse.RawFileSystem.
+func (f *FS) StatFs(_ <-chan struct{}, h *fuse.InHeader, out *fuse.StatfsOut) fuse.Status {
+	cs := uint64(f.fs.SB.ClusterSize())
+	out.Bsize = uint32(cs)
+	out.Frsize = uint32(cs)
+	out.NameLen = ondisk.MaxNameLen
+	if f.opts.Statfs != nil {
+		total, free, err := f.opts.Statfs()
+		if err != nil {
+			return status(err)
+		}
+		out.Blocks, out.Bfree, out.Bavail = total, free, free
+		// OCFS2 allocates inodes from free space: report files the same way.
+		out.Files, out.Ffree = total, free
+	}
+	return fuse.OK
+}
+
+// GetXAttr implements fuse.RawFileSystem.
+func (f *FS) GetXAttr(_ <-chan struct{}, h *fuse.InHeader, name string, dest []byte) (uint32, fuse.Status) {
+	v, found, err := f.fs.GetXattr(f.ino(h.NodeId), name)
+	if err != nil {
+		return 0, status(err)
+	}
+	if !found {
+		return 0, fuse.ENOATTR
+	}
+	if len(dest) < len(v) {
+		return uint32(len(v)), fuse.ERANGE
+	}
+	copy(dest, v)
+	return uint32(len(v)), fuse.OK
+}
+
+// ListXAttr implements fuse.RawFileSystem.
+func (f *FS) ListXAttr(_ <-chan struct{}, h *fuse.InHeader, dest []byte) (uint32, fuse.Status) {
+	names, err := f.fs.ListXattrs(f.ino(h.NodeId))
+	if err != nil {
+		return 0, status(err)
+	}
+	var b []byte
+	for _, n := range names {
+		b = append(append(b, n...), 0)
+	}
+	if len(dest) < len(b) {
+		return uint32(len(b)), fuse.ERANGE
+	}
+	copy(dest, b)
+	return uint32(len(b)), fuse.OK
+}

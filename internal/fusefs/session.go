@@ -1,0 +1,222 @@
+package fusefs
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"o2go/internal/fs/volume"
+	"o2go/internal/ondisk"
+)
+
+// RunDir holds the per-volume lock files of this machine's o2go mounts.
+var RunDir = "/run/o2go/volumes"
+
+// Session is one mount of one volume: the lock that keeps a second mount
+// of the same volume off this machine, the volume (mounted read-write or
+// open read-only), the FUSE server, and the clean unmount when the kernel
+// lets go of the mount point.
+type Session struct {
+	Device     string
+	Mountpoint string
+	Opts       MountOptions
+	// LiveNodes reports node numbers heartbeating on the device (nil: not
+	// checked). A volume in use by other nodes is never mounted without
+	// the cluster.
+	LiveNodes func(device string) ([]int, error)
+	Log       *slog.Logger
+
+	lockFile *os.File
+}
+
+// LockInfo is what a lock file says about the mount holding it.
+type LockInfo struct {
+	PID        int    `json:"pid"`
+	Device     string `json:"device"`
+	Mountpoint string `json:"mountpoint"`
+	UUID       string `json:"uuid"`
+}
+
+// Run mounts the volume, calls ready (with nil, or the error that stopped
+// the mount), serves until the mount point is unmounted, then unmounts the
+// volume cleanly (journal checkpointed and marked clean).
+func (s *Session) Run(ready func(error)) error {
+	if s.Log == nil {
+		s.Log = slog.Default()
+	}
+	err := s.run(ready)
+	if err != nil && ready != nil {
+		ready(err)
+	}
+	return err
+}
+
+func (s *Session) run(ready func(error)) error {
+	if st, err := os.Stat(s.Mountpoint); err != nil {
+		return err
+	} else if !st.IsDir() {
+		return fmt.Errorf("mount point %s is not a directory", s.Mountpoint)
+	}
+	probe, err := volume.Open(s.Device, volume.OpenOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	uuid := probe.SB.UUIDString()
+	local := probe.SB.Features.Incompat&ondisk.IncompatLocalMount != 0
+	probe.Close()
+	if err := s.lock(uuid); err != nil {
+		return err
+	}
+	defer s.unlock()
+	if err := checkKernelMounts(s.Device); err != nil {
+		return err
+	}
+	if !local && !s.Opts.NoCluster {
+		return fmt.Errorf("%s is a clustered volume (UUID %s): mounting it on several nodes needs the o2go cluster agent; to use it on this node only, with no other node mounting it, add -o nocluster", s.Device, uuid)
+	}
+	if s.LiveNodes != nil {
+		live, err := s.LiveNodes(s.Device)
+		if err != nil {
+			return fmt.Errorf("%s: reading the heartbeat area: %w", s.Device, err)
+		}
+		if len(live) > 0 {
+			return fmt.Errorf("%s: nodes %v are heartbeating on this volume: it is in use elsewhere in the cluster; refusing a %s mount", s.Device, live, map[bool]string{true: "nocluster", false: "local"}[s.Opts.NoCluster])
+		}
+	}
+	var f *FS
+	var m *volume.Mounted
+	if s.Opts.ReadOnly {
+		v, err := volume.Open(s.Device, volume.OpenOptions{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer v.Close()
+		for _, n := range v.Notes {
+			s.Log.Warn(n, "device", s.Device)
+		}
+		f = New(v.FS, Options{ReadOnly: true})
+	} else {
+		m, err = volume.Mount(s.Device, s.Opts.Volume)
+		if err != nil {
+			return err
+		}
+		if m.Load.WasDirty {
+			s.Log.Info("recovered after an unclean shutdown", "device", s.Device, "replayed", m.Load.Replay != nil && m.Load.Replay.Needed)
+		}
+		if n, err := m.FS.RecoverOrphans(); err != nil {
+			m.Crash()
+			return fmt.Errorf("%s: orphan recovery: %w", s.Device, err)
+		} else if n > 0 {
+			s.Log.Info("deleted orphan inodes left by a crash", "count", n)
+		}
+		f = New(m.FS, Options{Statfs: m.Statfs})
+	}
+	srv, err := Mount(f, s.Mountpoint, MountConfig{Device: s.Device, AllowOther: os.Geteuid() == 0, Debug: s.Opts.Debug})
+	if err != nil {
+		if m != nil {
+			m.Unmount()
+		}
+		return err
+	}
+	if ready != nil {
+		ready(nil)
+		ready = nil
+	}
+	srv.Wait()
+	if m != nil {
+		if err := m.Unmount(); err != nil {
+			s.Log.Error("unclean unmount: the journal will be replayed at the next mount", "device", s.Device, "err", err)
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Session) lockPath(uuid string) string { return filepath.Join(RunDir, uuid+".lock") }
+
+// lock takes the machine-wide lock of volume uuid: a second mount of the
+// same volume on this machine is refused, naming the first.
+func (s *Session) lock(uuid string) error {
+	if err := os.MkdirAll(RunDir, 0o755); err != nil {
+		return err
+	}
+	p := s.lockPath(uuid)
+	fl, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := unix.Flock(int(fl.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		var li LockInfo
+		raw, _ := os.ReadFile(p)
+		json.Unmarshal(raw, &li)
+		fl.Close()
+		return fmt.Errorf("volume %s (%s) is already mounted on this machine by o2go pid %d at %s", uuid, s.Device, li.PID, li.Mountpoint)
+	}
+	abs, _ := filepath.Abs(s.Mountpoint)
+	raw, _ := json.Marshal(LockInfo{PID: os.Getpid(), Device: s.Device, Mountpoint: abs, UUID: uuid})
+	fl.Truncate(0)
+	fl.WriteAt(append(raw, '\n'), 0)
+	s.lockFile = fl
+	return nil
+}
+
+func (s *Session) unlock() {
+	if s.lockFile != nil {
+		os.Remove(s.lockFile.Name())
+		s.lockFile.Close()
+	}
+}
+
+// Mounts lists this machine's o2go mounts from their lock files.
+func Mounts() ([]LockInfo, error) {
+	ents, err := os.ReadDir(RunDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []LockInfo
+	for _, e := range ents {
+		raw, err := os.ReadFile(filepath.Join(RunDir, e.Name()))
+		if err != nil {
+			continue
+		}
+		var li LockInfo
+		if json.Unmarshal(raw, &li) == nil && li.PID > 0 {
+			if syscall.Kill(li.PID, 0) == nil {
+				out = append(out, li)
+			}
+		}
+	}
+	return out, nil
+}
+
+// checkKernelMounts refuses a device the kernel's own ocfs2 has mounted.
+func checkKernelMounts(device string) error {
+	f, err := os.Open("/proc/mounts")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	want, _ := filepath.EvalSymlinks(device)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 3 || fields[2] != "ocfs2" {
+			continue
+		}
+		if src, _ := filepath.EvalSymlinks(fields[0]); src == want {
+			return fmt.Errorf("%s is mounted by the kernel's ocfs2 at %s", device, fields[1])
+		}
+	}
+	return nil
+}
