@@ -290,6 +290,10 @@ func (j *Journal) now() time.Time {
 	return time.Now()
 }
 
+// MaxTransaction is the largest number of credits one handle may ask
+// for: a quarter of the log, or less with a small metadata cache.
+func (j *Journal) MaxTransaction() int { return j.maxTx }
+
 // Name is the journal's name in messages.
 func (j *Journal) Name() string { return j.name }
 
@@ -476,6 +480,7 @@ func (j *Journal) Shutdown() error {
 		j.mu.Unlock()
 		return fmt.Errorf("%s: shutdown with %d handles open", j.name, n)
 	}
+	j.shutdown = true // no new handle may slip in after the last commit
 	j.mu.Unlock()
 	j.stopLoop()
 	if j.loopDone != nil {
@@ -488,7 +493,6 @@ func (j *Journal) Shutdown() error {
 	defer j.ioMu.Unlock()
 	j.mu.Lock()
 	next := j.running.seq
-	j.shutdown = true
 	j.mu.Unlock()
 	if err := j.jf.setSB(0, next); err != nil {
 		return j.fail(err)

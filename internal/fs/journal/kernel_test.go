@@ -9,6 +9,7 @@ import (
 
 	"o2go/internal/fs/journal"
 	"o2go/internal/ondisk"
+	"o2go/internal/testutil"
 	"o2go/internal/testutil/kernelvm"
 	"o2go/internal/testutil/realtools"
 )
@@ -45,6 +46,7 @@ sleep 60
 // left gives byte-identical blocks to fsck.ocfs2's replay, and the
 // volume then passes fsck.ocfs2 -fn.
 func TestReplaysTheKernelsJournal(t *testing.T) {
+	testutil.Long(t)
 	realtools.Require(t)
 	kernelvm.Require(t)
 	const bs = 4096
