@@ -111,8 +111,7 @@ EXIT STATUS
 				}
 				err = d.Script(f, inspect.ScriptOptions{Prompt: prompt, Echo: true})
 			default:
-				in := os.Stdin
-				opts := inspect.ScriptOptions{Prompt: inspect.Prompt, Echo: !inspect.IsTerminal(in)}
+				opts := inspect.ScriptOptions{Prompt: inspect.Prompt, Echo: !inspect.IsTerminal(cmd.InOrStdin())}
 				if noPrompt {
 					opts.Prompt = ""
 				}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"o2go/internal/fs/volume"
 	"o2go/internal/ondisk"
 )
@@ -447,9 +449,13 @@ func sortedCommandNames() []string {
 	return names
 }
 
-// IsTerminal reports whether f is a character device (a terminal), which
-// decides whether the interactive loop prompts or echoes.
-func IsTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+// IsTerminal reports whether r is a terminal, which decides whether the
+// interactive loop prompts or echoes.
+func IsTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
