@@ -43,7 +43,9 @@
 // handle open, every dirtied buffer is copied into the transaction's log
 // image; the next transaction opens at once and the log I/O happens
 // outside the lock. Buffers stay pinned in the metadata cache from their
-// first Access until their newest committed copy is home.
+// first Access until their newest committed copy is home; to keep the
+// cache working the journal checkpoints once it pins half the cache's
+// limit, and caps a transaction at a quarter of it.
 //
 // Ordered data: file data must reach the disk before the metadata that
 // points at it commits. The data path writes a file's data to the device
@@ -56,7 +58,20 @@
 // transaction freeing it logs a revoke record (replay skips copies from
 // transactions up to and including the revoking one), and Revoke writes a
 // committed copy still waiting for its checkpoint home at once, so the
-// checkpoint never has to touch the block again.
+// checkpoint never has to touch the block again. Two fsck.ocfs2 1.8.7
+// quirks shape the revoke blocks: it reads only the first half of a revoke
+// block's records, so o2go writes each record twice (jbd2 reads them all;
+// a duplicate changes nothing), and it wants every slot's journal to carry
+// the same features, so o2go does not set the REVOKE feature (no replayer
+// needs it). The kernel's OCFS2 never revokes: before clusters go back to
+// the global bitmap it flushes the whole journal (Checkpoint does that
+// here), which callers may do instead.
+//
+// Allocators must not hand out a block freed by a transaction that has not
+// committed yet (Handle.Sequence, Journal.Committed): until then the
+// freeing may still be undone by a crash, and new data written there would
+// overwrite live metadata — OCFS2 checks the last committed bitmap for
+// this reason.
 //
 // # Checkpoint
 //
