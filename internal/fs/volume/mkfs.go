@@ -213,6 +213,9 @@ func checkDevice(path string, dev blockdev.Device, p *mkfsPlan, o *MkfsOptions, 
 		return nil
 	}
 	fmt.Fprintln(out, "Overwriting existing ocfs2 partition.")
+	if !o.NoPrompt && o.Confirm == nil && !o.Force {
+		return refuse("%s holds an OCFS2 volume and there is no terminal to confirm overwriting it: use -F (or -x) to overwrite it", path)
+	}
 	if v.SB.Features.Incompat&ondisk.IncompatLocalMount == 0 {
 		if o.Force {
 			fmt.Fprintln(errOut, "WARNING: Cluster check disabled.")
@@ -237,14 +240,8 @@ func checkDevice(path string, dev blockdev.Device, p *mkfsPlan, o *MkfsOptions, 
 	if o.NoPrompt {
 		return nil
 	}
-	if o.Confirm != nil {
-		if !o.Confirm("Proceed (y/N): ") {
-			return refuse("Aborting operation.")
-		}
-		return nil
-	}
-	if !o.Force {
-		return refuse("%s holds an OCFS2 volume and there is no terminal to confirm overwriting it: use -F (or -x) to overwrite it", path)
+	if o.Confirm != nil && !o.Confirm("Proceed (y/N): ") {
+		return refuse("Aborting operation.")
 	}
 	return nil
 }

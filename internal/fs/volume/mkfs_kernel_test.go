@@ -20,7 +20,7 @@ import (
 )
 
 // kernelTreeScript writes a tree on the mounted volume and records what it
-// wrote in the share: one "path sha256" line per file, "path -> target"
+// wrote in the share: sha256sum's line per file, "path -> target"
 // per symlink, and the xattr it set.
 const kernelTreeScript = `set -e
 mkdir -p a/b/c many
@@ -34,7 +34,7 @@ ln -s a/b/c/odd link
 setfattr -n user.color -v blue a/big
 dd if=/dev/urandom of=sparse bs=4096 count=1 seek=1000 2>/dev/null
 sync
-find . -path ./lost+found -prune -o -type f -print | sort | while read f; do echo "$f $(sha256sum "$f" | cut -d' ' -f1)"; done > "$KERNELVM_SHARE/sums"
+find . -path ./lost+found -prune -o -type f -print0 | xargs -0 sha256sum > "$KERNELVM_SHARE/sums"
 echo "./link -> $(readlink link)" > "$KERNELVM_SHARE/links"
 getfattr -n user.color --only-values a/big > "$KERNELVM_SHARE/xattr"
 `
@@ -102,7 +102,7 @@ func TestMkfsVolumeWorksWithKernel(t *testing.T) {
 	n := 0
 	sc := bufio.NewScanner(bytes.NewReader(sums))
 	for sc.Scan() {
-		path, sum, ok := strings.Cut(sc.Text(), " ")
+		sum, path, ok := strings.Cut(sc.Text(), "  ")
 		if !ok {
 			t.Fatalf("bad sums line %q", sc.Text())
 		}
