@@ -72,6 +72,8 @@ type RegionReady struct {
 type slot struct {
 	live         bool
 	everRead     bool
+	firstSeenAt  time.Duration // when this node first read the slot
+	firstSeq     uint64
 	lastSeq      uint64
 	lastGen      uint64
 	changed      int
@@ -120,13 +122,15 @@ type Region struct {
 	leaseBase  time.Duration // start of the last write seen on disk by a later read
 	leased     bool
 
-	steadyCount int
-	steady      bool
-	killPending []byte
-	kill        [Slots]*KillBlock
-	killErr     [Slots]string
-	ready       RegionReady
-	stopped     bool
+	steadyCount   int
+	steady        bool
+	steadyLatched bool
+	unresolved    base.NodeMap
+	killPending   []byte
+	kill          [Slots]*KillBlock
+	killErr       [Slots]string
+	ready         RegionReady
+	stopped       bool
 }
 
 // NewRegion returns a region about to start heartbeating.
@@ -254,6 +258,7 @@ func (r *Region) ReadDone(now time.Duration, wallMs uint64, hb, kill [][]byte, e
 	if changed || !r.ownOK {
 		r.steadyCount = 0
 	}
+	r.resolve(now, wallMs)
 
 	seq := wallMs
 	if seq <= r.lastSeq {
@@ -341,6 +346,9 @@ func (r *Region) checkSlot(now time.Duration, n base.NodeID, sector []byte) bool
 	} else {
 		s.equal++
 	}
+	if !s.everRead {
+		s.firstSeenAt, s.firstSeq = now, blk.Seq
+	}
 	s.everRead = true
 	s.lastSeq = blk.Seq
 	genChanged := s.lastGen != blk.Generation
@@ -421,9 +429,44 @@ func (r *Region) Ready() RegionReady {
 	return rd
 }
 
+// resolve finds the slots that still hold a recent heartbeat of a node that
+// is not live: until such a node is live or has been watched for a full
+// dead time without a change, it may be a node that is alive but stalled
+// (paused, or frozen waiting for the disk), and this node must not act as
+// if it were gone.
+func (r *Region) resolve(now time.Duration, wallMs uint64) {
+	if r.steady && r.unresolved.Empty() {
+		return
+	}
+	var u base.NodeMap
+	for _, n := range r.cfg.Nodes.Nodes() {
+		s := &r.slots[n]
+		if n == r.cfg.Self || !s.everRead || s.live || s.lastGen == 0 {
+			continue
+		}
+		watched := s.lastSeq == s.firstSeq && now-s.firstSeenAt >= r.cfg.DeadTime()
+		ancient := wallMs > s.lastSeq && wallMs-s.lastSeq > uint64(10*r.cfg.DeadTime().Milliseconds())
+		if !watched && !ancient {
+			u.Add(n)
+		}
+	}
+	r.unresolved = u
+}
+
 // Steady reports whether the region has settled: every node that
-// heartbeats has been seen.
-func (r *Region) Steady() bool { return r.steady }
+// heartbeats has been seen, and every slot with a recent heartbeat belongs
+// to a live node or has been watched unchanged for a dead time. Once
+// steady, a region stays steady.
+func (r *Region) Steady() bool {
+	if r.steady && r.unresolved.Empty() {
+		r.steadyLatched = true
+	}
+	return r.steadyLatched
+}
+
+// Unresolved lists the nodes whose slot holds a recent heartbeat although
+// they are not live: the region waits for them before it is steady.
+func (r *Region) Unresolved() base.NodeMap { return r.unresolved }
 
 // Stopped reports whether the region stopped (conflict).
 func (r *Region) Stopped() bool { return r.stopped }
