@@ -1,0 +1,461 @@
+package dlm
+
+import (
+	"slices"
+
+	"o2go/internal/base"
+)
+
+// domain is one lock domain as this node sees it: the view (epoch and
+// members) in effect, the reconfiguration under way if any, and every
+// resource this node has locks on or masters.
+type domain struct {
+	n    *Node
+	name string
+	key  uint32
+	gate bool
+
+	phase phase
+	view  view
+	reco  *reconfig
+	// lastReco is the identity of the last reconfiguration entered, so that a
+	// stale freeze is told from a new one after local completion.
+	lastEpoch uint64
+
+	res       map[string]*resource
+	nLocks    int // this node's locks in the domain
+	nMastered int // resources with master state here
+
+	pending   []DeadNode // deaths the file system has not released yet
+	released  []DeadNode // deaths released (kept to ignore late news of them)
+	releasing []DeadNode // RecoveryDone sent to the registrar, not confirmed
+	announced []DeadNode // EventRecovered sent
+
+	deferredLocal  []*lock    // operations waiting for the reconfiguration to end
+	deferredCancel []*lock    // cancels of sent operations, likewise
+	deferredReq    []deferReq // requests received as master while frozen
+	stats         domainStats // for the debug views
+}
+
+type view struct {
+	epoch   uint64
+	members base.NodeMap
+}
+
+type deferReq struct {
+	from base.NodeID
+	req  lockReq
+}
+
+type domainStats struct {
+	Deadlocks    uint64 // conversions refused as deadlocks (as master)
+	Misdirected  uint64 // requests that reached a node not their master
+	MigratedOut  uint64 // resource states sent to a new master
+	MigratedIn   uint64 // resource states received
+	Rebuilt      uint64 // resource states rebuilt from holders' reports
+	Reconfigs    uint64 // reconfigurations completed here
+	StaleReplies uint64
+}
+
+// resource is one lock resource: this node's locks on it (holder side) and,
+// when this node masters it, the master state.
+type resource struct {
+	name  string
+	locks []*lock
+	m     *master
+	// masterEpoch/masterNode cache where requests go in the current view.
+	masterEpoch uint64
+	masterNode  base.NodeID
+}
+
+// lock is one of this node's locks, as its holder sees it.
+type lock struct {
+	id    LockID
+	d     *domain
+	r     *resource
+	gr    Mode
+	op    Op // pending operation, OpNone if none
+	rq    Mode
+	flags Flags
+	// sent: the pending operation went to a master (else it waits in
+	// deferredLocal); cancelSent: a cancel followed it.
+	sent, cancelSent, timedOut bool
+	writesLVB                  bool // the pending operation stores lvb
+	lvbValid                   bool
+	lvbSeq                     uint64
+	lvb                        LVB
+}
+
+func newDomain(n *Node, name string, key uint32) *domain {
+	return &domain{n: n, name: name, key: key, res: make(map[string]*resource)}
+}
+
+func (d *domain) currentEpoch() uint64 {
+	if d.reco != nil {
+		return d.reco.epoch
+	}
+	return d.lastEpoch
+}
+
+func (d *domain) resource(name string) *resource {
+	r := d.res[name]
+	if r == nil {
+		r = &resource{name: name, masterNode: base.InvalidNode}
+		d.res[name] = r
+	}
+	return r
+}
+
+// dropIfUnused forgets r once it has neither locks here nor master state.
+func (d *domain) dropIfUnused(r *resource) {
+	if len(r.locks) == 0 && r.m == nil {
+		delete(d.res, r.name)
+	}
+}
+
+// masterOf returns the master of resource name in the current view: the
+// member with the highest rendezvous score, so that a membership change
+// moves only the resources of the nodes that came or went.
+func (d *domain) masterOf(r *resource) base.NodeID {
+	if r.masterEpoch != d.view.epoch || !r.masterNode.Valid() {
+		r.masterNode = masterIn(r.name, d.view.members)
+		r.masterEpoch = d.view.epoch
+	}
+	return r.masterNode
+}
+
+// masterIn is the rendezvous (highest random weight) choice of a master for
+// name among members: FNV-1a of the name mixed with each node number.
+func masterIn(name string, members base.NodeMap) base.NodeID {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(name); i++ {
+		h ^= uint64(name[i])
+		h *= 1099511628211
+	}
+	best, bestScore := base.InvalidNode, uint64(0)
+	for _, x := range members.Nodes() {
+		s := mix64(h ^ (uint64(x)+1)*0x9e3779b97f4a7c15)
+		if !best.Valid() || s > bestScore {
+			best, bestScore = x, s
+		}
+	}
+	return best
+}
+
+// mix64 is the splitmix64 finaliser.
+func mix64(z uint64) uint64 {
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+func (d *domain) newLock(id LockID, name string) *lock {
+	r := d.resource(name)
+	l := &lock{id: id, d: d, r: r, gr: ModeNone, rq: ModeNone}
+	r.locks = append(r.locks, l)
+	d.n.locks[id] = l
+	d.nLocks++
+	return l
+}
+
+func (d *domain) removeLock(l *lock) {
+	r := l.r
+	if i := slices.Index(r.locks, l); i >= 0 {
+		r.locks = slices.Delete(r.locks, i, i+1)
+	}
+	delete(d.n.locks, l.id)
+	delete(d.n.deadlines, l.id)
+	if i := slices.Index(d.deferredLocal, l); i >= 0 {
+		d.deferredLocal = slices.Delete(d.deferredLocal, i, i+1)
+	}
+	if i := slices.Index(d.deferredCancel, l); i >= 0 {
+		d.deferredCancel = slices.Delete(d.deferredCancel, i, i+1)
+	}
+	d.nLocks--
+	d.dropIfUnused(r)
+}
+
+// setWrite records whether the pending operation stores a value block: only
+// when the caller gives one and the transition writes.
+func (l *lock) setWrite(v *LVB, writes bool) {
+	l.writesLVB = v != nil && writes
+	if l.writesLVB {
+		l.lvb = *v
+		l.lvbSeq++
+		l.lvbValid = true
+	}
+}
+
+// usable reports whether requests can go out now: a member, not frozen.
+func (d *domain) usable() bool {
+	return d.reco == nil && (d.phase == phaseJoined || d.phase == phaseLeaving)
+}
+
+// sendOp sends l's pending operation to the resource's master, or keeps it
+// for after the reconfiguration under way (or about to start, when the
+// master is dead).
+func (d *domain) sendOp(l *lock) {
+	if !d.usable() {
+		d.deferredLocal = append(d.deferredLocal, l)
+		return
+	}
+	m := d.masterOf(l.r)
+	if !d.n.live.Has(m) {
+		d.deferredLocal = append(d.deferredLocal, l)
+		return
+	}
+	l.sent = true
+	req := lockReq{Epoch: d.view.epoch, Cookie: uint64(l.id), Op: l.op, Mode: l.rq, Flags: l.flags, Name: l.r.name}
+	if l.writesLVB {
+		req.HasLVB, req.LVB = true, l.lvb
+	}
+	if m == d.n.self {
+		_ = d.masterRequest(d.n.self, &req)
+		return
+	}
+	d.n.send(m, d.key, &req)
+}
+
+// cancel cancels l's pending request: at once when it was never sent, else
+// by asking the master.
+func (d *domain) cancel(l *lock) {
+	if !l.sent {
+		op := l.op
+		status := StatusCancelled
+		if l.timedOut {
+			status = StatusTimedOut
+		}
+		if i := slices.Index(d.deferredLocal, l); i >= 0 {
+			d.deferredLocal = slices.Delete(d.deferredLocal, i, i+1)
+		}
+		l.op, l.rq, l.writesLVB = OpNone, ModeNone, false
+		d.ast(l, op, status, false)
+		if op == OpLock {
+			d.removeLock(l)
+		}
+		return
+	}
+	if l.cancelSent || slices.Contains(d.deferredCancel, l) {
+		return
+	}
+	m := d.masterOf(l.r)
+	if !d.usable() || !d.n.live.Has(m) {
+		// Sent after the reconfiguration, to whoever masters the resource
+		// then (which has the request, moved or rebuilt).
+		d.deferredCancel = append(d.deferredCancel, l)
+		return
+	}
+	l.cancelSent = true
+	req := lockReq{Epoch: d.view.epoch, Cookie: uint64(l.id), Op: OpCancel, Mode: ModeNone, Name: l.r.name}
+	if m == d.n.self {
+		_ = d.masterRequest(d.n.self, &req)
+		return
+	}
+	d.n.send(m, d.key, &req)
+}
+
+func (d *domain) ast(l *lock, op Op, status Status, read bool) {
+	a := AST{ID: l.id, Domain: d.name, Name: l.r.name, Op: op, Status: status, Mode: l.gr}
+	if read {
+		a.LVBRead, a.LVBValid, a.LVB = true, l.lvbValid, l.lvb
+	}
+	if op == OpUnlock || (op == OpLock && status != StatusOK) {
+		a.Mode = ModeNone
+	}
+	d.n.rd.ASTs = append(d.n.rd.ASTs, a)
+}
+
+// holderReply applies a master's answer to one of this node's locks.
+func (d *domain) holderReply(from base.NodeID, rep *lockReply) error {
+	l := d.n.locks[LockID(rep.Cookie)]
+	if l == nil || l.d != d {
+		d.stats.StaleReplies++
+		return nil
+	}
+	if rep.Op == OpCancel {
+		l.cancelSent = false
+		return nil
+	}
+	if rep.Op != l.op || !l.sent {
+		d.stats.StaleReplies++
+		return nil
+	}
+	op := l.op
+	status := rep.Status
+	if status == StatusCancelled && l.timedOut {
+		status = StatusTimedOut
+	}
+	l.op, l.rq, l.sent, l.cancelSent, l.timedOut, l.writesLVB = OpNone, ModeNone, false, false, false, false
+	delete(d.n.deadlines, l.id)
+	if i := slices.Index(d.deferredCancel, l); i >= 0 {
+		d.deferredCancel = slices.Delete(d.deferredCancel, i, i+1)
+	}
+	switch op {
+	case OpLock, OpConvert:
+		read := false
+		if status == StatusOK {
+			l.gr = rep.Mode
+			if rep.HasLVB {
+				read = true
+				l.lvb, l.lvbSeq, l.lvbValid = rep.LVB, rep.LVBSeq, rep.LVBValid
+			}
+		}
+		d.ast(l, op, status, read)
+		if op == OpLock && status != StatusOK {
+			d.removeLock(l)
+		}
+	case OpUnlock:
+		l.gr = ModeNone
+		d.ast(l, op, status, false)
+		d.removeLock(l)
+	}
+	return nil
+}
+
+// holderBast passes a blocking notification on.
+func (d *domain) holderBast(from base.NodeID, b *bastMsg) error {
+	l := d.n.locks[LockID(b.Cookie)]
+	if l == nil || l.d != d || l.gr == ModeNone {
+		return nil
+	}
+	d.n.rd.BASTs = append(d.n.rd.BASTs, BAST{ID: l.id, Domain: d.name, Name: l.r.name, Mode: b.Mode})
+	return nil
+}
+
+// reply sends a master's answer to a holder (applied at once when the holder
+// is this node).
+func (d *domain) reply(owner base.NodeID, rep *lockReply) {
+	if owner == d.n.self {
+		_ = d.holderReply(owner, rep)
+		return
+	}
+	if !d.n.live.Has(owner) {
+		return
+	}
+	d.n.send(owner, d.key, rep)
+}
+
+func (d *domain) bast(owner base.NodeID, cookie uint64, mode Mode) {
+	b := bastMsg{Cookie: cookie, Mode: mode}
+	if owner == d.n.self {
+		_ = d.holderBast(owner, &b)
+		return
+	}
+	if !d.n.live.Has(owner) {
+		return
+	}
+	d.n.send(owner, d.key, &b)
+}
+
+// resendRequests (re)sends what this node waits for from the registrar:
+// its join or leave, and releases not yet confirmed.
+func (d *domain) resendRequests() {
+	n := d.n
+	if !n.registrar.Valid() {
+		return
+	}
+	switch d.phase {
+	case phaseJoining:
+		n.send(n.registrar, d.key, &joinReq{MSeq: n.mseq, Name: d.name, Gate: d.gate})
+	case phaseLeaving:
+		n.send(n.registrar, d.key, &leaveReq{MSeq: n.mseq})
+	}
+	for _, dn := range d.releasing {
+		n.send(n.registrar, d.key, &releaseReq{MSeq: n.mseq, Dead: dn})
+	}
+}
+
+func (d *domain) onJoinRefused(m *joinRefused) {
+	if d.phase != phaseJoining {
+		return
+	}
+	d.n.event(Event{Kind: EventJoinFailed, Domain: d.name, Detail: m.Reason})
+	d.abandon()
+}
+
+// abandon forgets the domain after a refused join: pending requests end
+// with StatusAborted.
+func (d *domain) abandon() {
+	for _, r := range d.sortedResources() {
+		for _, l := range slices.Clone(r.locks) {
+			op := l.op
+			if op == OpNone {
+				op = OpUnlock
+			}
+			l.gr = ModeNone
+			d.ast(l, op, StatusAborted, false)
+			d.removeLock(l)
+		}
+	}
+	delete(d.n.domains, d.key)
+	delete(d.n.byName, d.name)
+}
+
+func (d *domain) sortedResources() []*resource {
+	rs := make([]*resource, 0, len(d.res))
+	for _, r := range d.res {
+		rs = append(rs, r)
+	}
+	slices.SortFunc(rs, func(a, b *resource) int {
+		switch {
+		case a.name < b.name:
+			return -1
+		case a.name > b.name:
+			return 1
+		}
+		return 0
+	})
+	return rs
+}
+
+func (d *domain) onComplete(m *completeMsg) {
+	if d.phase == phaseLeft && !m.Members.Has(d.n.self) && d.reco == nil && m.Epoch >= d.lastEpoch {
+		delete(d.n.domains, d.key)
+		delete(d.n.byName, d.name)
+	}
+}
+
+// onReleased drops the locks of a dead node the file system has recovered.
+func (d *domain) onReleased(dn DeadNode) {
+	if !slices.Contains(d.released, dn) {
+		d.released = append(d.released, dn)
+	}
+	if i := slices.Index(d.releasing, dn); i >= 0 {
+		d.releasing = slices.Delete(d.releasing, i, i+1)
+	}
+	i := slices.Index(d.pending, dn)
+	if i < 0 {
+		return
+	}
+	d.pending = slices.Delete(d.pending, i, i+1)
+	d.n.event(Event{Kind: EventReleased, Domain: d.name, Dead: dn})
+	if d.reco != nil {
+		return // the ghosts go when the reconfiguration completes
+	}
+	for _, r := range d.sortedResources() {
+		if r.m != nil && r.m.dropGhosts(d.pending) {
+			d.settle(r)
+		}
+	}
+}
+
+func containsDead(l []DeadNode, x DeadNode) bool { return slices.Contains(l, x) }
+
+// report describes the domain for a new registrar.
+func (d *domain) report() domainReport {
+	r := domainReport{
+		Name: d.name, Key: d.key, Gate: d.gate, Phase: d.phase,
+		StableEpoch: d.view.epoch, Members: d.view.members,
+		Registrar: base.InvalidNode,
+		Pending:   slices.Clone(d.pending), Released: slices.Clone(d.released),
+	}
+	if d.reco != nil {
+		r.InReco = true
+		r.RecoEpoch = d.reco.epoch
+		r.Registrar = d.reco.registrar
+		r.Target = d.reco.target
+		r.Parts = d.reco.parts
+		r.Dead = slices.Clone(d.reco.dead)
+	}
+	return r
+}
