@@ -48,9 +48,9 @@ func (e *enc) bool(v bool) {
 		e.u8(0)
 	}
 }
-func (e *enc) mode(m Mode)   { e.u8(uint8(m)) }
-func (e *enc) str(s string)  { e.u8(uint8(len(s))); e.b = append(e.b, s...) }
-func (e *enc) lvb(v *LVB)    { e.b = append(e.b, v[:]...) }
+func (e *enc) mode(m Mode)        { e.u8(uint8(m)) }
+func (e *enc) str(s string)       { e.u8(uint8(len(s))); e.b = append(e.b, s...) }
+func (e *enc) lvb(v *LVB)         { e.b = append(e.b, v[:]...) }
 func (e *enc) node(n base.NodeID) { e.u8(uint8(n)) }
 func (e *enc) nodeMap(m base.NodeMap) {
 	var w [32]byte

@@ -31,10 +31,10 @@ type domain struct {
 	releasing []DeadNode // RecoveryDone sent to the registrar, not confirmed
 	announced []DeadNode // EventRecovered sent
 
-	deferredLocal  []*lock    // operations waiting for the reconfiguration to end
-	deferredCancel []*lock    // cancels of sent operations, likewise
-	deferredReq    []deferReq // requests received as master while frozen
-	stats         domainStats // for the debug views
+	deferredLocal  []*lock     // operations waiting for the reconfiguration to end
+	deferredCancel []*lock     // cancels of sent operations, likewise
+	deferredReq    []deferReq  // requests received as master while frozen
+	stats          domainStats // for the debug views
 }
 
 type view struct {

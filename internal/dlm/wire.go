@@ -374,23 +374,23 @@ type syncReply struct {
 	Domains   []domainReport
 }
 
-func (*lockReq) kind() kind      { return kLockReq }
-func (*lockReply) kind() kind    { return kLockReply }
-func (*bastMsg) kind() kind      { return kBast }
-func (*joinReq) kind() kind      { return kJoinReq }
-func (*joinRefused) kind() kind  { return kJoinRefused }
-func (*leaveReq) kind() kind     { return kLeaveReq }
-func (*freezeMsg) kind() kind    { return kFreeze }
-func (*markerMsg) kind() kind    { return kMarker }
-func (*transferMsg) kind() kind  { return kTransfer }
-func (*reportMsg) kind() kind    { return kReport }
-func (*transferEnd) kind() kind  { return kTransferEnd }
-func (*doneMsg) kind() kind      { return kDone }
-func (*completeMsg) kind() kind  { return kComplete }
-func (*releaseReq) kind() kind   { return kReleaseReq }
-func (*releasedMsg) kind() kind  { return kReleased }
-func (*syncQuery) kind() kind    { return kSyncQuery }
-func (*syncReply) kind() kind    { return kSyncReply }
+func (*lockReq) kind() kind     { return kLockReq }
+func (*lockReply) kind() kind   { return kLockReply }
+func (*bastMsg) kind() kind     { return kBast }
+func (*joinReq) kind() kind     { return kJoinReq }
+func (*joinRefused) kind() kind { return kJoinRefused }
+func (*leaveReq) kind() kind    { return kLeaveReq }
+func (*freezeMsg) kind() kind   { return kFreeze }
+func (*markerMsg) kind() kind   { return kMarker }
+func (*transferMsg) kind() kind { return kTransfer }
+func (*reportMsg) kind() kind   { return kReport }
+func (*transferEnd) kind() kind { return kTransferEnd }
+func (*doneMsg) kind() kind     { return kDone }
+func (*completeMsg) kind() kind { return kComplete }
+func (*releaseReq) kind() kind  { return kReleaseReq }
+func (*releasedMsg) kind() kind { return kReleased }
+func (*syncQuery) kind() kind   { return kSyncQuery }
+func (*syncReply) kind() kind   { return kSyncReply }
 
 // encode appends m's payload to b.
 func encode(b []byte, m message) []byte {
