@@ -139,42 +139,50 @@ func (d Dir) lookupLinear(name string) (ondisk.DirEntry, bool, error) {
 // lookupIndexed hashes name, finds the index entries with its hashes and
 // checks the directory blocks they point at for the name.
 func (d Dir) lookupIndexed(name string, cs ondisk.CharSignedness) (ondisk.DirEntry, bool, error) {
+	loc, found, err := d.locateIndexed(name, cs)
+	return loc.e, found, err
+}
+
+// locateIndexed is lookupIndexed that also says where the entry and its
+// index entry are.
+func (d Dir) locateIndexed(name string, cs ondisk.CharSignedness) (location, bool, error) {
 	root, err := d.C.DXRoot(d.Inode.DxRoot, d.Inode.Blkno)
 	if err != nil {
-		return ondisk.DirEntry{}, false, fmt.Errorf("%s: index: %w", d.owner(), err)
+		return location{}, false, fmt.Errorf("%s: index: %w", d.owner(), err)
 	}
 	major, minor := ondisk.DXHashString(name, d.SB.DxSeed, cs)
 	var entries []ondisk.DXEntry
+	leafBlk := uint64(0)
 	if root.Inline() {
 		entries = root.Entries.Entries
 	} else {
-		leafBlk, ok, err := d.dxLeafFor(root, major, minor)
+		blk, ok, err := d.dxLeafFor(root, major, minor)
 		if err != nil || !ok {
-			return ondisk.DirEntry{}, false, err
+			return location{}, false, err
 		}
-		leaf, err := d.C.DXLeaf(leafBlk)
+		leaf, err := d.C.DXLeaf(blk)
 		if err != nil {
-			return ondisk.DirEntry{}, false, fmt.Errorf("%s: index: %w", d.owner(), err)
+			return location{}, false, fmt.Errorf("%s: index: %w", d.owner(), err)
 		}
-		entries = leaf.List.Entries
+		entries, leafBlk = leaf.List.Entries, blk
 	}
-	for _, x := range entries {
+	for i, x := range entries {
 		if x.MajorHash != major || x.MinorHash != minor {
 			continue
 		}
 		area, _, err := d.C.DirBlock(x.DirentBlk, d.Inode.Blkno)
 		if err != nil {
-			return ondisk.DirEntry{}, false, fmt.Errorf("%s: index entry %s: %w", d.owner(), x, err)
+			return location{}, false, fmt.Errorf("%s: index entry %s: %w", d.owner(), x, err)
 		}
-		_, e, found, err := ondisk.FindDirEntry(area, name)
+		off, e, found, err := ondisk.FindDirEntry(area, name)
 		if err != nil {
-			return ondisk.DirEntry{}, false, fmt.Errorf("%s: %w", d.owner(), d.C.Annotate(err, x.DirentBlk))
+			return location{}, false, fmt.Errorf("%s: %w", d.owner(), d.C.Annotate(err, x.DirentBlk))
 		}
 		if found {
-			return e, true, nil
+			return location{blkno: x.DirentBlk, off: off, e: e, leafBlk: leafBlk, idx: i}, true, nil
 		}
 	}
-	return ondisk.DirEntry{}, false, nil
+	return location{}, false, nil
 }
 
 // dxLeafFor returns the leaf block that holds hashes (major, minor): the
