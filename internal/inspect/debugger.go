@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -435,18 +434,6 @@ func (d *Debugger) readData(ino *ondisk.Dinode, limit uint64) ([]byte, error) {
 	buf := make([]byte, ino.Size)
 	n, err := d.vol.FS.ReadAt(ino, buf, 0)
 	return buf[:n], err
-}
-
-// sortedCommandNames lists the commands for completion and help.
-func sortedCommandNames() []string {
-	var names []string
-	for _, c := range commands {
-		if !c.hidden {
-			names = append(names, c.name)
-		}
-	}
-	sort.Strings(names)
-	return names
 }
 
 // IsTerminal reports whether r is a terminal, which decides whether the

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
-	"os"
 	"strings"
 	"time"
 
@@ -456,16 +455,10 @@ func filestatPerm(mode uint16) string {
 	return string(b)
 }
 
-// openForInfo opens a device or image read-only for info and mounted.
-func openForInfo(path string) (*volume.Volume, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, err
-	}
+// OpenVolume opens a device or image file read-only for `o2go info`.
+func OpenVolume(path string) (*volume.Volume, error) {
 	return volume.Open(path, volume.OpenOptions{ReadOnly: true})
 }
-
-// OpenVolume opens path read-only for `o2go info`.
-func OpenVolume(path string) (*volume.Volume, error) { return openForInfo(path) }
 
 // InfoReportJSON is `o2go info --json`: the requested reports, each under
 // its option's name; reports not asked for are absent.

@@ -1,7 +1,6 @@
 package inspect
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"strings"
@@ -366,6 +365,3 @@ func rawExtentList(b []byte) *ondisk.ExtentList {
 	}
 	return l
 }
-
-// isZero reports whether b is all zero bytes.
-func isZero(b []byte) bool { return len(bytes.Trim(b, "\x00")) == 0 }
