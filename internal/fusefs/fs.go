@@ -33,6 +33,7 @@ type FS struct {
 	root uint64
 	opts Options
 
+	nodes   *nodeTable
 	mu      sync.Mutex
 	handles map[uint64]uint64 // file handle -> inode
 	nextFh  uint64
@@ -47,7 +48,15 @@ func New(fs *inode.FS, opts Options) *FS {
 	if opts.EntryTimeout == 0 {
 		opts.EntryTimeout = time.Second
 	}
-	return &FS{RawFileSystem: fuse.NewDefaultRawFileSystem(), fs: fs, root: fs.RootBlkno(), opts: opts, handles: map[uint64]uint64{}}
+	var rootGen uint32
+	if d, err := fs.Stat(fs.RootBlkno()); err == nil {
+		rootGen = d.Generation
+	}
+	f := &FS{RawFileSystem: fuse.NewDefaultRawFileSystem(), fs: fs, root: fs.RootBlkno(), opts: opts,
+		handles: map[uint64]uint64{}, nodes: newNodeTable(fs.RootBlkno(), rootGen)}
+	f.nodes.hold = fs.Open
+	f.nodes.release = func(ino uint64) { fs.Release(ino) }
+	return f
 }
 
 func (f *FS) String() string { return "o2go" }
@@ -62,19 +71,15 @@ func (f *FS) OnUnmount() {
 	}
 }
 
+// ino returns the inode of a node ID the kernel sent; an ID the table
+// does not know (forgotten) maps to 0, which reads as ESTALE.
 func (f *FS) ino(node uint64) uint64 {
-	if node == fuse.FUSE_ROOT_ID {
-		return f.root
-	}
-	return node
-}
-
-func (f *FS) node(ino uint64) uint64 {
-	if ino == f.root {
-		return fuse.FUSE_ROOT_ID
-	}
+	ino, _, _ := f.nodes.lookup(node)
 	return ino
 }
+
+// Forget implements fuse.RawFileSystem.
+func (f *FS) Forget(node, nlookup uint64) { f.nodes.forget(node, nlookup) }
 
 // status maps an error to the errno FUSE returns: the one place it happens.
 func status(err error) fuse.Status {
@@ -102,11 +107,25 @@ func (f *FS) fillAttr(d *ondisk.Dinode, a *fuse.Attr) {
 }
 
 func (f *FS) fillEntry(d *ondisk.Dinode, out *fuse.EntryOut) {
-	out.NodeId = f.node(d.Blkno)
+	out.NodeId = f.nodes.ref(d.Blkno, d.Generation)
 	out.Generation = uint64(d.Generation)
 	out.SetEntryTimeout(f.opts.EntryTimeout)
 	out.SetAttrTimeout(f.opts.AttrTimeout)
 	f.fillAttr(d, &out.Attr)
+}
+
+// stat returns the inode of node id, ESTALE when the node's inode was
+// deleted or its block now holds another inode.
+func (f *FS) stat(id uint64) (*ondisk.Dinode, error) {
+	ino, gen, ok := f.nodes.lookup(id)
+	if !ok {
+		return nil, syscall.ESTALE
+	}
+	d, err := f.fs.Stat(ino)
+	if err == nil && d.Generation != gen && id != fuse.FUSE_ROOT_ID {
+		return nil, syscall.ESTALE
+	}
+	return d, err
 }
 
 func (f *FS) entryOf(ino uint64, out *fuse.EntryOut) fuse.Status {
@@ -141,7 +160,7 @@ func (f *FS) Lookup(_ <-chan struct{}, h *fuse.InHeader, name string, out *fuse.
 
 // GetAttr implements fuse.RawFileSystem.
 func (f *FS) GetAttr(_ <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrOut) fuse.Status {
-	d, err := f.fs.Stat(f.ino(in.NodeId))
+	d, err := f.stat(in.NodeId)
 	if err != nil {
 		return status(err)
 	}
@@ -294,7 +313,7 @@ func (f *FS) Open(_ <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.St
 			return s
 		}
 	}
-	d, err := f.fs.Stat(ino)
+	d, err := f.stat(in.NodeId)
 	if err != nil {
 		return status(err)
 	}
@@ -362,7 +381,7 @@ func (f *FS) Lseek(_ <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) fuse
 
 // OpenDir implements fuse.RawFileSystem.
 func (f *FS) OpenDir(_ <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
-	d, err := f.fs.Stat(f.ino(in.NodeId))
+	d, err := f.stat(in.NodeId)
 	if err != nil {
 		return status(err)
 	}

@@ -54,14 +54,14 @@ func Mount(f *FS, mountpoint string, cfg MountConfig) (*fuse.Server, error) {
 // InvalidateInode drops the kernel's cached attributes and pages of ino
 // (the cluster lock layer calls it when another node may have changed it).
 func (f *FS) InvalidateInode(ino uint64) {
-	if f.server != nil {
-		f.server.InodeNotify(f.node(ino), 0, -1)
+	if id, ok := f.nodes.current(ino); ok && f.server != nil {
+		f.server.InodeNotify(id, 0, -1)
 	}
 }
 
 // InvalidateEntry drops the kernel's cached name in directory parent.
 func (f *FS) InvalidateEntry(parent uint64, name string) {
-	if f.server != nil {
-		f.server.EntryNotify(f.node(parent), name)
+	if id, ok := f.nodes.current(parent); ok && f.server != nil {
+		f.server.EntryNotify(id, name)
 	}
 }

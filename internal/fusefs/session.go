@@ -132,6 +132,11 @@ func (s *Session) run(ready func(error)) error {
 	}
 	srv.Wait()
 	if m != nil {
+		// The kernel has let go of every inode: delete the unlinked ones
+		// it still held (what it did not FORGET before unmounting).
+		if _, err := m.FS.RecoverOrphans(); err != nil {
+			s.Log.Error("deleting orphans at unmount; the next mount retries", "err", err)
+		}
 		if err := m.Unmount(); err != nil {
 			s.Log.Error("unclean unmount: the journal will be replayed at the next mount", "device", s.Device, "err", err)
 			return err

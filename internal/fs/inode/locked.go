@@ -1,6 +1,8 @@
 package inode
 
 import (
+	"errors"
+
 	"o2go/internal/ondisk"
 )
 
@@ -15,10 +17,19 @@ func (f *FS) rlock() func() {
 	return f.W.Meta.RUnlock
 }
 
-// Stat returns a snapshot of inode ino (the FUSE getattr path).
+// Stat returns a snapshot of inode ino (the FUSE getattr path). An inode
+// that was deleted since the caller learned its number is ESTALE, as for
+// a stale NFS handle: the kernel then looks the name up again.
 func (f *FS) Stat(ino uint64) (*ondisk.Dinode, error) {
 	defer f.rlock()()
 	return f.Inode(ino)
+}
+
+// isFreedInode reports whether err is the identity check failing on an
+// inode block whose VALID flag is off: a deleted inode, not damage.
+func isFreedInode(err error) bool {
+	var ce *ondisk.CorruptError
+	return errors.As(err, &ce) && ce.Struct == "dinode" && ce.Field == "i_flags"
 }
 
 // LookupStat finds name in directory parent and returns its inode.

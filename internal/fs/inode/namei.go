@@ -291,8 +291,9 @@ func (f *FS) orphan(tx metacache.Tx, d *ondisk.Dinode) error {
 	return saveInode(tx, od, ob)
 }
 
-// Open notes that a handle to ino was opened; Release the reverse. An
-// unlinked inode lives until its last handle is released.
+// Open notes that ino is in use (an open handle, or the kernel knowing
+// the inode); Release the reverse. An unlinked inode lives until its last
+// use is released, as an unlinked file does on a local file system.
 func (f *FS) Open(ino uint64) {
 	if f.W == nil {
 		return

@@ -27,8 +27,16 @@ func (f *FS) RootBlkno() uint64 { return f.SB.RootBlkno }
 // SystemDirBlkno is the system directory's inode ("//" in debugfs).
 func (f *FS) SystemDirBlkno() uint64 { return f.SB.SystemDirBlkno }
 
-// Inode reads and checks the inode at blkno.
-func (f *FS) Inode(blkno uint64) (*ondisk.Dinode, error) { return f.C.Dinode(blkno) }
+// Inode reads and checks the inode at blkno. An inode deleted since the
+// caller learned its number is ESTALE (like a stale NFS handle: the kernel
+// looks the name up again), not corruption.
+func (f *FS) Inode(blkno uint64) (*ondisk.Dinode, error) {
+	d, err := f.C.Dinode(blkno)
+	if isFreedInode(err) {
+		return nil, &PathError{Op: "read", Path: fmt.Sprintf("inode %d", blkno), Err: fmt.Errorf("deleted: %w", syscall.ESTALE)}
+	}
+	return d, err
+}
 
 // Dir returns the directory inode at blkno, or ENOTDIR.
 func (f *FS) Dir(blkno uint64) (dir.Dir, error) {

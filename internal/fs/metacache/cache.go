@@ -206,7 +206,9 @@ func (c *Cache) evictLocked() {
 	for e := c.lru.Back(); len(c.bufs) > c.limit && e != nil; {
 		prev := e.Prev()
 		b := e.Value.(*Buffer)
-		if b.pins == 0 {
+		// Never evict the most recent block: its reader is about to use
+		// (and perhaps pin) it, even when every other block is pinned.
+		if b.pins == 0 && e != c.lru.Front() {
 			c.lru.Remove(e)
 			delete(c.bufs, b.Blkno)
 		}

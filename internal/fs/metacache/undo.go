@@ -64,7 +64,12 @@ func (u *UndoTx) Rollback() {
 		b := u.order[i]
 		old := u.before[b]
 		if old == nil {
+			// A block this operation took fresh: the journal may already
+			// hold it, zeroed; revoke it so nothing is ever written there
+			// from this transaction (the block is free again, and may
+			// next hold file data).
 			clear(b.Data)
+			u.Tx.Revoke(b.Blkno)
 			u.C.Forget(b.Blkno)
 			continue
 		}

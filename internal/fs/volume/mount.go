@@ -49,6 +49,7 @@ type Mounted struct {
 	Journal *journal.Journal
 	Load    *journal.LoadReport
 
+	tl      *extent.TruncateLog
 	global  *alloc.GlobalBitmap
 	local   *alloc.LocalAlloc
 	inodes  *alloc.ChainAllocator
@@ -57,6 +58,31 @@ type Mounted struct {
 	resvMu  sync.Mutex
 	resv    map[uint64]*alloc.Reservation
 	closed  bool
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+// TruncateLogFlushInterval is how often parked clusters are given back to
+// the global bitmap (the kernel's OCFS2_TRUNCATE_LOG_FLUSH_INTERVAL is 2 s;
+// o2go waits a commit interval, as each flush costs a checkpoint).
+const TruncateLogFlushInterval = 5 * time.Second
+
+// flushLoop frees what the truncate log parked, now and then, so that df
+// shows space freed by deletes soon after.
+func (m *Mounted) flushLoop() {
+	defer close(m.stopped)
+	t := time.NewTicker(TruncateLogFlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			if used, _, err := m.tl.Used(); err == nil && used > 0 {
+				m.FS.FlushTruncateLog() // an error aborts the journal; the mount reports it
+			}
+		}
+	}
 }
 
 // Mount opens the volume at path read-write for this node: journal replay
@@ -133,7 +159,15 @@ func MountVolume(v *Volume, opts MountOptions) (*Mounted, error) {
 	if opts.DirResvLevel >= 0 {
 		laOpts.DirResvLevel = opts.DirResvLevel
 	}
+	if m.Load.Replay != nil && m.Load.Replay.Needed {
+		// The replay may have changed the superblock (label, features):
+		// decode it again, in place, for everyone holding v.SB.
+		if err := v.rereadSuper(); err != nil {
+			return fail(err)
+		}
+	}
 	tl := &extent.TruncateLog{C: v.Cache, Blkno: tlBlk, FreeClusters: m.global.FreeClusters}
+	m.tl = tl
 	if m.Load.WasDirty {
 		// The slot was not unmounted cleanly: its local alloc window and
 		// truncate log still hold clusters (the replay made them current).
@@ -163,6 +197,8 @@ func MountVolume(v *Volume, opts MountOptions) (*Mounted, error) {
 	rand.Read(seed[:])
 	w.SeedGeneration(binary.LittleEndian.Uint32(seed[:]))
 	v.FS.W = w
+	m.stop, m.stopped = make(chan struct{}), make(chan struct{})
+	go m.flushLoop()
 	return m, nil
 }
 
@@ -197,6 +233,8 @@ func (m *Mounted) Unmount() error {
 		return nil
 	}
 	m.closed = true
+	close(m.stop)
+	<-m.stopped
 	var errs []error
 	if err := m.FS.FlushTruncateLog(); err != nil {
 		errs = append(errs, err)
@@ -227,6 +265,10 @@ func (m *Mounted) Unmount() error {
 // Crash stops the mount the way a killed process would: nothing more is
 // written (tests use it to leave a dirty journal behind).
 func (m *Mounted) Crash() {
+	if m.stop != nil && !m.closed {
+		close(m.stop)
+		<-m.stopped
+	}
 	m.closed = true
 	m.Journal.Abandon()
 	m.Volume.Close()
@@ -303,8 +345,11 @@ func (c clusterAdapter) ClaimClusters(tx metacache.Tx, owner uint64, goal, min, 
 	return run.Start, uint32(run.Count), nil
 }
 
+// FreeClusters parks freed clusters in the truncate log rather than
+// freeing them at once: they must not be reused before the transaction
+// that freed them is durable (see extent.TruncateLog).
 func (c clusterAdapter) FreeClusters(tx metacache.Tx, start, n uint32) error {
-	return c.m.cluster.FreeClusters(tx, start, n)
+	return c.m.tl.Append(tx, start, n)
 }
 
 // Statfs reports the volume's size and free space in clusters: the global
@@ -324,4 +369,26 @@ func (m *Mounted) Statfs() (total, free uint64, err error) {
 		free += uint64(lb.Total - lb.Used)
 	}
 	return total, free, nil
+}
+
+// rereadSuper decodes the superblock again into the existing v.Super and
+// v.SB (after a journal replay).
+func (v *Volume) rereadSuper() error {
+	v.Cache.Forget(v.SuperBlkno)
+	b, err := v.Cache.Get(v.SuperBlkno)
+	if err != nil {
+		return err
+	}
+	d, err := ondisk.DecodeDinode(b.Data)
+	if err == nil {
+		err = ondisk.ValidateSuperBlock(d, v.Cache.BlockSize())
+	}
+	if err != nil {
+		return v.Cache.Annotate(err, v.SuperBlkno)
+	}
+	sb := *d.Super
+	*v.Super = *d
+	*v.SB = sb
+	v.Super.Super = v.SB
+	return nil
 }
