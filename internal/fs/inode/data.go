@@ -158,11 +158,15 @@ func (f *FS) ensureAllocated(tx metacache.Tx, d *ondisk.Dinode, from, to int64, 
 			c = uint32(min(m.Next, uint64(last)+1))
 			continue
 		}
-		if m.Found && m.Rec.Flags&ondisk.ExtentRefcounted != 0 {
-			return fmt.Errorf("inode %d: writing to a shared (reflinked) extent: %w", d.Blkno, syscall.EOPNOTSUPP)
-		}
 		// The part of [from, to) inside cluster range [c, stop).
 		stop := uint32(min(m.Next, uint64(last)+1))
+		if m.Found && m.Rec.Flags&ondisk.ExtentRefcounted != 0 {
+			// Shared with a reflink: copy on write, then look again.
+			if err := f.unshare(tx, d, t, c, stop-c); err != nil {
+				return err
+			}
+			continue
+		}
 		if m.Found { // unwritten: zero what the write does not cover, then convert
 			lo, hi := int64(c)<<cbits, int64(stop)<<cbits
 			recStart := int64(m.Rec.Cpos) << cbits

@@ -17,7 +17,11 @@ import (
 func (f *FS) freePieces(tx metacache.Tx, d *ondisk.Dinode, pieces []ondisk.ExtentRec) error {
 	for _, p := range pieces {
 		if p.Flags&ondisk.ExtentRefcounted != 0 {
-			return fmt.Errorf("inode %d: freeing shared (reflinked) clusters: %w", d.Blkno, syscall.EOPNOTSUPP)
+			if err := f.dropShared(tx, d, p); err != nil {
+				return err
+			}
+			d.Clusters -= p.Clusters
+			continue
 		}
 		if err := f.W.Alloc.Truncate.Append(tx, uint32(p.Blkno/f.bpc()), p.Clusters); err != nil {
 			return err
