@@ -87,14 +87,14 @@
 //     Before its first write a node watches its slot for one interval and
 //     refuses the region if someone else is writing it.
 //   - Steady: after three clean iterations without membership change, every
-//     node that heartbeats has been seen (o2hb's steady iterations). o2go
-//     also waits until every slot holding a recent heartbeat (non-zero
-//     generation, hb_seq within ten dead times of this node's clock) belongs
-//     to a live node or has been watched unchanged for a dead time: a node
-//     that stopped beating recently may be paused or frozen rather than
-//     dead, and a node that starts must not act as if it were gone. A
-//     clean stop writes generation 0 and costs nothing; a crash costs a
-//     newcomer one dead time.
+//     node that heartbeats has been seen (o2hb's steady iterations).
+//   - Unresolved: a slot with a non-zero generation whose node is not live
+//     and has not been watched unchanged for a dead time. Its node may have
+//     crashed — or be paused, or frozen waiting for the disk, about to write
+//     again. A node that starts does not act as if it were gone until it is
+//     resolved: by watching it for a dead time, or because a peer that is
+//     steady says it is not live (node/member). A clean stop writes
+//     generation 0 and leaves nothing unresolved.
 //
 // # The lease
 //

@@ -73,7 +73,6 @@ type slot struct {
 	live         bool
 	everRead     bool
 	firstSeenAt  time.Duration // when this node first read the slot
-	firstSeq     uint64
 	lastSeq      uint64
 	lastGen      uint64
 	changed      int
@@ -122,15 +121,14 @@ type Region struct {
 	leaseBase  time.Duration // start of the last write seen on disk by a later read
 	leased     bool
 
-	steadyCount   int
-	steady        bool
-	steadyLatched bool
-	unresolved    base.NodeMap
-	killPending   []byte
-	kill          [Slots]*KillBlock
-	killErr       [Slots]string
-	ready         RegionReady
-	stopped       bool
+	steadyCount int
+	steady      bool
+	unresolved  base.NodeMap
+	killPending []byte
+	kill        [Slots]*KillBlock
+	killErr     [Slots]string
+	ready       RegionReady
+	stopped     bool
 }
 
 // NewRegion returns a region about to start heartbeating.
@@ -258,7 +256,7 @@ func (r *Region) ReadDone(now time.Duration, wallMs uint64, hb, kill [][]byte, e
 	if changed || !r.ownOK {
 		r.steadyCount = 0
 	}
-	r.resolve(now, wallMs)
+	r.resolve(now)
 
 	seq := wallMs
 	if seq <= r.lastSeq {
@@ -347,7 +345,7 @@ func (r *Region) checkSlot(now time.Duration, n base.NodeID, sector []byte) bool
 		s.equal++
 	}
 	if !s.everRead {
-		s.firstSeenAt, s.firstSeq = now, blk.Seq
+		s.firstSeenAt, s.changeSeenAt = now, now
 	}
 	s.everRead = true
 	s.lastSeq = blk.Seq
@@ -429,47 +427,34 @@ func (r *Region) Ready() RegionReady {
 	return rd
 }
 
-// resolve finds the slots that still hold a recent heartbeat of a node that
-// is not live: until such a node is live or has been watched for a full
-// dead time without a change, it may be a node that is alive but stalled
-// (paused, or frozen waiting for the disk), and this node must not act as
-// if it were gone.
-func (r *Region) resolve(now time.Duration, wallMs uint64) {
-	if r.steady && r.unresolved.Empty() {
-		return
-	}
+// resolve finds the slots that still hold a heartbeat of a node that is
+// not live and has not been watched unchanged for a dead time: such a node
+// may be alive but stalled (paused, or frozen waiting for the disk), and
+// this node must not act as if it were gone.
+func (r *Region) resolve(now time.Duration) {
 	var u base.NodeMap
 	for _, n := range r.cfg.Nodes.Nodes() {
 		s := &r.slots[n]
 		if n == r.cfg.Self || !s.everRead || s.live || s.lastGen == 0 {
 			continue
 		}
-		watched := s.lastSeq == s.firstSeq && now-s.firstSeenAt >= r.cfg.DeadTime()
-		ancient := wallMs > s.lastSeq && wallMs-s.lastSeq > uint64(10*r.cfg.DeadTime().Milliseconds())
-		if !watched && !ancient {
+		if now-s.changeSeenAt < r.cfg.DeadTime() {
 			u.Add(n)
 		}
 	}
 	r.unresolved = u
 }
 
-// Steady reports whether the region has settled: every node that
-// heartbeats has been seen, and every slot with a recent heartbeat belongs
-// to a live node or has been watched unchanged for a dead time. Once
-// steady, a region stays steady.
-func (r *Region) Steady() bool {
-	if r.steady && r.unresolved.Empty() {
-		r.steadyLatched = true
-	}
-	return r.steadyLatched
-}
+// Steady reports whether the region has settled: three clean iterations
+// without a membership change, so every node that heartbeats has been seen
+// (o2hb's steady iterations). Once steady, a region stays steady.
+func (r *Region) Steady() bool { return r.steady }
 
-// Unresolved lists the nodes whose slot holds a recent heartbeat although
-// they are not live: the region waits for them before it is steady.
+// Unresolved lists the nodes whose slot holds a heartbeat (non-zero
+// generation) although they are not live, and that this node has not yet
+// watched unchanged for a dead time. A node that starts must not act as if
+// they were gone until they are resolved (see the package doc).
 func (r *Region) Unresolved() base.NodeMap { return r.unresolved }
-
-// Stopped reports whether the region stopped (conflict).
-func (r *Region) Stopped() bool { return r.stopped }
 
 // Live is the set of nodes live in this region (Self included once its own
 // writes are seen).

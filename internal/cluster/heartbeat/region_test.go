@@ -111,7 +111,7 @@ func TestRegionTranscript(t *testing.T) {
 		case "state":
 			lb, leased := r.Lease()
 			rs, ws := r.Health(now)
-			s := fmt.Sprintf("live [%v] steady %v leased %v at %v read-stalled %v write-stalled %v\n", r.Live(), r.Steady(), leased, lb, rs, ws)
+			s := fmt.Sprintf("live [%v] steady %v unresolved [%v] leased %v at %v read-stalled %v write-stalled %v\n", r.Live(), r.Steady(), r.Unresolved(), leased, lb, rs, ws)
 			for _, n := range r.cfg.Nodes.Nodes() {
 				si := r.Slot(n)
 				s += fmt.Sprintf("  node %d: live %v gen %x missed %d\n", n, si.Live, si.Generation, si.Missed)

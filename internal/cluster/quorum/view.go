@@ -175,15 +175,22 @@ func (m *Membership) Reach(y base.NodeID) (base.NodeMap, bool) {
 
 // Leader is the node this node follows: the lowest-numbered node that
 // heartbeats and that it is connected to (itself included), preferring the
-// members of the latest view it knows of. InvalidNode when this node does
-// not heartbeat.
+// members of the latest view held by such a node (so that a node joining a
+// running cluster follows its members, and a view whose members are all
+// gone does not count). InvalidNode when this node does not heartbeat.
 func (m *Membership) Leader() base.NodeID {
 	if !m.live.Has(m.cfg.Self) {
 		return base.InvalidNode
 	}
 	cand := m.live.Intersect(m.conn)
 	cand.Add(m.cfg.Self)
-	if pool := cand.Intersect(m.known.Members); !pool.Empty() {
+	held := m.committed
+	for _, n := range cand.Nodes() {
+		if st, fresh := m.PeerStatus(n); n != m.cfg.Self && fresh && st.Committed.Epoch > held.Epoch {
+			held = st.Committed
+		}
+	}
+	if pool := cand.Intersect(held.Members); !pool.Empty() {
 		return pool.Lowest()
 	}
 	return cand.Lowest()
@@ -494,7 +501,10 @@ func (m *Membership) step() {
 	target := m.live
 	baseView := m.committed
 	if baseView.Epoch == 0 && m.known.Epoch > 0 {
-		baseView = View{Epoch: m.known.Epoch, Seq: m.known.Seq} // a new lineage after every known member died
+		// Not a member of any view yet, yet leading: the view follows the
+		// latest one known, so that its members (if any is left) apply it
+		// as the next view, with the same event numbers.
+		baseView = m.known
 	}
 	if target == m.committed.Members && m.committed.Epoch != 0 {
 		m.prop = nil
@@ -507,11 +517,8 @@ func (m *Membership) step() {
 	if !m.ready2(target) {
 		return
 	}
-	downs, ups := m.committed.Members.Minus(target), target.Minus(m.committed.Members)
+	downs, ups := baseView.Members.Minus(target), target.Minus(baseView.Members)
 	v := View{Epoch: baseView.Epoch + 1, Seq: baseView.Seq + uint64(downs.Len()+ups.Len()), Members: target}
-	if m.committed.Epoch == 0 {
-		v.Seq = baseView.Seq + uint64(target.Len())
-	}
 	m.propose(v, false)
 }
 
@@ -604,6 +611,19 @@ func (m *Membership) PeersReadStalled() bool {
 	others.Remove(m.cfg.Self)
 	for _, n := range others.Nodes() {
 		if !m.conn.Has(n) || !m.fresh(n) || !m.peers[n].status.Health.ReadStalled {
+			return false
+		}
+	}
+	return true
+}
+
+// PeersReachable reports whether every other member of the committed view
+// is connected and has sent a fresh status.
+func (m *Membership) PeersReachable() bool {
+	others := m.committed.Members
+	others.Remove(m.cfg.Self)
+	for _, n := range others.Nodes() {
+		if !m.conn.Has(n) || !m.fresh(n) {
 			return false
 		}
 	}

@@ -1,0 +1,36 @@
+// Package member is the cluster stack of one node as a pure state machine:
+// it composes the heartbeat regions (cluster/heartbeat), the links to the
+// other nodes (cluster/net), o2quo and the membership views
+// (cluster/quorum), and adds what only the whole node can decide: the
+// aggregate live set across regions, evictions through kill blocks and
+// Evict messages, the write lease, the freeze, and fencing.
+//
+// It lives under node (rank 4) because the R2 cores may not import each
+// other; it is pure all the same — no clocks, goroutines or I/O — so that the
+// agent (internal/node) and the simulator (internal/sim) run exactly the same
+// decisions. The driver performs what Ready asks (reads, writes, dials,
+// frames, the fence) and reports the outcomes with the time.
+//
+// # Fencing
+//
+// A member fences when o2quo says so, when the committed view leaves it out,
+// when a kill block or an Evict message from a node allowed to evict it
+// names its generation, when its lease runs out (heartbeat writes stalled
+// past MaxWriteStall; the agent's hang watchdog calls Fence for the same
+// bound), or when the driver asks. It then stops: Ready carries only the
+// Fence, whose Acks are its kill block with the fencing acknowledgement, to
+// write once the latch is on (see heartbeat's package doc).
+//
+// # Freeze
+//
+// When a member's lease runs out but every other member of its view is
+// connected and reports that its own heartbeat reads are stalled too, the
+// shared disk is gone for everyone: nobody can count this node's missed
+// beats, and fencing would only take the whole cluster down. The member
+// freezes instead: its writes wait (MayWrite returns ErrFrozen) until its
+// heartbeat writes complete again. It fences at once if any peer reports
+// that it can read again, or stops reporting, while this node still cannot
+// write: that peer would declare it dead (it restarts counting missed beats
+// after its own stall, so this node has a dead time to hear about it). A
+// member alone in its view never freezes.
+package member

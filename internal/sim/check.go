@@ -1,0 +1,214 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+
+	"o2go/internal/base"
+	"o2go/internal/cluster/quorum"
+	"o2go/internal/node/member"
+)
+
+// incarnation is one run of a node: its number and heartbeat generation.
+type incarnation struct {
+	node base.NodeID
+	gen  uint64
+}
+
+func (i incarnation) String() string { return fmt.Sprintf("node %d (generation %016x)", i.node, i.gen) }
+
+type incState struct {
+	started  time.Duration
+	fenced   bool
+	fencedAt time.Duration
+	crashed  bool
+}
+
+// checker watches a run for the properties o2go promises:
+//
+//   - no write of a node reaches the disk after a survivor started
+//     recovering it (delivered its node-down event);
+//   - a node is never declared dead while it runs unfenced: its self-fence
+//     (write stall, quorum, eviction) comes strictly first; a paused node
+//     must fence on resuming before it writes (the first rule checks that);
+//   - no two disjoint groups of nodes both continue;
+//   - every node delivers the same events with the same numbers, and the
+//     same view for each epoch;
+//   - once the faults are over, the running nodes converge on one view of
+//     all of them, and none is frozen.
+type checker struct {
+	c          *Cluster
+	violations []string
+	incs       map[incarnation]*incState
+	recovery   map[incarnation]time.Duration
+	seqs       map[uint64]string
+	views      map[uint64]base.NodeMap
+}
+
+func newChecker(c *Cluster) *checker {
+	return &checker{c: c, incs: map[incarnation]*incState{}, recovery: map[incarnation]time.Duration{},
+		seqs: map[uint64]string{}, views: map[uint64]base.NodeMap{}}
+}
+
+func (k *checker) violate(format string, args ...any) {
+	v := fmt.Sprintf("at %v: ", k.c.now) + fmt.Sprintf(format, args...)
+	k.violations = append(k.violations, v)
+	k.c.logf("VIOLATION %s", v)
+}
+
+func (k *checker) started(n *simNode) {
+	k.incs[incarnation{n.id, n.gen}] = &incState{started: k.c.now}
+}
+
+func (k *checker) crashed(n *simNode) {
+	if s := k.incs[incarnation{n.id, n.gen}]; s != nil {
+		s.crashed = true
+	}
+}
+
+func (k *checker) fenced(n *simNode, f *member.Fence) {
+	if s := k.incs[incarnation{n.id, n.gen}]; s != nil {
+		s.fenced, s.fencedAt = true, k.c.now
+	}
+}
+
+// current is node id's incarnation now (the last one, if it is down).
+func (k *checker) current(id base.NodeID) incarnation {
+	n := k.c.nodes[id]
+	return incarnation{id, n.gen}
+}
+
+func (k *checker) event(n *simNode, e quorum.Event) {
+	if e.Kind == quorum.Left {
+		return
+	}
+	others := false
+	for _, o := range k.c.nodes {
+		if o != n && k.continuing(o) {
+			others = true
+		}
+	}
+	if !others && e.Initial {
+		// Nobody else continues: a new cluster may start from epoch 1
+		// again. Forget the old one.
+		k.seqs = map[uint64]string{}
+		k.views = map[uint64]base.NodeMap{}
+	}
+	if prev, ok := k.views[e.Epoch]; ok && prev != e.Members {
+		k.violate("node %d committed epoch %d as [%v], another node as [%v]", n.id, e.Epoch, e.Members, prev)
+	}
+	k.views[e.Epoch] = e.Members
+	if !e.Initial {
+		s := fmt.Sprintf("epoch %d node %d %v", e.Epoch, e.Node, e.Kind)
+		if prev, ok := k.seqs[e.Seq]; ok && prev != s {
+			k.violate("node %d delivered event %d as %q, another node as %q", n.id, e.Seq, s, prev)
+		}
+		k.seqs[e.Seq] = s
+	}
+	k.c.logf("node %d event %v", n.id, e)
+	switch e.Kind {
+	case quorum.NodeUp:
+		n.upGen[e.Node] = k.current(e.Node).gen
+	case quorum.NodeDown:
+		gen, ok := n.upGen[e.Node]
+		if !ok || e.Node == n.id {
+			k.violate("node %d delivered a down event for node %d it never saw up", n.id, e.Node)
+			return
+		}
+		delete(n.upGen, e.Node)
+		inc := incarnation{e.Node, gen}
+		if r, ok := k.recovery[inc]; !ok || k.c.now < r {
+			k.recovery[inc] = k.c.now
+		}
+		victim := k.c.nodes[e.Node]
+		if victim.gen == gen && victim.state == stRunning {
+			k.violate("node %d declared %v dead while it runs unfenced", n.id, inc)
+		}
+	}
+}
+
+// write checks a write landing on the shared disk.
+func (k *checker) write(inc incarnation, kind writeKind, issued, landed time.Duration) {
+	if kind == writeAck {
+		return
+	}
+	if s := k.incs[inc]; s != nil && s.fenced && issued > s.fencedAt {
+		k.violate("%v issued a %v write at %v after it fenced at %v", inc, kind, issued, s.fencedAt)
+	}
+	if r, ok := k.recovery[inc]; ok && landed >= r {
+		k.violate("%v's %v write (issued at %v) landed at %v, after a survivor started recovering it at %v",
+			inc, kind, issued, landed, r)
+	}
+}
+
+func (k *checker) continuing(n *simNode) bool {
+	return (n.state == stRunning || n.state == stPaused) && n.m != nil && n.m.View().Members.Has(n.id)
+}
+
+// periodic runs every simulated second.
+func (k *checker) periodic() {
+	anyView := false
+	for _, a := range k.c.nodes {
+		if !k.continuing(a) {
+			continue
+		}
+		anyView = true
+		for _, b := range k.c.nodes {
+			if b.id <= a.id || !k.continuing(b) {
+				continue
+			}
+			va, vb := a.m.View(), b.m.View()
+			if va.Members.Intersect(vb.Members).Empty() {
+				k.violate("two disjoint groups continue: node %d in [%v] (epoch %d), node %d in [%v] (epoch %d)",
+					a.id, va.Members, va.Epoch, b.id, vb.Members, vb.Epoch)
+			}
+		}
+	}
+	if !anyView {
+		// A new cluster may start from epoch 1 again: forget the old one.
+		k.seqs = map[uint64]string{}
+		k.views = map[uint64]base.NodeMap{}
+	}
+}
+
+// final checks convergence once the faults are over.
+func (k *checker) final() {
+	c := k.c
+	lastFault := time.Duration(0)
+	for _, f := range c.faults {
+		if e := f.At + f.Dur; e > lastFault {
+			lastFault = e
+		}
+	}
+	t := c.opt.Timeouts
+	quiet := t.DeadTime() + t.IdleTimeout + time.Duration(t.HeartbeatThreshold+2)*t.HeartbeatInterval + 20*t.HeartbeatInterval
+	if c.now-lastFault < quiet {
+		return // not enough quiet time to demand convergence
+	}
+	var running base.NodeMap
+	var settled []*simNode
+	for _, n := range c.nodes {
+		if n.state != stRunning {
+			continue
+		}
+		running.Add(n.id)
+		if c.now-n.startedAt >= t.DeadTime()+20*t.HeartbeatInterval {
+			settled = append(settled, n)
+		}
+	}
+	for _, n := range settled {
+		v := n.m.View()
+		if n.m.Frozen() {
+			k.violate("node %d is still frozen at the end", n.id)
+		}
+		for _, o := range settled {
+			if !v.Members.Has(o.id) {
+				k.violate("no convergence: node %d's view [%v] (epoch %d) lacks running node %d; running [%v]",
+					n.id, v.Members, v.Epoch, o.id, running)
+			}
+		}
+		if v.Members.Minus(running) != (base.NodeMap{}) {
+			k.violate("no convergence: node %d's view [%v] holds nodes that are not running [%v]", n.id, v.Members, running)
+		}
+	}
+}
