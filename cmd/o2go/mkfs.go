@@ -131,7 +131,7 @@ EXIT STATUS
 	f.BoolVarP(&o.NoPrompt, "no-prompt", "x", false, "never ask before overwriting an OCFS2 volume")
 	f.BoolVarP(&o.DryRun, "dry-run", "n", false, "print what would be done and write nothing")
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "print nothing but errors")
-	f.BoolVarP(&o.Verbose, "verbose", "v", false, "verbose output")
+	f.BoolVarP(&o.Verbose, "verbose", "v", false, "also report the free space and where the volume departs from mkfs.ocfs2's")
 	f.BoolVar(&noDiscard, "nodiscard", false, "do not discard (BLKDISCARD) a block device's blocks first")
 	f.BoolVar(&discard, "discard", false, "discard a block device's blocks first (the default)")
 	return cmd

@@ -112,6 +112,12 @@ func Mkfs(path string, o MkfsOptions) (*MkfsResult, error) {
 	if err := writeMkfsImage(dev, p, b, im, &o, out, errOut); err != nil {
 		return nil, fmt.Errorf("%w (%v)", err, errWrite)
 	}
+	if o.Verbose {
+		fmt.Fprintf(out, "Free space: %d clusters (%d bytes)\n", res.FreeClusters, res.FreeClusters*uint64(res.ClusterSize))
+		if res.SystemDirIndexed {
+			fmt.Fprintln(out, "Note: the system directory was indexed (mkfs.ocfs2 would leave it unindexed, which its fsck reports as DX_TREE_MISSING)")
+		}
+	}
 	fmt.Fprintf(out, "o2go mkfs successful\n\n")
 	return res, nil
 }

@@ -134,7 +134,7 @@ type MkfsOptions struct {
 	NoPrompt bool
 	DryRun   bool // -n: print what would be done, write nothing
 	Quiet    bool // -q
-	Verbose  bool // -v
+	Verbose  bool // -v: also report the free space and o2go's departures from mkfs.ocfs2
 
 	// Out receives the progress lines mkfs.ocfs2 prints on stdout (nil:
 	// none); ErrOut the warnings it prints on stderr (nil: none).

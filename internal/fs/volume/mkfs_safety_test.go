@@ -103,6 +103,37 @@ func TestMkfsRefusesImageWithLoopDevice(t *testing.T) {
 	}
 }
 
+// TestMkfsOnBlockDevice formats a loop block device over an image full of
+// old data, once with discard (BLKDISCARD) and once without (the zeroed
+// areas then go through BLKZEROOUT), and lets fsck.ocfs2 judge each.
+func TestMkfsOnBlockDevice(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTools(t, "losetup")
+	realtools.Require(t)
+	fastFsck(t)
+	img := filepath.Join(t.TempDir(), "vol.img")
+	old := bytes.Repeat([]byte("stale bytes of an older file system "), (192<<20)/36+1)[:192<<20]
+	for _, noDiscard := range []bool{false, true} {
+		if err := os.WriteFile(img, old, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("losetup", "-f", "--show", img).CombinedOutput()
+		if err != nil {
+			testutil.Unavailable(t, "losetup -f %s: %v: %s", img, err, out)
+		}
+		loop := strings.TrimSpace(string(out))
+		res, err := Mkfs(loop, MkfsOptions{Quiet: true, NoPrompt: true, NoDiscard: noDiscard, Slots: 2, BlockSize: 1024, Features: "metaecc"})
+		exec.Command("losetup", "-d", loop).Run()
+		if err != nil {
+			t.Fatalf("Mkfs %s (nodiscard %v): %v", loop, noDiscard, err)
+		}
+		if res.Blocks != 192<<10 {
+			t.Errorf("the volume has %d blocks, want the whole device", res.Blocks)
+		}
+		realtools.RequireFsckClean(t, img)
+	}
+}
+
 // heartbeatWriter beats for node in the volume's heartbeat area every
 // interval, like an o2hb node, until stopped.
 func heartbeatWriter(t *testing.T, img string, node int, interval time.Duration) (stop func()) {
