@@ -18,7 +18,7 @@ import (
 // readOnlyView opens img read-only for comparisons with the real tools.
 func readOnlyView(t testing.TB, img string) (*metacache.Cache, *ondisk.SuperBlock, func()) {
 	t.Helper()
-	dev, err := blockdev.Open(img, blockdev.OpenOptions{ReadOnly: true})
+	dev, err := blockdev.Open(img, blockdev.OpenOptions{ReadOnly: true, Direct: blockdev.DirectOff})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,16 +14,21 @@ import (
 
 // How far an insert into an indexed directory looks for a block with room
 // before it grows the directory. The kernel walks the whole free-space
-// list, which costs a read per listed block: a directory whose blocks all
-// keep small holes (names of mixed lengths) makes every insert walk all of
-// them. o2go looks at the first freeListWalk blocks of the list, then at
-// freeSpaceProbes blocks picked by the name's hash (so that space freed
-// deep in the list is found again), and otherwise adds a block. The list
-// itself is kept exactly as the kernel keeps it: every block with a hole
-// of at least 16 bytes, and no other.
-const (
-	freeListWalk    = 8
-	freeSpaceProbes = 8
+// list, which costs a block read per listed block: a directory whose
+// blocks all keep small holes (names of mixed lengths) makes every insert
+// walk all of them, and a directory of a million names has tens of
+// thousands. o2go looks at the first freeListWalk blocks of the list (a
+// trailer each, db_free_rec_len telling which deserve a look at their
+// entries), then at freeSpaceProbes blocks picked by the name's hash, so
+// that space freed deep in the list is found again; otherwise it adds a
+// block. Directories of up to freeListWalk blocks with room are searched
+// exactly as the kernel searches them. The list itself is kept exactly as
+// the kernel keeps it: every block with a hole of at least 16 bytes, and
+// no other. (Variables so that tests can compare with the kernel's
+// unbounded walk.)
+var (
+	freeListWalk    = 128
+	freeSpaceProbes = 16
 )
 
 // rootRef is the dx root read (or made) for change: r is a private copy.
@@ -37,6 +42,19 @@ type rootRef struct {
 type leafRef struct {
 	buf *metacache.Buffer
 	l   *ondisk.DXLeaf
+}
+
+// peekTrailer returns the checked trailer of directory block blkno of an
+// indexed directory without walking its entries.
+func (e *editor) peekTrailer(blkno uint64) (*ondisk.DirTrailer, error) {
+	_, t, err := e.C.DirBlock(blkno, e.d.Blkno)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", e.owner(), err)
+	}
+	if t == nil {
+		return nil, e.corrupt(blkno, "dir block trailer", "db_signature", "block of an indexed directory has no DIRTRL1 trailer")
+	}
+	return t, nil
 }
 
 func (e *editor) indexOwner() string { return e.owner() + " index" }
@@ -145,7 +163,10 @@ func (e *editor) formatLeaves(start uint64) ([]*leafRef, error) {
 func (e *editor) insertIndexCluster(root *rootRef, cpos, start uint32) error {
 	t := &extent.Tree{C: e.C, Tx: e.Tx, Alloc: e.meta(), Root: &root.r.List, BlocksPerCluster: uint64(e.bpc),
 		Owner: e.indexOwner(), LastEB: root.r.LastEBBlk}
+	saved := root.r.List
+	saved.Recs = slices.Clone(saved.Recs)
 	if err := t.Insert(ondisk.ExtentRec{Cpos: cpos, Clusters: 1, Blkno: e.clusterBlock(start)}); err != nil {
+		root.r.List = saved
 		return err
 	}
 	root.r.LastEBBlk = t.LastEB
@@ -205,6 +226,10 @@ func (e *editor) locateIndexed(name string) (location, bool, error) {
 // rebalancing a full leaf), find a block with room through the free-space
 // list (or grow the directory), then add the entry, its index entry and
 // fix the block's place in the list.
+//
+// Every block the change depends on is read and checked before the first
+// write, so that damage found on the way fails the operation with nothing
+// changed.
 func (e *editor) addIndexed(name string, ino uint64, ft uint8) error {
 	if _, found, err := e.locateIndexed(name); err != nil {
 		return err
@@ -220,21 +245,52 @@ func (e *editor) addIndexed(name string, ino uint64, ft uint8) error {
 	}
 	x := e.dxEntry(name, 0)
 
-	if root.r.Inline() && root.r.Entries.Full() {
-		if err := e.expandRoot(root); err != nil {
+	// Plan.
+	var leaf *leafRef
+	var pos leafPos
+	var cluster []*leafRef // the full leaf's cluster, when it must split
+	if !root.r.Inline() {
+		if pos, err = e.findLeaf(root, x.MajorHash, x.MinorHash); err != nil {
 			return err
 		}
+		if leaf, err = e.readLeaf(pos.blk); err != nil {
+			return err
+		}
+		if leaf.l.List.Full() {
+			if cluster, err = e.readCluster(pos, leaf); err != nil {
+				return err
+			}
+		}
 	}
-	var leaf *leafRef
-	if !root.r.Inline() {
-		if leaf, err = e.leafWithRoom(root, x); err != nil {
+	b, prev, listed, err := e.findSpace(root, name, x)
+	if err != nil {
+		return err
+	}
+	if b == nil {
+		if err := e.checkExtend(); err != nil {
 			return err
 		}
 	}
 
-	b, prev, listed, err := e.findSpace(root, name, x)
-	if err != nil {
-		return err
+	// Change.
+	switch {
+	case root.r.Inline() && root.r.Entries.Full():
+		if err := e.expandRoot(root); err != nil {
+			return err
+		}
+		if leaf, err = e.leafFor(root, x); err != nil {
+			return err
+		}
+	case cluster != nil:
+		if err := e.rebalance(root, cluster, pos, x.MajorHash); err != nil {
+			return err
+		}
+		if leaf, err = e.leafFor(root, x); err != nil {
+			return err
+		}
+		if leaf.l.List.Full() {
+			return fmt.Errorf("%s: dx leaf %d is still full after a rebalance: %w", e.indexOwner(), leaf.l.Blkno, syscall.ENOSPC)
+		}
 	}
 	if b == nil {
 		if b, err = e.extend(root); err != nil {
@@ -267,64 +323,77 @@ func (e *editor) addIndexed(name string, ino uint64, ft uint8) error {
 	return e.writeRoot(root)
 }
 
-// leafWithRoom returns the leaf that must take x, rebalancing it once when
-// it is full (ocfs2_find_dir_space_dx).
-func (e *editor) leafWithRoom(root *rootRef, x ondisk.DXEntry) (*leafRef, error) {
-	for rebalanced := false; ; rebalanced = true {
-		pos, err := e.findLeaf(root, x.MajorHash, x.MinorHash)
-		if err != nil {
-			return nil, err
-		}
-		leaf, err := e.readLeaf(pos.blk)
-		if err != nil {
-			return nil, err
-		}
-		if !leaf.l.List.Full() {
-			return leaf, nil
-		}
-		if rebalanced {
-			return nil, fmt.Errorf("%s: dx leaf %d is still full after a rebalance: %w", e.indexOwner(), pos.blk, syscall.ENOSPC)
-		}
-		if err := e.rebalance(root, leaf, pos, x.MajorHash); err != nil {
-			return nil, err
-		}
+// leafFor reads the leaf that must take x.
+func (e *editor) leafFor(root *rootRef, x ondisk.DXEntry) (*leafRef, error) {
+	pos, err := e.findLeaf(root, x.MajorHash, x.MinorHash)
+	if err != nil {
+		return nil, err
 	}
+	return e.readLeaf(pos.blk)
 }
 
-// findSpace looks for a block that can take name: the first blocks of
-// the free-space list, then blocks picked by the name's hash. prev is the
-// list block before b (nil: the root), listed whether b was found on the
-// list. A nil b means the directory must grow.
+// readCluster reads every leaf of the index cluster holding the full leaf
+// at pos (which is given, already read).
+func (e *editor) readCluster(pos leafPos, full *leafRef) ([]*leafRef, error) {
+	out := make([]*leafRef, e.bpc)
+	for i := range out {
+		blk := pos.clusterStart + uint64(i)
+		if blk == pos.blk {
+			out[i] = full
+			continue
+		}
+		l, err := e.readLeaf(blk)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = l
+	}
+	return out, nil
+}
+
+// checkExtend reads the blocks growing the directory will go through
+// (the rightmost path of its extent tree), so that extend finds no damage
+// after other blocks were changed.
+func (e *editor) checkExtend() error {
+	n := e.dir().NumBlocks()
+	if n == 0 {
+		return e.corrupt(e.d.Blkno, "dinode", "i_size", "block directory has no blocks")
+	}
+	_, err := e.dir().BlockAt(n - 1)
+	return err
+}
+
+// findSpace looks, without changing anything, for a block that can take
+// name: the first blocks of the free-space list, then blocks picked by the
+// name's hash. db_free_rec_len picks the candidates, as in the kernel; the
+// entries themselves then confirm the room (mkfs.ocfs2 leaves some
+// trailers stale). prev is the list block
+// before b (nil: the root), listed whether b was found on the list. A nil
+// b means the directory must grow.
 func (e *editor) findSpace(root *rootRef, name string, x ondisk.DXEntry) (b, prev *dirBlock, listed bool, err error) {
 	need := ondisk.RecLen(len(name))
 	next := root.r.FreeBlk
+	var prevBlk uint64
 	for steps := 0; next != 0 && steps < freeListWalk; steps++ {
-		cur, err := e.readBlock(next)
+		t, err := e.peekTrailer(next)
 		if err != nil {
 			return nil, nil, false, err
 		}
-		real := largestFree(cur.area)
-		if real != cur.trailer.FreeRecLen {
-			// A stale db_free_rec_len (mkfs.ocfs2 leaves some): put the
-			// real value in, and take a block that has no hole off the list.
-			if err := e.Tx.Access(cur.buf); err != nil {
+		if int(t.FreeRecLen) >= need {
+			cur, err := e.readBlock(next)
+			if err != nil {
 				return nil, nil, false, err
 			}
-			cur.trailer.FreeRecLen = real
-			if real == 0 {
-				next = cur.trailer.FreeNext
-				if err := e.unlink(root, prev, cur); err != nil {
-					return nil, nil, false, err
+			if int(largestFree(cur.area)) >= need {
+				if prevBlk != 0 {
+					if prev, err = e.readBlock(prevBlk); err != nil {
+						return nil, nil, false, err
+					}
 				}
-				e.writeBlock(cur)
-				continue
+				return cur, prev, true, nil
 			}
-			e.writeBlock(cur)
 		}
-		if int(real) >= need {
-			return cur, prev, true, nil
-		}
-		prev, next = cur, cur.trailer.FreeNext
+		prevBlk, next = next, t.FreeNext
 	}
 	n := e.dir().NumBlocks()
 	for i := 0; i < freeSpaceProbes && n > 0; i++ {
@@ -332,14 +401,21 @@ func (e *editor) findSpace(root *rootRef, name string, x ondisk.DXEntry) (b, pre
 		if err != nil {
 			return nil, nil, false, err
 		}
+		// Only blocks the list holds (db_free_rec_len != 0), and only if
+		// they keep a hole after the insert: taking one off the list would
+		// need its predecessor, which only a walk finds.
+		t, err := e.peekTrailer(phys)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		if t.FreeRecLen == 0 || int(t.FreeRecLen) < need {
+			continue
+		}
 		cur, err := e.readBlock(phys)
 		if err != nil {
 			return nil, nil, false, err
 		}
-		// Only blocks the list holds (db_free_rec_len != 0), and only if
-		// they keep a hole after the insert: taking one off the list would
-		// need its predecessor, which only a walk finds.
-		if cur.trailer.FreeRecLen == 0 || int(largestFree(cur.area)) < need {
+		if int(largestFree(cur.area)) < need {
 			continue
 		}
 		tmp := slices.Clone(cur.area)
@@ -465,13 +541,14 @@ func (e *editor) findSplit(blk uint64, sorted []ondisk.DXEntry, leafCpos, insert
 
 // rebalance splits the full leaf at pos as ocfs2_dx_dir_rebalance does:
 // the leaf is sorted, a split hash chosen, a new index cluster mapped at
-// that hash, and every entry of the old cluster's leaves whose major hash
-// is at least the split moves to the leaf at the same position in the new
-// cluster.
-func (e *editor) rebalance(root *rootRef, full *leafRef, pos leafPos, insertMajor uint32) error {
+// that hash, and every entry of the old cluster's leaves (cluster, read by
+// the caller) whose major hash is at least the split moves to the leaf at
+// the same position in the new cluster.
+func (e *editor) rebalance(root *rootRef, cluster []*leafRef, pos leafPos, insertMajor uint32) error {
 	if root.r.Clusters == math.MaxUint32 {
 		return fmt.Errorf("%s: index has %d clusters: %w", e.indexOwner(), root.r.Clusters, syscall.ENOSPC)
 	}
+	full := cluster[pos.blk-pos.clusterStart]
 	sorted := slices.Clone(full.l.List.Entries)
 	slices.SortFunc(sorted, compareDX)
 	split, err := e.findSplit(pos.blk, sorted, pos.cpos, insertMajor)
@@ -480,18 +557,6 @@ func (e *editor) rebalance(root *rootRef, full *leafRef, pos leafPos, insertMajo
 	}
 	if split <= pos.cpos {
 		return e.corrupt(pos.blk, "dx leaf", "dl_list", "split hash 0x%08x is not above the cluster's start 0x%08x", split, pos.cpos)
-	}
-	orig := make([]*leafRef, e.bpc)
-	for i := range orig {
-		blk := pos.clusterStart + uint64(i)
-		if blk == pos.blk {
-			full.l.List.Entries = sorted
-			orig[i] = full
-			continue
-		}
-		if orig[i], err = e.readLeaf(blk); err != nil {
-			return err
-		}
 	}
 	cl := &claims{e: e}
 	start, _, err := cl.cluster(uint32(pos.clusterStart/uint64(e.bpc))+1, 1, 1)
@@ -505,7 +570,8 @@ func (e *editor) rebalance(root *rootRef, full *leafRef, pos leafPos, insertMajo
 	if err != nil {
 		return err
 	}
-	for i, o := range orig {
+	full.l.List.Entries = sorted
+	for i, o := range cluster {
 		var keep []ondisk.DXEntry
 		for _, x := range o.l.List.Entries {
 			if x.MajorHash >= split {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"o2go/internal/fs/extent"
 	"o2go/internal/fs/metacache"
@@ -97,7 +98,12 @@ func (c *claims) undo(err error) error {
 // start, updating i_clusters and i_last_eb_blk.
 func (e *editor) insertData(cpos, start, n uint32) error {
 	t := e.dataTree()
+	saved := *e.d.Extents
+	saved.Recs = slices.Clone(saved.Recs)
 	if err := t.Insert(ondisk.ExtentRec{Cpos: cpos, Clusters: n, Blkno: e.clusterBlock(start)}); err != nil {
+		// A failed edit wrote nothing, but may have changed the list in
+		// memory; the caller writes the inode even when this fails.
+		*e.d.Extents = saved
 		return err
 	}
 	e.d.LastEBBlk = t.LastEB

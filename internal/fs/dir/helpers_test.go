@@ -2,6 +2,10 @@ package dir
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 
 	"o2go/internal/blockdev"
@@ -80,7 +84,7 @@ func readSuper(t testing.TB, dev blockdev.Device) (*ondisk.Dinode, int) {
 
 func openImage(t testing.TB, img string) *vol {
 	t.Helper()
-	dev, err := blockdev.Open(img, blockdev.OpenOptions{})
+	dev, err := blockdev.Open(img, blockdev.OpenOptions{Direct: blockdev.DirectOff})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,4 +243,52 @@ func (v *vol) close() {
 	}
 }
 
-func (v *vol) String() string { return fmt.Sprintf("%s (%d/%d)", v.img, v.sb.BlockSize(), v.sb.ClusterSize()) }
+func (v *vol) String() string {
+	return fmt.Sprintf("%s (%d/%d)", v.img, v.sb.BlockSize(), v.sb.ClusterSize())
+}
+
+// pristine holds one clean mkfs.ocfs2 image per layout for the tests that
+// start from a copy in memory.
+var pristine struct {
+	sync.Mutex
+	images map[string][]byte
+}
+
+// memVol opens an in-memory copy of a fresh volume of layout g.
+func memVol(t testing.TB, g volConfig) *vol {
+	t.Helper()
+	pristine.Lock()
+	data, ok := pristine.images[g.name]
+	if !ok {
+		img := g.mkfs(t)
+		var err error
+		if data, err = os.ReadFile(img); err != nil {
+			pristine.Unlock()
+			t.Fatal(err)
+		}
+		if pristine.images == nil {
+			pristine.images = map[string][]byte{}
+		}
+		pristine.images[g.name] = data
+	}
+	pristine.Unlock()
+	dev := blockdev.NewMemoryFrom(g.name, slices.Clone(data), 512)
+	return openDev(t, g.name, dev, 0)
+}
+
+// save writes a memory volume to an image file for the real tools.
+func (v *vol) save() string {
+	v.t.Helper()
+	if err := v.tx.Close(); err != nil {
+		v.t.Fatal(err)
+	}
+	m, ok := v.dev.(*blockdev.Memory)
+	if !ok {
+		v.t.Fatalf("%s is not a memory volume", v.img)
+	}
+	img := filepath.Join(v.t.TempDir(), "vol.img")
+	if err := os.WriteFile(img, m.Snapshot(), 0o644); err != nil {
+		v.t.Fatal(err)
+	}
+	return img
+}
