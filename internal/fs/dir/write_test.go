@@ -206,11 +206,11 @@ func TestFindSplit(t *testing.T) {
 		want           uint32
 		enospc, broken bool
 	}{
-		{sorted: ents(10, 20, 30, 40), cpos: 10, insert: 25, want: 30},  // from the median on
-		{sorted: ents(10, 10, 10, 40), cpos: 10, insert: 25, want: 40},  // first above cpos
-		{sorted: ents(10, 10, 10, 10), cpos: 10, insert: 25, want: 11},  // all at cpos
-		{sorted: ents(50, 50, 50, 50), cpos: 10, insert: 25, want: 50},  // all above the new one
-		{sorted: ents(20, 20, 20, 20), cpos: 10, insert: 25, want: 25},  // all below the new one
+		{sorted: ents(10, 20, 30, 40), cpos: 10, insert: 25, want: 30}, // from the median on
+		{sorted: ents(10, 10, 10, 40), cpos: 10, insert: 25, want: 40}, // first above cpos
+		{sorted: ents(10, 10, 10, 10), cpos: 10, insert: 25, want: 11}, // all at cpos
+		{sorted: ents(50, 50, 50, 50), cpos: 10, insert: 25, want: 50}, // all above the new one
+		{sorted: ents(20, 20, 20, 20), cpos: 10, insert: 25, want: 25}, // all below the new one
 		{sorted: ents(25, 25, 25, 25), cpos: 10, insert: 25, enospc: true},
 		{sorted: ents(1, 2, 3, 4), cpos: 10, insert: 25, broken: true}, // damage: nothing above cpos
 	} {
