@@ -28,9 +28,10 @@ type incState struct {
 //
 //   - no write of a node reaches the disk after a survivor started
 //     recovering it (delivered its node-down event);
-//   - a node is never declared dead while it runs unfenced: its self-fence
-//     (write stall, quorum, eviction) comes strictly first; a paused node
-//     must fence on resuming before it writes (the first rule checks that);
+//   - a node is never declared dead while it may still write: its self-fence
+//     (the end of its write lease, quorum, eviction) comes strictly first; a
+//     paused node must fence on resuming before it writes (the first rule
+//     checks that);
 //   - no two disjoint groups of nodes both continue;
 //   - every node delivers the same events with the same numbers, and the
 //     same view for each epoch;
@@ -120,9 +121,15 @@ func (k *checker) event(n *simNode, e quorum.Event) {
 		if r, ok := k.recovery[inc]; !ok || k.c.now < r {
 			k.recovery[inc] = k.c.now
 		}
+		// The victim must have lost the right to write first: fenced, or
+		// its lease run out (the gate refuses its next write and fences
+		// it); a paused victim is checked by the write rule when it wakes.
 		victim := k.c.nodes[e.Node]
-		if victim.gen == gen && victim.state == stRunning {
-			k.violate("node %d declared %v dead while it runs unfenced", n.id, inc)
+		if victim.gen == gen && victim.state == stRunning && victim.m != nil {
+			exp, ok := victim.m.LeaseExpiry()
+			if !ok || k.c.now < exp || victim.m.Frozen() {
+				k.violate("node %d declared %v dead while it may still write", n.id, inc)
+			}
 		}
 	}
 }
@@ -141,8 +148,17 @@ func (k *checker) write(inc incarnation, kind writeKind, issued, landed time.Dur
 	}
 }
 
+// continuing: the node runs (or is paused) in a view, with its write
+// lease (a node whose lease ran out fences at its next step, before it
+// writes: it can no longer act as a member).
 func (k *checker) continuing(n *simNode) bool {
-	return (n.state == stRunning || n.state == stPaused) && n.m != nil && n.m.View().Members.Has(n.id)
+	if (n.state != stRunning && n.state != stPaused) || n.m == nil || !n.m.View().Members.Has(n.id) {
+		return false
+	}
+	if exp, ok := n.m.LeaseExpiry(); ok && k.c.now >= exp && !n.m.Frozen() {
+		return false
+	}
+	return true
 }
 
 // periodic runs every simulated second.

@@ -27,6 +27,10 @@ type Options struct {
 	// MaxSpike bounds disk latency spikes (stalls and errors are separate
 	// faults). 0: (DeadTime - 2 intervals) / 4, the bound o2go is safe under.
 	MaxSpike time.Duration
+	// IOTimeout is the host's I/O timeout: an I/O on a hung path fails
+	// after it. 0: DeadTime - 4 intervals, the most o2go is safe with (see
+	// node/member's write gate).
+	IOTimeout time.Duration
 	// Faults to inject; nil: generated from the seed.
 	Faults []Fault
 	// FaultsPerMinute is the mean rate of generated faults.
@@ -160,9 +164,12 @@ func Run(seed uint64, opt Options) *Result {
 func newCluster(seed uint64, opt Options) *Cluster {
 	r := base.NewRand(seed)
 	c := &Cluster{opt: opt, rng: r.Fork(), faultR: r.Fork(), nextGen: r.Uint64() | 1}
+	t := opt.Timeouts
 	if opt.MaxSpike == 0 {
-		t := opt.Timeouts
 		c.opt.MaxSpike = (t.DeadTime() - 2*t.HeartbeatInterval) / 4
+	}
+	if opt.IOTimeout == 0 {
+		c.opt.IOTimeout = t.DeadTime() - 4*t.HeartbeatInterval
 	}
 	c.geo = heartbeat.Geometry{Start: 0, SectorSize: sectorSize, Size: 512 * sectorSize}
 	if opt.KillArea {

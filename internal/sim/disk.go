@@ -85,30 +85,39 @@ func (c *Cluster) issueRead(n *simNode, rd member.ReadReq) {
 		})
 	}
 	if stall > 0 {
-		c.waitPath(n, region, epoch, complete)
+		c.waitPath(n, region, epoch, c.now+c.opt.IOTimeout, complete, func(at time.Duration) {
+			fail = true
+			complete(at)
+		})
 		return
 	}
 	complete(c.now + lat)
 }
 
-// waitPath completes an I/O once the node's stalled path heals; the I/O is
-// lost if the node's incarnation ends first (a reset or power loss drops the
-// host's queued I/O).
-func (c *Cluster) waitPath(n *simNode, region, epoch int, complete func(at time.Duration)) {
+// waitPath completes an I/O once the node's stalled path heals, or fails
+// it at the host's I/O timeout; the I/O is lost if the node's incarnation
+// ends first (a reset or power loss drops the host's queued I/O).
+func (c *Cluster) waitPath(n *simNode, region, epoch int, timeout time.Duration, complete, timedOut func(at time.Duration)) {
 	var poll func()
 	poll = func() {
 		if n.epoch != epoch || n.state == stDown || n.state == stFenced {
 			return
 		}
 		lat, _, stall := c.ioLatency(n, region)
-		if stall > 0 {
+		switch {
+		case stall == 0:
+			complete(c.now + lat)
+		case stall >= timeout:
+			c.q.at(timeout, func() {
+				if n.epoch == epoch && n.state != stDown && n.state != stFenced {
+					timedOut(c.now)
+				}
+			})
+		default:
 			c.q.at(stall, poll)
-			return
 		}
-		complete(c.now + lat)
 	}
-	_, _, stall := c.ioLatency(n, region)
-	c.q.at(stall, poll)
+	poll()
 }
 
 // issueWrite sends a write of node n to the disk of a region (region id 0
@@ -146,7 +155,9 @@ func (c *Cluster) issueWrite(n *simNode, rid member.RegionID, kind writeKind, hb
 		})
 	}
 	if stall > 0 {
-		// Lost with the incarnation, like waitPath; count it landed then.
+		// Lost with the incarnation, like waitPath (count it landed then),
+		// or failed at the host's I/O timeout.
+		deadline := c.now + c.opt.IOTimeout
 		var poll func()
 		poll = func() {
 			if n.epoch != epoch || n.state == stDown || (n.state == stFenced && kind != writeAck) {
@@ -154,13 +165,19 @@ func (c *Cluster) issueWrite(n *simNode, rid member.RegionID, kind writeKind, hb
 				return
 			}
 			lat, _, st := c.ioLatency(n, region)
-			if st > 0 {
+			switch {
+			case st == 0:
+				land(c.now + lat)
+			case st >= deadline:
+				c.q.at(deadline, func() {
+					fail = true
+					land(c.now)
+				})
+			default:
 				c.q.at(st, poll)
-				return
 			}
-			land(c.now + lat)
 		}
-		c.q.at(stall, poll)
+		poll()
 		return
 	}
 	land(c.now + lat)

@@ -20,9 +20,10 @@
 //     A node's path to a region has a latency (0.2–2 ms, or a spike up to
 //     MaxSpike), can fail every I/O, or can hang until it heals. A read
 //     returns the sectors as they are when it completes; a write lands when
-//     it completes. I/O still queued on a hung path when the node's
-//     incarnation ends (crash, or a fence: reset) is lost, as a reset or a
-//     power loss loses it.
+//     it completes. I/O on a hung path fails at the host's I/O timeout
+//     (Options.IOTimeout: DeadTime - 4 intervals, see node/member's write
+//     gate), or is lost if the node's incarnation ends first (crash, or a
+//     fence: reset), as a reset or a power loss loses it.
 //   - Fencing follows the agent: writes are latched off, the writes in
 //     flight finish, then the acknowledgement is written, then the node is
 //     gone; it boots again (a new generation) after a few seconds.

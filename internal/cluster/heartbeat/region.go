@@ -509,6 +509,15 @@ func (r *Region) SetKillBlock(sector []byte) {
 	}
 }
 
+// WriteOutstanding reports how long this node's heartbeat write has been in
+// flight (false when none is).
+func (r *Region) WriteOutstanding(now time.Duration) (time.Duration, bool) {
+	if r.phase != phaseWriting {
+		return 0, false
+	}
+	return now - r.writeStart, true
+}
+
 // Lease returns the start of the last write that renewed the lease: the
 // last one a later read found on disk.
 func (r *Region) Lease() (time.Duration, bool) { return r.leaseBase, r.leased }

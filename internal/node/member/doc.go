@@ -21,6 +21,18 @@
 // Fence, whose Acks are its kill block with the fencing acknowledgement, to
 // write once the latch is on (see heartbeat's package doc).
 //
+// # The write gate
+//
+// MayWrite is what the agent checks before every write to a shared disk.
+// Besides the lease and the freeze, it holds writes back while a heartbeat
+// write has been in flight for more than an interval: a write queued behind
+// a hung path is exactly what could land after the survivors recovered this
+// node. What is already queued must complete or fail within the host's I/O
+// timeout; o2go is safe when that timeout (SCSI timeout x retries, multipath
+// no_path_retry) is below the dead time minus four heartbeat intervals —
+// the same rule OCFS2's documentation gives for O2CB_HEARTBEAT_THRESHOLD
+// and multipath, with o2go's margin made explicit.
+//
 // # Freeze
 //
 // When a member's lease runs out but every other member of its view is

@@ -93,11 +93,13 @@ type region struct {
 	writer bool // a write is in flight
 }
 
-// ErrFenced, ErrFrozen and ErrNoLease are what MayWrite refuses with.
+// ErrFenced, ErrFrozen, ErrSlowDisk and ErrNoLease are what MayWrite
+// refuses with. ErrFrozen and ErrSlowDisk are temporary: writes wait.
 var (
-	ErrFenced  = errors.New("this node is fenced")
-	ErrFrozen  = errors.New("the shared disk is unreachable from every node: writes wait")
-	ErrNoLease = errors.New("this node does not heartbeat on a steady region: no writes to shared disks")
+	ErrFenced   = errors.New("this node is fenced")
+	ErrFrozen   = errors.New("the shared disk is unreachable from every node: writes wait")
+	ErrSlowDisk = errors.New("this node's heartbeat write is overdue: writes wait until the disk answers")
+	ErrNoLease  = errors.New("this node does not heartbeat on a steady region: no writes to shared disks")
 )
 
 // Member is the cluster stack of one node as a pure state machine: its
@@ -696,7 +698,27 @@ func (m *Member) MayWrite(now time.Duration) error {
 	if _, ok := m.LeaseExpiry(); !ok {
 		return ErrNoLease
 	}
+	if m.heartbeatOverdue(now) {
+		return ErrSlowDisk
+	}
 	return nil
+}
+
+// heartbeatOverdue: a heartbeat write has been in flight for more than an
+// interval (on any region in local mode, on more than half of them in
+// global mode). New writes would queue behind a path that may be hung;
+// writes already queued there are what could land late, so none are added.
+func (m *Member) heartbeatOverdue(now time.Duration) bool {
+	slow := 0
+	for _, rg := range m.regions {
+		if d, ok := rg.r.WriteOutstanding(now); ok && d > m.cfg.Timeouts.HeartbeatInterval {
+			slow++
+		}
+	}
+	if m.cfg.Mode == heartbeat.Local {
+		return slow > 0
+	}
+	return 2*slow > len(m.regions)
 }
 
 // MayHeartbeat reports whether this node may write its heartbeat and kill
