@@ -35,7 +35,12 @@ type Inode struct {
 	SB    *ondisk.SuperBlock
 	Inode *ondisk.Dinode
 	Block []byte // the inode's raw block (for the inline area)
+
+	memo *bucketMemo // buckets already read, during Check
 }
+
+// bucketMemo keeps decoded buckets for one walk that reads them many times.
+type bucketMemo struct{ m map[uint64]*ondisk.XattrHeader }
 
 func (x Inode) owner() string { return fmt.Sprintf("inode %d xattrs", x.Inode.Blkno) }
 
@@ -114,6 +119,11 @@ func (x Inode) forEachBucket(xb *ondisk.XattrBlock, fn func(blk uint64, h *ondis
 
 // Bucket reads and checks the 4 KiB bucket starting at blkno.
 func (x Inode) Bucket(blkno uint64) (*ondisk.XattrHeader, error) {
+	if x.memo != nil {
+		if h, ok := x.memo.m[blkno]; ok {
+			return h, nil
+		}
+	}
 	bs := x.SB.BlockSize()
 	buf := make([]byte, ondisk.XattrBucketSize)
 	for i := 0; i < ondisk.XattrBucketBlocks(bs); i++ {
@@ -132,27 +142,42 @@ func (x Inode) Bucket(blkno uint64) (*ondisk.XattrHeader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", x.owner(), x.C.Annotate(err, blkno))
 	}
+	if x.memo != nil {
+		x.memo.m[blkno] = h
+	}
 	return h, nil
 }
 
-// Get returns the value of the named attribute; found is false when the
-// inode has no such attribute.
+// Get returns the value of the named attribute as getxattr(2) shows it
+// (the POSIX ACL names in the VFS format, with its version header); found
+// is false when the inode has no such attribute.
 func (x Inode) Get(name string) (value []byte, found bool, err error) {
 	attrs, err := x.List()
 	if err != nil {
 		return nil, false, err
 	}
 	for _, a := range attrs {
-		if a.Name == name {
-			v, err := x.Value(a)
-			return v, err == nil, err
+		if a.Name != name {
+			continue
 		}
+		v, err := x.Value(a)
+		if err != nil {
+			return nil, false, err
+		}
+		if idx := a.Entry.Index(); idx == ondisk.XattrIndexPosixACLAccess || idx == ondisk.XattrIndexPosixACLDefault {
+			if v, err = ondisk.OCFS2ACLToVFS(v); err != nil {
+				return nil, false, fmt.Errorf("%s: %s: %w", x.owner(), name, x.C.Annotate(err, a.Blkno))
+			}
+		}
+		return v, true, nil
 	}
 	return nil, false, nil
 }
 
-// Value returns an attribute's value, reading it from its clusters when it
-// is not stored locally.
+// Value returns an attribute's stored value (POSIX ACLs in OCFS2's own
+// format), reading it from its clusters when it is not stored locally.
+// Value blocks are read through the cache: the write side journals them,
+// so the cache is where their newest copy is until a checkpoint.
 func (x Inode) Value(a Attr) ([]byte, error) {
 	e := a.Entry
 	if e.Local() {
@@ -161,26 +186,36 @@ func (x Inode) Value(a Attr) ([]byte, error) {
 	if e.Root == nil {
 		return nil, fmt.Errorf("%s: %q: %w", x.owner(), a.Name, x.C.Annotate(&ondisk.CorruptError{Struct: "xattr entry", Msg: "non-local value without a value root"}, a.Blkno))
 	}
-	const maxValue = 64 << 10 // XATTR_SIZE_MAX
-	if e.ValueSize > maxValue {
+	if e.ValueSize > MaxValueLen {
 		return nil, fmt.Errorf("%s: %q: %w", x.owner(), a.Name, x.C.Annotate(&ondisk.CorruptError{Struct: "xattr entry", Field: "xe_value_size",
-			Msg: fmt.Sprintf("is %d, more than the %d bytes a value may have", e.ValueSize, maxValue)}, a.Blkno))
+			Msg: fmt.Sprintf("is %d, more than the %d bytes a value may have", e.ValueSize, MaxValueLen)}, a.Blkno))
 	}
 	out := make([]byte, e.ValueSize)
 	cs := uint64(x.SB.ClusterSize())
-	bs := x.SB.BlockSize()
+	bs := uint64(x.SB.BlockSize())
+	covered := uint64(0)
 	err := extent.Walk(x.C, &e.Root.List, fmt.Sprintf("%s %q value", x.owner(), a.Name), func(r ondisk.ExtentRec) error {
 		start := uint64(r.Cpos) * cs
-		if start >= e.ValueSize {
+		if start != covered || start >= e.ValueSize {
 			return nil
 		}
 		n := min(uint64(r.Clusters)*cs, e.ValueSize-start)
-		buf := make([]byte, (n+uint64(bs)-1)/uint64(bs)*uint64(bs))
-		if err := x.C.ReadBlocks(r.Blkno, buf); err != nil {
-			return err
+		for off := uint64(0); off < n; off += bs {
+			b, err := x.C.Get(r.Blkno + off/bs)
+			if err != nil {
+				return err
+			}
+			copy(out[start+off:start+n], b.Data)
 		}
-		copy(out[start:], buf[:n])
+		covered = start + n
 		return nil
 	})
-	return out, err
+	if err == nil && covered < e.ValueSize {
+		err = x.C.Annotate(&ondisk.CorruptError{Struct: "xattr value root", Field: "xr_list",
+			Msg: fmt.Sprintf("maps %d of the value's %d bytes", covered, e.ValueSize)}, a.Blkno)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %q: %w", x.owner(), a.Name, err)
+	}
+	return out, nil
 }

@@ -1,0 +1,398 @@
+package xattr
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+
+	"o2go/internal/base"
+	"o2go/internal/blockdev"
+	"o2go/internal/fs/extent"
+	"o2go/internal/fs/metacache"
+	"o2go/internal/ondisk"
+)
+
+// memVolume is a small in-memory volume for the write engine: a cache over
+// a memory device, fake allocators whose state a failed operation rolls
+// back, and a transaction that writes only what it committed.
+type memVolume struct {
+	t     testing.TB
+	c     *metacache.Cache
+	sb    *ondisk.SuperBlock
+	meta  *fakeMeta
+	data  *fakeClusters
+	log   *fakeLog // nil: free directly
+	inode uint64
+}
+
+type memConfig struct {
+	bs, cs    int
+	metaECC   bool
+	fragment  float64 // chance a claim ignores its goal and picks a random cluster
+	logCap    int     // truncate log capacity; 0 frees directly
+	clusters  int
+	inodeKind string // "file", "inline", "dir", "inlinedir", "symlink"
+}
+
+func newMemVolume(t testing.TB, cfg memConfig, seed uint64) *memVolume {
+	if cfg.clusters == 0 {
+		cfg.clusters = 2048
+	}
+	bpc := cfg.cs / cfg.bs
+	metaBlocks := 4096
+	firstCluster := (100 + metaBlocks + bpc - 1) / bpc
+	total := (firstCluster + cfg.clusters) * bpc
+	dev := blockdev.NewMemory("mem", int64(total)*int64(cfg.bs), 512)
+	const gen = 0x5eed
+	c := metacache.New(dev, cfg.bs, metacache.Options{MetaECC: cfg.metaECC, FSGeneration: gen})
+	sb := &ondisk.SuperBlock{BlockSizeBits: uint32(log2(cfg.bs)), ClusterSizeBits: uint32(log2(cfg.cs)),
+		UUIDHash: 0xa8d99afd, XattrInlineSize: 256}
+	sb.Features.Incompat = ondisk.IncompatXattr | ondisk.IncompatInlineData
+	if cfg.metaECC {
+		sb.Features.Incompat |= ondisk.IncompatMetaECC
+	}
+	v := &memVolume{t: t, c: c, sb: sb,
+		meta: &fakeMeta{next: 100, limit: uint64(100 + metaBlocks), used: map[uint64]bool{}},
+		data: &fakeClusters{first: uint32(firstCluster), n: uint32(cfg.clusters), used: map[uint32]bool{},
+			rng: base.NewRand(seed ^ 0xc1), fragment: cfg.fragment},
+		inode: 10}
+	if cfg.logCap > 0 {
+		v.log = &fakeLog{capacity: cfg.logCap, data: v.data}
+	}
+	d := &ondisk.Dinode{Generation: 1, Links: 1, Mode: 0o100644, Flags: ondisk.InodeValid, Blkno: v.inode, FSGeneration: gen}
+	switch cfg.inodeKind {
+	case "", "file":
+		d.Extents = &ondisk.ExtentList{Count: uint16(ondisk.ExtentRecsPerInode(cfg.bs, 0))}
+	case "inline":
+		d.DynFeatures = ondisk.DynInlineData
+		d.Inline = &ondisk.InlineData{Data: make([]byte, ondisk.InlineDataBytes(cfg.bs, 0))}
+		d.Size = 100
+		copy(d.Inline.Data, "some inline file data")
+	case "dir":
+		d.Mode = 0o040755
+		d.Extents = &ondisk.ExtentList{Count: uint16(ondisk.ExtentRecsPerInode(cfg.bs, 0))}
+	case "inlinedir":
+		d.Mode = 0o040755
+		d.DynFeatures = ondisk.DynInlineData
+		d.Inline = &ondisk.InlineData{Data: make([]byte, ondisk.InlineDataBytes(cfg.bs, 0))}
+		d.Size = uint64(len(d.Inline.Data))
+		ondisk.InitDirArea(d.Inline.Data, v.inode, v.inode)
+	case "symlink":
+		d.Mode = 0o120777
+		d.FastSymlink = []byte("a/target/of/some/length")
+		d.Size = uint64(len(d.FastSymlink))
+	default:
+		t.Fatalf("inode kind %q", cfg.inodeKind)
+	}
+	b, err := c.NewBuffer(v.inode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Encode(b.Data); err != nil {
+		t.Fatal(err)
+	}
+	tx := &memTx{c: c, dirty: map[*metacache.Buffer]bool{}}
+	tx.Dirty(b, ondisk.DinodeCheckOffset)
+	tx.commit(t)
+	return v
+}
+
+func log2(n int) int {
+	k := 0
+	for 1<<k < n {
+		k++
+	}
+	return k
+}
+
+// op runs fn as one operation on the inode: in an UndoTx, the inode
+// encoded after a success, everything rolled back after a failure.
+func (v *memVolume) op(fn func(env Env, d *ondisk.Dinode, buf *metacache.Buffer) error) error {
+	buf, err := v.c.Get(v.inode)
+	if err != nil {
+		return err
+	}
+	d0, err := v.c.Dinode(v.inode)
+	if err != nil {
+		return err
+	}
+	d := cloneDinode(d0)
+	tx := &memTx{c: v.c, dirty: map[*metacache.Buffer]bool{}}
+	u := metacache.NewUndoTx(v.c, tx)
+	if err := u.Access(buf); err != nil {
+		return err
+	}
+	metaSnap, dataSnap := v.meta.snapshot(), v.data.snapshot()
+	var logSnap []fakeRun
+	var sink ClusterSink = DirectFree{Data: v.data}
+	if v.log != nil {
+		logSnap = slices.Clone(v.log.runs)
+		sink = v.log
+	}
+	env := Env{C: v.c, SB: v.sb, Tx: u, Meta: v.meta, Data: v.data, Freed: sink}
+	err = fn(env, d, buf)
+	if err == nil {
+		err = d.Encode(buf.Data)
+		u.Dirty(buf, ondisk.DinodeCheckOffset)
+	}
+	if err != nil {
+		u.Rollback()
+		v.meta.restore(metaSnap)
+		v.data.restore(dataSnap)
+		if v.log != nil {
+			v.log.runs = logSnap
+		}
+	} else {
+		u.Finish()
+	}
+	tx.commit(v.t)
+	return err
+}
+
+func (v *memVolume) set(name string, value []byte, flags SetFlags) error {
+	return v.op(func(env Env, d *ondisk.Dinode, buf *metacache.Buffer) error {
+		return Set(env, d, buf, name, value, flags)
+	})
+}
+
+func (v *memVolume) remove(name string) error {
+	return v.op(func(env Env, d *ondisk.Dinode, buf *metacache.Buffer) error {
+		return Remove(env, d, buf, name)
+	})
+}
+
+// flushLog frees what the fake truncate log holds.
+func (v *memVolume) flushLog() {
+	if v.log != nil {
+		v.log.flush(v.t)
+	}
+}
+
+func (v *memVolume) reader() Inode {
+	d, blk, err := v.c.DinodeBlock(v.inode)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	return Inode{C: v.c, SB: v.sb, Inode: d, Block: blk}
+}
+
+func cloneDinode(d *ondisk.Dinode) *ondisk.Dinode {
+	c := *d
+	if d.Extents != nil {
+		l := *d.Extents
+		l.Recs = slices.Clone(d.Extents.Recs)
+		c.Extents = &l
+	}
+	if d.Inline != nil {
+		c.Inline = &ondisk.InlineData{Data: slices.Clone(d.Inline.Data)}
+	}
+	c.FastSymlink = slices.Clone(d.FastSymlink)
+	return &c
+}
+
+// memTx keeps dirtied buffers until commit, as a journal handle does.
+type memTx struct {
+	c     *metacache.Cache
+	dirty map[*metacache.Buffer]bool
+}
+
+func (t *memTx) Access(*metacache.Buffer) error { return nil }
+func (t *memTx) New(blkno uint64) (*metacache.Buffer, error) {
+	return t.c.NewBuffer(blkno)
+}
+func (t *memTx) Dirty(b *metacache.Buffer, off int) {
+	t.c.Seal(b, off)
+	t.dirty[b] = true
+}
+func (t *memTx) Revoke(uint64) {}
+func (t *memTx) commit(tb testing.TB) {
+	for b := range t.dirty {
+		if err := t.c.WriteBlock(b.Blkno, b.Data); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// fakeMeta hands out metadata blocks from a range, as one group at block
+// 100 would.
+type fakeMeta struct {
+	next, limit uint64
+	free        []uint64
+	used        map[uint64]bool
+}
+
+type metaSnap struct {
+	next uint64
+	free []uint64
+	used map[uint64]bool
+}
+
+func (a *fakeMeta) snapshot() metaSnap {
+	return metaSnap{a.next, slices.Clone(a.free), maps.Clone(a.used)}
+}
+func (a *fakeMeta) restore(s metaSnap) { a.next, a.free, a.used = s.next, s.free, s.used }
+
+func (a *fakeMeta) NewMetaBlock(metacache.Tx) (extent.MetaBlock, error) {
+	var b uint64
+	if n := len(a.free); n > 0 {
+		b, a.free = a.free[n-1], a.free[:n-1]
+	} else {
+		if a.next >= a.limit {
+			return extent.MetaBlock{}, errors.New("fake meta allocator: no space")
+		}
+		b = a.next
+		a.next++
+	}
+	a.used[b] = true
+	return extent.MetaBlock{Blkno: b, Slot: 0, Bit: uint16(b - 100), GroupBlkno: 100}, nil
+}
+
+func (a *fakeMeta) FreeMetaBlock(_ metacache.Tx, m extent.MetaBlock) error {
+	if !a.used[m.Blkno] || m.GroupBlkno != 100 || uint64(m.Bit) != m.Blkno-100 {
+		return fmt.Errorf("fake meta allocator: bad free of %+v", m)
+	}
+	delete(a.used, m.Blkno)
+	a.free = append(a.free, m.Blkno)
+	return nil
+}
+
+// fakeClusters hands out clusters, honouring the goal unless told to
+// scatter claims.
+type fakeClusters struct {
+	first, n uint32
+	used     map[uint32]bool
+	rng      *base.Rand
+	fragment float64
+	maxRun   uint32 // 0: no limit
+	claims   int
+}
+
+func (a *fakeClusters) snapshot() map[uint32]bool { return maps.Clone(a.used) }
+func (a *fakeClusters) restore(s map[uint32]bool) { a.used = s }
+
+func (a *fakeClusters) free(c uint32) bool {
+	return c >= a.first && c < a.first+a.n && !a.used[c]
+}
+
+func (a *fakeClusters) ClaimClusters(_ metacache.Tx, _ uint64, goal, lo, hi uint32) (uint32, uint32, error) {
+	a.claims++
+	start := uint32(0)
+	switch {
+	case goal != 0 && a.free(goal) && !a.rng.Chance(a.fragment):
+		start = goal
+	case a.rng.Chance(a.fragment):
+		for try := 0; try < 64; try++ {
+			c := a.first + uint32(a.rng.Intn(int(a.n)))
+			if a.free(c) {
+				start = c
+				break
+			}
+		}
+	}
+	if start == 0 {
+		for c := a.first; c < a.first+a.n; c++ {
+			if a.free(c) {
+				start = c
+				break
+			}
+		}
+	}
+	if start == 0 {
+		return 0, 0, errors.New("fake cluster allocator: no space")
+	}
+	if a.maxRun != 0 {
+		hi = min(hi, max(lo, a.maxRun))
+	}
+	n := uint32(0)
+	for n < hi && a.free(start+n) {
+		a.used[start+n] = true
+		n++
+	}
+	if n < lo {
+		return 0, 0, errors.New("fake cluster allocator: no run long enough")
+	}
+	return start, n, nil
+}
+
+func (a *fakeClusters) FreeClusters(_ metacache.Tx, start, n uint32) error {
+	for c := start; c < start+n; c++ {
+		if !a.used[c] {
+			return fmt.Errorf("fake cluster allocator: cluster %d freed but not in use", c)
+		}
+		delete(a.used, c)
+	}
+	return nil
+}
+
+// fakeLog is a truncate log of a few records.
+type fakeRun struct{ start, n uint32 }
+
+type fakeLog struct {
+	capacity int
+	runs     []fakeRun
+	data     *fakeClusters
+}
+
+func (l *fakeLog) Append(_ metacache.Tx, start, n uint32) error {
+	if k := len(l.runs); k > 0 && l.runs[k-1].start+l.runs[k-1].n == start {
+		l.runs[k-1].n += n
+		return nil
+	}
+	if len(l.runs) >= l.capacity {
+		return errors.New("fake truncate log: full")
+	}
+	l.runs = append(l.runs, fakeRun{start, n})
+	return nil
+}
+
+func (l *fakeLog) Room() (int, error) { return l.capacity - len(l.runs), nil }
+
+func (l *fakeLog) flush(t testing.TB) {
+	for _, r := range l.runs {
+		if err := l.data.FreeClusters(nil, r.start, r.n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.runs = nil
+}
+
+// checkAccounting verifies that the attributes hold exactly the clusters
+// and metadata blocks the fake allocators gave out (less what the log
+// still parks).
+func (v *memVolume) checkAccounting(t testing.TB) Usage {
+	t.Helper()
+	u, err := v.reader().Check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := map[uint32]bool{}
+	for _, r := range u.Clusters {
+		bpc := uint64(v.sb.BlocksPerCluster())
+		for i := uint32(0); i < r.Clusters; i++ {
+			c := uint32(r.Blkno/bpc) + i
+			if held[c] {
+				t.Fatalf("cluster %d held twice", c)
+			}
+			held[c] = true
+		}
+	}
+	if v.log != nil {
+		for _, r := range v.log.runs {
+			for c := r.start; c < r.start+r.n; c++ {
+				if held[c] {
+					t.Fatalf("cluster %d is held and parked in the truncate log", c)
+				}
+				held[c] = true
+			}
+		}
+	}
+	if !maps.Equal(held, v.data.used) {
+		t.Fatalf("attributes hold %d clusters, the allocator has %d in use", len(held), len(v.data.used))
+	}
+	if u.MetaBlocks != len(v.meta.used) {
+		t.Fatalf("attributes hold %d metadata blocks, the allocator has %d in use", u.MetaBlocks, len(v.meta.used))
+	}
+	return u
+}
