@@ -40,7 +40,9 @@ type Inode struct {
 }
 
 // bucketMemo keeps decoded buckets for one walk that reads them many times.
-type bucketMemo struct{ m map[uint64]*ondisk.XattrHeader }
+type bucketMemo struct {
+	m map[uint64]*ondisk.XattrHeader
+}
 
 func (x Inode) owner() string { return fmt.Sprintf("inode %d xattrs", x.Inode.Blkno) }
 
