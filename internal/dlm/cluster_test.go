@@ -1,6 +1,7 @@
 package dlm
 
 import (
+	"flag"
 	"fmt"
 	"slices"
 	"time"
@@ -30,6 +31,13 @@ type testNet struct {
 	// stats
 	delivered int
 }
+
+// traceHook and evHook, when set (debugging), see every delivery.
+var (
+	traceHook   func(from, to int, typ uint16, key uint32, p []byte)
+	evHook      func(x int, up bool, node int, seq int)
+	verboseFlag = flag.Bool("trace-locks", false, "debug traces include lock traffic")
+)
 
 type testNode struct {
 	id    base.NodeID
@@ -160,6 +168,9 @@ func (t *testNet) deliver(k [2]base.NodeID) {
 		return
 	}
 	t.delivered++
+	if traceHook != nil {
+		traceHook(int(m.from), int(m.to), m.typ, m.key, m.payload)
+	}
 	rd, err := to.n.Receive(m.from, m.typ, m.key, m.payload)
 	t.err(m.to, err)
 	t.handle(m.to, rd)
@@ -171,6 +182,9 @@ func (t *testNet) deliverEvent(x base.NodeID) {
 	ev := t.events[tn.next]
 	tn.next++
 	seq := uint64(tn.next)
+	if evHook != nil {
+		evHook(int(x), ev.up, int(ev.node), int(seq))
+	}
 	var rd Ready
 	if ev.up {
 		rd = tn.n.NodeUp(seq, ev.node)

@@ -80,7 +80,8 @@ type lock struct {
 	// sent: the pending operation went to a master (else it waits in
 	// deferredLocal); cancelSent: a cancel followed it.
 	sent, cancelSent, timedOut bool
-	writesLVB                  bool // the pending operation stores lvb
+	writesLVB                  bool // the pending operation stores wlvb
+	wlvb                       LVB
 	lvbValid                   bool
 	lvbSeq                     uint64
 	lvb                        LVB
@@ -180,9 +181,7 @@ func (d *domain) removeLock(l *lock) {
 func (l *lock) setWrite(v *LVB, writes bool) {
 	l.writesLVB = v != nil && writes
 	if l.writesLVB {
-		l.lvb = *v
-		l.lvbSeq++
-		l.lvbValid = true
+		l.wlvb = *v
 	}
 }
 
@@ -207,7 +206,7 @@ func (d *domain) sendOp(l *lock) {
 	l.sent = true
 	req := lockReq{Epoch: d.view.epoch, Cookie: uint64(l.id), Op: l.op, Mode: l.rq, Flags: l.flags, Name: l.r.name}
 	if l.writesLVB {
-		req.HasLVB, req.LVB = true, l.lvb
+		req.HasLVB, req.LVB = true, l.wlvb
 	}
 	if m == d.n.self {
 		_ = d.masterRequest(d.n.self, &req)
@@ -285,6 +284,10 @@ func (d *domain) holderReply(from base.NodeID, rep *lockReply) error {
 	if status == StatusCancelled && l.timedOut {
 		status = StatusTimedOut
 	}
+	if l.writesLVB && status == StatusOK {
+		l.lvb, l.lvbValid = l.wlvb, true
+		l.lvbSeq++
+	}
 	l.op, l.rq, l.sent, l.cancelSent, l.timedOut, l.writesLVB = OpNone, ModeNone, false, false, false, false
 	delete(d.n.deadlines, l.id)
 	if i := slices.Index(d.deferredCancel, l); i >= 0 {
@@ -356,12 +359,12 @@ func (d *domain) resendRequests() {
 	}
 	switch d.phase {
 	case phaseJoining:
-		n.send(n.registrar, d.key, &joinReq{MSeq: n.mseq, Name: d.name, Gate: d.gate})
+		n.send(n.registrar, d.key, &joinReq{Name: d.name, Gate: d.gate})
 	case phaseLeaving:
-		n.send(n.registrar, d.key, &leaveReq{MSeq: n.mseq})
+		n.send(n.registrar, d.key, &leaveReq{})
 	}
 	for _, dn := range d.releasing {
-		n.send(n.registrar, d.key, &releaseReq{MSeq: n.mseq, Dead: dn})
+		n.send(n.registrar, d.key, &releaseReq{Dead: dn})
 	}
 }
 

@@ -193,6 +193,12 @@ func (d *domain) masterRequest(from base.NodeID, req *lockReq) error {
 			Msg: fmt.Sprintf("epoch %d, but %s is at epoch %d (%s)", req.Epoch, d.name, d.view.epoch, d.phase)}
 	}
 	r := d.res[req.Name]
+	if r == nil && req.Op == OpCancel {
+		// The request it cancels was answered (and the resource forgotten)
+		// before the cancel arrived.
+		d.reply(from, &lockReply{Cookie: req.Cookie, Op: OpCancel, Status: StatusNotPending, Mode: ModeNone})
+		return nil
+	}
 	if r == nil {
 		if req.Op != OpLock {
 			return &MessageError{Kind: "lock request", From: from, Msg: fmt.Sprintf("%s of %s:%d on unknown resource %q", req.Op, from, req.Cookie, req.Name)}
@@ -203,6 +209,11 @@ func (d *domain) masterRequest(from base.NodeID, req *lockReq) error {
 		d.stats.Misdirected++
 		d.dropIfUnused(r)
 		return &MessageError{Kind: "lock request", From: from, Msg: fmt.Sprintf("resource %q is mastered by node %d, not here", req.Name, d.masterOf(r))}
+	}
+	if r.m == nil && req.Op == OpCancel {
+		d.dropIfUnused(r)
+		d.reply(from, &lockReply{Cookie: req.Cookie, Op: OpCancel, Status: StatusNotPending, Mode: ModeNone})
+		return nil
 	}
 	if r.m == nil {
 		if req.Op != OpLock {
@@ -337,9 +348,18 @@ func (d *domain) settle(r *resource) {
 		d.dropIfUnused(r)
 		return
 	}
-	for len(m.q[qConverting]) > 0 {
-		h := m.q[qConverting][0]
+	// Requests of owners known dead are passed over (the reconfiguration
+	// to come removes them): granting them would only make ghosts.
+	live := d.n.live
+	blocked := false
+	for i := 0; i < len(m.q[qConverting]); {
+		h := m.q[qConverting][i]
+		if !live.Has(h.owner) {
+			i++
+			continue
+		}
 		if !m.grantable(h, h.rq) {
+			blocked = true
 			break
 		}
 		old := h.gr
@@ -348,9 +368,13 @@ func (d *domain) settle(r *resource) {
 		rep := grantReply(OpConvert, h, old, m)
 		d.reply(h.owner, &rep)
 	}
-	if len(m.q[qConverting]) == 0 {
-		for len(m.q[qWaiting]) > 0 {
-			h := m.q[qWaiting][0]
+	if !blocked {
+		for i := 0; i < len(m.q[qWaiting]); {
+			h := m.q[qWaiting][i]
+			if !live.Has(h.owner) {
+				i++
+				continue
+			}
 			if !m.grantable(h, h.rq) {
 				break
 			}
@@ -361,10 +385,15 @@ func (d *domain) settle(r *resource) {
 		}
 	}
 	var next *entry
-	if len(m.q[qConverting]) > 0 {
-		next = m.q[qConverting][0]
-	} else if len(m.q[qWaiting]) > 0 {
-		next = m.q[qWaiting][0]
+	for _, q := range [2]queue{qConverting, qWaiting} {
+		for _, e := range m.q[q] {
+			if next == nil && live.Has(e.owner) {
+				next = e
+			}
+		}
+		if next != nil || blocked {
+			break
+		}
 	}
 	if next != nil {
 		for _, q := range [2]queue{qGranted, qConverting} {
@@ -401,7 +430,9 @@ func (d *domain) applyFrozen(r *resource, from base.NodeID, req *lockReq) {
 		if e == nil || e.q != qGranted || m.findFresh(from, req.Cookie) >= 0 {
 			return
 		}
-		if req.Mode == e.gr || !Weaker(req.Mode, e.gr) {
+		// Lowering (or keeping) the mode is always granted: done now, with
+		// its value block; raising waits for completion.
+		if req.Mode != e.gr && !Weaker(req.Mode, e.gr) {
 			m.fresh = append(m.fresh, freshReq{owner: from, cookie: req.Cookie, op: OpConvert, rq: req.Mode, flags: req.Flags})
 			return
 		}

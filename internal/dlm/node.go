@@ -156,19 +156,36 @@ type Node struct {
 	rd  Ready
 }
 
+// heldKey names one FIFO of held messages: per sender, domain and role.
+// Messages to or from the registrar role form their own FIFO, so that a
+// participant message waiting for an epoch never holds back the freeze that
+// opens it.
 type heldKey struct {
 	from base.NodeID
 	key  uint32
+	reg  bool
+}
+
+// registrarRole reports whether m is a message to or from the registrar.
+func registrarRole(m message) bool {
+	switch m.(type) {
+	case *joinReq, *joinRefused, *leaveReq, *freezeMsg, *doneMsg, *completeMsg,
+		*releaseReq, *releasedMsg, *syncQuery, *syncReply:
+		return true
+	}
+	return false
 }
 
 type inbound struct {
 	from base.NodeID
 	key  uint32
+	mseq uint64 // the sender's membership sequence number when it sent m
 	m    message
 }
 
-// New returns the lock manager of node cfg.Self, alone in the cluster until
-// Membership or NodeUp says otherwise.
+// New returns the lock manager of node cfg.Self. Its first call must be
+// Membership: until it knows who is alive it takes no decision (in
+// particular it does not act as registrar).
 func New(cfg Config) *Node {
 	if !cfg.Self.Valid() {
 		panic("dlm: Config.Self is not a node number")
@@ -191,9 +208,6 @@ func New(cfg Config) *Node {
 		registrar:  base.InvalidNode,
 	}
 	n.live.Add(cfg.Self)
-	n.begin()
-	n.updateRegistrar()
-	n.finish()
 	return n
 }
 
@@ -213,7 +227,7 @@ func (n *Node) finish() Ready {
 	for len(n.loop) > 0 {
 		in := n.loop[0]
 		n.loop = n.loop[1:]
-		n.deliver(in.from, in.key, in.m)
+		_ = n.deliver(in)
 	}
 	n.loop = n.loop[:0]
 	if base.Enabled {
@@ -228,11 +242,11 @@ func (n *Node) finish() Ready {
 // call when to is Self).
 func (n *Node) send(to base.NodeID, key uint32, m message) {
 	if to == n.self {
-		n.loop = append(n.loop, inbound{from: n.self, key: key, m: m})
+		n.loop = append(n.loop, inbound{from: n.self, key: key, mseq: n.mseq, m: m})
 		return
 	}
 	n.rd.Messages = append(n.rd.Messages, Outgoing{
-		To: to, Type: MsgTypeFirst + uint16(m.kind()), Key: key, Payload: encode(nil, m),
+		To: to, Type: MsgTypeFirst + uint16(m.kind()), Key: key, Payload: encode(nil, n.mseq, m),
 	})
 }
 
@@ -299,9 +313,16 @@ func (n *Node) nodeDown(seq uint64, x base.NodeID) {
 	}
 	n.live.Remove(x)
 	n.downSeq[x] = seq
-	for k := range n.held {
+	// Held messages of the dead incarnation go; a newer incarnation's (sent
+	// after this event) wait for its NodeUp.
+	for k, q := range n.held {
 		if k.from == x {
-			delete(n.held, k)
+			q = slices.DeleteFunc(q, func(in inbound) bool { return in.mseq < seq })
+			if len(q) == 0 {
+				delete(n.held, k)
+			} else {
+				n.held[k] = q
+			}
 		}
 	}
 	if n.reg != nil {
@@ -362,7 +383,7 @@ func (n *Node) Receive(from base.NodeID, msgType uint16, key uint32, payload []b
 	if !from.Valid() || from == n.self {
 		return n.finish(), &MessageError{Kind: "message", From: from, Msg: "not from a peer"}
 	}
-	m, err := decode(msgType, payload)
+	mseq, m, err := decode(msgType, payload)
 	if err != nil {
 		var me *MessageError
 		if errors.As(err, &me) {
@@ -370,30 +391,39 @@ func (n *Node) Receive(from base.NodeID, msgType uint16, key uint32, payload []b
 		}
 		return n.finish(), err
 	}
-	err = n.deliver(from, key, m)
+	err = n.deliver(inbound{from: from, key: key, mseq: mseq, m: m})
 	return n.finish(), err
 }
 
-// deliver processes m now, or holds it (with every later message of the same
-// sender and key) until this node has caught up with what m presumes.
-func (n *Node) deliver(from base.NodeID, key uint32, m message) error {
-	if !n.live.Has(from) {
-		return nil // sent before its sender died; the recovery replaces it
-	}
-	hk := heldKey{from, key}
+// deliver processes a message now, or holds it (with every later message of
+// the same sender and key) until this node has caught up with what it
+// presumes. A message of a dead incarnation of its sender is dropped: the
+// recovery of that death replaces whatever it said.
+func (n *Node) deliver(in inbound) error {
+	hk := heldKey{in.from, in.key, registrarRole(in.m)}
 	if q, ok := n.held[hk]; ok {
-		n.held[hk] = append(q, inbound{from, key, m})
+		n.held[hk] = append(q, in)
 		return nil
 	}
-	if !n.ready(from, key, m) {
-		n.held[hk] = []inbound{{from, key, m}}
+	if !n.ready(in) {
+		n.held[hk] = []inbound{in}
 		return nil
 	}
-	err := n.process(from, key, m)
+	if n.stale(in) {
+		return nil
+	}
+	err := n.process(in)
 	if len(n.held) > 0 {
 		n.drainHeld()
 	}
 	return err
+}
+
+// stale reports whether in comes from a dead incarnation of its sender: the
+// sender is down as of this node's membership, or it sent in before a death
+// of its number that this node has seen.
+func (n *Node) stale(in inbound) bool {
+	return !n.live.Has(in.from) || in.mseq < n.downSeq[in.from]
 }
 
 // drainHeld processes held messages that have become processable, in a fixed
@@ -409,7 +439,16 @@ func (n *Node) drainHeld() {
 			if a.from != b.from {
 				return int(a.from) - int(b.from)
 			}
-			return cmpU32(a.key, b.key)
+			if a.key != b.key {
+				return cmpU32(a.key, b.key)
+			}
+			switch {
+			case a.reg == b.reg:
+				return 0
+			case a.reg:
+				return -1
+			}
+			return 1
 		})
 		for _, k := range keys {
 			for {
@@ -418,15 +457,13 @@ func (n *Node) drainHeld() {
 					delete(n.held, k)
 					break
 				}
-				if !n.live.Has(k.from) {
-					delete(n.held, k)
-					break
-				}
-				if !n.ready(q[0].from, q[0].key, q[0].m) {
+				if !n.ready(q[0]) {
 					break
 				}
 				n.held[k] = q[1:]
-				_ = n.process(q[0].from, q[0].key, q[0].m)
+				if !n.stale(q[0]) {
+					_ = n.process(q[0])
+				}
 				progress = true
 			}
 		}
@@ -443,16 +480,16 @@ func cmpU32(a, b uint32) int {
 	return 0
 }
 
-// ready reports whether m can be processed now: messages that name a
-// membership sequence number wait until this node has seen that event, and
-// reconfiguration messages of an epoch this node has not entered yet wait
-// for the registrar's freeze.
-func (n *Node) ready(from base.NodeID, key uint32, m message) bool {
-	if s := msgMSeq(m); s > n.mseq {
+// ready reports whether a message can be processed now: it waits until this
+// node has seen every membership event its sender had seen, and a
+// reconfiguration message of an epoch this node has not entered yet waits for
+// the registrar's freeze.
+func (n *Node) ready(in inbound) bool {
+	if in.mseq > n.mseq {
 		return false
 	}
 	var epoch uint64
-	switch m := m.(type) {
+	switch m := in.m.(type) {
 	case *markerMsg:
 		epoch = m.Epoch
 	case *transferEnd:
@@ -464,52 +501,27 @@ func (n *Node) ready(from base.NodeID, key uint32, m message) bool {
 	default:
 		return true
 	}
-	d := n.domains[key]
+	d := n.domains[in.key]
 	if d == nil {
 		return true // processed (and dropped) at once
 	}
 	return epoch <= d.currentEpoch()
 }
 
-func msgMSeq(m message) uint64 {
-	switch m := m.(type) {
-	case *joinReq:
-		return m.MSeq
-	case *joinRefused:
-		return m.MSeq
-	case *leaveReq:
-		return m.MSeq
-	case *freezeMsg:
-		return m.MSeq
-	case *doneMsg:
-		return m.MSeq
-	case *completeMsg:
-		return m.MSeq
-	case *releaseReq:
-		return m.MSeq
-	case *releasedMsg:
-		return m.MSeq
-	case *syncQuery:
-		return m.MSeq
-	case *syncReply:
-		return m.MSeq
-	}
-	return 0
-}
-
 // process dispatches one message to its handler.
-func (n *Node) process(from base.NodeID, key uint32, m message) error {
-	switch m := m.(type) {
+func (n *Node) process(in inbound) error {
+	from, key, m := in.from, in.key, in.m
+	switch m.(type) {
 	case *joinReq, *leaveReq, *doneMsg, *releaseReq, *syncReply:
 		if n.reg == nil {
 			return nil // not the registrar (any more): the sender asks again
 		}
-		return n.reg.handle(from, key, m)
+		return n.reg.handle(in)
 	case *syncQuery:
 		if from != n.registrar {
 			return nil
 		}
-		n.send(from, 0, n.syncReply(m.MSeq))
+		n.send(from, 0, n.syncReply(in.mseq))
 		return nil
 	}
 	d := n.domains[key]
@@ -567,7 +579,7 @@ func (n *Node) sortedDomains() []*domain {
 
 // syncReply describes every domain this node knows, for a new registrar.
 func (n *Node) syncReply(query uint64) *syncReply {
-	r := &syncReply{MSeq: n.mseq, QueryMSeq: query}
+	r := &syncReply{QueryMSeq: query}
 	for _, d := range n.sortedDomains() {
 		r.Domains = append(r.Domains, d.report())
 	}
@@ -645,7 +657,7 @@ func (n *Node) RecoveryDone(name string, dead base.NodeID) (Ready, error) {
 	if !slices.Contains(d.releasing, dn) {
 		d.releasing = append(d.releasing, dn)
 	}
-	n.send(n.registrar, d.key, &releaseReq{MSeq: n.mseq, Dead: dn})
+	n.send(n.registrar, d.key, &releaseReq{Dead: dn})
 	return n.finish(), nil
 }
 

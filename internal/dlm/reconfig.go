@@ -193,6 +193,10 @@ func reportOf(l *lock) reportedLock {
 	}
 	if l.op != OpNone && l.sent {
 		rl.Op, rl.Rq, rl.CancelSent, rl.WritesLVB = l.op, l.rq, l.cancelSent, l.writesLVB
+		if l.writesLVB {
+			// The value it stores (once applied it is the current one).
+			rl.LVB, rl.LVBSeq, rl.LVBValid = l.wlvb, l.lvbSeq+1, true
+		}
 	}
 	return rl
 }
@@ -394,7 +398,7 @@ func (d *domain) complete() {
 		}
 	}
 	if r.registrar == n.registrar {
-		n.send(n.registrar, d.key, &doneMsg{MSeq: n.mseq, Epoch: r.epoch})
+		n.send(n.registrar, d.key, &doneMsg{Epoch: r.epoch})
 	}
 	if d.phase == phaseLeft {
 		return
@@ -432,6 +436,11 @@ func (d *domain) complete() {
 
 // rebuild makes the master state of a resource whose master died, from what
 // the surviving holders reported.
+//
+// A release a holder sent (unlock, or conversion to a weaker mode) is taken
+// as done: the dead master may have applied it and granted others on the
+// strength of it, and applying it again is harmless (its answer is owed).
+// Only then are granted modes, and the value block, judged.
 func (d *domain) rebuild(name string, r *reconfig, reps []ownedReport, pending []DeadNode) {
 	slices.SortFunc(reps, func(a, b ownedReport) int {
 		if a.owner != b.owner {
@@ -446,15 +455,30 @@ func (d *domain) rebuild(name string, r *reconfig, reps []ownedReport, pending [
 		return 0
 	})
 	m := &master{}
+	// Effective granted modes, after the releases in flight.
+	eff := make([]Mode, len(reps))
+	for i, rep := range reps {
+		l := &rep.l
+		eff[i] = l.Gr
+		switch {
+		case l.Op == OpUnlock:
+			eff[i] = ModeNone
+		case l.Op == OpConvert && weakerOrEqual(l.Rq, l.Gr):
+			eff[i] = l.Rq
+		}
+	}
 	// The value block: a survivor granted CW, PR, PW or EX proves its copy
 	// current (no one could have written since it read); with only NL or CR
-	// survivors a dead node may have written it: invalid.
+	// survivors a dead node may have written it: invalid. A write in flight
+	// counts only if it is newer than that (sequence numbers: a writer's is
+	// one more than what it read); without a proof of currency it may have
+	// been overwritten by a dead node, and the block stays invalid.
 	var big *reportedLock
 	var maxSeq uint64
 	for i := range reps {
 		l := &reps[i].l
 		maxSeq = max(maxSeq, l.LVBSeq)
-		if l.Gr == ModeCW || l.Gr == ModePR || l.Gr == ModePW || l.Gr == ModeEX {
+		if e := eff[i]; e == ModeCW || e == ModePR || e == ModePW || e == ModeEX {
 			if big == nil || l.LVBSeq > big.LVBSeq {
 				big = l
 			}
@@ -465,46 +489,39 @@ func (d *domain) rebuild(name string, r *reconfig, reps []ownedReport, pending [
 	} else {
 		m.lvbSeq, m.lvbValid = maxSeq+1, false
 	}
-	for _, rep := range reps {
+	if big != nil {
+		for i := range reps {
+			if l := &reps[i].l; l.WritesLVB && l.LVBSeq > m.lvbSeq {
+				m.lvb, m.lvbSeq, m.lvbValid = l.LVB, l.LVBSeq, true
+			}
+		}
+	}
+	for i, rep := range reps {
 		l := rep.l
 		var e *entry
-		if l.Gr != ModeNone {
-			if m.find(rep.owner, l.Cookie) != nil || !m.grantableIgnoringGhosts(l.Gr) {
-				continue // cannot be: a correct master granted it
+		if eff[i] != ModeNone {
+			if m.find(rep.owner, l.Cookie) != nil || !m.grantableIgnoringGhosts(eff[i]) {
+				continue // cannot be: the dead master granted these together
 			}
-			e = &entry{owner: rep.owner, cookie: l.Cookie, q: qGranted, gr: l.Gr, rq: ModeNone, flags: l.Flags, bast: ModeNone}
+			e = &entry{owner: rep.owner, cookie: l.Cookie, q: qGranted, gr: eff[i], rq: ModeNone, flags: l.Flags, bast: ModeNone}
 			m.q[qGranted] = append(m.q[qGranted], e)
 		}
-		switch l.Op {
-		case OpLock:
-			if l.CancelSent {
-				m.owed = append(m.owed, owedReply{Owner: rep.owner, Cookie: l.Cookie, Op: OpLock, Status: StatusCancelled, Mode: ModeNone})
-			} else {
-				m.fresh = append(m.fresh, freshReq{owner: rep.owner, cookie: l.Cookie, op: OpLock, rq: l.Rq, flags: l.Flags})
-			}
-		case OpConvert:
-			switch {
-			case e == nil:
-			case l.CancelSent:
-				m.owed = append(m.owed, owedReply{Owner: rep.owner, Cookie: l.Cookie, Op: OpConvert, Status: StatusCancelled, Mode: e.gr})
-			case Weaker(l.Rq, e.gr):
-				if l.WritesLVB {
-					m.lvb, m.lvbSeq, m.lvbValid = l.LVB, max(m.lvbSeq, l.LVBSeq), true
-				}
-				e.gr = l.Rq
-				m.owed = append(m.owed, owedReply{Owner: rep.owner, Cookie: l.Cookie, Op: OpConvert, Status: StatusOK, Mode: e.gr})
-			default:
-				m.fresh = append(m.fresh, freshReq{owner: rep.owner, cookie: l.Cookie, op: OpConvert, rq: l.Rq, flags: l.Flags})
-			}
-		case OpUnlock:
-			if e == nil {
-				continue
-			}
-			if l.WritesLVB {
-				m.lvb, m.lvbSeq, m.lvbValid = l.LVB, max(m.lvbSeq, l.LVBSeq), true
-			}
-			m.remove(e)
-			m.owed = append(m.owed, owedReply{Owner: rep.owner, Cookie: l.Cookie, Op: OpUnlock, Status: StatusOK, Mode: ModeNone})
+		owe := func(op Op, st Status, mode Mode) {
+			m.owed = append(m.owed, owedReply{Owner: rep.owner, Cookie: l.Cookie, Op: op, Status: st, Mode: mode})
+		}
+		switch {
+		case l.Op == OpUnlock:
+			owe(OpUnlock, StatusOK, ModeNone)
+		case l.Op == OpConvert && weakerOrEqual(l.Rq, l.Gr):
+			owe(OpConvert, StatusOK, l.Rq)
+		case l.Op == OpConvert && e != nil && l.CancelSent:
+			owe(OpConvert, StatusCancelled, e.gr)
+		case l.Op == OpConvert && e != nil:
+			m.fresh = append(m.fresh, freshReq{owner: rep.owner, cookie: l.Cookie, op: OpConvert, rq: l.Rq, flags: l.Flags})
+		case l.Op == OpLock && l.CancelSent:
+			owe(OpLock, StatusCancelled, ModeNone)
+		case l.Op == OpLock:
+			m.fresh = append(m.fresh, freshReq{owner: rep.owner, cookie: l.Cookie, op: OpLock, rq: l.Rq, flags: l.Flags})
 		}
 	}
 	// What a dead node held here died with the master: stand in for it with

@@ -28,6 +28,7 @@ type registrar struct {
 
 type syncFrom struct {
 	from base.NodeID
+	mseq uint64
 	r    *syncReply
 }
 
@@ -75,19 +76,20 @@ func (g *registrar) startSync() {
 	g.waiting.Remove(n.self)
 	g.replies = nil
 	for _, x := range g.waiting.Nodes() {
-		n.send(x, 0, &syncQuery{MSeq: n.mseq})
+		n.send(x, 0, &syncQuery{})
 	}
 	if g.waiting.Empty() {
 		g.finishSync()
 	}
 }
 
-func (g *registrar) handle(from base.NodeID, key uint32, m message) error {
+func (g *registrar) handle(in inbound) error {
+	from, key, m := in.from, in.key, in.m
 	if r, ok := m.(*syncReply); ok {
 		if !g.syncing || r.QueryMSeq != g.syncMSeq || !g.waiting.Has(from) {
 			return nil
 		}
-		g.replies = append(g.replies, syncFrom{from, r})
+		g.replies = append(g.replies, syncFrom{from, in.mseq, r})
 		g.waiting.Remove(from)
 		if g.waiting.Empty() {
 			g.finishSync()
@@ -95,7 +97,7 @@ func (g *registrar) handle(from base.NodeID, key uint32, m message) error {
 		return nil
 	}
 	if g.syncing {
-		g.queued = append(g.queued, inbound{from, key, m})
+		g.queued = append(g.queued, in)
 		return nil
 	}
 	switch m := m.(type) {
@@ -118,7 +120,7 @@ func (g *registrar) join(from base.NodeID, key uint32, m *joinReq) error {
 	}
 	rd := g.doms[key]
 	if rd != nil && rd.name != m.Name {
-		n.send(from, key, &joinRefused{MSeq: n.mseq, Reason: fmt.Sprintf("domain %q has the same key (%#x) as domain %q", m.Name, key, rd.name)})
+		n.send(from, key, &joinRefused{Reason: fmt.Sprintf("domain %q has the same key (%#x) as domain %q", m.Name, key, rd.name)})
 		return nil
 	}
 	if rd == nil {
@@ -182,7 +184,10 @@ func (g *registrar) release(from base.NodeID, key uint32, m *releaseReq) {
 	}
 	to = to.Intersect(n.live)
 	for _, x := range to.Nodes() {
-		n.send(x, key, &releasedMsg{MSeq: n.mseq, Dead: m.Dead})
+		n.send(x, key, &releasedMsg{Dead: m.Dead})
+	}
+	if rd != nil {
+		g.startNext(rd) // leaves may have waited for this
 	}
 }
 
@@ -227,7 +232,7 @@ func (g *registrar) start(rd *regDomain, target, parts base.NodeMap, dead []Dead
 		return
 	}
 	f := &freezeMsg{
-		MSeq: n.mseq, Epoch: rd.maxEpoch, Name: rd.name, Gate: rd.gate,
+		Epoch: rd.maxEpoch, Name: rd.name, Gate: rd.gate,
 		Prev: rd.members, Target: target, Participants: parts,
 		Dead: slices.Clone(dead), Pending: slices.Clone(rd.pending),
 	}
@@ -251,7 +256,7 @@ func (g *registrar) complete(rd *regDomain) {
 		sortDead(rd.pending)
 	}
 	for _, p := range r.parts.Intersect(n.live).Nodes() {
-		n.send(p, rd.key, &completeMsg{MSeq: n.mseq, Epoch: r.epoch, Members: r.target})
+		n.send(p, rd.key, &completeMsg{Epoch: r.epoch, Members: r.target})
 	}
 	if rd.members.Empty() && rd.joins.Empty() {
 		delete(g.doms, rd.key)
@@ -261,14 +266,21 @@ func (g *registrar) complete(rd *regDomain) {
 }
 
 // startNext starts a reconfiguration for the joins and leaves waiting, all at
-// once.
+// once. In a gated domain, leaves wait while a dead node is not recovered:
+// the members hold the only record that its locks must stay (a file system
+// finishes its recoveries before it unmounts, as OCFS2 does).
 func (g *registrar) startNext(rd *regDomain) {
-	if rd.reco != nil || (rd.joins.Empty() && rd.leaves.Empty()) {
+	leaves := rd.leaves
+	if rd.gate && len(rd.pending) > 0 {
+		leaves = base.NodeMap{}
+	}
+	if rd.reco != nil || (rd.joins.Empty() && leaves.Empty()) {
 		return
 	}
-	target := rd.members.Union(rd.joins).Minus(rd.leaves)
-	parts := rd.members.Union(target).Union(rd.leaves)
-	rd.joins, rd.leaves = base.NodeMap{}, base.NodeMap{}
+	target := rd.members.Union(rd.joins).Minus(leaves)
+	parts := rd.members.Union(target).Union(leaves)
+	rd.joins = base.NodeMap{}
+	rd.leaves = rd.leaves.Minus(leaves)
 	g.start(rd, target, parts, nil)
 }
 
@@ -281,11 +293,11 @@ func (g *registrar) finishSync() {
 	var all []syncFrom
 	for _, sf := range g.replies {
 		// A reply from a node that died since is from a dead incarnation.
-		if n.live.Has(sf.from) && n.downSeq[sf.from] <= sf.r.MSeq {
+		if n.live.Has(sf.from) && n.downSeq[sf.from] <= sf.mseq {
 			all = append(all, sf)
 		}
 	}
-	all = append(all, syncFrom{n.self, n.syncReply(n.mseq)})
+	all = append(all, syncFrom{n.self, n.mseq, n.syncReply(n.mseq)})
 	g.replies = nil
 	byKey := map[uint32][]domainFrom{}
 	var keys []uint32
@@ -305,7 +317,7 @@ func (g *registrar) finishSync() {
 	q := g.queued
 	g.queued = nil
 	for _, in := range q {
-		_ = g.handle(in.from, in.key, in.m)
+		_ = g.handle(in)
 	}
 }
 

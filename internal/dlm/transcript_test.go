@@ -236,12 +236,14 @@ func (tr *transcript) run(line string) {
 			panic(err)
 		}
 		fl, _ := flagsOf(args[4:])
-		id, err := net.lock(x, args[1], args[2], mode, fl)
+		n := net.node(x)
+		id, rd, err := n.Lock(args[1], args[2], mode, fl)
 		if err != nil {
 			report(x, err)
 		} else {
 			tr.printf("n%d: lock %d:%d %s/%s %s requested", x, x, id, args[1], args[2], mode)
 		}
+		net.handle(x, rd)
 	case "convert":
 		x := parseNode(args[0])
 		id, _ := strconv.Atoi(args[1])

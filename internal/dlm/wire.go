@@ -18,6 +18,11 @@ import (
 //	nodemap          32 bytes, bit n%8 of byte n/8 set for node n (255 never)
 //	deadlist         u16 count, then count x (u8 node, u64 membership seq)
 //
+// Every payload starts with an envelope: the u64 membership sequence number
+// of the sender when it sent the message. A receiver holds a message until
+// it has seen that membership event too, and drops the messages of a dead
+// incarnation of their sender.
+//
 // Decoding refuses truncation, trailing bytes, out-of-range enums and counts
 // that cannot fit in what is left; a refused message changes nothing.
 
@@ -189,20 +194,17 @@ type bastMsg struct {
 }
 
 type joinReq struct {
-	MSeq uint64
 	Name string
 	Gate bool
 }
 
 type joinRefused struct {
-	MSeq   uint64
 	Reason string
 }
 
-type leaveReq struct{ MSeq uint64 }
+type leaveReq struct{}
 
 type freezeMsg struct {
-	MSeq         uint64
 	Epoch        uint64
 	Name         string
 	Gate         bool
@@ -309,27 +311,23 @@ type reportMsg struct {
 }
 
 type doneMsg struct {
-	MSeq  uint64
 	Epoch uint64
 }
 
 type completeMsg struct {
-	MSeq    uint64
 	Epoch   uint64
 	Members base.NodeMap
 }
 
 type releaseReq struct {
-	MSeq uint64
 	Dead DeadNode
 }
 
 type releasedMsg struct {
-	MSeq uint64
 	Dead DeadNode
 }
 
-type syncQuery struct{ MSeq uint64 }
+type syncQuery struct{}
 
 // phase is where a node stands in a domain.
 type phase uint8
@@ -369,7 +367,6 @@ type domainReport struct {
 }
 
 type syncReply struct {
-	MSeq      uint64
 	QueryMSeq uint64
 	Domains   []domainReport
 }
@@ -392,9 +389,11 @@ func (*releasedMsg) kind() kind { return kReleased }
 func (*syncQuery) kind() kind   { return kSyncQuery }
 func (*syncReply) kind() kind   { return kSyncReply }
 
-// encode appends m's payload to b.
-func encode(b []byte, m message) []byte {
+// encode appends m's payload to b: the envelope (the sender's membership
+// sequence number, u64), then the message.
+func encode(b []byte, mseq uint64, m message) []byte {
 	e := enc{b: b}
+	e.u64(mseq)
 	switch m := m.(type) {
 	case *lockReq:
 		e.u64(m.Epoch)
@@ -422,16 +421,12 @@ func encode(b []byte, m message) []byte {
 		e.u64(m.Cookie)
 		e.mode(m.Mode)
 	case *joinReq:
-		e.u64(m.MSeq)
 		e.str(m.Name)
 		e.bool(m.Gate)
 	case *joinRefused:
-		e.u64(m.MSeq)
 		e.str(m.Reason)
 	case *leaveReq:
-		e.u64(m.MSeq)
 	case *freezeMsg:
-		e.u64(m.MSeq)
 		e.u64(m.Epoch)
 		e.str(m.Name)
 		e.bool(m.Gate)
@@ -470,24 +465,18 @@ func encode(b []byte, m message) []byte {
 			e.lvb(&l.LVB)
 		}
 	case *doneMsg:
-		e.u64(m.MSeq)
 		e.u64(m.Epoch)
 	case *completeMsg:
-		e.u64(m.MSeq)
 		e.u64(m.Epoch)
 		e.nodeMap(m.Members)
 	case *releaseReq:
-		e.u64(m.MSeq)
 		e.node(m.Dead.Node)
 		e.u64(m.Dead.Seq)
 	case *releasedMsg:
-		e.u64(m.MSeq)
 		e.node(m.Dead.Node)
 		e.u64(m.Dead.Seq)
 	case *syncQuery:
-		e.u64(m.MSeq)
 	case *syncReply:
-		e.u64(m.MSeq)
 		e.u64(m.QueryMSeq)
 		e.u16(uint16(len(m.Domains)))
 		for i := range m.Domains {
@@ -551,14 +540,16 @@ func encodeResState(e *enc, r *resState) {
 	}
 }
 
-// decode parses a payload of message type t. It checks the encoding and the
-// ranges of every field; whether the message makes sense is for the receiver.
-func decode(t uint16, p []byte) (message, error) {
+// decode parses a payload of message type t into the sender's membership
+// sequence number and the message. It checks the encoding and the ranges of
+// every field; whether the message makes sense is for the receiver.
+func decode(t uint16, p []byte) (uint64, message, error) {
 	if !IsMsgType(t) {
-		return nil, badMsg("message", "type %d is not a DLM message type", t)
+		return 0, nil, badMsg("message", "type %d is not a DLM message type", t)
 	}
 	k := kind(t - MsgTypeFirst)
 	d := dec{b: p, kind: k.String()}
+	mseq := d.u64()
 	var m message
 	switch k {
 	case kLockReq:
@@ -609,20 +600,17 @@ func decode(t uint16, p []byte) (message, error) {
 		m = x
 	case kJoinReq:
 		x := &joinReq{}
-		x.MSeq = d.u64()
 		x.Name = d.str("domain", MaxDomainLen, false)
 		x.Gate = d.bool("gate")
 		m = x
 	case kJoinRefused:
 		x := &joinRefused{}
-		x.MSeq = d.u64()
 		x.Reason = d.str("reason", 255, true)
 		m = x
 	case kLeaveReq:
-		m = &leaveReq{MSeq: d.u64()}
+		m = &leaveReq{}
 	case kFreeze:
 		x := &freezeMsg{}
-		x.MSeq = d.u64()
 		x.Epoch = d.u64()
 		x.Name = d.str("domain", MaxDomainLen, false)
 		x.Gate = d.bool("gate")
@@ -677,32 +665,27 @@ func decode(t uint16, p []byte) (message, error) {
 		m = x
 	case kDone:
 		x := &doneMsg{}
-		x.MSeq = d.u64()
 		x.Epoch = d.u64()
 		m = x
 	case kComplete:
 		x := &completeMsg{}
-		x.MSeq = d.u64()
 		x.Epoch = d.u64()
 		x.Members = d.nodeMap("members")
 		m = x
 	case kReleaseReq:
 		x := &releaseReq{}
-		x.MSeq = d.u64()
 		x.Dead.Node = d.node("dead node")
 		x.Dead.Seq = d.u64()
 		m = x
 	case kReleased:
 		x := &releasedMsg{}
-		x.MSeq = d.u64()
 		x.Dead.Node = d.node("dead node")
 		x.Dead.Seq = d.u64()
 		m = x
 	case kSyncQuery:
-		m = &syncQuery{MSeq: d.u64()}
+		m = &syncQuery{}
 	case kSyncReply:
 		x := &syncReply{}
-		x.MSeq = d.u64()
 		x.QueryMSeq = d.u64()
 		n := d.count("domains", false, 2+4+1+1+8+32+1+8+1+32+32+6)
 		if n > 0 {
@@ -730,12 +713,12 @@ func decode(t uint16, p []byte) (message, error) {
 		}
 		m = x
 	default:
-		return nil, badMsg("message", "type %d is not a DLM message type", t)
+		return 0, nil, badMsg("message", "type %d is not a DLM message type", t)
 	}
 	if err := d.end(); err != nil {
-		return nil, err
+		return 0, nil, err
 	}
-	return m, nil
+	return mseq, m, nil
 }
 
 func decodeResState(d *dec, r *resState) {
