@@ -1,0 +1,152 @@
+package fusefs
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"o2go/internal/testutil/realtools"
+)
+
+// testVolume is an image made by mkfs.ocfs2 for one test, mounted through
+// an in-process Session, that must pass fsck.ocfs2 -fn when the test ends.
+type testVolume struct {
+	t       *testing.T
+	img     string
+	opts    string
+	mnt     string
+	unmount func()
+}
+
+// defaultMkfs are the mkfs.ocfs2 arguments of the mount tests: 4K blocks
+// and clusters, two slots, a local volume, every default feature (sparse,
+// unwritten, inline-data, xattr, indexed-dirs, metaecc, refcount...).
+var defaultMkfs = []string{"-b", "4096", "-C", "4096", "-N", "2", "--fs-features=local"}
+
+// newTestVolume makes a size-byte volume (mkfs args, or defaultMkfs when
+// none), mounts it with options, and registers the fsck check that runs
+// after the test's own cleanup unmounted it.
+func newTestVolume(t *testing.T, size int64, options string, mkfs ...string) *testVolume {
+	t.Helper()
+	realtools.Require(t)
+	if len(mkfs) == 0 {
+		mkfs = defaultMkfs
+	}
+	v := &testVolume{t: t, img: realtools.MkfsImage(t, size, mkfs...), opts: options}
+	v.mount()
+	return v
+}
+
+func (v *testVolume) mount() {
+	v.t.Helper()
+	v.mnt, v.unmount = mountImage(v.t, v.img, v.opts)
+}
+
+// remount unmounts cleanly, checks the volume with fsck.ocfs2 -fn, and
+// mounts it again (what the test then reads comes from the disk, not from
+// the kernel's page cache).
+func (v *testVolume) remount() {
+	v.t.Helper()
+	v.unmount()
+	realtools.RequireFsckClean(v.t, v.img)
+	v.mount()
+}
+
+// finish unmounts and requires fsck.ocfs2 -fn to be clean.
+func (v *testVolume) finish() {
+	v.t.Helper()
+	v.unmount()
+	realtools.RequireFsckClean(v.t, v.img)
+}
+
+func (v *testVolume) path(rel string) string { return filepath.Join(v.mnt, rel) }
+
+// debugfs runs a debugfs.ocfs2 request on the (unmounted) image.
+func (v *testVolume) debugfs(req string) string {
+	v.t.Helper()
+	return realtools.Debugfs(v.t, v.img, req)
+}
+
+func mustWrite(t testing.TB, p string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustRead(t testing.TB, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:8])
+}
+
+func fileSHA(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func requireBytes(t testing.TB, what string, got, want []byte) {
+	t.Helper()
+	if !bytes.Equal(got, want) {
+		i := 0
+		for i < len(got) && i < len(want) && got[i] == want[i] {
+			i++
+		}
+		t.Fatalf("%s: %d bytes (sha %s), want %d (sha %s); first difference at byte %d", what, len(got), sha(got), len(want), sha(want), i)
+	}
+}
+
+// copyImage copies img to a new file in a temp dir, keeping holes.
+func copyImage(t testing.TB, img string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "copy.img")
+	if out, err := exec.Command("cp", "--sparse=always", img, dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp %s: %v\n%s", img, err, out)
+	}
+	return dst
+}
+
+// fsckReplay replays the journals of img the real tool's way and checks
+// the result: fsck.ocfs2 -fy twice (after a replay the first run stops
+// with "unrecoverable errors while replaying the journals" even on a local
+// volume, ondisk-format.md §12), where the second run must find nothing to
+// repair but orphans (INODE_ORPHANED: files unlinked while open, which a
+// mount deletes too), then fsck.ocfs2 -fn must be clean.
+func fsckReplay(t testing.TB, img string) {
+	t.Helper()
+	first := realtools.Fsck(t, img, "-fy")
+	second := realtools.Fsck(t, img, "-fy")
+	var problems []string
+	for _, p := range second.Problems {
+		if !strings.HasPrefix(p, "[INODE_ORPHANED]") {
+			problems = append(problems, p)
+		}
+	}
+	if second.ExitCode != 0 || len(problems) > 0 {
+		t.Fatalf("fsck.ocfs2 -fy %s after the replay: exit %d, problems:\n%s\nfirst run (exit %d):\n%s\nsecond run:\n%s",
+			img, second.ExitCode, strings.Join(problems, "\n"), first.ExitCode, first.Output, second.Output)
+	}
+	realtools.RequireFsckClean(t, img)
+}
