@@ -56,6 +56,37 @@ func writeSystemFileData(t testing.TB, img, name string, off int64, data []byte)
 	}
 }
 
+// systemFileDeviceOffset is the device byte offset of byte off of system
+// file name.
+func systemFileDeviceOffset(t testing.TB, img, name string, off int64) int64 {
+	t.Helper()
+	v, err := volume.Open(img, volume.OpenOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	blk, err := v.SystemFileByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino, err := v.FS.Inode(blk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, bs := int64(v.SB.ClusterSize()), int64(v.SB.BlockSize())
+	at := int64(-1)
+	v.FS.Extents(ino, func(r ondisk.ExtentRec) error {
+		if start := int64(r.Cpos) * cs; off >= start && off < start+int64(r.Clusters)*cs {
+			at = int64(r.Blkno)*bs + off - start
+		}
+		return nil
+	})
+	if at < 0 {
+		t.Fatalf("system file %s does not map byte %d", name, off)
+	}
+	return at
+}
+
 // patchBytes overwrites bytes of img at off and returns what was there.
 func patchBytes(t testing.TB, img string, off int64, b []byte) []byte {
 	t.Helper()

@@ -191,22 +191,30 @@ func TestMountedFullShowsHeartbeatingNodes(t *testing.T) {
 
 	// --sample: a node is live when its sector changes while we watch,
 	// whatever its sequence says.
+	// The writer only rewrites one sector in place, so that it keeps beating
+	// however busy the machine is.
+	writeSystemFileData(t, img, "heartbeat", 5*512, beat(5, 1, 0))
+	at := systemFileDeviceOffset(t, img, "heartbeat", 5*512)
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for seq := uint64(1); ; seq++ {
+		for seq := uint64(2); ; seq++ {
 			select {
 			case <-stop:
 				return
 			case <-time.After(5 * time.Millisecond):
 			}
-			writeSystemFileData(t, img, "heartbeat", 5*512, beat(5, seq, 0))
+			f.WriteAt(beat(5, seq, 0), at)
 		}
 	}()
-	time.Sleep(20 * time.Millisecond)
-	vols, bad = FindVolumes(MountedOptions{Devices: []string{img}, Full: true, ClusterConf: conf, Sample: 200 * time.Millisecond})
+	vols, bad = FindVolumes(MountedOptions{Devices: []string{img}, Full: true, ClusterConf: conf, Sample: 500 * time.Millisecond})
 	close(stop)
 	wg.Wait()
 	if len(bad) != 0 || len(vols) != 1 || len(vols[0].Heartbeating) != 1 || vols[0].Heartbeating[0].Node != 5 {
