@@ -36,7 +36,7 @@ type testNet struct {
 var (
 	traceHook   func(from, to int, typ uint16, key uint32, p []byte)
 	evHook      func(x int, up bool, node int, seq int)
-	verboseFlag = flag.Bool("trace-locks", false, "debug traces include lock traffic")
+	verboseFlag = flag.Bool("dlmtrace-locks", false, "debug traces include lock traffic")
 )
 
 type testNode struct {

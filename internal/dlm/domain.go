@@ -17,6 +17,10 @@ type domain struct {
 
 	phase phase
 	view  view
+	// departed are members of the view (or of the reconfiguration under way)
+	// that died: until a reconfiguration takes them out, nothing is sent to
+	// or granted to their number, which a new incarnation may already use.
+	departed base.NodeMap
 	reco  *reconfig
 	// lastReco is the identity of the last reconfiguration entered, so that a
 	// stale freeze is told from a new one after local completion.
@@ -89,6 +93,23 @@ type lock struct {
 
 func newDomain(n *Node, name string, key uint32) *domain {
 	return &domain{n: n, name: name, key: key, res: make(map[string]*resource)}
+}
+
+// alive reports whether x is a live node that is not a dead member of this
+// domain waiting to be taken out.
+func (d *domain) alive(x base.NodeID) bool {
+	return d.n.live.Has(x) && !d.departed.Has(x)
+}
+
+// memberDied notes that x died while it may be a member here.
+func (d *domain) memberDied(x base.NodeID) {
+	in := d.view.members
+	if d.reco != nil {
+		in = in.Union(d.reco.parts).Union(d.reco.target)
+	}
+	if in.Has(x) {
+		d.departed.Add(x)
+	}
 }
 
 func (d *domain) currentEpoch() uint64 {
@@ -199,7 +220,7 @@ func (d *domain) sendOp(l *lock) {
 		return
 	}
 	m := d.masterOf(l.r)
-	if !d.n.live.Has(m) {
+	if !d.alive(m) {
 		d.deferredLocal = append(d.deferredLocal, l)
 		return
 	}
@@ -238,7 +259,7 @@ func (d *domain) cancel(l *lock) {
 		return
 	}
 	m := d.masterOf(l.r)
-	if !d.usable() || !d.n.live.Has(m) {
+	if !d.usable() || !d.alive(m) {
 		// Sent after the reconfiguration, to whoever masters the resource
 		// then (which has the request, moved or rebuilt).
 		d.deferredCancel = append(d.deferredCancel, l)
@@ -332,7 +353,7 @@ func (d *domain) reply(owner base.NodeID, rep *lockReply) {
 		_ = d.holderReply(owner, rep)
 		return
 	}
-	if !d.n.live.Has(owner) {
+	if !d.alive(owner) {
 		return
 	}
 	d.n.send(owner, d.key, rep)
@@ -344,7 +365,7 @@ func (d *domain) bast(owner base.NodeID, cookie uint64, mode Mode) {
 		_ = d.holderBast(owner, &b)
 		return
 	}
-	if !d.n.live.Has(owner) {
+	if !d.alive(owner) {
 		return
 	}
 	d.n.send(owner, d.key, &b)

@@ -350,11 +350,10 @@ func (d *domain) settle(r *resource) {
 	}
 	// Requests of owners known dead are passed over (the reconfiguration
 	// to come removes them): granting them would only make ghosts.
-	live := d.n.live
 	blocked := false
 	for i := 0; i < len(m.q[qConverting]); {
 		h := m.q[qConverting][i]
-		if !live.Has(h.owner) {
+		if !d.alive(h.owner) {
 			i++
 			continue
 		}
@@ -371,7 +370,7 @@ func (d *domain) settle(r *resource) {
 	if !blocked {
 		for i := 0; i < len(m.q[qWaiting]); {
 			h := m.q[qWaiting][i]
-			if !live.Has(h.owner) {
+			if !d.alive(h.owner) {
 				i++
 				continue
 			}
@@ -387,7 +386,7 @@ func (d *domain) settle(r *resource) {
 	var next *entry
 	for _, q := range [2]queue{qConverting, qWaiting} {
 		for _, e := range m.q[q] {
-			if next == nil && live.Has(e.owner) {
+			if next == nil && d.alive(e.owner) {
 				next = e
 			}
 		}

@@ -325,6 +325,9 @@ func (n *Node) nodeDown(seq uint64, x base.NodeID) {
 			}
 		}
 	}
+	for _, d := range n.sortedDomains() {
+		d.memberDied(x)
+	}
 	if n.reg != nil {
 		n.reg.nodeDown(DeadNode{Node: x, Seq: seq})
 	}

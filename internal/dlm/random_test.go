@@ -17,7 +17,7 @@ var (
 	seedFlag  = flag.Uint64("seed", 0, "randomized DLM runs: run only this seed")
 	seedsFlag = flag.Int("seeds", 0, "randomized DLM runs: how many seeds (default 300, 30 with -short, $O2GO_DLM_SEEDS)")
 	longFlag  = flag.Bool("long", false, "randomized DLM runs: thousands of seeds")
-	traceFlag = flag.Bool("trace", false, "randomized DLM runs with -seed: print every protocol message and notification")
+	traceFlag = flag.Bool("dlmtrace", false, "randomized DLM runs with -seed: print every protocol message and notification")
 )
 
 // trace prints the run as it goes (a replayed seed, when debugging).
@@ -159,8 +159,13 @@ type mlock struct {
 	rq     Mode
 	flags  Flags
 	bastAt int
-	// write in flight: the model before it, to restore if the writer dies.
-	writePrev []LVB
+	// releasing: the pending operation answers a BAST; if it fails (it was
+	// cancelled, or timed out), the lock must be released again.
+	releasing bool
+	// write in flight: the model before it, to restore if the writer dies
+	// or the write is cancelled.
+	writePrev        []LVB
+	writePrevInvalid bool
 }
 
 type lvbModel struct {
@@ -324,7 +329,11 @@ func (s *sim) onAST(x base.NodeID, a AST) {
 		return
 	}
 	old := m.held
-	prev := m.writePrev
+	prev, prevInvalid := m.writePrev, m.writePrevInvalid
+	if m.releasing && a.Status != StatusOK {
+		m.bastAt = s.step + 1 + s.rng.Intn(10)
+	}
+	m.releasing = false
 	m.pend = OpNone
 	m.writePrev = nil
 	switch a.Op {
@@ -347,7 +356,8 @@ func (s *sim) onAST(x base.NodeID, a AST) {
 				s.fail("failed conversion of %d:%d left nothing held", x, a.ID)
 			}
 			if prev != nil {
-				s.model(m.dom, m.name).possible = prev // the write did not happen
+				v := s.model(m.dom, m.name) // the write did not happen
+				v.possible, v.invalidOK = prev, prevInvalid
 			}
 			m.held = a.Mode
 			return
@@ -520,6 +530,7 @@ func (s *sim) crash(x base.NodeID) {
 					v.possible = append(v.possible, p)
 				}
 			}
+			v.invalidOK = v.invalidOK || m.writePrevInvalid
 		}
 		m.held = ModeNone
 		s.drop(m)
@@ -610,6 +621,7 @@ func (s *sim) release(m *mlock, unlock bool) {
 func (s *sim) noteWrite(m *mlock, v LVB) {
 	mod := s.model(m.dom, m.name)
 	m.writePrev = slices.Clone(mod.possible)
+	m.writePrevInvalid = mod.invalidOK
 	mod.possible = []LVB{v}
 	mod.invalidOK = len(s.unrecovered[m.dom]) > 0
 }
@@ -656,6 +668,7 @@ func (s *sim) clientStep(x base.NodeID, quiesce bool) {
 		if m.bastAt != 0 && m.bastAt <= s.step && m.pend == OpNone && m.held != ModeNone {
 			m.bastAt = 0
 			s.release(m, s.rng.Chance(0.5))
+			m.releasing = m.pend != OpNone
 			return
 		}
 	}

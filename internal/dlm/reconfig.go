@@ -368,6 +368,7 @@ func (d *domain) complete() {
 	}
 	d.pending = newPending
 	d.view = view{epoch: r.epoch, members: r.target}
+	d.departed = d.departed.Intersect(r.target)
 	d.stats.Reconfigs++
 
 	switch {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"o2go/internal/base"
+	cnet "o2go/internal/cluster/net"
 )
 
 // Wire format. Every DLM message travels as an opaque payload of the cluster
@@ -26,10 +27,11 @@ import (
 // Decoding refuses truncation, trailing bytes, out-of-range enums and counts
 // that cannot fit in what is left; a refused message changes nothing.
 
-// MsgTypeFirst is the first message type of the range the DLM uses (o2dlm's
-// messages start at 500 too); MsgTypeLast is the last.
+// MsgTypeFirst is the first message type the DLM uses: the start of the range
+// cluster/net reserves for it (o2dlm numbers its messages from 500 too);
+// MsgTypeLast is the last one used.
 const (
-	MsgTypeFirst uint16 = 500
+	MsgTypeFirst uint16 = cnet.TypeDLMFirst
 	MsgTypeLast  uint16 = MsgTypeFirst + uint16(numKinds) - 1
 )
 
