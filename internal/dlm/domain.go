@@ -21,7 +21,7 @@ type domain struct {
 	// that died: until a reconfiguration takes them out, nothing is sent to
 	// or granted to their number, which a new incarnation may already use.
 	departed base.NodeMap
-	reco  *reconfig
+	reco     *reconfig
 	// lastReco is the identity of the last reconfiguration entered, so that a
 	// stale freeze is told from a new one after local completion.
 	lastEpoch uint64
