@@ -2,6 +2,7 @@ package fusefs
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"o2go/internal/fs/inode"
+	"o2go/internal/fs/xattr"
 	"o2go/internal/ondisk"
 )
 
@@ -24,6 +26,9 @@ type Options struct {
 	Statfs func() (total, free uint64, err error)
 	// OnUnmount runs after the kernel unmounted (flush, clean journal).
 	OnUnmount func()
+	// NoUserXattr (nouser_xattr) refuses user.* attributes; NoACL (noacl)
+	// refuses POSIX ACLs and leaves permission checks to the mode bits.
+	NoUserXattr, NoACL bool
 }
 
 // FS implements fuse.RawFileSystem over an inode.FS.
@@ -231,12 +236,12 @@ func (f *FS) create(parent uint64, name string, n inode.NewNode, caller *fuse.Ca
 
 // Mknod implements fuse.RawFileSystem.
 func (f *FS) Mknod(_ <-chan struct{}, in *fuse.MknodIn, name string, out *fuse.EntryOut) fuse.Status {
-	return f.create(in.NodeId, name, inode.NewNode{Mode: in.Mode &^ in.Umask, Rdev: in.Rdev}, &in.Caller, out)
+	return f.create(in.NodeId, name, inode.NewNode{Mode: in.Mode, Umask: in.Umask, Rdev: in.Rdev}, &in.Caller, out)
 }
 
 // Mkdir implements fuse.RawFileSystem.
 func (f *FS) Mkdir(_ <-chan struct{}, in *fuse.MkdirIn, name string, out *fuse.EntryOut) fuse.Status {
-	return f.create(in.NodeId, name, inode.NewNode{Mode: syscall.S_IFDIR | (in.Mode&^in.Umask)&07777}, &in.Caller, out)
+	return f.create(in.NodeId, name, inode.NewNode{Mode: syscall.S_IFDIR | in.Mode&07777, Umask: in.Umask}, &in.Caller, out)
 }
 
 // Symlink implements fuse.RawFileSystem.
@@ -246,7 +251,7 @@ func (f *FS) Symlink(_ <-chan struct{}, h *fuse.InHeader, target, name string, o
 
 // Create implements fuse.RawFileSystem.
 func (f *FS) Create(c <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
-	if s := f.create(in.NodeId, name, inode.NewNode{Mode: syscall.S_IFREG | (in.Mode&^in.Umask)&07777}, &in.Caller, &out.EntryOut); !s.Ok() {
+	if s := f.create(in.NodeId, name, inode.NewNode{Mode: syscall.S_IFREG | in.Mode&07777, Umask: in.Umask}, &in.Caller, &out.EntryOut); !s.Ok() {
 		return s
 	}
 	out.Fh = f.openHandle(f.ino(out.NodeId))
@@ -501,4 +506,36 @@ func (f *FS) ListXAttr(_ <-chan struct{}, h *fuse.InHeader, dest []byte) (uint32
 	}
 	copy(dest, b)
 	return uint32(len(b)), fuse.OK
+}
+
+// SetXAttr implements fuse.RawFileSystem.
+func (f *FS) SetXAttr(_ <-chan struct{}, in *fuse.SetXAttrIn, name string, data []byte) fuse.Status {
+	if s := f.writable(); !s.Ok() {
+		return s
+	}
+	if s := f.xattrAllowed(name); !s.Ok() {
+		return s
+	}
+	return status(f.fs.SetXattr(f.ino(in.NodeId), name, data, xattr.SetFlags(in.Flags&3)))
+}
+
+// RemoveXAttr implements fuse.RawFileSystem.
+func (f *FS) RemoveXAttr(_ <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
+	if s := f.writable(); !s.Ok() {
+		return s
+	}
+	if s := f.xattrAllowed(name); !s.Ok() {
+		return s
+	}
+	return status(f.fs.RemoveXattr(f.ino(h.NodeId), name))
+}
+
+// xattrAllowed applies the user_xattr and acl mount options.
+func (f *FS) xattrAllowed(name string) fuse.Status {
+	switch {
+	case strings.HasPrefix(name, "user.") && f.opts.NoUserXattr,
+		strings.HasPrefix(name, "system.posix_acl_") && f.opts.NoACL:
+		return fuse.Status(syscall.EOPNOTSUPP)
+	}
+	return fuse.OK
 }

@@ -3,6 +3,8 @@ package fusefs
 import (
 	"fmt"
 
+	"o2go/internal/ondisk"
+
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
@@ -35,6 +37,14 @@ func Mount(f *FS, mountpoint string, cfg MountConfig) (*fuse.Server, error) {
 		Options:       []string{"default_permissions"},
 		Debug:         cfg.Debug,
 		DisableXAttrs: false,
+		// The kernel checks ACLs (reading system.posix_acl_access) and
+		// rewrites the access ACL on chmod; fs/inode inherits default ACLs.
+		EnableAcl: !f.opts.NoACL && f.fs.SB.Features.Incompat&ondisk.IncompatXattr != 0,
+	}
+	if opts.EnableAcl {
+		// The umask then reaches fs/inode, which applies it only when
+		// the parent has no default ACL (POSIX's rule).
+		opts.ExtraCapabilities |= fuse.CAP_DONT_MASK
 	}
 	if f.opts.ReadOnly || f.fs.W == nil {
 		opts.Options = append(opts.Options, "ro")

@@ -102,7 +102,7 @@ func (s *Session) run(ready func(error)) error {
 		for _, n := range v.Notes {
 			s.Log.Warn(n, "device", s.Device)
 		}
-		f = New(v.FS, Options{ReadOnly: true})
+		f = New(v.FS, Options{ReadOnly: true, NoUserXattr: !s.Opts.UserXattr, NoACL: !s.Opts.ACL})
 	} else {
 		m, err = volume.Mount(s.Device, s.Opts.Volume)
 		if err != nil {
@@ -117,7 +117,7 @@ func (s *Session) run(ready func(error)) error {
 		} else if n > 0 {
 			s.Log.Info("deleted orphan inodes left by a crash", "count", n)
 		}
-		f = New(m.FS, Options{Statfs: m.Statfs})
+		f = New(m.FS, Options{Statfs: m.Statfs, NoUserXattr: !s.Opts.UserXattr, NoACL: !s.Opts.ACL})
 	}
 	srv, err := Mount(f, s.Mountpoint, MountConfig{Device: s.Device, AllowOther: os.Geteuid() == 0, Debug: s.Opts.Debug})
 	if err != nil {

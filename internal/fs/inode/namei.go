@@ -19,6 +19,9 @@ type NewNode struct {
 	Mode   uint32 // type and permission bits (S_IF*, after umask)
 	Rdev   uint32 // device number for character and block devices
 	Target string // symlink target
+	// Umask applies to the permission bits unless the parent directory
+	// has a default ACL, which then decides them (POSIX).
+	Umask uint32
 }
 
 func (f *FS) dirEnv(tx metacache.Tx) dir.Env {
@@ -71,6 +74,11 @@ func (f *FS) Create(parent uint64, name string, n NewNode, who Caller) (uint64, 
 		}
 		if d.IsLnk() && d.FastSymlink == nil {
 			if err := f.writeLocked(tx, d, []byte(n.Target), 0); err != nil {
+				return err
+			}
+		}
+		if !d.IsLnk() {
+			if err := f.inheritACL(tx, pd, pb, d, b, n.Umask); err != nil {
 				return err
 			}
 		}
@@ -360,6 +368,9 @@ func (f *FS) Delete(ino uint64) error {
 		return fmt.Errorf("inode %d: delete of an inode that is not an unlinked orphan (links %d)", ino, d.Links)
 	}
 	slot := int(d.OrphanedSlot)
+	if err := f.destroyXattrsAll(ino); err != nil {
+		return err
+	}
 	if d.Extents != nil && !d.IsDir() {
 		if err := f.removeRange(ino, 0, ^uint32(0), func(d *ondisk.Dinode) error { d.Size = 0; return nil }); err != nil {
 			return err
@@ -374,9 +385,6 @@ func (f *FS) Delete(ino uint64) error {
 			if err := dir.Destroy(f.dirEnv(tx), d); err != nil {
 				return err
 			}
-		}
-		if err := f.destroyXattrs(tx, d, b); err != nil {
-			return err
 		}
 		orphanDir := f.W.OrphanDir
 		if slot != f.W.Slot {

@@ -31,15 +31,6 @@ func (f *FS) orphanDirOf(slot int) (uint64, error) {
 	return f.Lookup(f.SB.SystemDirBlkno, name)
 }
 
-// destroyXattrs frees an inode's out-of-inode xattr storage before the
-// inode goes away (in-inode xattrs go with the inode block).
-func (f *FS) destroyXattrs(tx metacache.Tx, d *ondisk.Dinode, b *metacache.Buffer) error {
-	if d.DynFeatures&ondisk.DynHasXattr == 0 {
-		return nil
-	}
-	return f.xattrDestroy(tx, d, b)
-}
-
 // editSet keeps one mutable copy per inode touched by an operation, so an
 // inode seen twice (same parent, a directory and its parent) is changed
 // through one copy and written once.
