@@ -252,7 +252,7 @@ func acceptorHandshake(raw net.Conn, id *Identity, verifyOrigin func(base.NodeID
 	}
 	proof := make([]byte, cnet.ProofSize)
 	if _, err := io.ReadFull(raw, proof); err != nil {
-		return nil, fmt.Errorf("node %d closed the handshake before proving itself (it may have refused our proof: different cluster secrets?): %w", theirs.From, err)
+		return nil, fmt.Errorf("node %d broke off the handshake instead of proving itself (%v): %w", theirs.From, err, ErrAuth)
 	}
 	if !cnet.VerifyProof(id.Secret, cnet.Connector, tr, proof) {
 		_, _ = raw.Write([]byte{statusRefused})

@@ -1,0 +1,313 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"o2go/internal/base"
+	"o2go/internal/cluster/config"
+	"o2go/internal/cluster/heartbeat"
+	"o2go/internal/node/member"
+	"o2go/internal/testutil/realtools"
+	"o2go/internal/transport"
+)
+
+var testSecret = []byte("the test cluster's secret, 32 by")
+
+// fastSettings are short timeouts for tests: interval 200 ms, dead time 2 s,
+// the network at config's minimums (idle 5 s).
+func fastSettings() config.Settings {
+	st := config.DefaultSettings()
+	st.Timeouts = config.Timeouts{HeartbeatThreshold: 11, HeartbeatInterval: 200 * time.Millisecond,
+		IdleTimeout: 5 * time.Second, KeepaliveDelay: time.Second, ReconnectDelay: 2 * time.Second,
+		KillAckTimeout: 600 * time.Millisecond}
+	st.FenceMethod = config.FenceExit
+	return st
+}
+
+func testCluster(t *testing.T, n int) *config.Cluster {
+	t.Helper()
+	c := &config.ClusterConf{}
+	cl, err := c.AddCluster("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if _, err := cl.AddNode(config.NodeSpec{Name: fmt.Sprintf("n%d", i), IP: fmt.Sprintf("127.0.0.%d", i+1), Port: 7777, Number: i}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cl
+}
+
+// memCluster is agents of one process on a Mem network sharing an image.
+type memCluster struct {
+	t      *testing.T
+	img    string
+	net    *transport.Mem
+	agents []*Agent
+	cancel []context.CancelFunc
+	runErr []chan error
+	mu     sync.Mutex
+	fenced map[int]string
+	events map[int][]MembershipEvent
+	logs   map[int]*strings.Builder
+}
+
+type testWriter struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func newMemCluster(t *testing.T, n int, secrets map[int][]byte) *memCluster {
+	t.Helper()
+	realtools.Require(t)
+	img := realtools.MkfsImage(t, 32<<20, "-b", "4096", "-C", "4096", "-N", "4", "-J", "size=4M")
+	mc := &memCluster{t: t, img: img, net: transport.NewMem(), fenced: map[int]string{},
+		events: map[int][]MembershipEvent{}, logs: map[int]*strings.Builder{}}
+	cl := testCluster(t, n)
+	for i := 0; i < n; i++ {
+		i := i
+		secret := testSecret
+		if s, ok := secrets[i]; ok {
+			secret = s
+		}
+		mc.logs[i] = &strings.Builder{}
+		log := slog.New(slog.NewTextHandler(testWriter{&mc.mu, mc.logs[i]}, nil))
+		a, err := New(Config{Cluster: cl, Node: fmt.Sprintf("n%d", i), Settings: fastSettings(), Secret: secret,
+			Socket: "-", Log: log,
+			Network: func(id transport.Identity, log transport.Logger) (transport.Endpoint, error) {
+				return mc.net.Endpoint(id, log), nil
+			},
+			Fence: func(m config.FenceMethod, reason string) {
+				mc.mu.Lock()
+				mc.fenced[i] = reason
+				mc.mu.Unlock()
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Subscribe("test", PriorityHA, func(e MembershipEvent) {
+			mc.mu.Lock()
+			mc.events[i] = append(mc.events[i], e)
+			mc.mu.Unlock()
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- a.Run(ctx) }()
+		mc.agents = append(mc.agents, a)
+		mc.cancel = append(mc.cancel, cancel)
+		mc.runErr = append(mc.runErr, errc)
+	}
+	t.Cleanup(func() {
+		for i, c := range mc.cancel {
+			c()
+			select {
+			case <-mc.runErr[i]:
+			case <-time.After(5 * time.Second):
+			}
+		}
+		if t.Failed() {
+			for i := range mc.agents {
+				mc.mu.Lock()
+				t.Logf("--- log of node %d:\n%s", i, mc.logs[i].String())
+				mc.mu.Unlock()
+			}
+		}
+	})
+	return mc
+}
+
+// startHeartbeats starts every agent's heartbeat on the image (in parallel:
+// each waits until its region is steady).
+func (mc *memCluster) startHeartbeats(which ...int) {
+	var wg sync.WaitGroup
+	for _, i := range which {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if _, err := mc.agents[i].StartHeartbeat(mc.img); err != nil {
+				mc.t.Errorf("node %d: heartbeat start: %v", i, err)
+			}
+		}(i)
+	}
+	wg.Wait()
+}
+
+// waitView waits until every agent in who has a view of exactly members.
+func (mc *memCluster) waitView(who []int, members base.NodeMap, within time.Duration) time.Duration {
+	mc.t.Helper()
+	start := time.Now()
+	for time.Since(start) < within {
+		ok := true
+		for _, i := range who {
+			if v := mc.agents[i].View(); v.Members != members {
+				ok = false
+			}
+		}
+		if ok {
+			return time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var got []string
+	for _, i := range who {
+		got = append(got, fmt.Sprintf("node %d: %v", i, mc.agents[i].View()))
+	}
+	mc.t.Fatalf("no view [%v] within %v: %s", members, within, strings.Join(got, "; "))
+	return 0
+}
+
+func (mc *memCluster) fencedReason(i int) (string, bool) {
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	r, ok := mc.fenced[i]
+	return r, ok
+}
+
+// checkSameEvents: every node delivered the same non-initial events for
+// the sequence numbers they share.
+func (mc *memCluster) checkSameEvents() {
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	seen := map[uint64]string{}
+	for i, evs := range mc.events {
+		for _, e := range evs {
+			if e.Initial {
+				continue
+			}
+			s := fmt.Sprintf("epoch %d node %d %v", e.Epoch, e.Node, e.Kind)
+			if p, ok := seen[e.Seq]; ok && p != s {
+				mc.t.Errorf("node %d delivered event %d as %q, another node as %q", i, e.Seq, s, p)
+			}
+			seen[e.Seq] = s
+		}
+	}
+}
+
+func TestAgentsFormAClusterAndSeeACleanStop(t *testing.T) {
+	mc := newMemCluster(t, 3, nil)
+	mc.startHeartbeats(0, 1, 2)
+	mc.waitView([]int{0, 1, 2}, base.NodeMapOf(0, 1, 2), 20*time.Second)
+	st, err := mc.agents[1].Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Regions) != 1 || !st.Regions[0].KillArea || len(st.Nodes) != 3 || !st.Nodes[0].Live || st.Nodes[0].Connection != "up" {
+		t.Fatalf("status: %+v", st)
+	}
+	// A clean stop writes generation 0: the others see node 2 gone at once.
+	mc.cancel[2]()
+	d := mc.waitView([]int{0, 1}, base.NodeMapOf(0, 1), 5*time.Second)
+	t.Logf("node 2 stopped; the others' view followed in %v", d)
+	if _, f := mc.fencedReason(2); f {
+		t.Fatal("a clean stop fenced")
+	}
+	mc.checkSameEvents()
+}
+
+func TestAgentPartitionedNodeIsEvicted(t *testing.T) {
+	mc := newMemCluster(t, 3, nil)
+	mc.startHeartbeats(0, 1, 2)
+	mc.waitView([]int{0, 1, 2}, base.NodeMapOf(0, 1, 2), 20*time.Second)
+	cut := time.Now()
+	mc.net.Partition(base.NodeMapOf(2))
+	d := mc.waitView([]int{0, 1}, base.NodeMapOf(0, 1), 20*time.Second)
+	reason, fenced := mc.fencedReason(2)
+	if !fenced {
+		t.Fatal("the cut-off node did not fence")
+	}
+	t.Logf("cut at %v; survivors proceeded after %v; node 2 fenced: %s", cut.Format("15:04:05.000"), d, reason)
+	// Kill blocks: the survivors proceed once the idle timeout noticed the
+	// cut, plus a few heartbeat intervals (kill block, acknowledgement).
+	st := fastSettings().Timeouts
+	if bound := st.IdleTimeout + 10*st.HeartbeatInterval; d > bound+2*time.Second {
+		t.Errorf("survivors took %v, more than the idle timeout plus ten intervals (%v)", d, bound)
+	}
+	if !strings.Contains(reason, "evicted by node 0") {
+		t.Errorf("node 2 fenced for another reason: %s", reason)
+	}
+	mc.checkSameEvents()
+}
+
+func TestAgentWithWrongSecretNeverJoins(t *testing.T) {
+	mc := newMemCluster(t, 3, map[int][]byte{2: []byte("an intruder's secret of 32 bytes")})
+	mc.startHeartbeats(0, 1)
+	mc.waitView([]int{0, 1}, base.NodeMapOf(0, 1), 20*time.Second)
+	go mc.agents[2].StartHeartbeat(mc.img)
+	deadline := time.Now().Add(12 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, i := range []int{0, 1} {
+			if v := mc.agents[i].View(); v.Members.Has(2) {
+				t.Fatalf("node %d admitted the node with the wrong secret: %v", i, v)
+			}
+		}
+		if _, f := mc.fencedReason(2); f {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	mc.mu.Lock()
+	logs := mc.logs[2].String()
+	mc.mu.Unlock()
+	if !strings.Contains(logs, "authentication failed") {
+		t.Errorf("the intruder's log does not say it was refused:\n%s", logs)
+	}
+	mc.mu.Lock()
+	logs0 := mc.logs[0].String()
+	mc.mu.Unlock()
+	if !strings.Contains(logs0, "refused connection from node 2") || !strings.Contains(logs0, "authentication failed") {
+		t.Errorf("node 0's log does not record the refusal:\n%s", logs0)
+	}
+	// It heartbeats on the disk but cannot talk: the survivors, who have
+	// quorum, evict it through its kill block.
+	if r, f := mc.fencedReason(2); !f {
+		t.Error("the node with the wrong secret was not evicted")
+	} else {
+		t.Logf("intruder fenced: %s", r)
+	}
+	mc.waitView([]int{0, 1}, base.NodeMapOf(0, 1), 10*time.Second)
+}
+
+func TestGateRefusesAfterLease(t *testing.T) {
+	now := time.Duration(0)
+	fenced := ""
+	g := &gate{clock: func() time.Duration { return now }, onFence: func(r string) { fenced = r }}
+	if err := g.check(false); !errors.Is(err, errNoLeaseSentinel()) {
+		t.Fatalf("no lease: %v", err)
+	}
+	if err := g.check(true); err != nil {
+		t.Fatalf("heartbeat before a lease: %v", err)
+	}
+	g.publish(gateState{leaseExp: int64(10 * time.Second)})
+	now = 9 * time.Second
+	if err := g.check(false); err != nil {
+		t.Fatalf("within the lease: %v", err)
+	}
+	now = 11 * time.Second
+	if err := g.check(true); err == nil || fenced == "" {
+		t.Fatalf("a heartbeat write after the lease passed: %v", err)
+	}
+	g.fenced.Store(true)
+	g.publish(gateState{leaseExp: int64(20 * time.Second), frozen: true})
+	if err := g.check(true); err == nil {
+		t.Fatal("a fenced node wrote")
+	}
+	_ = heartbeat.Local
+}
+
+func errNoLeaseSentinel() error { return memberErrNoLease }
+
+var memberErrNoLease = member.ErrNoLease

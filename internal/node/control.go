@@ -1,0 +1,272 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// SocketDir is where agents put their control sockets: one per node name,
+// so several agents can run on one machine.
+const SocketDir = "/run/o2go"
+
+// DefaultSocket is the control socket of the agent of node name.
+func DefaultSocket(name string) string { return filepath.Join(SocketDir, name+".sock") }
+
+// Cred is the peer credentials of a control client (SO_PEERCRED).
+type Cred struct {
+	PID int32
+	UID uint32
+	GID uint32
+}
+
+// ControlRequest is one request on the control socket.
+type ControlRequest struct {
+	Method string          `json:"method"`
+	Params json.RawMessage `json:"params,omitempty"`
+	Cred   Cred            `json:"-"`
+}
+
+// Decode unmarshals the request's params into v (no params: v unchanged).
+func (r *ControlRequest) Decode(v any) error {
+	if len(r.Params) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(r.Params, v); err != nil {
+		return fmt.Errorf("%s: bad params: %w", r.Method, err)
+	}
+	return nil
+}
+
+type controlResponse struct {
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  string          `json:"error,omitempty"`
+}
+
+// ControlHandler serves one method. The context ends when the client goes.
+type ControlHandler func(ctx context.Context, req *ControlRequest) (any, error)
+
+// ControlServer is the agent's local control API: a Unix stream socket
+// where each line is a JSON request {"method": ..., "params": ...} and each
+// answer a JSON line {"result": ...} or {"error": "..."}. Only root and the
+// agent's own user may connect (the socket is mode 0600 and every client's
+// SO_PEERCRED is checked); handlers see the client's pid, uid and gid.
+// Commands extend the protocol by registering methods (o2go lock, dlm
+// state, mount, ha ... later).
+type ControlServer struct {
+	path     string
+	ln       *net.UnixListener
+	mu       sync.RWMutex
+	handlers map[string]ControlHandler
+	wg       sync.WaitGroup
+	done     chan struct{}
+	logf     func(format string, args ...any)
+	ownUID   uint32
+}
+
+// ListenControl creates the socket at path (replacing a stale one).
+func ListenControl(path string, logf func(string, ...any)) (*ControlServer, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s is in use: another agent runs for this node", path)
+	}
+	_ = os.Remove(path)
+	old := unix.Umask(0o177)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	unix.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(true)
+	s := &ControlServer{path: path, ln: ln, handlers: map[string]ControlHandler{}, done: make(chan struct{}),
+		logf: logf, ownUID: uint32(os.Geteuid())}
+	s.Register("ping", func(context.Context, *ControlRequest) (any, error) { return "pong", nil })
+	s.Register("methods", func(context.Context, *ControlRequest) (any, error) {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		var names []string
+		for n := range s.handlers {
+			names = append(names, n)
+		}
+		return names, nil
+	})
+	s.wg.Add(1)
+	go s.acceptLoop()
+	return s, nil
+}
+
+// Path is the socket's path.
+func (s *ControlServer) Path() string { return s.path }
+
+// Register adds a method; a later registration of the same name replaces it.
+func (s *ControlServer) Register(method string, h ControlHandler) {
+	s.mu.Lock()
+	s.handlers[method] = h
+	s.mu.Unlock()
+}
+
+func (s *ControlServer) acceptLoop() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+			s.logf("control: accept: %v", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		cred, err := peerCred(c)
+		if err != nil || (cred.UID != 0 && cred.UID != s.ownUID) {
+			s.logf("control: refused a client (uid %d, pid %d): only root and uid %d may control this agent", cred.UID, cred.PID, s.ownUID)
+			c.Close()
+			continue
+		}
+		s.wg.Add(1)
+		go s.serve(c, cred)
+	}
+}
+
+func peerCred(c *net.UnixConn) (Cred, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return Cred{}, err
+	}
+	var uc *unix.Ucred
+	var serr error
+	if err := raw.Control(func(fd uintptr) { uc, serr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) }); err != nil {
+		return Cred{}, err
+	}
+	if serr != nil {
+		return Cred{}, serr
+	}
+	return Cred{PID: uc.Pid, UID: uc.Uid, GID: uc.Gid}, nil
+}
+
+func (s *ControlServer) serve(c *net.UnixConn, cred Cred) {
+	defer s.wg.Done()
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+			c.Close()
+		case <-ctx.Done():
+		}
+	}()
+	sc := bufio.NewScanner(c)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	enc := json.NewEncoder(c)
+	for sc.Scan() {
+		var req ControlRequest
+		var resp controlResponse
+		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
+			resp.Error = "malformed request: " + err.Error()
+		} else {
+			req.Cred = cred
+			s.mu.RLock()
+			h := s.handlers[req.Method]
+			s.mu.RUnlock()
+			if h == nil {
+				resp.Error = fmt.Sprintf("unknown method %q", req.Method)
+			} else if res, err := h(ctx, &req); err != nil {
+				resp.Error = err.Error()
+			} else if b, err := json.Marshal(res); err != nil {
+				resp.Error = "encoding the result: " + err.Error()
+			} else {
+				resp.Result = b
+			}
+		}
+		if err := enc.Encode(resp); err != nil {
+			return
+		}
+	}
+}
+
+// Close stops the server and removes the socket.
+func (s *ControlServer) Close() error {
+	select {
+	case <-s.done:
+		return nil
+	default:
+	}
+	close(s.done)
+	err := s.ln.Close()
+	s.wg.Wait()
+	return err
+}
+
+// ErrNoAgent means nothing listens on the control socket.
+var ErrNoAgent = errors.New("no agent is running")
+
+// ControlClient talks to an agent's control socket.
+type ControlClient struct {
+	c   net.Conn
+	sc  *bufio.Scanner
+	enc *json.Encoder
+}
+
+// DialControl connects to the control socket at path.
+func DialControl(path string) (*ControlClient, error) {
+	c, err := net.DialTimeout("unix", path, 2*time.Second)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, unix.ENOENT) {
+			return nil, fmt.Errorf("%s: %w (start it with: o2go agent)", path, ErrNoAgent)
+		}
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	sc := bufio.NewScanner(c)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	return &ControlClient{c: c, sc: sc, enc: json.NewEncoder(c)}, nil
+}
+
+// Call sends one request and decodes its result into result (may be nil).
+func (cl *ControlClient) Call(method string, params, result any) error {
+	req := map[string]any{"method": method}
+	if params != nil {
+		req["params"] = params
+	}
+	if err := cl.enc.Encode(req); err != nil {
+		return fmt.Errorf("control: %s: %w", method, err)
+	}
+	if !cl.sc.Scan() {
+		if err := cl.sc.Err(); err != nil {
+			return fmt.Errorf("control: %s: %w", method, err)
+		}
+		return fmt.Errorf("control: %s: the agent closed the connection", method)
+	}
+	var resp controlResponse
+	if err := json.Unmarshal(cl.sc.Bytes(), &resp); err != nil {
+		return fmt.Errorf("control: %s: malformed answer: %w", method, err)
+	}
+	if resp.Error != "" {
+		return errors.New(resp.Error)
+	}
+	if result != nil && len(resp.Result) > 0 {
+		return json.Unmarshal(resp.Result, result)
+	}
+	return nil
+}
+
+// SetDeadline bounds the next calls.
+func (cl *ControlClient) SetDeadline(t time.Time) error { return cl.c.SetDeadline(t) }
+
+// Close closes the connection.
+func (cl *ControlClient) Close() error { return cl.c.Close() }
