@@ -149,7 +149,7 @@ func (r *recordingDev) changed() []int64 {
 // reports corruption names a block and has changed nothing on the device.
 func FuzzCorruptDirectory(f *testing.F) {
 	f.Add(uint8(1), uint16(3), uint16(0x18), uint8(0xff), uint64(1))
-	f.Add(uint8(1), uint16(1), uint16(8), uint8(0x7f), uint64(2))     // a dirent's rec_len
+	f.Add(uint8(1), uint16(1), uint16(8), uint8(0x7f), uint64(2))      // a dirent's rec_len
 	f.Add(uint8(1), uint16(60), uint16(0x1c0), uint8(0x10), uint64(3)) // index entries
 	f.Add(uint8(0), uint16(0), uint16(0xc8+8), uint8(0xff), uint64(4)) // inline rec_len
 	f.Add(uint8(1), uint16(0), uint16(0x88), uint8(0x01), uint64(5))   // i_dx_root
