@@ -303,15 +303,20 @@ func (a *fakeClusters) ClaimClusters(_ metacache.Tx, _ uint64, goal, lo, hi uint
 		return 0, 0, errors.New("fake cluster allocator: no space")
 	}
 	if a.maxRun != 0 {
-		hi = min(hi, max(lo, a.maxRun))
+		if lo > a.maxRun {
+			return 0, 0, errors.New("fake cluster allocator: no run that long")
+		}
+		hi = min(hi, a.maxRun)
 	}
 	n := uint32(0)
 	for n < hi && a.free(start+n) {
-		a.used[start+n] = true
 		n++
 	}
 	if n < lo {
 		return 0, 0, errors.New("fake cluster allocator: no run long enough")
+	}
+	for i := uint32(0); i < n; i++ {
+		a.used[start+i] = true
 	}
 	return start, n, nil
 }

@@ -148,7 +148,7 @@ func (e *editor) bucketSet(nv *newValue) error {
 // end (ocfs2_xattr_create_index_block).
 func (e *editor) makeIndexed() error {
 	x := e.xb
-	start, _, err := e.claim(0, 1)
+	start, _, err := e.claim(0, 1, 1)
 	if err != nil {
 		return fmt.Errorf("%s: first bucket cluster: %w", e.owner(), err)
 	}
@@ -209,7 +209,7 @@ func (e *editor) addBucket(target *bucket) error {
 func (e *editor) addCluster(r ondisk.ExtentRec, first, target *bucket) (*bucket, *bucket, int, bool, error) {
 	prev := r.Clusters
 	bpc := uint64(e.bpc)
-	start, _, err := e.claim(uint32(r.Blkno/bpc)+prev, 1)
+	start, _, err := e.claim(uint32(r.Blkno/bpc)+prev, 1, 1)
 	if err != nil {
 		return nil, nil, 0, false, fmt.Errorf("%s: bucket cluster: %w", e.owner(), err)
 	}

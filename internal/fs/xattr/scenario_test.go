@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"o2go/internal/fs/metacache"
 	"o2go/internal/ondisk"
 )
 
@@ -219,4 +220,64 @@ func TestTruncateLogFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	v.checkAccounting(t)
+}
+
+func TestDestroyInSteps(t *testing.T) {
+	for _, c := range []memConfig{
+		{bs: 4096, cs: 4096, fragment: 0.5, logCap: 6},
+		{bs: 512, cs: 8192, fragment: 0.5, logCap: 4, metaECC: true},
+		{bs: 2048, cs: 4096, fragment: 1, logCap: 5, inodeKind: "inline"},
+	} {
+		t.Run(fmt.Sprintf("bs%d-cs%d-%s", c.bs, c.cs, c.inodeKind), func(t *testing.T) {
+			v := newMemVolume(t, c, 5)
+			v.data.maxRun = 2
+			for i := 0; i < 300; i++ {
+				val := bytes.Repeat([]byte{byte(i)}, []int{3, 90, 9000, 20000}[i%4])
+				for {
+					err := v.set(fmt.Sprintf("user.destroy-%03d", i), val, 0)
+					if errors.Is(err, ErrFreedFull) {
+						v.flushLog()
+						continue
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					break
+				}
+			}
+			if l := layoutOf(t, v.reader()); !l.indexed || !l.deepValue || l.inline != (c.bs > 512) {
+				t.Fatalf("setup: indexed %v, deep values %v, in-inode area %v", l.indexed, l.deepValue, l.inline)
+			}
+			v.checkAccounting(t)
+			steps := 0
+			for {
+				var done bool
+				if err := v.op(func(env Env, d *ondisk.Dinode, buf *metacache.Buffer) error {
+					var err error
+					done, err = Destroy(env, d, buf)
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				steps++
+				v.checkAccounting(t)
+				if done {
+					break
+				}
+				v.flushLog()
+				if steps > 1000 {
+					t.Fatal("Destroy makes no progress")
+				}
+			}
+			v.flushLog()
+			d := v.reader().Inode
+			if d.DynFeatures&(ondisk.DynHasXattr|ondisk.DynInlineXattr) != 0 || d.XattrLoc != 0 || d.XattrInlineSize != 0 {
+				t.Fatalf("after Destroy: dyn 0x%x loc %d inline %d", d.DynFeatures, d.XattrLoc, d.XattrInlineSize)
+			}
+			if len(v.data.used) != 0 || len(v.meta.used) != 0 {
+				t.Fatalf("after Destroy: %d clusters and %d metadata blocks still in use", len(v.data.used), len(v.meta.used))
+			}
+			t.Logf("destroyed in %d steps", steps)
+		})
+	}
 }

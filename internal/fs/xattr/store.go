@@ -273,7 +273,13 @@ func (s *store) normalize() {
 	s.h.FreeStart = uint16(s.lowest(-1))
 	total := 0
 	for i := range s.h.Entries {
-		total += entrySize(&s.h.Entries[i])
+		e := &s.h.Entries[i]
+		// fsck.ocfs2 1.8.7 sizes each value with its length cut to 16 bits
+		// (ocfs2_xattr_value_real_size takes a uint16_t), so a value of
+		// exactly 64 KiB counts as an empty local one there. The kernel
+		// never reads xh_name_value_len back; fsck does, so it gets the
+		// sum it computes.
+		total += nameValueSize(len(e.Name), uint64(uint16(e.ValueSize)))
 	}
 	s.h.NameValueLen = uint16(total)
 }

@@ -94,11 +94,36 @@ func (e *editor) resizeValue(root *ondisk.XattrValueRoot, blkno uint64, n int) e
 		}
 		return nil
 	}
+	// Keep the value in one run when the allocator has one: a value of
+	// one run keeps its tree in the root (depth 0). Whole rewrites make
+	// that cheap: every Set writes the whole value anyway. fsck.ocfs2
+	// 1.8.7 carries the expected depth of one value tree over to the next
+	// in the same header and flags a second tree of depth 1, so deep
+	// value trees are kept for when the volume is too fragmented.
+	if start, got, err := e.claimRun(want); err == nil {
+		if have > 0 {
+			pieces, err := t.Remove(0, have)
+			if err != nil {
+				return err
+			}
+			for _, p := range pieces {
+				root.Clusters -= p.Clusters
+				if err := e.free(uint32(p.Blkno/uint64(e.bpc)), p.Clusters); err != nil {
+					return err
+				}
+			}
+		}
+		if err := t.Insert(ondisk.ExtentRec{Cpos: 0, Clusters: got, Blkno: uint64(start) * uint64(e.bpc)}); err != nil {
+			return err
+		}
+		root.Clusters = want
+		return nil
+	}
 	for have < want {
 		if t.Alloc == nil {
 			return fmt.Errorf("%s: no metadata block allocator in the environment", e.owner())
 		}
-		start, got, err := e.claim(0, want-have)
+		start, got, err := e.claim(0, 1, want-have)
 		if err != nil {
 			return fmt.Errorf("%s: value clusters: %w", e.owner(), err)
 		}
@@ -109,6 +134,15 @@ func (e *editor) resizeValue(root *ondisk.XattrValueRoot, blkno uint64, n int) e
 		root.Clusters = have
 	}
 	return nil
+}
+
+// claimRun tries to take n contiguous clusters in one claim.
+func (e *editor) claimRun(n uint32) (uint32, uint32, error) {
+	start, got, err := e.claim(0, n, n)
+	if err == nil && got != n {
+		return 0, 0, fmt.Errorf("%s: the cluster allocator gave %d clusters for a claim of exactly %d", e.owner(), got, n)
+	}
+	return start, got, err
 }
 
 // writeValue writes value into the value's clusters, block by block, the

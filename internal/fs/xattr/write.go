@@ -509,18 +509,18 @@ func (e *editor) blockFor(blkno uint64) (*metacache.Buffer, error) {
 	return b, nil
 }
 
-// claim takes up to max clusters (at least one) for the inode and marks
-// their blocks fresh.
-func (e *editor) claim(goal, max uint32) (start, n uint32, err error) {
+// claim takes lo..hi contiguous clusters for the inode and marks their
+// blocks fresh.
+func (e *editor) claim(goal, lo, hi uint32) (start, n uint32, err error) {
 	if e.Data == nil {
 		return 0, 0, fmt.Errorf("%s: no cluster allocator in the environment", e.owner())
 	}
-	start, n, err = e.Data.ClaimClusters(e.Tx, e.d.Blkno, goal, 1, max)
+	start, n, err = e.Data.ClaimClusters(e.Tx, e.d.Blkno, goal, lo, hi)
 	if err != nil {
 		return 0, 0, err
 	}
-	if n == 0 || n > max {
-		return 0, 0, fmt.Errorf("%s: the cluster allocator gave %d clusters for a claim of 1..%d", e.owner(), n, max)
+	if n < lo || n > hi {
+		return 0, 0, fmt.Errorf("%s: the cluster allocator gave %d clusters for a claim of %d..%d", e.owner(), n, lo, hi)
 	}
 	first := uint64(start) * uint64(e.bpc)
 	for i := uint64(0); i < uint64(n)*uint64(e.bpc); i++ {
