@@ -21,7 +21,9 @@ const (
 	undef     = ondisk.ACLUndefinedID
 )
 
-func ent(tag, perm uint16, id uint32) ondisk.ACLEntry { return ondisk.ACLEntry{Tag: tag, Perm: perm, ID: id} }
+func ent(tag, perm uint16, id uint32) ondisk.ACLEntry {
+	return ondisk.ACLEntry{Tag: tag, Perm: perm, ID: id}
+}
 
 // acl5 is the access check algorithm exactly as acl(5) words it, written
 // apart from the code under test.
