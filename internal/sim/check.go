@@ -109,15 +109,17 @@ func (k *checker) event(n *simNode, e quorum.Event) {
 	k.c.logf("node %d event %v", n.id, e)
 	switch e.Kind {
 	case quorum.NodeUp:
-		n.upGen[e.Node] = k.current(e.Node).gen
+		n.upGen[e.Node] = e.Generation
 	case quorum.NodeDown:
-		gen, ok := n.upGen[e.Node]
-		if !ok || e.Node == n.id {
-			k.violate("node %d delivered a down event for node %d it never saw up", n.id, e.Node)
+		if e.Node == n.id {
+			k.violate("node %d delivered its own down event", n.id)
 			return
 		}
+		if g, ok := n.upGen[e.Node]; !ok || g != e.Generation {
+			k.violate("node %d delivered a down event for node %d (generation %016x) it never saw up", n.id, e.Node, e.Generation)
+		}
 		delete(n.upGen, e.Node)
-		inc := incarnation{e.Node, gen}
+		inc := incarnation{e.Node, e.Generation}
 		if r, ok := k.recovery[inc]; !ok || k.c.now < r {
 			k.recovery[inc] = k.c.now
 		}
@@ -125,7 +127,7 @@ func (k *checker) event(n *simNode, e quorum.Event) {
 		// its lease run out (the gate refuses its next write and fences
 		// it); a paused victim is checked by the write rule when it wakes.
 		victim := k.c.nodes[e.Node]
-		if victim.gen == gen && victim.state == stRunning && victim.m != nil {
+		if victim.gen == e.Generation && victim.state == stRunning && victim.m != nil {
 			exp, ok := victim.m.LeaseExpiry()
 			if !ok || k.c.now < exp || victim.m.Frozen() {
 				k.violate("node %d declared %v dead while it may still write", n.id, inc)

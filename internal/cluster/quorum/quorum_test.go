@@ -146,6 +146,7 @@ type vnet struct {
 	out    strings.Builder
 	events map[base.NodeID][]Event
 	fenced map[base.NodeID]string
+	gens   [base.MaxNodes]uint64 // every node's generation (the script's world)
 }
 
 func newVnet(t *testing.T, ids []base.NodeID) *vnet {
@@ -153,6 +154,7 @@ func newVnet(t *testing.T, ids []base.NodeID) *vnet {
 		events: map[base.NodeID][]Event{}, fenced: map[base.NodeID]string{}}
 	for _, id := range ids {
 		v.nodes[id] = NewMembership(MembershipConfig{Self: id, Interval: 2 * time.Second})
+		v.gens[id] = 0x100 + uint64(id)
 	}
 	return v
 }
@@ -239,6 +241,7 @@ func (v *vnet) deliver(verbose bool) {
 //	deliver [verbose]         deliver until quiet
 //	deliver-one FROM TO       deliver the first non-status message from FROM to TO
 //	crash N...                the nodes stop (their queued messages still arrive)
+//	restart N...              the nodes come back as new incarnations
 //	drop FROM TO              drop the queued messages from FROM to TO
 //	views                     every node's committed view and leader
 func TestMembershipTranscript(t *testing.T) {
@@ -285,7 +288,7 @@ func TestMembershipTranscript(t *testing.T) {
 		case "live":
 			m := rest()
 			for _, id := range targets() {
-				v.nodes[id].SetLive(v.now, m)
+				v.nodes[id].SetLive(v.now, m, &v.gens)
 				v.collect(id, false)
 			}
 		case "links":
@@ -338,6 +341,14 @@ func TestMembershipTranscript(t *testing.T) {
 				v.collect(n[1], true)
 				break
 			}
+		case "restart":
+			// A node comes back as a new incarnation (same number).
+			for _, id := range parseNodes(t, f[1:]) {
+				v.gens[id] += 0x1000
+				v.nodes[id] = NewMembership(MembershipConfig{Self: id, Interval: 2 * time.Second})
+				delete(v.fenced, id)
+			}
+			return ""
 		case "crash":
 			for _, id := range parseNodes(t, f[1:]) {
 				v.fenced[id] = "crashed"

@@ -10,13 +10,60 @@ import (
 
 // View is one committed membership of the cluster. Epochs count views; Seq
 // counts the node up/down events from the cluster's first view to this one.
+// A member is an incarnation: a node number with the heartbeat generation it
+// runs with, so that a node that restarted leaves the view (down) and joins
+// again (up) even if no one ever saw it stop heartbeating.
 type View struct {
 	Epoch   uint64
 	Seq     uint64
 	Members base.NodeMap
+	Gens    [base.MaxNodes]uint64 // each member's generation; 0 for others
 }
 
 func (v View) String() string { return fmt.Sprintf("epoch %d seq %d [%v]", v.Epoch, v.Seq, v.Members) }
+
+// Has reports whether node n, in incarnation gen, is a member.
+func (v *View) Has(n base.NodeID, gen uint64) bool {
+	return n.Valid() && v.Members.Has(n) && v.Gens[n] == gen
+}
+
+// SameMembers reports whether two views hold the same incarnations.
+func (v *View) SameMembers(o *View) bool {
+	if v.Members != o.Members {
+		return false
+	}
+	for _, n := range v.Members.Nodes() {
+		if v.Gens[n] != o.Gens[n] {
+			return false
+		}
+	}
+	return true
+}
+
+// changes lists the incarnations that leave (downs) and join (ups) from
+// view old to v. A node that restarted is in both.
+func (v *View) changes(old *View) (downs, ups base.NodeMap) {
+	for _, n := range old.Members.Nodes() {
+		if !v.Has(n, old.Gens[n]) {
+			downs.Add(n)
+		}
+	}
+	for _, n := range v.Members.Nodes() {
+		if !old.Has(n, v.Gens[n]) {
+			ups.Add(n)
+		}
+	}
+	return downs, ups
+}
+
+// viewOf is the view of the live incarnations.
+func viewOf(live base.NodeMap, gens *[base.MaxNodes]uint64) View {
+	v := View{Members: live}
+	for _, n := range live.Nodes() {
+		v.Gens[n] = gens[n]
+	}
+	return v
+}
 
 // EventKind is what happened to a node.
 type EventKind int
@@ -35,10 +82,11 @@ func (k EventKind) String() string { return [...]string{"up", "down", "left"}[k]
 // describe the membership it joined, all with that view's Seq; from then on
 // it delivers exactly what every other member delivers.
 type Event struct {
-	Seq     uint64
-	Epoch   uint64
-	Node    base.NodeID
-	Kind    EventKind
+	Seq        uint64
+	Epoch      uint64
+	Node       base.NodeID
+	Generation uint64 // the incarnation that came up or went down
+	Kind       EventKind
 	Members base.NodeMap // the view's members after this event's view
 	Initial bool
 }
@@ -102,6 +150,7 @@ type Membership struct {
 	cfg       MembershipConfig
 	now       time.Duration
 	live      base.NodeMap
+	liveGen   [base.MaxNodes]uint64
 	conn      base.NodeMap
 	lost      base.NodeMap
 	steady    bool
@@ -197,11 +246,13 @@ func (m *Membership) Leader() base.NodeID {
 }
 
 // SetLive gives the nodes that heartbeat (any region), Self included while
-// it heartbeats. A node dead on disk, or killed and acknowledged, is not live.
-func (m *Membership) SetLive(now time.Duration, live base.NodeMap) {
+// it heartbeats, and each one's generation. A node dead on disk, or killed
+// and acknowledged, is not live.
+func (m *Membership) SetLive(now time.Duration, live base.NodeMap, gens *[base.MaxNodes]uint64) {
 	m.now = now
 	wasLive := m.live.Has(m.cfg.Self)
 	m.live = live
+	m.liveGen = *gens
 	if wasLive && !live.Has(m.cfg.Self) {
 		m.leave()
 	}
@@ -212,7 +263,7 @@ func (m *Membership) SetLive(now time.Duration, live base.NodeMap) {
 func (m *Membership) leave() {
 	if m.committed.Epoch != 0 {
 		m.ready.Events = append(m.ready.Events, Event{Seq: m.committed.Seq, Epoch: m.committed.Epoch,
-			Node: m.cfg.Self, Kind: Left})
+			Node: m.cfg.Self, Generation: m.committed.Gens[m.cfg.Self], Kind: Left})
 		m.note("left the cluster at epoch %d: no longer heartbeating", m.committed.Epoch)
 	}
 	m.committed, m.log, m.prop, m.accepted = View{}, nil, nil, nil
@@ -322,10 +373,14 @@ func (m *Membership) onStatus(from base.NodeID, s Status) {
 	m.peers[from] = peerState{status: s, at: m.now, have: true}
 	m.heard(s.Committed)
 	switch {
-	case s.Committed.Epoch < m.committed.Epoch && s.Committed.Epoch > 0 && m.Leader() == m.cfg.Self &&
-		m.committed.Members.Has(from):
-		// A member missed a commit: send it what it lacks.
-		m.sendLog(from, s.Committed.Epoch)
+	case s.Committed.Epoch < m.committed.Epoch && m.Leader() == m.cfg.Self && m.committed.Has(from, m.liveGen[from]):
+		// A member missed a commit: send it what it lacks (a node that
+		// joined with the last view needs only that one).
+		if s.Committed.Epoch == 0 {
+			m.send(from, cnet.TypeViewCommit, EncodeCommit(m.committed))
+		} else {
+			m.sendLog(from, s.Committed.Epoch)
+		}
 	case s.Committed.Epoch > m.committed.Epoch && m.committed.Epoch > 0:
 		m.requestCatchUp(from)
 	}
@@ -361,7 +416,7 @@ func (m *Membership) onPropose(from base.NodeID, p Propose) {
 	case m.committed.Epoch > 0 && e > m.committed.Epoch+1:
 		reply(FutureEpoch, p.Ballot)
 		m.requestCatchUp(from)
-	case !p.View.Members.Has(m.cfg.Self):
+	case !p.View.Has(m.cfg.Self, m.liveGen[m.cfg.Self]):
 		reply(NotAMember, p.Ballot)
 	case m.promisedEpoch == e && p.Ballot < m.promised:
 		reply(LowerBallot, m.promised)
@@ -408,12 +463,12 @@ func (m *Membership) onCommit(from base.NodeID, v View) {
 	}
 	switch {
 	case v.Epoch <= m.committed.Epoch:
-		if v.Epoch == m.committed.Epoch && v.Members != m.committed.Members {
+		if v.Epoch == m.committed.Epoch && !v.SameMembers(&m.committed) {
 			m.note("BUG: conflicting commits for epoch %d: [%v] and [%v] from node %d", v.Epoch, m.committed.Members, v.Members, from)
 		}
 		return
 	case m.committed.Epoch == 0:
-		if v.Members.Has(m.cfg.Self) && m.live.Has(m.cfg.Self) {
+		if v.Has(m.cfg.Self, m.liveGen[m.cfg.Self]) && m.live.Has(m.cfg.Self) {
 			m.apply(v)
 		}
 	case v.Epoch == m.committed.Epoch+1:
@@ -441,21 +496,22 @@ func (m *Membership) apply(v View) {
 	old := m.committed
 	if old.Epoch == 0 {
 		for _, n := range v.Members.Nodes() {
-			m.ready.Events = append(m.ready.Events, Event{Seq: v.Seq, Epoch: v.Epoch, Node: n, Kind: NodeUp, Members: v.Members, Initial: true})
+			m.ready.Events = append(m.ready.Events, Event{Seq: v.Seq, Epoch: v.Epoch, Node: n, Generation: v.Gens[n],
+				Kind: NodeUp, Members: v.Members, Initial: true})
 		}
 	} else {
-		downs, ups := old.Members.Minus(v.Members), v.Members.Minus(old.Members)
+		downs, ups := v.changes(&old)
 		seq := v.Seq - uint64(downs.Len()+ups.Len())
 		if seq != old.Seq {
 			m.note("BUG: view %v does not follow %v: event numbers differ", v, old)
 		}
 		for _, n := range downs.Nodes() {
 			seq++
-			m.ready.Events = append(m.ready.Events, Event{Seq: seq, Epoch: v.Epoch, Node: n, Kind: NodeDown, Members: v.Members})
+			m.ready.Events = append(m.ready.Events, Event{Seq: seq, Epoch: v.Epoch, Node: n, Generation: old.Gens[n], Kind: NodeDown, Members: v.Members})
 		}
 		for _, n := range ups.Nodes() {
 			seq++
-			m.ready.Events = append(m.ready.Events, Event{Seq: seq, Epoch: v.Epoch, Node: n, Kind: NodeUp, Members: v.Members})
+			m.ready.Events = append(m.ready.Events, Event{Seq: seq, Epoch: v.Epoch, Node: n, Generation: v.Gens[n], Kind: NodeUp, Members: v.Members})
 		}
 	}
 	m.committed = v
@@ -470,7 +526,7 @@ func (m *Membership) apply(v View) {
 	if m.prop != nil && m.prop.p.View.Epoch <= v.Epoch {
 		m.prop = nil
 	}
-	if !v.Members.Has(m.cfg.Self) && m.live.Has(m.cfg.Self) && m.ready.Fence == "" {
+	if !v.Has(m.cfg.Self, m.liveGen[m.cfg.Self]) && m.live.Has(m.cfg.Self) && m.ready.Fence == "" {
 		m.ready.Fence = fmt.Sprintf("the cluster committed view %v without this node while it heartbeats: the other nodes consider it dead", v)
 	}
 }
@@ -498,7 +554,7 @@ func (m *Membership) step() {
 		m.resend()
 		return
 	}
-	target := m.live
+	target := viewOf(m.live, &m.liveGen)
 	baseView := m.committed
 	if baseView.Epoch == 0 && m.known.Epoch > 0 {
 		// Not a member of any view yet, yet leading: the view follows the
@@ -506,39 +562,41 @@ func (m *Membership) step() {
 		// as the next view, with the same event numbers.
 		baseView = m.known
 	}
-	if target == m.committed.Members && m.committed.Epoch != 0 {
+	if target.SameMembers(&m.committed) && m.committed.Epoch != 0 {
 		m.prop = nil
 		return
 	}
-	if m.prop != nil && m.prop.p.View.Members == target {
+	if m.prop != nil && m.prop.p.View.SameMembers(&target) {
 		m.resend()
 		return
 	}
-	if !m.ready2(target) {
+	if !m.ready2(&target) {
 		return
 	}
-	downs, ups := baseView.Members.Minus(target), target.Minus(baseView.Members)
-	v := View{Epoch: baseView.Epoch + 1, Seq: baseView.Seq + uint64(downs.Len()+ups.Len()), Members: target}
-	m.propose(v, false)
+	downs, ups := target.changes(&baseView)
+	target.Epoch = baseView.Epoch + 1
+	target.Seq = baseView.Seq + uint64(downs.Len()+ups.Len())
+	m.propose(target, false)
 }
 
 // ready2 reports whether every node of target other than this one is
-// connected and steady, and every node new to the view reaches every other
-// node of target (the view is a full mesh).
-func (m *Membership) ready2(target base.NodeMap) bool {
+// connected and steady, and every incarnation new to the view reaches every
+// other node of target (the view is a full mesh).
+func (m *Membership) ready2(target *View) bool {
 	self := m.cfg.Self
-	others := target
+	others := target.Members
 	others.Remove(self)
 	for _, n := range others.Nodes() {
 		if !m.conn.Has(n) || !m.fresh(n) || !m.peers[n].status.Steady {
 			return false
 		}
 	}
-	for _, n := range target.Minus(m.committed.Members).Nodes() {
+	_, ups := target.changes(&m.committed)
+	for _, n := range ups.Nodes() {
 		if n == self {
 			continue
 		}
-		want := target
+		want := target.Members
 		want.Remove(n)
 		want.Remove(self)
 		if m.peers[n].status.Connected.Intersect(want) != want {

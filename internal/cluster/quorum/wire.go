@@ -9,13 +9,15 @@ import (
 
 // Wire formats of the membership messages (cluster/net types 1..6). All
 // big-endian; a node map is 32 bytes (bit n of byte n/8 set for node n).
+// A view is variable-length, so it ends the messages that carry one:
 //
-//	View:     be64 epoch, be64 seq, map members                      (48)
-//	Propose:  View, be64 ballot                                      (56)
-//	Accept:   be64 epoch, be64 ballot, u8 ok, u8 reason, pad[6], View (72)
-//	Commit:   View                                                    (48)
-//	Status:   View, map live, map connected, map lost, u8 flags, pad[7]
-//	          flags: 1 steady, 2 read stalled, 4 write stalled, 8 frozen (184)
+//	View:     be64 epoch, be64 seq, map members,
+//	          be64 generation of each member in ascending order     (48+8n)
+//	Propose:  be64 ballot, View
+//	Accept:   be64 epoch, be64 ballot, u8 ok, u8 reason, pad[6], View
+//	Commit:   View
+//	Status:   map live, map connected, map lost, u8 flags, pad[7], View
+//	          flags: 1 steady, 2 read stalled, 4 write stalled, 8 frozen
 //	Evict:    u8 origin, u8 target, u8 hops, u8 pad, be32 pad,
 //	          be64 target generation (0: any)                          (16)
 //	CatchUp:  be64 after                                              (8)
@@ -45,21 +47,44 @@ func getMap(b []byte) (base.NodeMap, error) {
 	return m, nil
 }
 
-const viewSize = 16 + nodeMapSize
+const viewHeader = 16 + nodeMapSize
 
-func putView(b []byte, v View) {
-	binary.BigEndian.PutUint64(b[0:], v.Epoch)
-	binary.BigEndian.PutUint64(b[8:], v.Seq)
-	putMap(b[16:], v.Members)
+func viewLen(v *View) int { return viewHeader + 8*v.Members.Len() }
+
+func appendView(b []byte, v *View) []byte {
+	var h [viewHeader]byte
+	binary.BigEndian.PutUint64(h[0:], v.Epoch)
+	binary.BigEndian.PutUint64(h[8:], v.Seq)
+	putMap(h[16:], v.Members)
+	b = append(b, h[:]...)
+	for _, n := range v.Members.Nodes() {
+		b = binary.BigEndian.AppendUint64(b, v.Gens[n])
+	}
+	return b
 }
 
 func getView(b []byte) (View, error) {
-	m, err := getMap(b[16:])
-	v := View{Epoch: binary.BigEndian.Uint64(b[0:]), Seq: binary.BigEndian.Uint64(b[8:]), Members: m}
-	if err == nil && v.Epoch == 0 && (!m.Empty() || v.Seq != 0) {
-		err = fmt.Errorf("view of epoch 0 has members or events")
+	if len(b) < viewHeader {
+		return View{}, fmt.Errorf("view: %d bytes, want at least %d", len(b), viewHeader)
 	}
-	return v, err
+	m, err := getMap(b[16:])
+	if err != nil {
+		return View{}, err
+	}
+	v := View{Epoch: binary.BigEndian.Uint64(b[0:]), Seq: binary.BigEndian.Uint64(b[8:]), Members: m}
+	if len(b) != viewHeader+8*m.Len() {
+		return v, fmt.Errorf("view of %d members: %d bytes, want %d", m.Len(), len(b), viewHeader+8*m.Len())
+	}
+	for i, n := range m.Nodes() {
+		v.Gens[n] = binary.BigEndian.Uint64(b[viewHeader+8*i:])
+		if v.Gens[n] == 0 {
+			return v, fmt.Errorf("view: member %d has generation 0", n)
+		}
+	}
+	if v.Epoch == 0 && (!m.Empty() || v.Seq != 0) {
+		return v, fmt.Errorf("view of epoch 0 has members or events")
+	}
+	return v, nil
 }
 
 func zeroPad(what string, b []byte) error {
@@ -78,6 +103,13 @@ func wantLen(what string, b []byte, n int) error {
 	return nil
 }
 
+func wantAtLeast(what string, b []byte, n int) error {
+	if len(b) < n {
+		return fmt.Errorf("%s message: %d bytes, want at least %d", what, len(b), n)
+	}
+	return nil
+}
+
 // Propose is a leader's proposal of the next view.
 type Propose struct {
 	View   View
@@ -86,22 +118,20 @@ type Propose struct {
 
 // Encode returns the wire bytes.
 func (p Propose) Encode() []byte {
-	b := make([]byte, viewSize+8)
-	putView(b, p.View)
-	binary.BigEndian.PutUint64(b[viewSize:], p.Ballot)
-	return b
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 8+viewLen(&p.View)), p.Ballot)
+	return appendView(b, &p.View)
 }
 
 // DecodePropose parses a Propose.
 func DecodePropose(b []byte) (Propose, error) {
-	if err := wantLen("propose", b, viewSize+8); err != nil {
+	if err := wantAtLeast("propose", b, 8+viewHeader); err != nil {
 		return Propose{}, err
 	}
-	v, err := getView(b)
+	v, err := getView(b[8:])
 	if err == nil && v.Epoch == 0 {
 		err = fmt.Errorf("propose message: epoch 0")
 	}
-	return Propose{View: v, Ballot: binary.BigEndian.Uint64(b[viewSize:])}, err
+	return Propose{View: v, Ballot: binary.BigEndian.Uint64(b)}, err
 }
 
 // RefusalReason says why a proposal was refused.
@@ -132,24 +162,23 @@ type Accept struct {
 // OK reports whether the proposal was accepted.
 func (a Accept) OK() bool { return a.Reason == Accepted }
 
-const acceptSize = 24 + viewSize
+const acceptHeader = 24
 
 // Encode returns the wire bytes.
 func (a Accept) Encode() []byte {
-	b := make([]byte, acceptSize)
+	b := make([]byte, acceptHeader, acceptHeader+viewLen(&a.Committed))
 	binary.BigEndian.PutUint64(b[0:], a.Epoch)
 	binary.BigEndian.PutUint64(b[8:], a.Ballot)
 	if a.Reason == Accepted {
 		b[16] = 1
 	}
 	b[17] = byte(a.Reason)
-	putView(b[24:], a.Committed)
-	return b
+	return appendView(b, &a.Committed)
 }
 
 // DecodeAccept parses an Accept.
 func DecodeAccept(b []byte) (Accept, error) {
-	if err := wantLen("accept", b, acceptSize); err != nil {
+	if err := wantAtLeast("accept", b, acceptHeader+viewHeader); err != nil {
 		return Accept{}, err
 	}
 	if err := zeroPad("accept", b[18:24]); err != nil {
@@ -162,23 +191,16 @@ func DecodeAccept(b []byte) (Accept, error) {
 	if (b[16] == 1) != (a.Reason == Accepted) || b[16] > 1 {
 		return a, fmt.Errorf("accept message: ok flag %d disagrees with reason %v", b[16], a.Reason)
 	}
-	v, err := getView(b[24:])
+	v, err := getView(b[acceptHeader:])
 	a.Committed = v
 	return a, err
 }
 
 // EncodeCommit returns a Commit's wire bytes: the committed view.
-func EncodeCommit(v View) []byte {
-	b := make([]byte, viewSize)
-	putView(b, v)
-	return b
-}
+func EncodeCommit(v View) []byte { return appendView(nil, &v) }
 
 // DecodeCommit parses a Commit.
 func DecodeCommit(b []byte) (View, error) {
-	if err := wantLen("commit", b, viewSize); err != nil {
-		return View{}, err
-	}
 	v, err := getView(b)
 	if err == nil && v.Epoch == 0 {
 		err = fmt.Errorf("commit message: epoch 0")
@@ -204,50 +226,47 @@ type Status struct {
 	Health    Health
 }
 
-const statusSize = viewSize + 3*nodeMapSize + 8
+const statusHeader = 3*nodeMapSize + 8
 
 // Encode returns the wire bytes.
 func (s Status) Encode() []byte {
-	b := make([]byte, statusSize)
-	putView(b, s.Committed)
-	putMap(b[viewSize:], s.Live)
-	putMap(b[viewSize+nodeMapSize:], s.Connected)
-	putMap(b[viewSize+2*nodeMapSize:], s.Lost)
+	b := make([]byte, statusHeader, statusHeader+viewLen(&s.Committed))
+	putMap(b[0:], s.Live)
+	putMap(b[nodeMapSize:], s.Connected)
+	putMap(b[2*nodeMapSize:], s.Lost)
 	var f byte
 	for i, on := range []bool{s.Steady, s.Health.ReadStalled, s.Health.WriteStalled, s.Health.Frozen} {
 		if on {
 			f |= 1 << i
 		}
 	}
-	b[viewSize+3*nodeMapSize] = f
-	return b
+	b[3*nodeMapSize] = f
+	return appendView(b, &s.Committed)
 }
 
 // DecodeStatus parses a Status.
 func DecodeStatus(b []byte) (Status, error) {
-	if err := wantLen("status", b, statusSize); err != nil {
+	if err := wantAtLeast("status", b, statusHeader+viewHeader); err != nil {
 		return Status{}, err
 	}
-	if err := zeroPad("status", b[statusSize-7:]); err != nil {
+	if err := zeroPad("status", b[3*nodeMapSize+1:statusHeader]); err != nil {
 		return Status{}, err
 	}
 	var s Status
 	var err error
-	if s.Committed, err = getView(b); err != nil {
-		return s, err
-	}
 	maps := []*base.NodeMap{&s.Live, &s.Connected, &s.Lost}
 	for i, m := range maps {
-		if *m, err = getMap(b[viewSize+i*nodeMapSize:]); err != nil {
+		if *m, err = getMap(b[i*nodeMapSize:]); err != nil {
 			return s, err
 		}
 	}
-	f := b[viewSize+3*nodeMapSize]
+	f := b[3*nodeMapSize]
 	if f&^0x0f != 0 {
 		return s, fmt.Errorf("status message: unknown flags 0x%02x", f)
 	}
 	s.Steady, s.Health.ReadStalled, s.Health.WriteStalled, s.Health.Frozen = f&1 != 0, f&2 != 0, f&4 != 0, f&8 != 0
-	return s, nil
+	s.Committed, err = getView(b[statusHeader:])
+	return s, err
 }
 
 // Evict tells Target to fence itself. A node that cannot reach the target

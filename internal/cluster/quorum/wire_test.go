@@ -8,6 +8,7 @@ import (
 
 func TestWireRoundTrips(t *testing.T) {
 	v := View{Epoch: 7, Seq: 12, Members: base.NodeMapOf(0, 3, 254)}
+	v.Gens[0], v.Gens[3], v.Gens[254] = 1, 0xabc, 99
 	p := Propose{View: v, Ballot: 5<<8 | 3}
 	if got, err := DecodePropose(p.Encode()); err != nil || got != p {
 		t.Fatalf("propose: %+v %v", got, err)
@@ -35,17 +36,22 @@ func TestWireRoundTrips(t *testing.T) {
 
 func TestWireRefusals(t *testing.T) {
 	bad := Status{}.Encode()
-	bad[len(bad)-8] = 0x80
+	bad[3*nodeMapSize] = 0x80
 	if _, err := DecodeStatus(bad); err == nil {
 		t.Error("unknown status flag accepted")
 	}
-	m := EncodeCommit(View{Epoch: 1, Members: base.NodeMapOf(1)})
+	one := View{Epoch: 1, Members: base.NodeMapOf(1)}
+	one.Gens[1] = 5
+	m := EncodeCommit(one)
 	m[16+31] |= 0x80 // node 255
 	if _, err := DecodeCommit(m); err == nil {
 		t.Error("node 255 accepted")
 	}
 	if _, err := DecodeCommit(EncodeCommit(View{})); err == nil {
 		t.Error("commit of epoch 0 accepted")
+	}
+	if _, err := DecodeCommit(EncodeCommit(View{Epoch: 1, Members: base.NodeMapOf(1)})); err == nil {
+		t.Error("member of generation 0 accepted")
 	}
 	if _, err := DecodeEvict(Evict{Origin: 2, Target: 2}.Encode()); err == nil {
 		t.Error("self-eviction accepted")
@@ -68,6 +74,7 @@ func TestWireRefusals(t *testing.T) {
 // decodes re-encodes to the same bytes.
 func FuzzMembershipMessages(f *testing.F) {
 	v := View{Epoch: 2, Seq: 3, Members: base.NodeMapOf(0, 1)}
+	v.Gens[0], v.Gens[1] = 7, 8
 	f.Add(uint16(1), Propose{View: v, Ballot: 256}.Encode())
 	f.Add(uint16(2), Accept{Epoch: 2, Ballot: 256, Committed: v}.Encode())
 	f.Add(uint16(3), EncodeCommit(v))
@@ -91,7 +98,9 @@ func FuzzMembershipMessages(f *testing.F) {
 			_ = e.Encode()
 		}
 		m := NewMembership(MembershipConfig{Self: 0, Interval: 1e9})
-		m.SetLive(0, base.NodeMapOf(0, 1))
+		var gens [base.MaxNodes]uint64
+		gens[0], gens[1] = 7, 8
+		m.SetLive(0, base.NodeMapOf(0, 1), &gens)
 		m.SetLinks(0, base.NodeMapOf(1), base.NodeMap{})
 		m.SetSteady(0, true)
 		_ = m.Receive(0, 1, typ%8, b)

@@ -433,7 +433,7 @@ func (m *Member) recomputeOnce() bool {
 	}
 	m.drainLinks()
 	m.drainQuorum()
-	m.mem.SetLive(m.now, live)
+	m.mem.SetLive(m.now, live, &m.liveGen)
 	m.drainMembership()
 	return true
 }
