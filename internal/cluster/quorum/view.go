@@ -87,8 +87,8 @@ type Event struct {
 	Node       base.NodeID
 	Generation uint64 // the incarnation that came up or went down
 	Kind       EventKind
-	Members base.NodeMap // the view's members after this event's view
-	Initial bool
+	Members    base.NodeMap // the view's members after this event's view
+	Initial    bool
 }
 
 func (e Event) String() string {
