@@ -386,6 +386,9 @@ func (f *FS) Delete(ino uint64) error {
 				return err
 			}
 		}
+		if err := f.releaseRefcount(tx, d); err != nil {
+			return err
+		}
 		orphanDir := f.W.OrphanDir
 		if slot != f.W.Slot {
 			if orphanDir, err = f.orphanDirOf(slot); err != nil {

@@ -71,6 +71,12 @@ func (f *FS) removeRange(ino uint64, from, to uint32, edit func(d *ondisk.Dinode
 				var starts []uint32
 				if err := extent.Walk(f.C, d.Extents, fmt.Sprintf("inode %d", ino), func(r ondisk.ExtentRec) error {
 					if r.End() > uint64(from) && r.Cpos < to {
+						if r.Flags&ondisk.ExtentRefcounted != 0 {
+							// A shared extent frees only what d held last, in runs.
+							s, err := f.sharedFreeStarts(d, r, from, to)
+							starts = append(starts, s...)
+							return err
+						}
 						starts = append(starts, max(r.Cpos, from))
 					}
 					return nil
@@ -156,7 +162,7 @@ func (f *FS) Truncate(ino uint64, size int64) error {
 		if err != nil {
 			return err
 		}
-		if err := f.zeroTail(d, size); err != nil {
+		if err := f.zeroTail(tx, d, size); err != nil {
 			return err
 		}
 		d.Size = uint64(size)
@@ -193,8 +199,9 @@ func (f *FS) resizeInPlace(tx metacache.Tx, d *ondisk.Dinode, size int64) error 
 }
 
 // zeroTail zeroes the bytes from size to the end of its cluster when that
-// cluster is allocated and written.
-func (f *FS) zeroTail(d *ondisk.Dinode, size int64) error {
+// cluster is allocated and written; a shared cluster is copied first (the
+// bytes past a reflink's end are not the other file's to lose).
+func (f *FS) zeroTail(tx metacache.Tx, d *ondisk.Dinode, size int64) error {
 	cbits := f.SB.ClusterSizeBits
 	cs := int64(1) << cbits
 	if size%cs == 0 || d.Extents == nil {
@@ -205,7 +212,12 @@ func (f *FS) zeroTail(d *ondisk.Dinode, size int64) error {
 		return err
 	}
 	if m.Rec.Flags&ondisk.ExtentRefcounted != 0 {
-		return fmt.Errorf("inode %d: zeroing a shared (reflinked) cluster: %w", d.Blkno, syscall.EOPNOTSUPP)
+		if err := f.unshareBytes(tx, d, size, size+1); err != nil {
+			return err
+		}
+		if m, err = extent.Lookup(f.C, d.Extents, uint32(size>>cbits), fmt.Sprintf("inode %d", d.Blkno)); err != nil {
+			return err
+		}
 	}
 	bs := int64(f.SB.BlockSize())
 	clusterStart := size &^ (cs - 1)
@@ -270,28 +282,26 @@ func (f *FS) Fallocate(ino uint64, mode uint32, off, length int64) error {
 				d.Mtime, d.Ctime = now, now
 				return saveInode(tx, d, b)
 			}
-			if err := f.zeroPartial(d, off, min(end, int64(firstFull)<<cbits)); err != nil {
+			if err := f.zeroPartial(tx, d, off, min(end, int64(firstFull)<<cbits)); err != nil {
 				return err
 			}
 			if lastFull >= firstFull {
-				if err := f.zeroPartial(d, max(off, int64(lastFull)<<cbits), end); err != nil {
+				if err := f.zeroPartial(tx, d, max(off, int64(lastFull)<<cbits), end); err != nil {
 					return err
 				}
 			}
 			if mode&FallocZeroRange != 0 && lastFull > firstFull {
+				// Shared clusters stay shared: unwritten and refcounted,
+				// they read as zeros here and are copied (not their
+				// data) on the next write.
 				t := f.tree(tx, d)
-				old, err := t.Update(firstFull, lastFull-firstFull, func(r ondisk.ExtentRec) ondisk.ExtentRec {
+				_, err := t.Update(firstFull, lastFull-firstFull, func(r ondisk.ExtentRec) ondisk.ExtentRec {
 					r.Flags |= ondisk.ExtentUnwritten
 					return r
 				})
 				d.LastEBBlk = t.LastEB
 				if err != nil {
 					return err
-				}
-				for _, p := range old {
-					if p.Flags&ondisk.ExtentRefcounted != 0 {
-						return fmt.Errorf("inode %d: zeroing shared (reflinked) clusters: %w", d.Blkno, syscall.EOPNOTSUPP)
-					}
 				}
 				if err := f.preallocate(tx, d, int64(firstFull)<<cbits, int64(lastFull)<<cbits); err != nil {
 					return err
@@ -373,8 +383,9 @@ func (f *FS) preallocate(tx metacache.Tx, d *ondisk.Dinode, from, to int64) erro
 }
 
 // zeroPartial writes zeros over file bytes [from, to) where they are
-// allocated and written (holes and unwritten extents already read as zero).
-func (f *FS) zeroPartial(d *ondisk.Dinode, from, to int64) error {
+// allocated and written (holes and unwritten extents already read as zero),
+// copying shared clusters first.
+func (f *FS) zeroPartial(tx metacache.Tx, d *ondisk.Dinode, from, to int64) error {
 	cbits := f.SB.ClusterSizeBits
 	bs := int64(f.SB.BlockSize())
 	for pos := from; pos < to; {
@@ -389,7 +400,10 @@ func (f *FS) zeroPartial(d *ondisk.Dinode, from, to int64) error {
 		n := min(next, to) - pos
 		if m.Found && m.Rec.Flags&ondisk.ExtentUnwritten == 0 {
 			if m.Rec.Flags&ondisk.ExtentRefcounted != 0 {
-				return fmt.Errorf("inode %d: zeroing shared (reflinked) clusters: %w", d.Blkno, syscall.EOPNOTSUPP)
+				if err := f.unshareBytes(tx, d, pos, pos+n); err != nil {
+					return err
+				}
+				continue // look again: the range is private now
 			}
 			phys := int64(m.Rec.Blkno)*bs + (pos - int64(m.Rec.Cpos)<<cbits)
 			if err := f.zeroBytes(phys, n); err != nil {
