@@ -281,6 +281,9 @@ func writeMkfsImage(dev blockdev.Device, p *mkfsPlan, b *mkfsBuilder, im *mkfsIm
 	if err := w.writeBlocks(im); err != nil {
 		return err
 	}
+	if err := w.writePlainGroups(im); err != nil {
+		return err
+	}
 	if err := w.sync(); err != nil {
 		return err
 	}

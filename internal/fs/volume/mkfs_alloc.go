@@ -29,19 +29,55 @@ type allocGroup struct {
 	// space: a cluster number in the global bitmap, a block number in a
 	// suballocator.
 	base uint64
+	// size is bg_size. gd.Bitmap stays nil while only bit 0 (the
+	// descriptor) is set: most groups of a large volume never get another
+	// bit at mkfs time, and their bitmaps would cost a block each.
+	size int
 }
 
-func (g *allocGroup) bits() int       { return int(g.gd.Bits) }
-func (g *allocGroup) test(i int) bool { return g.gd.Bitmap[i>>3]&(1<<(i&7)) != 0 }
+func newAllocGroup(gd *ondisk.GroupDesc, base uint64, size int) *allocGroup {
+	g := &allocGroup{gd: gd, base: base, size: size}
+	g.gd.FreeBitsCount = g.gd.Bits - 1 // bit 0: the descriptor
+	return g
+}
+
+func (g *allocGroup) bits() int { return int(g.gd.Bits) }
+
+func (g *allocGroup) test(i int) bool {
+	if g.gd.Bitmap == nil {
+		return i == 0
+	}
+	return g.gd.Bitmap[i>>3]&(1<<(i&7)) != 0
+}
 
 func (g *allocGroup) set(i int) {
+	if g.gd.Bitmap == nil {
+		g.gd.Bitmap = g.bitmap()
+	}
 	g.gd.Bitmap[i>>3] |= 1 << (i & 7)
 	g.gd.FreeBitsCount--
 }
 
+// bitmap returns the group's bitmap, materialised.
+func (g *allocGroup) bitmap() []byte {
+	if g.gd.Bitmap != nil {
+		return g.gd.Bitmap
+	}
+	b := make([]byte, g.size)
+	b[0] = 1
+	return b
+}
+
 // nextClear returns the first clear bit at or after i (bits() if none).
 func (g *allocGroup) nextClear(i int) int {
+	if g.gd.Bitmap == nil {
+		return min(max(i, 1), g.bits())
+	}
 	for ; i < g.bits(); i++ {
+		if g.gd.Bitmap[i>>3] == 0xFF && i&7 == 0 && i+8 <= g.bits() {
+			i += 7
+			continue
+		}
 		if !g.test(i) {
 			return i
 		}
@@ -51,12 +87,29 @@ func (g *allocGroup) nextClear(i int) int {
 
 // nextSet returns the first set bit at or after i (bits() if none).
 func (g *allocGroup) nextSet(i int) int {
+	if g.gd.Bitmap == nil {
+		if i == 0 {
+			return 0
+		}
+		return g.bits()
+	}
 	for ; i < g.bits(); i++ {
+		if g.gd.Bitmap[i>>3] == 0 && i&7 == 0 && i+8 <= g.bits() {
+			i += 7
+			continue
+		}
 		if g.test(i) {
 			return i
 		}
 	}
 	return g.bits()
+}
+
+// encode writes the group descriptor into a block.
+func (g *allocGroup) encode(data []byte) error {
+	gd := *g.gd
+	gd.Bitmap = g.bitmap()
+	return gd.Encode(data)
 }
 
 // firstRun returns the first run of n clear bits (mkfs.c find_clear_bits).
@@ -148,15 +201,12 @@ func newGlobalBitmap(p *mkfsPlan, dinode *ondisk.Dinode, gen uint32) *globalBitm
 		if i == 0 {
 			blkno = gb.firstGroup
 		}
-		g := &allocGroup{base: uint64(i) * uint64(p.globalCPG), gd: &ondisk.GroupDesc{
-			Bits:          uint16(bits),
-			FreeBitsCount: uint16(bits),
-			Chain:         uint16(i % nChains),
-			Generation:    gen,
-			Blkno:         blkno,
-			Bitmap:        make([]byte, size),
-		}}
-		g.set(0)
+		g := newAllocGroup(&ondisk.GroupDesc{
+			Bits:       uint16(bits),
+			Chain:      uint16(i % nChains),
+			Generation: gen,
+			Blkno:      blkno,
+		}, uint64(i)*uint64(p.globalCPG), size)
 		if i == 0 {
 			for c := 1; uint64(c) <= firstCluster; c++ {
 				g.set(c)
@@ -290,16 +340,13 @@ func (s *subAllocator) addGroup(clusterSize int) (*allocGroup, error) {
 	}
 	blkno := s.gb.clusterBlkno(c)
 	bits := cpg * int(cl.BPC)
-	g := &allocGroup{base: blkno, gd: &ondisk.GroupDesc{
-		Bits:          uint16(bits),
-		FreeBitsCount: uint16(bits),
-		Chain:         uint16(chain),
-		Generation:    s.gen,
-		ParentDinode:  s.dinode.Blkno,
-		Blkno:         blkno,
-		Bitmap:        make([]byte, s.bitmapSize),
-	}}
-	g.set(0)
+	g := newAllocGroup(&ondisk.GroupDesc{
+		Bits:         uint16(bits),
+		Chain:        uint16(chain),
+		Generation:   s.gen,
+		ParentDinode: s.dinode.Blkno,
+		Blkno:        blkno,
+	}, blkno, s.bitmapSize)
 	if chain == len(s.chains) {
 		s.chains = append(s.chains, nil)
 	}

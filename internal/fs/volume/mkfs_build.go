@@ -38,6 +38,10 @@ type mkfsImage struct {
 	super   []byte   // the superblock at block 2 (check already set)
 	backups []uint64 // block numbers of the backup superblocks
 	backup  [][]byte // their contents
+	// plainGroups are global bitmap groups with only their own
+	// descriptor's bit set, encoded as they are written.
+	plainGroups []*allocGroup
+	metaECC     bool
 }
 
 func (im *mkfsImage) put(blkno uint64, data []byte, check int) {
@@ -46,6 +50,7 @@ func (im *mkfsImage) put(blkno uint64, data []byte, check int) {
 
 // seal computes the META_ECC checks of every block that carries one.
 func (im *mkfsImage) seal(metaECC bool) {
+	im.metaECC = metaECC
 	if !metaECC {
 		return
 	}
@@ -230,14 +235,11 @@ func (b *mkfsBuilder) phase1() error {
 		return refuse("the system inode group needs %d bits, more than a %d-byte block's group holds: use larger blocks or smaller clusters", sysBits, bs)
 	}
 	giaIno := b.newInode(0, ondisk.ModeReg|0o644, ondisk.InodeValid|ondisk.InodeSystem|ondisk.InodeBitmap|ondisk.InodeChain)
-	b.sysGroup = &allocGroup{base: b.gb.clusterBlkno(c), gd: &ondisk.GroupDesc{
-		Bits:          uint16(sysBits),
-		FreeBitsCount: uint16(sysBits),
-		Generation:    b.gen,
-		Blkno:         b.gb.clusterBlkno(c),
-		Bitmap:        make([]byte, sysBitmapBytes),
-	}}
-	b.sysGroup.set(0)
+	b.sysGroup = newAllocGroup(&ondisk.GroupDesc{
+		Bits:       uint16(sysBits),
+		Generation: b.gen,
+		Blkno:      b.gb.clusterBlkno(c),
+	}, b.gb.clusterBlkno(c), sysBitmapBytes)
 	giaIno.Chain = &ondisk.ChainList{
 		CPG:   uint16(needClusters),
 		BPC:   uint16(bpc),
@@ -721,6 +723,11 @@ func (b *mkfsBuilder) emit() error {
 	gbDinode := b.gb.dinode
 	gbDinode.Clusters = p.clusters
 	for _, g := range b.gb.byAddr {
+		if g.gd.Bitmap == nil {
+			// Untouched: written by the writer from the group itself.
+			b.img.plainGroups = append(b.img.plainGroups, g)
+			continue
+		}
 		if err := b.putGroup(g); err != nil {
 			return err
 		}
@@ -781,7 +788,7 @@ func (b *mkfsBuilder) emit() error {
 
 func (b *mkfsBuilder) putGroup(g *allocGroup) error {
 	data := make([]byte, b.bs())
-	if err := g.gd.Encode(data); err != nil {
+	if err := g.encode(data); err != nil {
 		return fmt.Errorf("group %d: %w", g.gd.Blkno, err)
 	}
 	b.img.put(g.gd.Blkno, data, ondisk.GroupDescCheckOffset)

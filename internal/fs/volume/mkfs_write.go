@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"o2go/internal/blockdev"
+	"o2go/internal/ondisk"
 )
 
 // Writing the image to the device. Order matters for what an interrupted
@@ -153,6 +155,57 @@ func (w *mkfsWriter) writeBlocks(im *mkfsImage) error {
 		i = j
 	}
 	return nil
+}
+
+// writePlainGroups writes the global bitmap groups that have only their
+// descriptor's bit set, one block each. A large volume has many (one per
+// 32256 clusters at 4 KiB blocks), far apart, so several writers issue
+// them side by side.
+func (w *mkfsWriter) writePlainGroups(im *mkfsImage) error {
+	const writers = 8
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	next := make(chan *allocGroup)
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := blockdev.AlignedBuffer(w.bs, w.alignment())
+			for g := range next {
+				err := g.encode(buf)
+				if err == nil {
+					if im.metaECC {
+						ondisk.SetBlockCheck(buf, ondisk.GroupDescCheckOffset)
+					}
+					if _, werr := w.dev.WriteAt(buf, int64(g.gd.Blkno)*int64(w.bs)); werr != nil {
+						err = fmt.Errorf("%s: writing group descriptor %d: %w", w.dev.Name(), g.gd.Blkno, werr)
+					}
+				}
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, g := range im.plainGroups {
+		mu.Lock()
+		failed := first != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+		next <- g
+	}
+	close(next)
+	wg.Wait()
+	return first
 }
 
 // writeAt writes whole blocks at a block number from an aligned copy.
