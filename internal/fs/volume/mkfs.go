@@ -33,14 +33,19 @@ import (
 //     is not inline (small blocks, many slots, or noinline-data).
 //     mkfs.ocfs2 leaves it unindexed and fsck.ocfs2 reports DX_TREE_MISSING.
 //     The index is built last, so everything else sits where mkfs.ocfs2 puts
-//     it; the index takes one block of extent_alloc:0000 and, past the
+//     it; like the index fsck.ocfs2 -y would add, it takes one block of
+//     extent_alloc:0000 (which gains a group if it has none) and, past the
 //     root's capacity, leaf clusters from the global bitmap.
 //   - The global quota files' header counts every block in use. mkfs.ocfs2,
 //     when it indexes directories on a quota volume (noinline-data),
 //     rereads a stale header and writes it back (fsck: QMAGIC_INVALID).
 //   - Trailers of indexed directory blocks record their real free space
 //     after lost+found is added (mkfs.ocfs2 leaves the value from before).
-//   - Nothing is written until the whole layout has been computed: a volume
+//   - Bytes mkfs.ocfs2 fills from uninitialised buffers (the cluster name
+//     past its NUL, the slack of lost+found's first entries without inline
+//     data, the global quota header block past its fields) are zeros.
+//   - Nothing is written until the whole layout has been computed (-n
+//     computes it too): a volume
 //     too small for its journals, allocators or quota files is refused with
 //     a message instead of failing half-way. The superblock is written
 //     last, so an interrupted mkfs leaves no valid primary superblock.

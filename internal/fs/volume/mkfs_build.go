@@ -14,7 +14,7 @@ import (
 // phase (backup superblocks, journals, extent allocator groups, slot map,
 // quota files, directory indexes, lost+found). Where mkfs.ocfs2 leaves a
 // volume its own fsck.ocfs2 complains about, this builder differs, on
-// purpose (see fixups below and DESIGN NOTES in mkfs.go).
+// purpose (see fixups below and the list of deviations on Mkfs).
 
 // blockRange is a run of blocks.
 type blockRange struct{ start, count uint64 }
