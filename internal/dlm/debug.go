@@ -19,7 +19,8 @@ type DomainState struct {
 	DomainMap  []base.NodeID  `json:"domain_map"`
 	LiveMap    []base.NodeID  `json:"live_map"`
 	Registrar  base.NodeID    `json:"registrar"`
-	Resources  int            `json:"resources"` // known here (locks here or mastered here)
+	Resources  int            `json:"resources"` // in use here (locks here or at their master here)
+	Cached     int            `json:"cached"`    // unused, kept in the idle cache
 	Mastered   int            `json:"mastered"`
 	Locks      int            `json:"locks"` // this node's locks
 	Gate       bool           `json:"recovery_gate"`
@@ -57,7 +58,7 @@ func (n *Node) State() []DomainState {
 		s := DomainState{
 			Domain: d.name, Key: d.key, Node: n.self, State: d.phase.String(), Epoch: d.view.epoch,
 			DomainMap: d.view.members.Nodes(), LiveMap: n.live.Nodes(), Registrar: n.registrar,
-			Resources: len(d.res), Mastered: d.nMastered, Locks: d.nLocks, Gate: d.gate,
+			Resources: len(d.res) - d.idleCount(), Cached: d.idleCount(), Mastered: d.nMastered, Locks: d.nLocks, Gate: d.gate,
 			Pending: slices.Clone(d.pending), Deadlocks: d.stats.Deadlocks,
 			Migrated: [2]uint64{d.stats.MigratedOut, d.stats.MigratedIn}, Rebuilt: d.stats.Rebuilt,
 			Reconfigs: d.stats.Reconfigs, Misrouted: d.stats.Misdirected,
@@ -96,6 +97,7 @@ type ResourceState struct {
 	Name     string      `json:"name"`
 	Master   base.NodeID `json:"owner"`
 	Mastered bool        `json:"mastered_here"`
+	Idle     bool        `json:"idle,omitempty"` // unused, in the idle cache
 	// Master state (only when mastered here).
 	LVBValid bool        `json:"lvb_valid,omitempty"`
 	LVBSeq   uint64      `json:"lvb_seq,omitempty"`
@@ -148,7 +150,7 @@ func (n *Node) Locks(domainName, name string) ([]ResourceState, error) {
 		if name != "" && r.name != name {
 			continue
 		}
-		s := ResourceState{Name: r.name, Master: masterIn(r.name, d.view.members), Mastered: r.m != nil}
+		s := ResourceState{Name: r.name, Master: masterIn(r.name, d.view.members), Mastered: r.m != nil, Idle: r.idle}
 		if m := r.m; m != nil {
 			s.LVBValid, s.LVBSeq = m.lvbValid, m.lvbSeq
 			for q := range m.q {
@@ -184,8 +186,8 @@ func (n *Node) CheckInvariants() error {
 	for _, d := range n.sortedDomains() {
 		locks, mastered := 0, 0
 		for _, r := range d.sortedResources() {
-			if len(r.locks) == 0 && r.m == nil {
-				return fmt.Errorf("node %d %s: resource %q kept with nothing in it", n.self, d.name, r.name)
+			if r.idle != r.unused() {
+				return fmt.Errorf("node %d %s: resource %q idle=%v but unused=%v", n.self, d.name, r.name, r.idle, r.unused())
 			}
 			for _, l := range r.locks {
 				if n.locks[l.id] != l || l.r != r || l.d != d {
@@ -218,6 +220,15 @@ func (n *Node) CheckInvariants() error {
 					return fmt.Errorf("node %d %s: lock %d on %q is %s here but %v at the master", n.self, d.name, l.id, r.name, l.gr, e)
 				}
 			}
+		}
+		idle := 0
+		for _, r := range d.idle[d.idleHead:] {
+			if r != nil && r.idle && d.res[r.name] == r {
+				idle++
+			}
+		}
+		if idle < d.idleCount() {
+			return fmt.Errorf("node %d %s: %d idle resources, %d in the idle cache", n.self, d.name, d.idleCount(), idle)
 		}
 		if locks != d.nLocks || mastered != d.nMastered {
 			return fmt.Errorf("node %d %s: counts %d locks %d mastered, found %d and %d", n.self, d.name, d.nLocks, d.nMastered, locks, mastered)
@@ -276,6 +287,9 @@ func FormatResource(r ResourceState) string {
 			v = "valid"
 		}
 		fmt.Fprintf(&b, "  LVB: %s seq %d", v, r.LVBSeq)
+	}
+	if r.Idle {
+		b.WriteString("  (idle)")
 	}
 	b.WriteString("\n")
 	if r.Mastered {

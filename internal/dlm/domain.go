@@ -29,6 +29,12 @@ type domain struct {
 	res       map[string]*resource
 	nLocks    int // this node's locks in the domain
 	nMastered int // resources with master state here
+	// idle holds the resources no lock uses any more, oldest first: they
+	// stay (master state and value block included) until idleCache newer
+	// ones push them out, as o2dlm's purge list and fs/dlm's toss list keep
+	// them, so that a resource locked again soon costs no allocation.
+	idle     []*resource
+	idleHead int
 
 	pending   []DeadNode // deaths the file system has not released yet
 	released  []DeadNode // deaths released (kept to ignore late news of them)
@@ -61,12 +67,17 @@ type domainStats struct {
 	StaleReplies uint64
 }
 
+// idleCache is how many unused resources a domain keeps.
+const idleCache = 4096
+
 // resource is one lock resource: this node's locks on it (holder side) and,
 // when this node masters it, the master state.
 type resource struct {
 	name  string
 	locks []*lock
+	inl   [1]*lock // backing of locks while it holds one lock
 	m     *master
+	idle  bool // unused, kept in the domain's idle cache
 	// masterEpoch/masterNode cache where requests go in the current view.
 	masterEpoch uint64
 	masterNode  base.NodeID
@@ -84,8 +95,8 @@ type lock struct {
 	// sent: the pending operation went to a master (else it waits in
 	// deferredLocal); cancelSent: a cancel followed it.
 	sent, cancelSent, timedOut bool
-	writesLVB                  bool // the pending operation stores wlvb
-	wlvb                       LVB
+	writesLVB                  bool // the pending operation stores *wlvb
+	wlvb                       *LVB
 	lvbValid                   bool
 	lvbSeq                     uint64
 	lvb                        LVB
@@ -119,20 +130,75 @@ func (d *domain) currentEpoch() uint64 {
 	return d.lastEpoch
 }
 
+// resource returns resource name, made if needed, taken out of the idle
+// cache if it was there.
 func (d *domain) resource(name string) *resource {
 	r := d.res[name]
 	if r == nil {
 		r = &resource{name: name, masterNode: base.InvalidNode}
+		r.locks = r.inl[:0]
 		d.res[name] = r
 	}
+	r.idle = false
 	return r
 }
 
-// dropIfUnused forgets r once it has neither locks here nor master state.
+// unused reports whether no lock uses r, here or at its master state here.
+func (r *resource) unused() bool {
+	return len(r.locks) == 0 && (r.m == nil || r.m.empty())
+}
+
+// dropIfUnused puts r in the idle cache once no lock uses it; the oldest
+// idle resources beyond idleCache are forgotten.
 func (d *domain) dropIfUnused(r *resource) {
-	if len(r.locks) == 0 && r.m == nil {
-		delete(d.res, r.name)
+	if r.idle || !r.unused() {
+		return
 	}
+	r.idle = true
+	d.idle = append(d.idle, r)
+	for len(d.idle)-d.idleHead > idleCache {
+		d.forget(d.idle[d.idleHead])
+		d.idle[d.idleHead] = nil
+		d.idleHead++
+	}
+	if d.idleHead > len(d.idle)/2 && d.idleHead > 64 {
+		d.idle = append(d.idle[:0], d.idle[d.idleHead:]...)
+		d.idleHead = 0
+	}
+}
+
+// forget drops an idle resource for good (nothing if it was used again).
+func (d *domain) forget(r *resource) {
+	if !r.idle || !r.unused() || d.res[r.name] != r {
+		return
+	}
+	if r.m != nil {
+		r.m = nil
+		d.nMastered--
+	}
+	r.idle = false
+	delete(d.res, r.name)
+}
+
+// idleCount is the number of resources in the idle cache.
+func (d *domain) idleCount() int {
+	c := 0
+	for _, r := range d.res {
+		if r.idle {
+			c++
+		}
+	}
+	return c
+}
+
+// forgetIdle drops the whole idle cache.
+func (d *domain) forgetIdle() {
+	for _, r := range d.idle[d.idleHead:] {
+		if r != nil {
+			d.forget(r)
+		}
+	}
+	d.idle, d.idleHead = nil, 0
 }
 
 // masterOf returns the master of resource name in the current view: the
@@ -173,7 +239,8 @@ func mix64(z uint64) uint64 {
 
 func (d *domain) newLock(id LockID, name string) *lock {
 	r := d.resource(name)
-	l := &lock{id: id, d: d, r: r, gr: ModeNone, rq: ModeNone}
+	l := d.n.allocLock()
+	*l = lock{id: id, d: d, r: r, gr: ModeNone, rq: ModeNone}
 	r.locks = append(r.locks, l)
 	d.n.locks[id] = l
 	d.nLocks++
@@ -195,6 +262,7 @@ func (d *domain) removeLock(l *lock) {
 	}
 	d.nLocks--
 	d.dropIfUnused(r)
+	d.n.freeLock(l)
 }
 
 // setWrite records whether the pending operation stores a value block: only
@@ -202,7 +270,10 @@ func (d *domain) removeLock(l *lock) {
 func (l *lock) setWrite(v *LVB, writes bool) {
 	l.writesLVB = v != nil && writes
 	if l.writesLVB {
-		l.wlvb = *v
+		if l.wlvb == nil {
+			l.wlvb = new(LVB)
+		}
+		*l.wlvb = *v
 	}
 }
 
@@ -225,15 +296,19 @@ func (d *domain) sendOp(l *lock) {
 		return
 	}
 	l.sent = true
-	req := lockReq{Epoch: d.view.epoch, Cookie: uint64(l.id), Op: l.op, Mode: l.rq, Flags: l.flags, Name: l.r.name}
-	if l.writesLVB {
-		req.HasLVB, req.LVB = true, l.wlvb
-	}
 	if m == d.n.self {
+		req := lockReq{Epoch: d.view.epoch, Cookie: uint64(l.id), Op: l.op, Mode: l.rq, Flags: l.flags, Name: l.r.name}
+		if l.writesLVB {
+			req.HasLVB, req.LVB = true, *l.wlvb
+		}
 		_ = d.masterRequest(d.n.self, &req)
 		return
 	}
-	d.n.send(m, d.key, &req)
+	req := &lockReq{Epoch: d.view.epoch, Cookie: uint64(l.id), Op: l.op, Mode: l.rq, Flags: l.flags, Name: l.r.name}
+	if l.writesLVB {
+		req.HasLVB, req.LVB = true, *l.wlvb
+	}
+	d.n.send(m, d.key, req)
 }
 
 // cancel cancels l's pending request: at once when it was never sent, else
@@ -306,7 +381,7 @@ func (d *domain) holderReply(from base.NodeID, rep *lockReply) error {
 		status = StatusTimedOut
 	}
 	if l.writesLVB && status == StatusOK {
-		l.lvb, l.lvbValid = l.wlvb, true
+		l.lvb, l.lvbValid = *l.wlvb, true
 		l.lvbSeq++
 	}
 	l.op, l.rq, l.sent, l.cancelSent, l.timedOut, l.writesLVB = OpNone, ModeNone, false, false, false, false
@@ -356,19 +431,20 @@ func (d *domain) reply(owner base.NodeID, rep *lockReply) {
 	if !d.alive(owner) {
 		return
 	}
-	d.n.send(owner, d.key, rep)
+	c := *rep // the caller's stays on its stack
+	d.n.send(owner, d.key, &c)
 }
 
 func (d *domain) bast(owner base.NodeID, cookie uint64, mode Mode) {
-	b := bastMsg{Cookie: cookie, Mode: mode}
 	if owner == d.n.self {
+		b := bastMsg{Cookie: cookie, Mode: mode}
 		_ = d.holderBast(owner, &b)
 		return
 	}
 	if !d.alive(owner) {
 		return
 	}
-	d.n.send(owner, d.key, &b)
+	d.n.send(owner, d.key, &bastMsg{Cookie: cookie, Mode: mode})
 }
 
 // resendRequests (re)sends what this node waits for from the registrar:

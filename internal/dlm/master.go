@@ -29,6 +29,7 @@ import (
 //     again).
 type master struct {
 	q      [numQueues][]*entry
+	inl    [1]*entry // backing of the granted queue while it holds one lock
 	fresh  []freshReq // requests received while frozen, evaluated at completion
 	ghosts []ghostState
 	owed   []owedReply // answers due from operations applied while frozen
@@ -156,6 +157,7 @@ func (m *master) dropGhosts(pending []DeadNode) bool {
 // it), so it stands an EX ghost in for each such node.
 func (d *domain) newMaster() *master {
 	m := &master{lvbValid: true}
+	m.q[qGranted] = m.inl[:0]
 	if d.gate {
 		for _, p := range d.pending {
 			m.ghosts = append(m.ghosts, ghostState{Dead: p, Mode: ModeEX})
@@ -193,6 +195,9 @@ func (d *domain) masterRequest(from base.NodeID, req *lockReq) error {
 			Msg: fmt.Sprintf("epoch %d, but %s is at epoch %d (%s)", req.Epoch, d.name, d.view.epoch, d.phase)}
 	}
 	r := d.res[req.Name]
+	if r != nil {
+		r.idle = false // settle or the error paths put it back
+	}
 	if r == nil && req.Op == OpCancel {
 		// The request it cancels was answered (and the resource forgotten)
 		// before the cancel arrived.
@@ -408,9 +413,7 @@ func (d *domain) settle(r *resource) {
 			}
 		}
 	}
-	if m.empty() {
-		d.dropMaster(r)
-	}
+	d.dropIfUnused(r)
 }
 
 // applyFrozen records a request that reached this master during a
@@ -461,7 +464,11 @@ func (d *domain) resume(r *resource) {
 	owed := m.owed
 	m.owed = nil
 	for _, o := range owed {
-		d.reply(o.Owner, &lockReply{Cookie: o.Cookie, Op: o.Op, Status: o.Status, Mode: o.Mode})
+		rep := lockReply{Cookie: o.Cookie, Op: o.Op, Status: o.Status, Mode: o.Mode}
+		if o.Read {
+			rep.HasLVB, rep.LVBValid, rep.LVBSeq, rep.LVB = true, m.lvbValid, m.lvbSeq, m.lvb
+		}
+		d.reply(o.Owner, &rep)
 	}
 	fresh := m.fresh
 	m.fresh = nil

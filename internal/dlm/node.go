@@ -154,6 +154,26 @@ type Node struct {
 
 	reg *registrar
 	rd  Ready
+
+	freeLocks []*lock // lock structs to reuse (the local lock path allocates nothing)
+}
+
+const maxFreeLocks = 1024
+
+func (n *Node) allocLock() *lock {
+	if k := len(n.freeLocks); k > 0 {
+		l := n.freeLocks[k-1]
+		n.freeLocks = n.freeLocks[:k-1]
+		return l
+	}
+	return new(lock)
+}
+
+func (n *Node) freeLock(l *lock) {
+	*l = lock{}
+	if len(n.freeLocks) < maxFreeLocks {
+		n.freeLocks = append(n.freeLocks, l)
+	}
 }
 
 // heldKey names one FIFO of held messages: per sender, domain and role.
@@ -685,10 +705,11 @@ func (n *Node) Lock(domainName, name string, mode Mode, flags Flags) (LockID, Re
 		return 0, n.finish(), fmt.Errorf("dlm: unknown lock flags %#x", uint16(flags&^validFlags))
 	}
 	n.nextID++
-	l := d.newLock(n.nextID, name)
+	id := n.nextID
+	l := d.newLock(id, name)
 	l.op, l.rq, l.flags = OpLock, mode, flags
-	d.sendOp(l)
-	return l.id, n.finish(), nil
+	d.sendOp(l) // may end the lock (NoQueue) and recycle l
+	return id, n.finish(), nil
 }
 
 // Convert changes the mode of granted lock id. From PW or EX, a non-nil lvb

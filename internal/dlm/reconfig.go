@@ -142,7 +142,7 @@ func (o *outbox) touch(to base.NodeID) {
 }
 
 func resStateLen(s *resState) int {
-	return 1 + len(s.Name) + 1 + 8 + LVBLen + 4 + 14*len(s.Entries) + 4 + 13*len(s.Fresh) + 2 + 10*len(s.Ghosts) + 4 + 12*len(s.Owed)
+	return 1 + len(s.Name) + 1 + 8 + LVBLen + 4 + 14*len(s.Entries) + 4 + 13*len(s.Fresh) + 2 + 10*len(s.Ghosts) + 4 + 13*len(s.Owed)
 }
 
 func (o *outbox) addState(to base.NodeID, s resState) {
@@ -195,7 +195,7 @@ func reportOf(l *lock) reportedLock {
 		rl.Op, rl.Rq, rl.CancelSent, rl.WritesLVB = l.op, l.rq, l.cancelSent, l.writesLVB
 		if l.writesLVB {
 			// The value it stores (once applied it is the current one).
-			rl.LVB, rl.LVBSeq, rl.LVBValid = l.wlvb, l.lvbSeq+1, true
+			rl.LVB, rl.LVBSeq, rl.LVBValid = *l.wlvb, l.lvbSeq+1, true
 		}
 	}
 	return rl
@@ -223,7 +223,9 @@ func (d *domain) transferStep() {
 			res = d.resource(dr.req.Name)
 			res.m = d.newMaster()
 		}
+		res.idle = false
 		d.applyFrozen(res, dr.from, &dr.req)
+		d.dropIfUnused(res)
 	}
 	d.deferredReq = keep
 
@@ -239,7 +241,9 @@ func (d *domain) transferStep() {
 		if to == n.self {
 			continue
 		}
-		if to.Valid() {
+		// An unused state (an idle resource's) is not worth moving: the new
+		// master makes it again if needed.
+		if to.Valid() && !(res.m.empty() && len(res.m.ghosts) == 0) {
 			o.addState(to, res.m.state(res.name))
 			d.stats.MigratedOut++
 		}
@@ -298,6 +302,7 @@ func (d *domain) onTransfer(from base.NodeID, m *transferMsg) error {
 		res.m = ms[i]
 		d.nMastered++
 		d.stats.MigratedIn++
+		d.dropIfUnused(res) // a state with only ghosts left is idle
 	}
 	return nil
 }
@@ -389,6 +394,7 @@ func (d *domain) complete() {
 			}
 			d.dropMaster(res)
 		}
+		d.forgetIdle()
 		d.deferredReq, d.deferredLocal, d.deferredCancel = nil, nil, nil
 		n.event(Event{Kind: EventLeft, Domain: d.name})
 	}
@@ -456,7 +462,15 @@ func (d *domain) rebuild(name string, r *reconfig, reps []ownedReport, pending [
 		return 0
 	})
 	m := &master{}
-	// Effective granted modes, after the releases in flight.
+	m.q[qGranted] = m.inl[:0]
+	// Effective granted modes. A release a holder sent (unlock, lowering,
+	// keeping) is taken as done; a raise, as not done (what the dead master
+	// granted others since is compatible with the raised mode, so with the
+	// lower one too; the raise is evaluated again). A sideways conversion
+	// (PR<->CW) is ambiguous: the dead master may have granted others a mode
+	// compatible with the new mode only, or with the old one only; it is
+	// decided below, by what the others hold.
+	const ambiguous = Mode(-2)
 	eff := make([]Mode, len(reps))
 	for i, rep := range reps {
 		l := &rep.l
@@ -466,6 +480,37 @@ func (d *domain) rebuild(name string, r *reconfig, reps []ownedReport, pending [
 			eff[i] = ModeNone
 		case l.Op == OpConvert && weakerOrEqual(l.Rq, l.Gr):
 			eff[i] = l.Rq
+		case l.Op == OpConvert && !Weaker(l.Gr, l.Rq):
+			eff[i] = ambiguous
+		}
+	}
+	place := func(i int, mode Mode) *entry {
+		rep := &reps[i]
+		if m.find(rep.owner, rep.l.Cookie) != nil || !m.grantableIgnoringGhosts(mode) {
+			return nil
+		}
+		e := &entry{owner: rep.owner, cookie: rep.l.Cookie, q: qGranted, gr: mode, rq: ModeNone, flags: rep.l.Flags, bast: ModeNone}
+		m.q[qGranted] = append(m.q[qGranted], e)
+		return e
+	}
+	entries := make([]*entry, len(reps))
+	for i := range reps {
+		if eff[i] != ModeNone && eff[i] != ambiguous {
+			entries[i] = place(i, eff[i]) // nil: cannot be, a correct master granted these together
+		}
+	}
+	raised := make([]bool, len(reps))
+	for i := range reps {
+		if eff[i] != ambiguous {
+			continue
+		}
+		l := &reps[i].l
+		if entries[i] = place(i, l.Gr); entries[i] != nil {
+			eff[i] = l.Gr
+		} else if entries[i] = place(i, l.Rq); entries[i] != nil {
+			eff[i], raised[i] = l.Rq, true
+		} else {
+			eff[i] = ModeNone
 		}
 	}
 	// The value block: a survivor granted CW, PR, PW or EX proves its copy
@@ -479,7 +524,7 @@ func (d *domain) rebuild(name string, r *reconfig, reps []ownedReport, pending [
 	for i := range reps {
 		l := &reps[i].l
 		maxSeq = max(maxSeq, l.LVBSeq)
-		if e := eff[i]; e == ModeCW || e == ModePR || e == ModePW || e == ModeEX {
+		if e := eff[i]; entries[i] != nil && (e == ModeCW || e == ModePR || e == ModePW || e == ModeEX) {
 			if big == nil || l.LVBSeq > big.LVBSeq {
 				big = l
 			}
@@ -487,40 +532,34 @@ func (d *domain) rebuild(name string, r *reconfig, reps []ownedReport, pending [
 	}
 	if big != nil {
 		m.lvb, m.lvbSeq, m.lvbValid = big.LVB, big.LVBSeq, big.LVBValid
-	} else {
-		m.lvbSeq, m.lvbValid = maxSeq+1, false
-	}
-	if big != nil {
 		for i := range reps {
 			if l := &reps[i].l; l.WritesLVB && l.LVBSeq > m.lvbSeq {
 				m.lvb, m.lvbSeq, m.lvbValid = l.LVB, l.LVBSeq, true
 			}
 		}
+	} else {
+		m.lvbSeq, m.lvbValid = maxSeq+1, false
 	}
 	for i, rep := range reps {
 		l := rep.l
-		var e *entry
-		if eff[i] != ModeNone {
-			if m.find(rep.owner, l.Cookie) != nil || !m.grantableIgnoringGhosts(eff[i]) {
-				continue // cannot be: the dead master granted these together
-			}
-			e = &entry{owner: rep.owner, cookie: l.Cookie, q: qGranted, gr: eff[i], rq: ModeNone, flags: l.Flags, bast: ModeNone}
-			m.q[qGranted] = append(m.q[qGranted], e)
-		}
-		owe := func(op Op, st Status, mode Mode) {
-			m.owed = append(m.owed, owedReply{Owner: rep.owner, Cookie: l.Cookie, Op: op, Status: st, Mode: mode})
+		e := entries[i]
+		owe := func(op Op, st Status, mode Mode, read bool) {
+			m.owed = append(m.owed, owedReply{Owner: rep.owner, Cookie: l.Cookie, Op: op, Status: st, Mode: mode, Read: read})
 		}
 		switch {
 		case l.Op == OpUnlock:
-			owe(OpUnlock, StatusOK, ModeNone)
+			owe(OpUnlock, StatusOK, ModeNone, false)
+		case l.Op == OpConvert && e == nil:
 		case l.Op == OpConvert && weakerOrEqual(l.Rq, l.Gr):
-			owe(OpConvert, StatusOK, l.Rq)
-		case l.Op == OpConvert && e != nil && l.CancelSent:
-			owe(OpConvert, StatusCancelled, e.gr)
-		case l.Op == OpConvert && e != nil:
+			owe(OpConvert, StatusOK, l.Rq, false)
+		case l.Op == OpConvert && raised[i]:
+			owe(OpConvert, StatusOK, l.Rq, lvbOpFor(l.Gr, l.Rq) == lvbRead)
+		case l.Op == OpConvert && l.CancelSent:
+			owe(OpConvert, StatusCancelled, e.gr, false)
+		case l.Op == OpConvert:
 			m.fresh = append(m.fresh, freshReq{owner: rep.owner, cookie: l.Cookie, op: OpConvert, rq: l.Rq, flags: l.Flags})
 		case l.Op == OpLock && l.CancelSent:
-			owe(OpLock, StatusCancelled, ModeNone)
+			owe(OpLock, StatusCancelled, ModeNone, false)
 		case l.Op == OpLock:
 			m.fresh = append(m.fresh, freshReq{owner: rep.owner, cookie: l.Cookie, op: OpLock, rq: l.Rq, flags: l.Flags})
 		}

@@ -275,6 +275,7 @@ type owedReply struct {
 	Op     Op
 	Status Status
 	Mode   Mode
+	Read   bool // a grant that reads the value block (when it is answered)
 }
 
 type resState struct {
@@ -539,6 +540,7 @@ func encodeResState(e *enc, r *resState) {
 		e.u8(uint8(o.Op))
 		e.u8(uint8(o.Status))
 		e.mode(o.Mode)
+		e.bool(o.Read)
 	}
 }
 
@@ -766,7 +768,7 @@ func decodeResState(d *dec, r *resState) {
 			g.Mode = d.mode("ghost mode", false)
 		}
 	}
-	n = d.count("owed replies", true, 1+8+1+1+1)
+	n = d.count("owed replies", true, 1+8+1+1+1+1)
 	if n > 0 {
 		r.Owed = make([]owedReply, n)
 		for i := range r.Owed {
@@ -776,6 +778,7 @@ func decodeResState(d *dec, r *resState) {
 			o.Op = d.op("op")
 			o.Status = d.status()
 			o.Mode = d.mode("mode", true)
+			o.Read = d.bool("read")
 		}
 	}
 }
