@@ -29,7 +29,7 @@ import (
 //     again).
 type master struct {
 	q      [numQueues][]*entry
-	inl    [1]*entry // backing of the granted queue while it holds one lock
+	inl    [1]*entry  // backing of the granted queue while it holds one lock
 	fresh  []freshReq // requests received while frozen, evaluated at completion
 	ghosts []ghostState
 	owed   []owedReply // answers due from operations applied while frozen
