@@ -72,8 +72,10 @@ type FeatureInfo struct {
 	Settable bool
 }
 
-// KnownFeatures lists every feature o2go understands, in the order
-// o2info --fs-features prints them (compat, incompat, ro-compat; ascending bit).
+// KnownFeatures lists every feature o2go understands, by category and
+// ascending bit. (The real tools print features in libocfs2's name-table
+// order and spell usrstack "userspace-stack": internal/inspect keeps that
+// table for output that must match them.)
 var KnownFeatures = []FeatureInfo{
 	{"backup-super", CategoryCompat, CompatBackupSB, true},
 	{"strict-journal-super", CategoryCompat, CompatJBD2SB, false},

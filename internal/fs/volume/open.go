@@ -23,6 +23,10 @@ type OpenOptions struct {
 	Direct blockdev.DirectMode
 	// CacheBlocks bounds the metadata cache (0: the default).
 	CacheBlocks int
+	// Lenient skips the checks of the root and system directory inodes, so
+	// that a debugger can open a volume whose root is damaged and look at
+	// the damage (debugfs.ocfs2 does the same).
+	Lenient bool
 }
 
 // Volume is an open OCFS2 volume.
@@ -104,6 +108,9 @@ func OpenDevice(dev blockdev.Device, opts OpenOptions) (*Volume, error) {
 		LimitBlocks:  opts.CacheBlocks,
 	})
 	v.FS = &inode.FS{C: v.Cache, SB: v.SB}
+	if opts.Lenient {
+		return v, nil
+	}
 	if _, err := v.FS.Dir(v.SB.SystemDirBlkno); err != nil {
 		return nil, fmt.Errorf("%s: system directory: %w", v.Path, err)
 	}
