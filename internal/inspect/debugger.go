@@ -52,7 +52,7 @@ func (d *Debugger) Failed() bool { return d.failed }
 // it the session's volume, closing the previous one.
 func (d *Debugger) Open(device string, backup int) error {
 	d.Close()
-	v, err := volume.Open(device, volume.OpenOptions{ReadOnly: true, Backup: backup})
+	v, err := volume.Open(device, volume.OpenOptions{ReadOnly: true, Backup: backup, Lenient: true})
 	if err != nil {
 		return err
 	}
