@@ -263,6 +263,7 @@ func (d *domain) apply(r *resource, from base.NodeID, req *lockReq) error {
 		}
 		m.remove(e)
 		d.reply(from, &lockReply{Cookie: e.cookie, Op: OpUnlock, Status: StatusOK, Mode: ModeNone})
+		d.n.freeEntry(e)
 	case OpCancel:
 		d.cancelAt(r, from, req.Cookie, false)
 	}
@@ -271,7 +272,8 @@ func (d *domain) apply(r *resource, from base.NodeID, req *lockReq) error {
 
 func (d *domain) requestLock(r *resource, owner base.NodeID, cookie uint64, mode Mode, flags Flags) {
 	m := r.m
-	e := &entry{owner: owner, cookie: cookie, gr: ModeNone, rq: mode, flags: flags, bast: ModeNone}
+	e := d.n.allocEntry()
+	*e = entry{owner: owner, cookie: cookie, gr: ModeNone, rq: mode, flags: flags, bast: ModeNone}
 	if len(m.q[qConverting]) == 0 && len(m.q[qWaiting]) == 0 && m.grantable(e, mode) {
 		e.gr, e.rq, e.q = mode, ModeNone, qGranted
 		m.q[qGranted] = append(m.q[qGranted], e)

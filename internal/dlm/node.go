@@ -155,7 +155,24 @@ type Node struct {
 	reg *registrar
 	rd  Ready
 
-	freeLocks []*lock // lock structs to reuse (the local lock path allocates nothing)
+	freeLocks   []*lock  // lock structs to reuse (the local lock path allocates nothing)
+	freeEntries []*entry // entries to reuse, likewise
+}
+
+func (n *Node) allocEntry() *entry {
+	if k := len(n.freeEntries); k > 0 {
+		e := n.freeEntries[k-1]
+		n.freeEntries = n.freeEntries[:k-1]
+		return e
+	}
+	return new(entry)
+}
+
+func (n *Node) freeEntry(e *entry) {
+	*e = entry{}
+	if len(n.freeEntries) < maxFreeLocks {
+		n.freeEntries = append(n.freeEntries, e)
+	}
 }
 
 const maxFreeLocks = 1024
