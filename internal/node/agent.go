@@ -93,6 +93,9 @@ type Agent struct {
 	snapMu sync.RWMutex
 	snap   *Status
 
+	refused  sync.Map // base.NodeID -> string: the last inbound connection refused
+	histMu   sync.Mutex
+	history  []EventRecord
 	loopBeat atomic.Int64
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -207,7 +210,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.cancel()
 	a.startAt = a.clock()
 	id := transport.Identity{Secret: a.cfg.Secret, Hello: cnet.Hello{Version: cnet.ProtocolVersion, From: a.self.Number,
-		Cluster: a.cfg.Cluster.Name, Incarnation: a.gen, Timeouts: a.cfg.Settings.Timeouts}}
+		Cluster: a.cfg.Cluster.Name, Incarnation: a.gen, Timeouts: a.cfg.Settings.Timeouts, Digest: ConfigDigest(a.cfg.Cluster)}}
 	var err error
 	if a.cfg.Network != nil {
 		a.ep, err = a.cfg.Network(id, a.logf)
@@ -216,7 +219,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		for _, x := range a.cfg.Cluster.Nodes {
 			peers[x.Number] = x.AddrPort()
 		}
-		a.ep, err = transport.ListenTCP(transport.TCPConfig{Identity: id, Listen: a.self.AddrPort(), Peers: peers, Log: a.logf})
+		a.ep, err = transport.ListenTCP(transport.TCPConfig{Identity: id, Listen: a.self.AddrPort(), Peers: peers, Log: a.logf,
+			OnRefuse: func(n base.NodeID, addr string, err error) {
+				if n.Valid() {
+					a.refused.Store(n, fmt.Sprintf("refused its connection from %s: %v", addr, err))
+				}
+			}})
 	}
 	if err != nil {
 		return err
@@ -298,6 +306,14 @@ func (a *Agent) process() {
 				a.logf("membership: %v", e)
 			}
 			a.hub.publish(r.Events)
+			a.histMu.Lock()
+			for _, e := range r.Events {
+				a.history = append(a.history, recordOf(e, a.wall()))
+			}
+			if len(a.history) > historySize {
+				a.history = append([]EventRecord(nil), a.history[len(a.history)-historySize:]...)
+			}
+			a.histMu.Unlock()
 		}
 		for _, rd := range r.Reads {
 			a.issueRead(rd)
@@ -473,6 +489,34 @@ func (a *Agent) shutdown() {
 	}
 	a.cancel()
 	a.wg.Wait()
+}
+
+// historySize is how many membership events the agent remembers.
+const historySize = 1000
+
+// EventRecord is a membership event as the control API shows it, with the
+// wall-clock time it was delivered.
+type EventRecord struct {
+	Seq        uint64        `json:"seq"`
+	Epoch      uint64        `json:"epoch"`
+	Node       base.NodeID   `json:"node"`
+	Generation string        `json:"generation"`
+	Kind       string        `json:"kind"` // up, down, left
+	Members    []base.NodeID `json:"members"`
+	Initial    bool          `json:"initial,omitempty"`
+	At         time.Time     `json:"at"`
+}
+
+func recordOf(e MembershipEvent, at time.Time) EventRecord {
+	return EventRecord{Seq: e.Seq, Epoch: e.Epoch, Node: e.Node, Generation: fmt.Sprintf("%016x", e.Generation),
+		Kind: e.Kind.String(), Members: nonNilNodes(e.Members.Nodes()), Initial: e.Initial, At: at}
+}
+
+// Events returns the last membership events delivered, oldest first.
+func (a *Agent) Events() []EventRecord {
+	a.histMu.Lock()
+	defer a.histMu.Unlock()
+	return append([]EventRecord{}, a.history...)
 }
 
 // View is the committed membership view as the loop sees it.

@@ -235,4 +235,39 @@ func (a *Agent) registerControl() {
 		return "fencing", nil
 	})
 	a.ctl.Register("pid", func(context.Context, *ControlRequest) (any, error) { return os.Getpid(), nil })
+	a.ctl.Register("events", func(context.Context, *ControlRequest) (any, error) { return a.Events(), nil })
+	a.ctl.Register("links", func(context.Context, *ControlRequest) (any, error) { return a.LinkProblems() })
+}
+
+// LinkProblem is the last reason a connection to a node failed.
+type LinkProblem struct {
+	Node   base.NodeID `json:"node"`
+	Reason string      `json:"reason"`
+}
+
+// LinkProblems lists, for each node this agent cannot connect to, the last
+// reason (a refused handshake says which setting differs).
+func (a *Agent) LinkProblems() ([]LinkProblem, error) {
+	var out []LinkProblem
+	err := a.doSync(func() {
+		for _, n := range a.cfg.Cluster.Nodes {
+			if n.Number == a.self.Number {
+				continue
+			}
+			if r := a.dialErr[n.Number]; r != "" {
+				out = append(out, LinkProblem{Node: n.Number, Reason: r})
+				continue
+			}
+			if a.m.Conn(n.Number) == 0 {
+				if r, ok := a.refused.Load(n.Number); ok {
+					out = append(out, LinkProblem{Node: n.Number, Reason: r.(string)})
+					continue
+				}
+			}
+			if ls := a.m.Links().Status(n.Number); ls.State == cnet.LinkLost {
+				out = append(out, LinkProblem{Node: n.Number, Reason: ls.Reason})
+			}
+		}
+	})
+	return out, err
 }

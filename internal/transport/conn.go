@@ -213,55 +213,67 @@ func connectorHandshake(raw net.Conn, id *Identity, peer base.NodeID, deadline t
 
 // acceptorHandshake runs the acceptor's side. verifyOrigin checks that the
 // node the Hello claims may connect from where the connection came.
-func acceptorHandshake(raw net.Conn, id *Identity, verifyOrigin func(base.NodeID) error, deadline time.Time) (*Conn, error) {
-	_ = raw.SetDeadline(deadline)
-	defer raw.SetDeadline(time.Time{})
-	theirsB := make([]byte, cnet.HelloSize)
-	if _, err := io.ReadFull(raw, theirsB); err != nil {
-		return nil, fmt.Errorf("reading hello: %w", err)
-	}
-	theirs, err := cnet.DecodeHello(theirsB)
-	if err != nil {
-		return nil, err
-	}
-	refuse := func(err error) error {
-		msg := err.Error()
-		if len(msg) > maxRefusalLen {
-			msg = msg[:maxRefusalLen]
+func acceptorHandshake(raw net.Conn, id *Identity, verifyOrigin func(base.NodeID) error, deadline time.Time) (c *Conn, err error) {
+	c, _, err = acceptorHandshakeFrom(raw, id, verifyOrigin, deadline)
+	return c, err
+}
+
+// acceptorHandshakeFrom is acceptorHandshake that also returns the node the
+// peer claimed to be (InvalidNode when it did not get that far).
+func acceptorHandshakeFrom(raw net.Conn, id *Identity, verifyOrigin func(base.NodeID) error, deadline time.Time) (*Conn, base.NodeID, error) {
+	claimed := base.InvalidNode
+	c, err := func() (*Conn, error) {
+		_ = raw.SetDeadline(deadline)
+		defer raw.SetDeadline(time.Time{})
+		theirsB := make([]byte, cnet.HelloSize)
+		if _, err := io.ReadFull(raw, theirsB); err != nil {
+			return nil, fmt.Errorf("reading hello: %w", err)
 		}
-		b := []byte{statusRefused, 0, 0}
-		binary.BigEndian.PutUint16(b[1:], uint16(len(msg)))
-		_, _ = raw.Write(append(b, msg...))
-		return err
-	}
-	mine, mineB, err := freshHello(id, theirs.From)
-	if err != nil {
-		return nil, err
-	}
-	if err := theirs.Check(mine); err != nil {
-		return nil, refuse(err)
-	}
-	if err := verifyOrigin(theirs.From); err != nil {
-		return nil, refuse(err)
-	}
-	tr := cnet.Transcript(theirsB, mineB)
-	out := append([]byte{statusOK}, mineB...)
-	out = append(out, cnet.Proof(id.Secret, cnet.Acceptor, tr)...)
-	if _, err := raw.Write(out); err != nil {
-		return nil, fmt.Errorf("sending hello: %w", err)
-	}
-	proof := make([]byte, cnet.ProofSize)
-	if _, err := io.ReadFull(raw, proof); err != nil {
-		return nil, fmt.Errorf("node %d broke off the handshake instead of proving itself (%v): %w", theirs.From, err, ErrAuth)
-	}
-	if !cnet.VerifyProof(id.Secret, cnet.Connector, tr, proof) {
-		_, _ = raw.Write([]byte{statusRefused})
-		return nil, fmt.Errorf("node %d: %w", theirs.From, ErrAuth)
-	}
-	if _, err := raw.Write([]byte{statusOK}); err != nil {
-		return nil, err
-	}
-	return newConn(raw, theirs.From, theirs, cnet.SessionKey(id.Secret, cnet.Acceptor, tr), cnet.SessionKey(id.Secret, cnet.Connector, tr)), nil
+		theirs, err := cnet.DecodeHello(theirsB)
+		if err != nil {
+			return nil, err
+		}
+		claimed = theirs.From
+		refuse := func(err error) error {
+			msg := err.Error()
+			if len(msg) > maxRefusalLen {
+				msg = msg[:maxRefusalLen]
+			}
+			b := []byte{statusRefused, 0, 0}
+			binary.BigEndian.PutUint16(b[1:], uint16(len(msg)))
+			_, _ = raw.Write(append(b, msg...))
+			return err
+		}
+		mine, mineB, err := freshHello(id, theirs.From)
+		if err != nil {
+			return nil, err
+		}
+		if err := theirs.Check(mine); err != nil {
+			return nil, refuse(err)
+		}
+		if err := verifyOrigin(theirs.From); err != nil {
+			return nil, refuse(err)
+		}
+		tr := cnet.Transcript(theirsB, mineB)
+		out := append([]byte{statusOK}, mineB...)
+		out = append(out, cnet.Proof(id.Secret, cnet.Acceptor, tr)...)
+		if _, err := raw.Write(out); err != nil {
+			return nil, fmt.Errorf("sending hello: %w", err)
+		}
+		proof := make([]byte, cnet.ProofSize)
+		if _, err := io.ReadFull(raw, proof); err != nil {
+			return nil, fmt.Errorf("node %d broke off the handshake instead of proving itself (%v): %w", theirs.From, err, ErrAuth)
+		}
+		if !cnet.VerifyProof(id.Secret, cnet.Connector, tr, proof) {
+			_, _ = raw.Write([]byte{statusRefused})
+			return nil, fmt.Errorf("node %d: %w", theirs.From, ErrAuth)
+		}
+		if _, err := raw.Write([]byte{statusOK}); err != nil {
+			return nil, err
+		}
+		return newConn(raw, theirs.From, theirs, cnet.SessionKey(id.Secret, cnet.Acceptor, tr), cnet.SessionKey(id.Secret, cnet.Connector, tr)), nil
+	}()
+	return c, claimed, err
 }
 
 // sanitize keeps a peer-supplied message printable.

@@ -40,6 +40,9 @@ type TCPConfig struct {
 	Listen   netip.AddrPort                 // this node's ip_address:ip_port
 	Peers    map[base.NodeID]netip.AddrPort // every configured node's address
 	Log      Logger
+	// OnRefuse, when set, hears every inbound connection refused, with the
+	// node it claimed to be (InvalidNode if it never said).
+	OnRefuse func(claimed base.NodeID, addr string, err error)
 }
 
 // TCP is the endpoint over TCP. A node listens on its configured address
@@ -95,9 +98,12 @@ func (t *TCP) acceptLoop() {
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
-			c, err := acceptorHandshake(raw, &t.cfg.Identity, t.verifyOrigin(raw), time.Now().Add(HandshakeTimeout))
+			c, claimed, err := acceptorHandshakeFrom(raw, &t.cfg.Identity, t.verifyOrigin(raw), time.Now().Add(HandshakeTimeout))
 			if err != nil {
 				t.cfg.Log("o2net: refused connection from %s: %v", raw.RemoteAddr(), err)
+				if t.cfg.OnRefuse != nil {
+					t.cfg.OnRefuse(claimed, raw.RemoteAddr().String(), err)
+				}
 				raw.Close()
 				return
 			}

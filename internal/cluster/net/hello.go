@@ -16,7 +16,7 @@ import (
 const ProtocolVersion = 1
 
 // HelloSize is the bytes of a Hello on the wire.
-const HelloSize = 0x60
+const HelloSize = 0x68
 
 // NonceSize is the bytes of a handshake nonce.
 const NonceSize = 32
@@ -41,6 +41,9 @@ var helloMagic = [8]byte{'O', '2', 'G', 'O', 'H', 'E', 'L', 'O'}
 //	0x38 be32 O2CB_RECONNECT_DELAY_MS
 //	0x3C be32 kill-block ack timeout, ms
 //	0x40 [32] nonce: fresh random bytes for the authentication proofs
+//	0x60 be64 configuration digest: a hash of the cluster's nodes (name,
+//	          number, address, port), heartbeat mode and regions, so that
+//	          nodes whose cluster.conf differ refuse each other
 //
 // Like o2net's handshake it refuses a peer whose protocol version or timing
 // differs (o2net compares the idle timeout, keepalive delay and heartbeat
@@ -52,6 +55,7 @@ type Hello struct {
 	Incarnation uint64
 	Timeouts    config.Timeouts
 	Nonce       [NonceSize]byte
+	Digest      uint64
 }
 
 // Encode returns the Hello's wire bytes.
@@ -86,6 +90,7 @@ func (h *Hello) Encode() ([]byte, error) {
 		be.PutUint32(b[0x2C+4*i:], v)
 	}
 	copy(b[0x40:], h.Nonce[:])
+	be.PutUint64(b[0x60:], h.Digest)
 	return b, nil
 }
 
@@ -133,7 +138,8 @@ func DecodeHello(b []byte) (*Hello, error) {
 		ReconnectDelay:     ms(0x38),
 		KillAckTimeout:     ms(0x3C),
 	}
-	copy(h.Nonce[:], b[0x40:])
+	copy(h.Nonce[:], b[0x40:0x60])
+	h.Digest = be.Uint64(b[0x60:])
 	return h, nil
 }
 
@@ -158,5 +164,12 @@ func (h *Hello) Check(mine *Hello) error {
 	if h.To != mine.From {
 		return fmt.Errorf("node %d meant to reach node %d, but this is node %d (check ip_address and ip_port in cluster.conf)", h.From, h.To, mine.From)
 	}
-	return mine.Timeouts.CheckPeer(fmt.Sprintf("%d", h.From), h.Timeouts)
+	if err := mine.Timeouts.CheckPeer(fmt.Sprintf("%d", h.From), h.Timeouts); err != nil {
+		return err
+	}
+	if h.Digest != mine.Digest {
+		return fmt.Errorf("node %d's cluster configuration differs from this node's (digest %016x, here %016x): every node must have the same cluster.conf",
+			h.From, h.Digest, mine.Digest)
+	}
+	return nil
 }
