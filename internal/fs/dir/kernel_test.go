@@ -25,6 +25,9 @@ import (
 func TestKernelUsesO2goDirectories(t *testing.T) {
 	realtools.Require(t)
 	kernelvm.Require(t)
+	if testing.Short() {
+		t.Skip("two kernel boots: not in -short")
+	}
 	for _, g := range []volConfig{
 		{"4k-4k", 256 << 20, []string{"-b", "4096", "-C", "4096"}},
 		{"1k-8k-linear-metaecc", 160 << 20, []string{"-b", "1024", "-C", "8192", "--fs-features=noinline-data,noindexed-dirs,metaecc"}},

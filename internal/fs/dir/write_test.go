@@ -281,3 +281,56 @@ func TestFreedSpaceIsReused(t *testing.T) {
 		t.Fatalf("bounded search grew the directory to %d blocks, the full walk to %d (from %d)", ours, kernel, b0)
 	}
 }
+
+// TestUnsignedHashEntries: kernels from 6.2 index names with bytes >= 0x80
+// under the unsigned-char hash. o2go finds such a name, refuses to add it
+// again, and removes it with its index entry.
+func TestUnsignedHashEntries(t *testing.T) {
+	realtools.Require(t)
+	v := memVol(t, cfg4kNoInl)
+	root := v.load(v.sb.RootBlkno)
+	d := v.mkdir(root, "x")
+	f := v.newInode(ondisk.ModeReg)
+	name := "caf\xc3\xa9-\xff\x80"
+	if err := Add(v.env(), d, name, f.Blkno, ondisk.FileTypeReg); err != nil {
+		t.Fatal(err)
+	}
+	// Rehash its index entry the way a 6.2+ kernel would have.
+	sMaj, sMin := ondisk.DXHashString(name, v.sb.DxSeed, ondisk.SignedChar)
+	uMaj, uMin := ondisk.DXHashString(name, v.sb.DxSeed, ondisk.UnsignedChar)
+	if sMaj == uMaj && sMin == uMin {
+		t.Fatal("test name hashes the same both ways")
+	}
+	b, _ := v.c.Get(d.DxRoot)
+	r, err := ondisk.DecodeDXRoot(b.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, x := range r.Entries.Entries {
+		if x.MajorHash == sMaj && x.MinorHash == sMin {
+			r.Entries.Entries[i].MajorHash, r.Entries.Entries[i].MinorHash = uMaj, uMin
+		}
+	}
+	v.tx.Access(b)
+	r.Encode(b.Data)
+	v.tx.Dirty(b, ondisk.DXRootCheckOffset)
+
+	if e, ok, err := (Dir{C: v.c, SB: v.sb, Inode: d}).Lookup(name); err != nil || !ok || e.Inode != f.Blkno {
+		t.Fatalf("Lookup = %+v %v %v", e, ok, err)
+	}
+	if err := Add(v.env(), d, name, f.Blkno, ondisk.FileTypeReg); !errors.Is(err, syscall.EEXIST) {
+		t.Fatalf("Add again: %v, want EEXIST", err)
+	}
+	if _, err := Retarget(v.env(), d, name, f.Blkno, ondisk.FileTypeReg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Remove(v.env(), d, name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := checkDir(v.c, v.sb, d, true); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := v.c.DXRoot(d.DxRoot, d.Blkno); len(r.Entries.Entries) != 2 || r.NumEntries != 2 {
+		t.Fatalf("index after the removal: %+v", r.Entries)
+	}
+}
