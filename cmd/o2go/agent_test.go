@@ -1,0 +1,598 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"o2go/internal/base"
+	"o2go/internal/cluster/config"
+	"o2go/internal/node"
+	"o2go/internal/testutil"
+	"o2go/internal/testutil/realtools"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// o2goBinary builds the o2go binary once for the package's tests.
+func o2goBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "o2go-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "o2go")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// Test timing: interval 200 ms, threshold 11 (dead time 2 s, self-fence
+// bound 1.8 s), the network at the init script's minimums (idle 5 s).
+const (
+	testInterval  = 200 * time.Millisecond
+	testThreshold = 11
+	testIdle      = 5 * time.Second
+)
+
+func testDeadTime() time.Duration { return time.Duration(testThreshold-1) * testInterval }
+
+// procCluster is agents as real processes sharing one image file.
+type procCluster struct {
+	t       *testing.T
+	bin     string
+	dir     string
+	conf    string
+	sysconf string
+	img     string
+	names   []string
+	ips     []string
+	port    int
+	agents  map[int]*procAgent
+	wrap    func(i int, args []string) []string // e.g. ip netns exec
+}
+
+type procAgent struct {
+	i      int
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	log    bytes.Buffer
+	done   chan struct{}
+	exit   int
+	socket string
+}
+
+func (a *procAgent) Write(p []byte) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.log.Write(p)
+}
+
+func (a *procAgent) logText() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.log.String()
+}
+
+// freeTCPPort picks a port free on every address.
+func freeTCPPort(t *testing.T, ips []string) int {
+	t.Helper()
+	for try := 0; try < 50; try++ {
+		port := 20000 + rand.IntN(30000)
+		ok := true
+		for _, ip := range ips {
+			ln, err := net.Listen("tcp4", net.JoinHostPort(ip, strconv.Itoa(port)))
+			if err != nil {
+				ok = false
+				break
+			}
+			ln.Close()
+		}
+		if ok {
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+func newProcCluster(t *testing.T, n int, ips []string) *procCluster {
+	t.Helper()
+	realtools.Require(t)
+	pc := &procCluster{t: t, bin: o2goBinary(t), dir: t.TempDir(), agents: map[int]*procAgent{}, ips: ips}
+	pc.conf = filepath.Join(pc.dir, "cluster.conf")
+	pc.sysconf = filepath.Join(pc.dir, "o2cb")
+	secret := filepath.Join(pc.dir, "secret")
+	if err := os.WriteFile(secret, []byte("a test cluster secret, 32 bytes.\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pc.port = 7777
+	if ips[0] == "127.0.0.1" {
+		pc.port = freeTCPPort(t, ips)
+	}
+	c := &config.ClusterConf{}
+	cl, err := c.AddCluster("proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("t%dn%d", os.Getpid()%100000, i)
+		pc.names = append(pc.names, name)
+		if _, err := cl.AddNode(config.NodeSpec{Name: name, IP: ips[i], Port: pc.port, Number: i}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Save(pc.conf); err != nil {
+		t.Fatal(err)
+	}
+	sys := fmt.Sprintf("O2CB_HEARTBEAT_THRESHOLD=%d\nO2CB_IDLE_TIMEOUT_MS=%d\nO2CB_KEEPALIVE_DELAY_MS=1000\nO2CB_RECONNECT_DELAY_MS=2000\n"+
+		"O2GO_HEARTBEAT_INTERVAL_MS=%d\nO2GO_FENCE_METHOD=exit\nO2GO_CLUSTER_SECRET_FILE=%s\n",
+		testThreshold, testIdle.Milliseconds(), testInterval.Milliseconds(), secret)
+	if err := os.WriteFile(pc.sysconf, []byte(sys), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pc.img = realtools.MkfsImage(t, 32<<20, "-b", "4096", "-C", "4096", "-N", "4", "-J", "size=4M")
+	t.Cleanup(func() {
+		for _, a := range pc.agents {
+			if a.cmd.Process != nil {
+				_ = a.cmd.Process.Signal(syscall.SIGCONT)
+				_ = a.cmd.Process.Kill()
+				<-a.done
+			}
+		}
+		if t.Failed() {
+			for i, a := range pc.agents {
+				t.Logf("--- agent %d (exit %d):\n%s", i, a.exit, a.logText())
+			}
+		}
+	})
+	return pc
+}
+
+// start runs agent i, heartbeating on the image from the start.
+func (pc *procCluster) start(i int, extra ...string) *procAgent {
+	pc.t.Helper()
+	a := &procAgent{i: i, done: make(chan struct{}), socket: filepath.Join(pc.dir, pc.names[i]+".sock")}
+	args := append([]string{pc.bin, "agent", "--config", pc.conf, "--sysconfig", pc.sysconf, "--node", pc.names[i],
+		"--socket", a.socket, "--heartbeat", pc.img}, extra...)
+	if pc.wrap != nil {
+		args = pc.wrap(i, args)
+	}
+	a.cmd = exec.Command(args[0], args[1:]...)
+	a.cmd.Stdout, a.cmd.Stderr = a, a
+	if err := a.cmd.Start(); err != nil {
+		pc.t.Fatal(err)
+	}
+	pc.agents[i] = a
+	go func() {
+		err := a.cmd.Wait()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			a.exit = ee.ExitCode()
+		}
+		close(a.done)
+	}()
+	return a
+}
+
+func (pc *procCluster) call(i int, method string, result any) error {
+	cl, err := node.DialControl(pc.agents[i].socket)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	_ = cl.SetDeadline(time.Now().Add(5 * time.Second))
+	return cl.Call(method, nil, result)
+}
+
+func (pc *procCluster) view(i int) []base.NodeID {
+	var st node.Status
+	if err := pc.call(i, "status", &st); err != nil {
+		return nil
+	}
+	return st.Members
+}
+
+func (pc *procCluster) waitView(who []int, want []base.NodeID, within time.Duration) {
+	pc.t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		ok := true
+		for _, i := range who {
+			if fmt.Sprint(pc.view(i)) != fmt.Sprint(want) {
+				ok = false
+			}
+		}
+		if ok {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var got []string
+	for _, i := range who {
+		got = append(got, fmt.Sprintf("agent %d: %v", i, pc.view(i)))
+	}
+	pc.t.Fatalf("no view %v within %v: %s", want, within, strings.Join(got, "; "))
+}
+
+func (pc *procCluster) events(i int) []node.EventRecord {
+	var evs []node.EventRecord
+	_ = pc.call(i, "events", &evs)
+	return evs
+}
+
+// downAt is when agent i delivered node n's down event.
+func (pc *procCluster) downAt(i int, n base.NodeID, within time.Duration) (time.Time, bool) {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		for _, e := range pc.events(i) {
+			if e.Kind == "down" && e.Node == n {
+				return e.At, true
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Time{}, false
+}
+
+// sameOrder checks that the agents delivered the same events for every
+// sequence number they share.
+func (pc *procCluster) sameOrder(who []int) {
+	pc.t.Helper()
+	seen := map[uint64]string{}
+	for _, i := range who {
+		for _, e := range pc.events(i) {
+			if e.Initial {
+				continue
+			}
+			s := fmt.Sprintf("epoch %d node %d %s %s", e.Epoch, e.Node, e.Kind, e.Generation)
+			if p, ok := seen[e.Seq]; ok && p != s {
+				pc.t.Errorf("agent %d delivered event %d as %q, another as %q", i, e.Seq, s, p)
+			}
+			seen[e.Seq] = s
+		}
+	}
+}
+
+var hbLine = regexp.MustCompile(`(?m)^\s*(\d+):\s+(\d+)\s+([0-9a-f]{16})\s+([0-9a-f]{16})\s`)
+
+// debugfsHB returns debugfs.ocfs2 -R hb's view: slot -> (seq, generation).
+func (pc *procCluster) debugfsHB() map[int][2]string {
+	out := realtools.Debugfs(pc.t, pc.img, "hb")
+	m := map[int][2]string{}
+	for _, l := range hbLine.FindAllStringSubmatch(out, -1) {
+		n, _ := strconv.Atoi(l[1])
+		m[n] = [2]string{l[3], l[4]}
+	}
+	return m
+}
+
+// slot reads node n's heartbeat sector from the image.
+func (pc *procCluster) slot(n int) []byte {
+	info, err := node.ProbeVolume(pc.img)
+	if err != nil {
+		pc.t.Fatal(err)
+	}
+	f, err := os.Open(pc.img)
+	if err != nil {
+		pc.t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 512)
+	if _, err := f.ReadAt(b, info.Geometry.SlotOffset(base.NodeID(n))); err != nil {
+		pc.t.Fatal(err)
+	}
+	return b
+}
+
+func loopbackIPs(n int) []string {
+	var ips []string
+	for i := 0; i < n; i++ {
+		ips = append(ips, fmt.Sprintf("127.0.0.%d", i+1))
+	}
+	return ips
+}
+
+func nodes(ns ...int) []base.NodeID {
+	var out []base.NodeID
+	for _, n := range ns {
+		out = append(out, base.NodeID(n))
+	}
+	return out
+}
+
+// TestRealAgentsKill9 runs four agents as processes on 127.0.0.1-4 sharing
+// one image: they form one view, debugfs.ocfs2 -R hb shows them; after kill
+// -9 of one, the others agree it is dead within the dead time (plus a
+// margin for a loaded machine) and deliver the same events in the same order.
+func TestRealAgentsKill9(t *testing.T) {
+	pc := newProcCluster(t, 4, loopbackIPs(4))
+	for i := 0; i < 4; i++ {
+		pc.start(i)
+	}
+	pc.waitView([]int{0, 1, 2, 3}, nodes(0, 1, 2, 3), 30*time.Second)
+	hb := pc.debugfsHB()
+	for i := 0; i < 4; i++ {
+		var st node.Status
+		if err := pc.call(i, "status", &st); err != nil {
+			t.Fatal(err)
+		}
+		if hb[i][1] != st.Generation {
+			t.Errorf("debugfs hb shows slot %d with generation %s, the agent runs with %s", i, hb[i][1], st.Generation)
+		}
+	}
+	killed := time.Now()
+	if err := pc.agents[3].cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	bound := testDeadTime() + 3*testInterval
+	for _, i := range []int{0, 1, 2} {
+		at, ok := pc.downAt(i, 3, 30*time.Second)
+		if !ok {
+			t.Fatalf("agent %d never saw node 3 go down", i)
+		}
+		d := at.Sub(killed)
+		t.Logf("agent %d: node 3 down %v after kill -9 (dead time %v)", i, d, testDeadTime())
+		if d > bound+2*time.Second { // margin for a loaded machine
+			t.Errorf("agent %d took %v, past the bound %v", i, d, bound)
+		}
+		if d < testDeadTime()-testInterval {
+			t.Errorf("agent %d declared node 3 dead after %v, before the dead time %v", i, d, testDeadTime())
+		}
+	}
+	pc.waitView([]int{0, 1, 2}, nodes(0, 1, 2), 5*time.Second)
+	pc.sameOrder([]int{0, 1, 2})
+	// debugfs: the survivors still beat, the dead node's slot stands still.
+	a, b := pc.debugfsHB(), map[int][2]string{}
+	time.Sleep(3 * testInterval)
+	b = pc.debugfsHB()
+	for i := 0; i < 3; i++ {
+		if a[i][0] == b[i][0] {
+			t.Errorf("debugfs hb: live node %d's seq did not change", i)
+		}
+	}
+	if a[3] != b[3] {
+		t.Errorf("debugfs hb: killed node 3's slot still changes")
+	}
+}
+
+// TestRealAgentSIGSTOPFencesWithoutWriting stops an agent past the
+// self-fence bound; on SIGCONT it must fence (exit 99) without writing its
+// heartbeat sector again, and the others drop it.
+func TestRealAgentSIGSTOPFencesWithoutWriting(t *testing.T) {
+	pc := newProcCluster(t, 3, loopbackIPs(3))
+	for i := 0; i < 3; i++ {
+		pc.start(i)
+	}
+	pc.waitView([]int{0, 1, 2}, nodes(0, 1, 2), 30*time.Second)
+	victim := pc.agents[2]
+	if err := victim.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * testInterval) // a write in flight at the stop lands
+	before := pc.slot(2)
+	if _, ok := pc.downAt(0, 2, 30*time.Second); !ok {
+		t.Fatal("the others did not declare the stopped node dead")
+	}
+	time.Sleep(testInterval)
+	if err := victim.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-victim.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the resumed agent did not fence")
+	}
+	if victim.exit != node.ExitFenced {
+		t.Fatalf("exit status %d, want %d", victim.exit, node.ExitFenced)
+	}
+	if after := pc.slot(2); !bytes.Equal(before, after) {
+		t.Errorf("the resumed agent wrote its heartbeat sector before fencing:\nbefore seq %x\nafter  seq %x",
+			binary.LittleEndian.Uint64(before), binary.LittleEndian.Uint64(after))
+	}
+	if !strings.Contains(victim.logText(), "FENCING") {
+		t.Errorf("no FENCING line in the log:\n%s", victim.logText())
+	}
+	pc.waitView([]int{0, 1}, nodes(0, 1), 5*time.Second)
+}
+
+// TestRealWrongSecretIsRefused runs a third agent with another secret: the
+// others refuse it and log its address; it never joins; having quorum, they
+// evict it through its kill block (it heartbeats on their disk).
+func TestRealWrongSecretIsRefused(t *testing.T) {
+	pc := newProcCluster(t, 3, loopbackIPs(3))
+	pc.start(0)
+	pc.start(1)
+	pc.waitView([]int{0, 1}, nodes(0, 1), 30*time.Second)
+	bad := filepath.Join(pc.dir, "bad")
+	if err := os.WriteFile(filepath.Join(pc.dir, "badsecret"), []byte("not this cluster's secret at all!\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sys, _ := os.ReadFile(pc.sysconf)
+	badSys := strings.Replace(string(sys), filepath.Join(pc.dir, "secret"), filepath.Join(pc.dir, "badsecret"), 1)
+	if err := os.WriteFile(bad, []byte(badSys), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	keep := pc.sysconf
+	pc.sysconf = bad
+	intruder := pc.start(2)
+	pc.sysconf = keep
+	select {
+	case <-intruder.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the node with the wrong secret was neither refused for good nor evicted")
+	}
+	for _, i := range []int{0, 1} {
+		if v := pc.view(i); fmt.Sprint(v) != fmt.Sprint(nodes(0, 1)) {
+			t.Errorf("agent %d's view is %v", i, v)
+		}
+	}
+	log0 := pc.agents[0].logText()
+	if !strings.Contains(log0, "refused connection from "+pc.ips[2]+":") || !strings.Contains(log0, "authentication failed") {
+		t.Errorf("node 0 does not log the refusal with the peer's address:\n%s", log0)
+	}
+	if !strings.Contains(intruder.logText(), "authentication failed") {
+		t.Errorf("the intruder does not log why it is refused:\n%s", intruder.logText())
+	}
+}
+
+// netnsCluster puts each agent in its own network namespace, on a bridge;
+// cut(i) takes agent i's link down. The image file is shared.
+type netnsCluster struct {
+	*procCluster
+	tag string
+}
+
+func run(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func newNetnsCluster(t *testing.T, n int) *netnsCluster {
+	t.Helper()
+	testutil.RequireRoot(t)
+	testutil.RequireTools(t, "ip")
+	tag := fmt.Sprintf("o2t%d", os.Getpid()%100000)
+	br := tag + "br"
+	sub := 10 + os.Getpid()%200
+	var ips []string
+	for i := 0; i < n; i++ {
+		ips = append(ips, fmt.Sprintf("10.%d.0.%d", sub, i+1))
+	}
+	cleanup := func() {
+		for i := 0; i < n; i++ {
+			_ = exec.Command("ip", "netns", "del", fmt.Sprintf("%sn%d", tag, i)).Run()
+			_ = exec.Command("ip", "link", "del", fmt.Sprintf("%sv%d", tag, i)).Run()
+		}
+		_ = exec.Command("ip", "link", "del", br).Run()
+	}
+	cleanup()
+	t.Cleanup(cleanup)
+	run(t, "ip", "link", "add", br, "type", "bridge")
+	run(t, "ip", "link", "set", br, "up")
+	for i := 0; i < n; i++ {
+		ns, host, peer := fmt.Sprintf("%sn%d", tag, i), fmt.Sprintf("%sv%d", tag, i), fmt.Sprintf("%sp%d", tag, i)
+		run(t, "ip", "netns", "add", ns)
+		run(t, "ip", "link", "add", host, "type", "veth", "peer", "name", peer)
+		run(t, "ip", "link", "set", peer, "netns", ns)
+		run(t, "ip", "link", "set", host, "master", br)
+		run(t, "ip", "link", "set", host, "up")
+		run(t, "ip", "-n", ns, "addr", "add", ips[i]+"/24", "dev", peer)
+		run(t, "ip", "-n", ns, "link", "set", peer, "up")
+		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	pc := newProcCluster(t, n, ips)
+	pc.wrap = func(i int, args []string) []string {
+		return append([]string{"ip", "netns", "exec", fmt.Sprintf("%sn%d", tag, i)}, args...)
+	}
+	return &netnsCluster{procCluster: pc, tag: tag}
+}
+
+// cut takes agent i off the network (its veth goes down): packets vanish,
+// no connection is reset, as when a cable is pulled.
+func (nc *netnsCluster) cut(i int) {
+	run(nc.t, "ip", "link", "set", fmt.Sprintf("%sv%d", nc.tag, i), "down")
+}
+
+// TestNetnsPartitionFencesTheMinority cuts one node of three off the
+// network (the disk stays shared): o2quo's minority (the cut node) fences,
+// the two others continue, and with kill blocks they proceed once the idle
+// timeout noticed the cut, plus a few heartbeat intervals.
+func TestNetnsPartitionFencesTheMinority(t *testing.T) {
+	nc := newNetnsCluster(t, 3)
+	for i := 0; i < 3; i++ {
+		nc.start(i)
+	}
+	nc.waitView([]int{0, 1, 2}, nodes(0, 1, 2), 30*time.Second)
+	cut := time.Now()
+	nc.cut(2)
+	victim := nc.agents[2]
+	select {
+	case <-victim.done:
+	case <-time.After(testIdle + 20*time.Second):
+		t.Fatal("the cut-off node did not fence")
+	}
+	if victim.exit != node.ExitFenced {
+		t.Fatalf("cut-off node exit status %d, want %d", victim.exit, node.ExitFenced)
+	}
+	for _, i := range []int{0, 1} {
+		at, ok := nc.downAt(i, 2, 20*time.Second)
+		if !ok {
+			t.Fatalf("agent %d never saw node 2 go down", i)
+		}
+		d := at.Sub(cut)
+		t.Logf("agent %d proceeded %v after the cut (idle timeout %v, dead time %v)", i, d, testIdle, testDeadTime())
+		if d > testIdle+10*testInterval+2*time.Second {
+			t.Errorf("agent %d took %v: more than the idle timeout plus a few intervals", i, d)
+		}
+	}
+	nc.waitView([]int{0, 1}, nodes(0, 1), 5*time.Second)
+	nc.sameOrder([]int{0, 1})
+	if !strings.Contains(victim.logText(), "evicted by node") && !strings.Contains(victim.logText(), "quorum") {
+		t.Errorf("the cut-off node fenced for an unexpected reason:\n%s", victim.logText())
+	}
+}
+
+// TestNetnsEvenSplitKeepsTheLowestNode splits four nodes 2|2: o2quo lets
+// the half with the lowest-numbered node continue; the other half fences.
+func TestNetnsEvenSplitKeepsTheLowestNode(t *testing.T) {
+	nc := newNetnsCluster(t, 4)
+	for i := 0; i < 4; i++ {
+		nc.start(i)
+	}
+	nc.waitView([]int{0, 1, 2, 3}, nodes(0, 1, 2, 3), 30*time.Second)
+	// Nodes 2 and 3 go to their own bridge: they still see each other.
+	br2 := nc.tag + "b2"
+	run(t, "ip", "link", "add", br2, "type", "bridge")
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", br2).Run() })
+	run(t, "ip", "link", "set", br2, "up")
+	for _, i := range []int{2, 3} {
+		run(t, "ip", "link", "set", fmt.Sprintf("%sv%d", nc.tag, i), "master", br2)
+	}
+	for _, i := range []int{2, 3} {
+		select {
+		case <-nc.agents[i].done:
+		case <-time.After(testIdle + 20*time.Second):
+			t.Fatalf("node %d, in the half without node 0, did not fence", i)
+		}
+	}
+	nc.waitView([]int{0, 1}, nodes(0, 1), 10*time.Second)
+	nc.sameOrder([]int{0, 1})
+	for _, i := range []int{0, 1} {
+		select {
+		case <-nc.agents[i].done:
+			t.Errorf("node %d, in the half with node 0, exited", i)
+		default:
+		}
+	}
+}
+
+var _ = context.Background
