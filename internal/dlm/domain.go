@@ -456,12 +456,12 @@ func (d *domain) resendRequests() {
 	}
 	switch d.phase {
 	case phaseJoining:
-		n.send(n.registrar, d.key, &joinReq{Name: d.name, Gate: d.gate})
+		n.send(n.registrar, 0, &joinReq{Name: d.name, Gate: d.gate})
 	case phaseLeaving:
-		n.send(n.registrar, d.key, &leaveReq{})
+		n.send(n.registrar, 0, &leaveReq{Key: d.key})
 	}
 	for _, dn := range d.releasing {
-		n.send(n.registrar, d.key, &releaseReq{Dead: dn})
+		n.send(n.registrar, 0, &releaseReq{Key: d.key, Dead: dn})
 	}
 }
 

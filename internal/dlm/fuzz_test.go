@@ -26,7 +26,7 @@ func sampleMessages() []message {
 		&bastMsg{Cookie: 42, Mode: ModeEX},
 		&joinReq{Name: "45F81E3B6F2B48CCAAD1AE7945AB2001", Gate: true},
 		&joinRefused{Reason: "key collision"},
-		&leaveReq{},
+		&leaveReq{Key: Key("vol")},
 		&freezeMsg{Epoch: 5, Name: "vol", Gate: true, Prev: base.NodeMapOf(1, 2, 3), Target: base.NodeMapOf(1, 2),
 			Participants: base.NodeMapOf(1, 2), Dead: dead, Pending: dead[:1]},
 		&markerMsg{Epoch: 5, Registrar: 1},
@@ -43,9 +43,9 @@ func sampleMessages() []message {
 		&reportMsg{Epoch: 5, Locks: []reportedLock{
 			{Name: "A", Cookie: 4, Gr: ModePR, Op: OpConvert, Rq: ModeNL, WritesLVB: true, LVBValid: true, LVBSeq: 3, LVB: v},
 			{Name: "B", Cookie: 5, Gr: ModeNone, Op: OpLock, Rq: ModeEX, CancelSent: true}}},
-		&doneMsg{Epoch: 5},
+		&doneMsg{Key: Key("vol"), Epoch: 5},
 		&completeMsg{Epoch: 5, Members: base.NodeMapOf(1, 2)},
-		&releaseReq{Dead: dead[0]},
+		&releaseReq{Key: Key("vol"), Dead: dead[0]},
 		&releasedMsg{Dead: dead[1]},
 		&syncQuery{},
 		&syncReply{QueryMSeq: 11, Domains: []domainReport{{

@@ -463,18 +463,19 @@ func (d *domain) applyFrozen(r *resource, from base.NodeID, req *lockReq) {
 // requests in arrival order, then the usual granting.
 func (d *domain) resume(r *resource) {
 	m := r.m
-	owed := m.owed
-	m.owed = nil
-	for _, o := range owed {
+	// Owed answers and fresh requests stay in m while they are handled, so
+	// that the resource does not look unused (and go idle) half way.
+	for i := 0; i < len(m.owed); i++ {
+		o := m.owed[i]
 		rep := lockReply{Cookie: o.Cookie, Op: o.Op, Status: o.Status, Mode: o.Mode}
 		if o.Read {
 			rep.HasLVB, rep.LVBValid, rep.LVBSeq, rep.LVB = true, m.lvbValid, m.lvbSeq, m.lvb
 		}
 		d.reply(o.Owner, &rep)
 	}
-	fresh := m.fresh
-	m.fresh = nil
-	for _, f := range fresh {
+	m.owed = nil
+	for i := 0; i < len(m.fresh); i++ {
+		f := m.fresh[i]
 		switch f.op {
 		case OpLock:
 			if m.find(f.owner, f.cookie) == nil {
@@ -486,6 +487,7 @@ func (d *domain) resume(r *resource) {
 			}
 		}
 	}
+	m.fresh = nil
 	d.settle(r)
 }
 

@@ -697,7 +697,7 @@ func (n *Node) RecoveryDone(name string, dead base.NodeID) (Ready, error) {
 	if !slices.Contains(d.releasing, dn) {
 		d.releasing = append(d.releasing, dn)
 	}
-	n.send(n.registrar, d.key, &releaseReq{Dead: dn})
+	n.send(n.registrar, 0, &releaseReq{Key: d.key, Dead: dn})
 	return n.finish(), nil
 }
 

@@ -101,7 +101,7 @@ func TestRandomized(t *testing.T) {
 			s.trace()
 			defer func() { traceHook, evHook = nil, nil }()
 		}
-		if err := s.run(); err != nil {
+		if err := s.runSafe(); err != nil {
 			t.Fatalf("seed %d: %v\nreplay: go test ./internal/dlm -run TestRandomized -seed %d -v", seed, err, seed)
 		}
 		if *seedFlag != 0 {
@@ -844,6 +844,17 @@ func (s *sim) endPartition(heal bool) {
 		}
 	}
 	s.net.heal()
+}
+
+// runSafe is run with a panic (a failed invariant, under -tags invariants)
+// turned into an error that names the seed.
+func (s *sim) runSafe() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("step %d: panic: %v", s.step, r)
+		}
+	}()
+	return s.run()
 }
 
 func (s *sim) run() error {

@@ -405,7 +405,7 @@ func (d *domain) complete() {
 		}
 	}
 	if r.registrar == n.registrar {
-		n.send(n.registrar, d.key, &doneMsg{Epoch: r.epoch})
+		n.send(n.registrar, 0, &doneMsg{Key: d.key, Epoch: r.epoch})
 	}
 	if d.phase == phaseLeft {
 		return

@@ -84,7 +84,7 @@ func (g *registrar) startSync() {
 }
 
 func (g *registrar) handle(in inbound) error {
-	from, key, m := in.from, in.key, in.m
+	from, m := in.from, in.m
 	if r, ok := m.(*syncReply); ok {
 		if !g.syncing || r.QueryMSeq != g.syncMSeq || !g.waiting.Has(from) {
 			return nil
@@ -102,22 +102,19 @@ func (g *registrar) handle(in inbound) error {
 	}
 	switch m := m.(type) {
 	case *joinReq:
-		return g.join(from, key, m)
+		return g.join(from, Key(m.Name), m)
 	case *leaveReq:
-		g.leave(from, key)
+		g.leave(from, m.Key)
 	case *doneMsg:
-		g.done(from, key, m)
+		g.done(from, m.Key, m)
 	case *releaseReq:
-		g.release(from, key, m)
+		g.release(from, m.Key, m)
 	}
 	return nil
 }
 
 func (g *registrar) join(from base.NodeID, key uint32, m *joinReq) error {
 	n := g.n
-	if Key(m.Name) != key {
-		return &MessageError{Kind: "join request", From: from, Msg: fmt.Sprintf("domain %q does not have key %#x", m.Name, key)}
-	}
 	rd := g.doms[key]
 	if rd != nil && rd.name != m.Name {
 		n.send(from, key, &joinRefused{Reason: fmt.Sprintf("domain %q has the same key (%#x) as domain %q", m.Name, key, rd.name)})

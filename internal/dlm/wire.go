@@ -204,7 +204,11 @@ type joinRefused struct {
 	Reason string
 }
 
-type leaveReq struct{}
+// Messages to the registrar travel under key 0 (the registrar need not be a
+// member of the domain, so it may have no handler for its key); they name
+// the domain in the payload.
+
+type leaveReq struct{ Key uint32 }
 
 type freezeMsg struct {
 	Epoch        uint64
@@ -314,6 +318,7 @@ type reportMsg struct {
 }
 
 type doneMsg struct {
+	Key   uint32
 	Epoch uint64
 }
 
@@ -323,6 +328,7 @@ type completeMsg struct {
 }
 
 type releaseReq struct {
+	Key  uint32
 	Dead DeadNode
 }
 
@@ -429,6 +435,7 @@ func encode(b []byte, mseq uint64, m message) []byte {
 	case *joinRefused:
 		e.str(m.Reason)
 	case *leaveReq:
+		e.u32(m.Key)
 	case *freezeMsg:
 		e.u64(m.Epoch)
 		e.str(m.Name)
@@ -468,11 +475,13 @@ func encode(b []byte, mseq uint64, m message) []byte {
 			e.lvb(&l.LVB)
 		}
 	case *doneMsg:
+		e.u32(m.Key)
 		e.u64(m.Epoch)
 	case *completeMsg:
 		e.u64(m.Epoch)
 		e.nodeMap(m.Members)
 	case *releaseReq:
+		e.u32(m.Key)
 		e.node(m.Dead.Node)
 		e.u64(m.Dead.Seq)
 	case *releasedMsg:
@@ -612,7 +621,7 @@ func decode(t uint16, p []byte) (uint64, message, error) {
 		x.Reason = d.str("reason", 255, true)
 		m = x
 	case kLeaveReq:
-		m = &leaveReq{}
+		m = &leaveReq{Key: d.u32()}
 	case kFreeze:
 		x := &freezeMsg{}
 		x.Epoch = d.u64()
@@ -669,6 +678,7 @@ func decode(t uint16, p []byte) (uint64, message, error) {
 		m = x
 	case kDone:
 		x := &doneMsg{}
+		x.Key = d.u32()
 		x.Epoch = d.u64()
 		m = x
 	case kComplete:
@@ -678,6 +688,7 @@ func decode(t uint16, p []byte) (uint64, message, error) {
 		m = x
 	case kReleaseReq:
 		x := &releaseReq{}
+		x.Key = d.u32()
 		x.Dead.Node = d.node("dead node")
 		x.Dead.Seq = d.u64()
 		m = x
