@@ -445,3 +445,43 @@ func (c *Cluster) dump() []string {
 	}
 	return out
 }
+
+// Shrink reduces a failing run's fault list (see ShrinkBy) and returns the
+// smallest failing list found and its result. A run is a pure function of
+// the seed and the faults, so the reduced case replays exactly with
+// Options.Faults.
+func Shrink(seed uint64, opt Options, faults []Fault) ([]Fault, *Result) {
+	var last *Result
+	run := func(fs []Fault) *Result {
+		o := opt
+		o.Faults = append([]Fault{}, fs...)
+		return Run(seed, o)
+	}
+	small := ShrinkBy(faults, func(fs []Fault) bool { return run(fs).Failed() })
+	last = run(small)
+	return small, last
+}
+
+// ShrinkBy drops faults while fails still holds: halves, quarters, ... down
+// to single faults (delta debugging). It returns faults unchanged when they
+// do not fail.
+func ShrinkBy(faults []Fault, fails func([]Fault) bool) []Fault {
+	best := append([]Fault{}, faults...)
+	if !fails(best) {
+		return best
+	}
+	for chunk := (len(best) + 1) / 2; chunk >= 1; chunk /= 2 {
+		for i := 0; i+chunk <= len(best); {
+			try := append(append([]Fault{}, best[:i]...), best[i+chunk:]...)
+			if fails(try) {
+				best = try
+				continue
+			}
+			i += chunk
+		}
+		if chunk == 1 {
+			break
+		}
+	}
+	return best
+}
