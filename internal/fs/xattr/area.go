@@ -88,8 +88,12 @@ func (e *editor) loadInline() (*store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", e.owner(), e.C.Annotate(err, d.Blkno))
 	}
-	e.inline = &store{where: InInode, size: len(area), h: h, blkno: d.Blkno}
-	return e.inline, nil
+	s := &store{where: InInode, size: len(area), h: h, blkno: d.Blkno}
+	if err := s.check(e.bs); err != nil {
+		return nil, fmt.Errorf("%s: %w", e.owner(), e.C.Annotate(err, d.Blkno))
+	}
+	e.inline = s
+	return s, nil
 }
 
 // inlineFree is the room id2 can give the in-inode area (the kernel's
@@ -223,6 +227,9 @@ func (e *editor) loadBlock() (*xblock, error) {
 	x := &xblock{blkno: d.XattrLoc, xb: xb}
 	if !xb.Indexed() {
 		x.s = &store{where: InBlock, size: e.bs - ondisk.XattrBlockAttrsOffset, h: xb.Header, blkno: d.XattrLoc}
+		if err := x.s.check(e.bs); err != nil {
+			return nil, fmt.Errorf("%s: %w", e.owner(), e.C.Annotate(err, d.XattrLoc))
+		}
 	} else if xb.Tree.List.Count > uint16(ondisk.XattrTreeRootCapacity(e.bs)) {
 		return nil, e.corrupt(d.XattrLoc, "xattr block", "xt_list.l_count", "is %d, an xattr block holds %d records", xb.Tree.List.Count, ondisk.XattrTreeRootCapacity(e.bs))
 	}
@@ -333,6 +340,9 @@ func (e *editor) loadBucket(blkno uint64) (*bucket, error) {
 	}
 	s := &store{where: InBucket, size: ondisk.XattrBucketSize, h: h, blkno: blkno}
 	copy(s.slot0[:], raw[ondisk.XattrHeaderSize:])
+	if err := s.check(e.bs); err != nil {
+		return nil, fmt.Errorf("%s: %w", e.owner(), e.C.Annotate(err, blkno))
+	}
 	s.normalize()
 	b := &bucket{blkno: blkno, s: s}
 	e.buckets[blkno] = b

@@ -19,12 +19,16 @@ import (
 // back, and a transaction that writes only what it committed.
 type memVolume struct {
 	t     testing.TB
+	cfg   memConfig
+	dev   *blockdev.Memory
 	c     *metacache.Cache
 	sb    *ondisk.SuperBlock
 	meta  *fakeMeta
 	data  *fakeClusters
 	log   *fakeLog // nil: free directly
 	inode uint64
+
+	lastWrites []uint64 // blocks the last operation wrote
 }
 
 type memConfig struct {
@@ -34,6 +38,7 @@ type memConfig struct {
 	logCap    int     // truncate log capacity; 0 frees directly
 	clusters  int
 	inodeKind string // "file", "inline", "dir", "inlinedir", "symlink"
+	metaBlocks int   // metadata blocks the fake allocator has (default 4096)
 }
 
 func newMemVolume(t testing.TB, cfg memConfig, seed uint64) *memVolume {
@@ -41,7 +46,10 @@ func newMemVolume(t testing.TB, cfg memConfig, seed uint64) *memVolume {
 		cfg.clusters = 2048
 	}
 	bpc := cfg.cs / cfg.bs
-	metaBlocks := 4096
+	metaBlocks := cfg.metaBlocks
+	if metaBlocks == 0 {
+		metaBlocks = 4096
+	}
 	firstCluster := (100 + metaBlocks + bpc - 1) / bpc
 	total := (firstCluster + cfg.clusters) * bpc
 	dev := blockdev.NewMemory("mem", int64(total)*int64(cfg.bs), 512)
@@ -53,7 +61,7 @@ func newMemVolume(t testing.TB, cfg memConfig, seed uint64) *memVolume {
 	if cfg.metaECC {
 		sb.Features.Incompat |= ondisk.IncompatMetaECC
 	}
-	v := &memVolume{t: t, c: c, sb: sb,
+	v := &memVolume{t: t, cfg: cfg, dev: dev, c: c, sb: sb,
 		meta: &fakeMeta{next: 100, limit: uint64(100 + metaBlocks), used: map[uint64]bool{}},
 		data: &fakeClusters{first: uint32(firstCluster), n: uint32(cfg.clusters), used: map[uint32]bool{},
 			rng: base.NewRand(seed ^ 0xc1), fragment: cfg.fragment},
@@ -148,7 +156,51 @@ func (v *memVolume) op(fn func(env Env, d *ondisk.Dinode, buf *metacache.Buffer)
 		u.Finish()
 	}
 	tx.commit(v.t)
+	v.lastWrites = tx.written()
 	return err
+}
+
+// clone copies the volume: device bytes, allocators, log.
+func (v *memVolume) clone(t testing.TB) *memVolume {
+	dev := blockdev.NewMemory("mem", v.dev.Size(), 512)
+	if _, err := dev.WriteAt(v.dev.Snapshot(), 0); err != nil {
+		t.Fatal(err)
+	}
+	c := metacache.New(dev, v.cfg.bs, metacache.Options{MetaECC: v.cfg.metaECC, FSGeneration: v.c.FSGeneration()})
+	n := *v
+	n.t, n.dev, n.c = t, dev, c
+	meta := *v.meta
+	meta.free, meta.used, meta.ever = slices.Clone(v.meta.free), maps.Clone(v.meta.used), nil
+	data := *v.data
+	data.used, data.rng, data.ever = maps.Clone(v.data.used), base.NewRand(7), nil
+	n.meta, n.data = &meta, &data
+	if v.log != nil {
+		l := *v.log
+		l.runs, l.data = slices.Clone(v.log.runs), &data
+		n.log = &l
+	}
+	return &n
+}
+
+// owned is every block the inode's attributes may write: the inode, the
+// metadata blocks and the clusters the allocators gave out (an undone
+// change writes back what it found in the blocks it was given).
+func (v *memVolume) owned() map[uint64]bool {
+	out := map[uint64]bool{v.inode: true}
+	for _, m := range []map[uint64]bool{v.meta.used, v.meta.ever} {
+		for b := range m {
+			out[b] = true
+		}
+	}
+	bpc := uint64(v.sb.BlocksPerCluster())
+	for _, m := range []map[uint32]bool{v.data.used, v.data.ever} {
+		for c := range m {
+			for i := uint64(0); i < bpc; i++ {
+				out[uint64(c)*bpc+i] = true
+			}
+		}
+	}
+	return out
 }
 
 func (v *memVolume) set(name string, value []byte, flags SetFlags) error {
@@ -198,6 +250,15 @@ type memTx struct {
 	dirty map[*metacache.Buffer]bool
 }
 
+// written lists the blocks the transaction wrote.
+func (t *memTx) written() []uint64 {
+	var out []uint64
+	for b := range t.dirty {
+		out = append(out, b.Blkno)
+	}
+	return out
+}
+
 func (t *memTx) Access(*metacache.Buffer) error { return nil }
 func (t *memTx) New(blkno uint64) (*metacache.Buffer, error) {
 	return t.c.NewBuffer(blkno)
@@ -221,6 +282,7 @@ type fakeMeta struct {
 	next, limit uint64
 	free        []uint64
 	used        map[uint64]bool
+	ever        map[uint64]bool // every block ever handed out, even by undone changes
 }
 
 type metaSnap struct {
@@ -246,6 +308,10 @@ func (a *fakeMeta) NewMetaBlock(metacache.Tx) (extent.MetaBlock, error) {
 		a.next++
 	}
 	a.used[b] = true
+	if a.ever == nil {
+		a.ever = map[uint64]bool{}
+	}
+	a.ever[b] = true
 	return extent.MetaBlock{Blkno: b, Slot: 0, Bit: uint16(b - 100), GroupBlkno: 100}, nil
 }
 
@@ -267,6 +333,7 @@ type fakeClusters struct {
 	fragment float64
 	maxRun   uint32 // 0: no limit
 	claims   int
+	ever     map[uint32]bool // every cluster ever handed out, even by undone changes
 }
 
 func (a *fakeClusters) snapshot() map[uint32]bool { return maps.Clone(a.used) }
@@ -315,8 +382,12 @@ func (a *fakeClusters) ClaimClusters(_ metacache.Tx, _ uint64, goal, lo, hi uint
 	if n < lo {
 		return 0, 0, errors.New("fake cluster allocator: no run long enough")
 	}
+	if a.ever == nil {
+		a.ever = map[uint32]bool{}
+	}
 	for i := uint32(0); i < n; i++ {
 		a.used[start+i] = true
+		a.ever[start+i] = true
 	}
 	return start, n, nil
 }
