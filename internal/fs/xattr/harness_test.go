@@ -32,13 +32,13 @@ type memVolume struct {
 }
 
 type memConfig struct {
-	bs, cs    int
-	metaECC   bool
-	fragment  float64 // chance a claim ignores its goal and picks a random cluster
-	logCap    int     // truncate log capacity; 0 frees directly
-	clusters  int
-	inodeKind string // "file", "inline", "dir", "inlinedir", "symlink"
-	metaBlocks int   // metadata blocks the fake allocator has (default 4096)
+	bs, cs     int
+	metaECC    bool
+	fragment   float64 // chance a claim ignores its goal and picks a random cluster
+	logCap     int     // truncate log capacity; 0 frees directly
+	clusters   int
+	inodeKind  string // "file", "inline", "dir", "inlinedir", "symlink"
+	metaBlocks int    // metadata blocks the fake allocator has (default 4096)
 }
 
 func newMemVolume(t testing.TB, cfg memConfig, seed uint64) *memVolume {
