@@ -539,3 +539,15 @@ func (e *editor) free(start, n uint32) error {
 	}
 	return nil
 }
+
+// Credits is how many blocks one Set or Remove may dirty at most, for the
+// journal handle it runs in: the inode, the xattr block, a 64 KiB value's
+// blocks, a few extent blocks and allocator blocks, and a bucket split
+// shifting a whole run of buckets (more when one set needs several splits;
+// the journal takes handles that exceed their credits).
+func Credits(sb *ondisk.SuperBlock) int {
+	bs := sb.BlockSize()
+	perBucket := ondisk.XattrBucketBlocks(bs)
+	run := max(maxLeafBytes, sb.ClusterSize()) / ondisk.XattrBucketSize
+	return 2 + MaxValueLen/bs + 8 + 16 + 2*(run+2)*perBucket
+}
