@@ -97,7 +97,7 @@ func socketFor(name string) (string, error) {
 }
 
 func newAgentCommand() *cobra.Command {
-	var confPath, sysconfPath, nodeName, socket string
+	var confPath, sysconfPath, nodeName, socket, faultFile string
 	var scan, heartbeats []string
 	cmd := &cobra.Command{
 		Use:   "agent [--config FILE] [--sysconfig FILE] [--node NAME] [--scan PATH...] [--heartbeat DEVICE...]",
@@ -143,7 +143,7 @@ EXIT STATUS
 				return err
 			}
 			a, err := node.New(node.Config{Cluster: s.cluster, Node: s.node, Settings: s.settings, Secret: secret,
-				Scan: splitList(scan), Socket: socket, Log: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))})
+				Scan: splitList(scan), Socket: socket, FaultFile: faultFile, Log: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))})
 			if err != nil {
 				return err
 			}
@@ -172,6 +172,8 @@ EXIT STATUS
 	f.StringSliceVar(&scan, "scan", nil, "image files or folders to find volumes by UUID/label in (repeatable)")
 	f.StringSliceVar(&heartbeats, "heartbeat", nil, "local mode: start heartbeating on `DEVICE` (path, UUID=... or LABEL=...) at start (repeatable)")
 	f.StringVar(&socket, "socket", "", "control socket `PATH` (default /run/o2go/NODE.sock)")
+	f.StringVar(&faultFile, "fault-file", "", "tests and benchmarks: stall heartbeat I/O while `FILE` says stall-until=<unix ms>")
+	_ = f.MarkHidden("fault-file")
 	return cmd
 }
 

@@ -39,6 +39,9 @@ type Config struct {
 	Fence   FenceAction          // nil: DefaultFenceAction
 	Clock   func() time.Duration // nil: BootClock
 	Wall    func() time.Time     // nil: time.Now
+	// FaultFile injects disk stalls into the heartbeat I/O (tests and
+	// benchmarks only; see faultfile.go).
+	FaultFile string
 }
 
 // ErrNodeFenced is what Run returns when the node fenced and the fence

@@ -45,9 +45,13 @@ func (a *Agent) openRegion(info *VolumeInfo) (*regionIO, error) {
 	if info.Local {
 		return nil, fmt.Errorf("%s is a local (single-node) volume: it has no cluster heartbeat", info.Path)
 	}
+	var raw blockdev.Device
 	raw, err := blockdev.Open(info.Path, blockdev.OpenOptions{})
 	if err != nil {
 		return nil, err
+	}
+	if a.cfg.FaultFile != "" {
+		raw = &faulted{Device: raw, f: &faultFile{path: a.cfg.FaultFile}}
 	}
 	if raw.SectorSize() != info.Geometry.SectorSize {
 		raw.Close()

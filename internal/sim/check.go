@@ -157,7 +157,10 @@ func (k *checker) continuing(n *simNode) bool {
 	if (n.state != stRunning && n.state != stPaused) || n.m == nil || !n.m.View().Members.Has(n.id) {
 		return false
 	}
-	if exp, ok := n.m.LeaseExpiry(); ok && k.c.now >= exp && !n.m.Frozen() {
+	// A frozen node keeps its view while it runs (its writes wait); a
+	// paused one whose lease ran out must fence on waking, frozen or not:
+	// no peer it could reach still confirms the outage.
+	if exp, ok := n.m.LeaseExpiry(); ok && k.c.now >= exp && !(n.m.Frozen() && n.state == stRunning) {
 		return false
 	}
 	return true

@@ -485,3 +485,22 @@ func ShrinkBy(faults []Fault, fails func([]Fault) bool) []Fault {
 	}
 	return best
 }
+
+// FastTimeouts are the fastest timing o2go's benchmarks found safe and free
+// of false fences with 5 s disk latency spikes: heartbeat every 500 ms,
+// threshold 17 (dead time 8 s, self-fence bound 7.5 s: a heartbeat
+// iteration that meets a 5 s spike still renews its lease with an interval
+// to spare), the network at the o2cb init script's minimums (idle 5 s,
+// keepalive 1 s, reconnect 2 s), kill-block acknowledgements within three
+// intervals. The host I/O timeout must stay below 6 s (dead time minus four
+// intervals).
+func FastTimeouts() config.Timeouts {
+	return config.Timeouts{
+		HeartbeatThreshold: 17,
+		HeartbeatInterval:  500 * time.Millisecond,
+		IdleTimeout:        5 * time.Second,
+		KeepaliveDelay:     time.Second,
+		ReconnectDelay:     2 * time.Second,
+		KillAckTimeout:     1500 * time.Millisecond,
+	}
+}

@@ -509,13 +509,16 @@ func (r *Region) SetKillBlock(sector []byte) {
 	}
 }
 
-// WriteOutstanding reports how long this node's heartbeat write has been in
-// flight (false when none is).
-func (r *Region) WriteOutstanding(now time.Duration) (time.Duration, bool) {
-	if r.phase != phaseWriting {
-		return 0, false
+// IOOutstanding reports how long this region's heartbeat read or write has
+// been in flight (false when none is).
+func (r *Region) IOOutstanding(now time.Duration) (time.Duration, bool) {
+	switch r.phase {
+	case phaseReading:
+		return now - r.startedAt, true
+	case phaseWriting:
+		return now - r.writeStart, true
 	}
-	return now - r.writeStart, true
+	return 0, false
 }
 
 // Lease returns the start of the last write that renewed the lease: the

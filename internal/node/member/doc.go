@@ -25,7 +25,7 @@
 //
 // MayWrite is what the agent checks before every write to a shared disk.
 // Besides the lease and the freeze, it holds writes back while a heartbeat
-// write has been in flight for more than an interval: a write queued behind
+// read or write has been in flight for more than an interval: a write queued behind
 // a hung path is exactly what could land after the survivors recovered this
 // node. What is already queued must complete or fail within the host's I/O
 // timeout; o2go is safe when that timeout (SCSI timeout x retries, multipath

@@ -98,7 +98,7 @@ type region struct {
 var (
 	ErrFenced   = errors.New("this node is fenced")
 	ErrFrozen   = errors.New("the shared disk is unreachable from every node: writes wait")
-	ErrSlowDisk = errors.New("this node's heartbeat write is overdue: writes wait until the disk answers")
+	ErrSlowDisk = errors.New("this node's heartbeat I/O is overdue: writes wait until the disk answers")
 	ErrNoLease  = errors.New("this node does not heartbeat on a steady region: no writes to shared disks")
 )
 
@@ -704,14 +704,21 @@ func (m *Member) MayWrite(now time.Duration) error {
 	return nil
 }
 
-// heartbeatOverdue: a heartbeat write has been in flight for more than an
-// interval (on any region in local mode, on more than half of them in
-// global mode). New writes would queue behind a path that may be hung;
-// writes already queued there are what could land late, so none are added.
+// heartbeatOverdue: this node's heartbeat is behind — a heartbeat read or
+// write has been in flight for more than an interval, or the last write
+// seen on disk began more than three intervals ago — on any region in local
+// mode, on more than half of them in global mode. New writes would queue
+// behind a path that may be hung; writes queued there are what could land
+// late, so none are added. (A write let through began at most three
+// intervals after a heartbeat write the others will count: it is safe as
+// long as the host fails I/O within the dead time minus four intervals.)
 func (m *Member) heartbeatOverdue(now time.Duration) bool {
 	slow := 0
+	t := m.cfg.Timeouts
 	for _, rg := range m.regions {
-		if d, ok := rg.r.WriteOutstanding(now); ok && d > m.cfg.Timeouts.HeartbeatInterval {
+		d, busy := rg.r.IOOutstanding(now)
+		base, leased := rg.r.Lease()
+		if (busy && d > t.HeartbeatInterval) || !leased || now-base > 3*t.HeartbeatInterval {
 			slow++
 		}
 	}
