@@ -219,7 +219,8 @@ func (e *editor) addCluster(r ondisk.ExtentRec, first, target *bucket) (*bucket,
 	var vStart uint32
 	capacity := int(prev) * perCluster
 	extend := true
-	if r.Blkno+uint64(prev)*bpc == blk && (uint64(prev)+1)*uint64(e.cs) <= maxLeafBytes && e.cposFree(r.Cpos+prev) {
+	grow := r.Blkno+uint64(prev)*bpc == blk && (uint64(prev)+1)*uint64(e.cs) <= maxLeafBytes && e.cposFree(r.Cpos+prev)
+	if grow {
 		vStart = r.Cpos + prev
 		capacity += perCluster
 	} else if perCluster > 1 {
@@ -250,6 +251,14 @@ func (e *editor) addCluster(r ondisk.ExtentRec, first, target *bucket) (*bucket,
 	if !e.cposFree(vStart) {
 		return nil, nil, 0, false, fmt.Errorf("%s: a new bucket run would start at hash 0x%08x, inside another run: %w", e.owner(), vStart, syscall.ENOSPC)
 	}
+	// A new run must stay a run of its own (and a grown one must not run
+	// into the next): the tree merges records that continue each other in
+	// hash and on disk, which would hide a run's buckets behind another's
+	// count. Hashes that close are a one-in-a-billion chance; give up
+	// rather than merge.
+	if e.wouldMerge(vStart, blk, !grow) {
+		return nil, nil, 0, false, fmt.Errorf("%s: a bucket run at hash 0x%08x would merge with its neighbour: %w", e.owner(), vStart, syscall.ENOSPC)
+	}
 	err = t.Insert(ondisk.ExtentRec{Cpos: vStart, Clusters: 1, Blkno: blk})
 	e.xb.xb.Tree.LastEBBlk = t.LastEB
 	if err != nil {
@@ -258,6 +267,27 @@ func (e *editor) addCluster(r ondisk.ExtentRec, first, target *bucket) (*bucket,
 	e.xb.xb.Tree.Clusters++
 	e.xb.dirty = true
 	return first, target, capacity, extend, nil
+}
+
+// wouldMerge says whether a one-cluster run at cpos on block blk would
+// continue the next run, or (left) be continued by the previous one, both
+// in hash and on disk.
+func (e *editor) wouldMerge(cpos uint32, blk uint64, left bool) bool {
+	root := &e.xb.xb.Tree.List
+	bpc := uint64(e.bpc)
+	if left && cpos > 0 {
+		if m, err := extent.Lookup(e.C, root, cpos-1, e.treeOwner()); err == nil && m.Found &&
+			m.Rec.End() == uint64(cpos) && m.Rec.Blkno+uint64(m.Rec.Clusters)*bpc == blk {
+			return true
+		}
+	}
+	if cpos < ^uint32(0) {
+		if m, err := extent.Lookup(e.C, root, cpos+1, e.treeOwner()); err == nil && m.Found &&
+			m.Rec.Cpos == cpos+1 && m.Rec.Blkno == blk+bpc {
+			return true
+		}
+	}
+	return false
 }
 
 // cposFree says whether no bucket run covers hash cpos.
