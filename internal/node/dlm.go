@@ -1,0 +1,751 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"o2go/internal/base"
+	cnet "o2go/internal/cluster/net"
+	"o2go/internal/cluster/quorum"
+	"o2go/internal/dlm"
+)
+
+// DLM is this node's distributed lock manager (the pure internal/dlm core)
+// running on the agent:
+//
+//   - membership events come from the agent's hub as its first subscriber
+//     (PriorityDLM), so the DLM starts its recovery before the file system
+//     and HA hear of a death;
+//   - DLM messages (cluster/net's range 500..599) are handled on the
+//     connections' reader goroutines, under the DLM's mutex;
+//   - what the core sends leaves through one writer goroutine per peer, in
+//     order, so that a slow peer never blocks the lock manager (and two
+//     nodes sending each other large transfers cannot deadlock on full
+//     socket buffers);
+//   - a ticker gives the core the time (lock request deadlines).
+//
+// It offers a blocking Go API (Join, Lock, Convert, Unlock...) to the file
+// system and HA, and the control-API methods `o2go lock` and `o2go dlm` use
+// (RegisterControl).
+type DLM struct {
+	a    *Agent
+	self base.NodeID
+
+	mu      sync.Mutex
+	core    *dlm.Node
+	waits   map[dlm.LockID]chan dlm.AST // the AST each pending operation waits for
+	basts   map[dlm.LockID]func(dlm.BAST)
+	joins   map[string][]chan error
+	leaves  map[string][]chan error
+	handled map[uint32]bool // domain keys with handlers registered
+	subs    []func(dlm.Event)
+	peers   map[base.NodeID]*dlmPeer
+	closed  error
+	stop    chan struct{}
+	unsub   func()
+}
+
+// dlmPeer is the queue of messages to one peer and its writer goroutine.
+type dlmPeer struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	q    []dlm.Outgoing
+	gen  int  // bumped when the peer dies: its writer drops what it holds
+	stop bool // the DLM stopped
+}
+
+// StartDLM starts this node's lock manager on agent a. Call it before Run
+// (or while it runs); RegisterControl adds its control methods once the
+// control server exists.
+func StartDLM(a *Agent) (*DLM, error) {
+	d := &DLM{
+		a: a, self: a.self.Number,
+		core:  dlm.New(dlm.Config{Self: a.self.Number}),
+		waits: map[dlm.LockID]chan dlm.AST{}, basts: map[dlm.LockID]func(dlm.BAST){},
+		joins: map[string][]chan error{}, leaves: map[string][]chan error{},
+		handled: map[uint32]bool{}, peers: map[base.NodeID]*dlmPeer{}, stop: make(chan struct{}),
+	}
+	if err := d.handleKey(0); err != nil {
+		return nil, err
+	}
+	d.unsub = a.Subscribe("dlm", PriorityDLM, d.membership)
+	go d.ticker()
+	go func() {
+		<-a.done
+		d.Close(errors.New("the agent stopped"))
+	}()
+	return d, nil
+}
+
+// Close stops the lock manager: pending operations fail with err.
+func (d *DLM) Close(err error) {
+	d.mu.Lock()
+	if d.closed != nil {
+		d.mu.Unlock()
+		return
+	}
+	d.closed = err
+	close(d.stop)
+	for id, ch := range d.waits {
+		select {
+		case ch <- dlm.AST{ID: id, Status: dlm.StatusAborted, Mode: dlm.ModeNone}:
+		default:
+		}
+	}
+	for _, l := range [2]map[string][]chan error{d.joins, d.leaves} {
+		for _, chs := range l {
+			for _, ch := range chs {
+				ch <- err
+			}
+		}
+	}
+	d.joins, d.leaves = map[string][]chan error{}, map[string][]chan error{}
+	for _, p := range d.peers {
+		p.mu.Lock()
+		p.stop = true
+		p.q = nil
+		p.mu.Unlock()
+		p.cond.Broadcast()
+	}
+	d.mu.Unlock()
+	if d.unsub != nil {
+		d.unsub()
+	}
+}
+
+// handleKey registers the DLM's message handlers for one key (0, or a
+// domain's key).
+func (d *DLM) handleKey(key uint32) error {
+	if d.handled[key] {
+		return nil
+	}
+	for t := dlm.MsgTypeFirst; t <= dlm.MsgTypeLast; t++ {
+		t := t
+		err := d.a.Handle(t, key, cnet.MaxPayload, func(from base.NodeID, key uint32, p []byte) int32 {
+			return d.receive(from, t, key, p)
+		})
+		if err != nil && !errors.Is(err, cnet.ErrHandlerExists) {
+			return fmt.Errorf("dlm: registering message type %d key %08x: %w", t, key, err)
+		}
+	}
+	d.handled[key] = true
+	return nil
+}
+
+func (d *DLM) receive(from base.NodeID, typ uint16, key uint32, p []byte) int32 {
+	d.mu.Lock()
+	if d.closed != nil {
+		d.mu.Unlock()
+		return 0
+	}
+	rd, err := d.core.Receive(from, typ, key, p)
+	notes := d.apply(rd)
+	d.mu.Unlock()
+	if err != nil {
+		d.a.logf("dlm: %v", err)
+	}
+	run(notes)
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+func run(notes []func()) {
+	for _, f := range notes {
+		f()
+	}
+}
+
+// membership passes a membership event to the core.
+func (d *DLM) membership(e MembershipEvent) {
+	d.mu.Lock()
+	if d.closed != nil {
+		d.mu.Unlock()
+		return
+	}
+	var rd dlm.Ready
+	switch {
+	case e.Initial:
+		rd = d.core.Membership(e.Seq, e.Members)
+	case e.Kind == quorum.NodeUp:
+		rd = d.core.NodeUp(e.Seq, e.Node)
+	case e.Kind == quorum.NodeDown:
+		d.peer(e.Node).died()
+		rd = d.core.NodeDown(e.Seq, e.Node)
+	case e.Kind == quorum.Left:
+		d.mu.Unlock()
+		d.Close(errors.New("this node left the cluster"))
+		return
+	}
+	notes := d.apply(rd)
+	d.mu.Unlock()
+	run(notes)
+}
+
+func (d *DLM) ticker() {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		if d.closed != nil {
+			d.mu.Unlock()
+			return
+		}
+		notes := d.apply(d.core.Tick(d.a.clock()))
+		d.mu.Unlock()
+		run(notes)
+	}
+}
+
+// apply carries out a Ready (under d.mu) and returns the notifications to
+// run once d.mu is released.
+func (d *DLM) apply(rd dlm.Ready) []func() {
+	var notes []func()
+	for _, m := range rd.Messages {
+		d.peer(m.To).push(m)
+	}
+	for _, e := range rd.Events {
+		e := e
+		switch e.Kind {
+		case dlm.EventJoined:
+			for _, ch := range d.joins[e.Domain] {
+				ch <- nil
+			}
+			delete(d.joins, e.Domain)
+		case dlm.EventJoinFailed:
+			for _, ch := range d.joins[e.Domain] {
+				ch <- fmt.Errorf("dlm: joining %s: %s", e.Domain, e.Detail)
+			}
+			delete(d.joins, e.Domain)
+		case dlm.EventLeft:
+			for _, ch := range d.leaves[e.Domain] {
+				ch <- nil
+			}
+			delete(d.leaves, e.Domain)
+		case dlm.EventDeadlock:
+			d.a.logf("dlm: %s/%s: conversion deadlock: %s", e.Domain, e.Resource, e.Detail)
+		}
+		for _, fn := range d.subs {
+			fn := fn
+			notes = append(notes, func() { fn(e) })
+		}
+	}
+	for _, a := range rd.ASTs {
+		if ch := d.waits[a.ID]; ch != nil {
+			ch <- a
+			delete(d.waits, a.ID)
+		}
+		if a.Mode == dlm.ModeNone {
+			delete(d.basts, a.ID)
+		}
+	}
+	for _, b := range rd.BASTs {
+		if fn := d.basts[b.ID]; fn != nil {
+			b := b
+			notes = append(notes, func() { fn(b) })
+		}
+	}
+	return notes
+}
+
+func (d *DLM) peer(x base.NodeID) *dlmPeer {
+	p := d.peers[x]
+	if p == nil {
+		p = &dlmPeer{}
+		p.cond = sync.NewCond(&p.mu)
+		d.peers[x] = p
+		go d.writer(x, p)
+	}
+	return p
+}
+
+func (p *dlmPeer) push(m dlm.Outgoing) {
+	p.mu.Lock()
+	p.q = append(p.q, m)
+	p.mu.Unlock()
+	p.cond.Signal()
+}
+
+// died drops what waits for a dead incarnation of the peer.
+func (p *dlmPeer) died() {
+	p.mu.Lock()
+	p.q = nil
+	p.gen++
+	p.mu.Unlock()
+}
+
+// writer sends one peer's messages in order. A send that fails because the
+// connection is down is tried again until it goes through or the peer is
+// declared dead (o2net retries the same way; a connection that stays down
+// ends in the peer's eviction).
+func (d *DLM) writer(x base.NodeID, p *dlmPeer) {
+	for {
+		p.mu.Lock()
+		for len(p.q) == 0 && !p.stop {
+			p.cond.Wait()
+		}
+		if p.stop {
+			p.mu.Unlock()
+			return
+		}
+		m, gen := p.q[0], p.gen
+		p.mu.Unlock()
+		for {
+			err := d.a.Send(x, m.Type, m.Key, m.Payload)
+			if err == nil {
+				break
+			}
+			p.mu.Lock()
+			gone := p.stop || p.gen != gen
+			p.mu.Unlock()
+			if gone {
+				break
+			}
+			select {
+			case <-d.stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		p.mu.Lock()
+		if p.gen == gen && len(p.q) > 0 {
+			p.q = p.q[1:]
+		}
+		p.mu.Unlock()
+	}
+}
+
+// OnEvent registers fn for the DLM's events (joined, recovered, released,
+// deadlock...): the file system learns there when it may recover a dead
+// node. fn runs outside the DLM's lock and must not block for long.
+func (d *DLM) OnEvent(fn func(dlm.Event)) {
+	d.mu.Lock()
+	d.subs = append(d.subs, fn)
+	d.mu.Unlock()
+}
+
+// Join makes this node a member of domain name and waits until it is (or
+// ctx ends). gate: keep a dead node's locks until RecoveryDone (a file
+// system's domain). Joining a domain this node is in already is a no-op.
+func (d *DLM) Join(ctx context.Context, name string, gate bool) error {
+	d.mu.Lock()
+	if d.closed != nil {
+		d.mu.Unlock()
+		return d.closed
+	}
+	for _, s := range d.core.State() {
+		if s.Domain == name && (s.State == "JOINED" || s.State == "LEAVING") {
+			d.mu.Unlock()
+			return nil
+		}
+	}
+	if err := d.handleKey(dlm.Key(name)); err != nil {
+		d.mu.Unlock()
+		return err
+	}
+	ch := make(chan error, 1)
+	rd, err := d.core.Join(name, gate)
+	if err != nil && !errors.Is(err, dlm.ErrJoined) {
+		d.mu.Unlock()
+		return err
+	}
+	d.joins[name] = append(d.joins[name], ch)
+	notes := d.apply(rd)
+	d.mu.Unlock()
+	run(notes)
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Leave takes this node out of domain name (it must hold no lock there) and
+// waits until it is out.
+func (d *DLM) Leave(ctx context.Context, name string) error {
+	d.mu.Lock()
+	if d.closed != nil {
+		d.mu.Unlock()
+		return d.closed
+	}
+	ch := make(chan error, 1)
+	rd, err := d.core.Leave(name)
+	if err != nil {
+		d.mu.Unlock()
+		return err
+	}
+	d.leaves[name] = append(d.leaves[name], ch)
+	notes := d.apply(rd)
+	d.mu.Unlock()
+	run(notes)
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// RecoveryDone tells the DLM that the file system recovered dead node n in
+// domain name: its locks are dropped everywhere.
+func (d *DLM) RecoveryDone(name string, n base.NodeID) error {
+	return d.call(func() (dlm.Ready, error) { return d.core.RecoveryDone(name, n) })
+}
+
+func (d *DLM) call(f func() (dlm.Ready, error)) error {
+	d.mu.Lock()
+	if d.closed != nil {
+		d.mu.Unlock()
+		return d.closed
+	}
+	rd, err := f()
+	notes := d.apply(rd)
+	d.mu.Unlock()
+	run(notes)
+	return err
+}
+
+// State is the debug view of every domain (o2dlm's dlm_state).
+func (d *DLM) State() []dlm.DomainState {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.core.State()
+}
+
+// Locks is the debug view of one resource, or of every resource known here
+// when name is empty (o2dlm's dlm_locks).
+func (d *DLM) Locks(domain, name string) ([]dlm.ResourceState, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.core.Locks(domain, name)
+}
+
+// Lock is one of this node's locks, held through the Go API.
+type Lock struct {
+	d      *DLM
+	ID     dlm.LockID
+	Domain string
+	Name   string
+}
+
+// ErrNotGranted says how a request ended when it was not granted.
+type ErrNotGranted struct{ Status dlm.Status }
+
+func (e *ErrNotGranted) Error() string { return "dlm: not granted: " + e.Status.String() }
+
+// wait waits for the AST of the operation pending on id; if ctx ends first
+// the operation is cancelled and its outcome (cancelled, or granted after
+// all) is still waited for.
+func (d *DLM) wait(ctx context.Context, id dlm.LockID, ch chan dlm.AST) dlm.AST {
+	select {
+	case a := <-ch:
+		return a
+	case <-ctx.Done():
+	}
+	_ = d.call(func() (dlm.Ready, error) { return d.core.Cancel(id) })
+	return <-ch
+}
+
+// Lock requests a new lock on domain/name in mode and waits for its
+// outcome. With dlm.NoQueue it fails at once (ErrNotGranted{StatusBusy}) if
+// the lock cannot be granted now; when ctx ends the request is cancelled.
+// onBAST, if not nil, is called (outside the DLM's lock) when another
+// request waits for a mode this lock excludes. The AST carries the value
+// block read with the grant.
+func (d *DLM) Lock(ctx context.Context, domain, name string, mode dlm.Mode, flags dlm.Flags, onBAST func(dlm.BAST)) (*Lock, dlm.AST, error) {
+	ch := make(chan dlm.AST, 1)
+	d.mu.Lock()
+	if d.closed != nil {
+		d.mu.Unlock()
+		return nil, dlm.AST{}, d.closed
+	}
+	id, rd, err := d.core.Lock(domain, name, mode, flags)
+	if err != nil {
+		d.mu.Unlock()
+		return nil, dlm.AST{}, err
+	}
+	d.waits[id] = ch
+	if onBAST != nil {
+		d.basts[id] = onBAST
+	}
+	notes := d.apply(rd)
+	d.mu.Unlock()
+	run(notes)
+	a := d.wait(ctx, id, ch)
+	if a.Status != dlm.StatusOK {
+		return nil, a, &ErrNotGranted{Status: a.Status}
+	}
+	return &Lock{d: d, ID: id, Domain: domain, Name: name}, a, nil
+}
+
+// op runs one operation on a lock and waits for its AST.
+func (l *Lock) op(ctx context.Context, f func() (dlm.Ready, error)) (dlm.AST, error) {
+	d := l.d
+	ch := make(chan dlm.AST, 1)
+	d.mu.Lock()
+	if d.closed != nil {
+		d.mu.Unlock()
+		return dlm.AST{}, d.closed
+	}
+	d.waits[l.ID] = ch
+	rd, err := f()
+	if err != nil {
+		delete(d.waits, l.ID)
+		d.mu.Unlock()
+		return dlm.AST{}, err
+	}
+	notes := d.apply(rd)
+	d.mu.Unlock()
+	run(notes)
+	a := d.wait(ctx, l.ID, ch)
+	if a.Status != dlm.StatusOK {
+		return a, &ErrNotGranted{Status: a.Status}
+	}
+	return a, nil
+}
+
+// Convert changes the lock's mode; from PW or EX a non-nil lvb is stored.
+func (l *Lock) Convert(ctx context.Context, mode dlm.Mode, flags dlm.Flags, lvb *dlm.LVB) (dlm.AST, error) {
+	return l.op(ctx, func() (dlm.Ready, error) { return l.d.core.Convert(l.ID, mode, flags, lvb) })
+}
+
+// Unlock releases the lock; from PW or EX a non-nil lvb is stored.
+func (l *Lock) Unlock(lvb *dlm.LVB) error {
+	_, err := l.op(context.Background(), func() (dlm.Ready, error) { return l.d.core.Unlock(l.ID, lvb) })
+	return err
+}
+
+// Control-API methods.
+
+// LockParams are the parameters of the dlm.lock control method.
+type LockParams struct {
+	Domain    string `json:"domain"`
+	Name      string `json:"name"`
+	Mode      string `json:"mode"`                 // NL, CR, CW, PR, PW, EX (default EX)
+	Try       bool   `json:"try,omitempty"`        // NOQUEUE: fail at once when busy
+	TimeoutMs int64  `json:"timeout_ms,omitempty"` // 0: wait as long as the client does
+}
+
+// LockResult is the answer of dlm.lock.
+type LockResult struct {
+	Status   string `json:"status"` // ok, busy, timed out
+	ID       uint64 `json:"id,omitempty"`
+	Mode     string `json:"mode,omitempty"`
+	LVBValid bool   `json:"lvb_valid,omitempty"`
+	LVB      string `json:"lvb,omitempty"` // hex
+}
+
+// UnlockParams are the parameters of dlm.unlock and dlm.convert.
+type UnlockParams struct {
+	ID   uint64 `json:"id"`
+	Mode string `json:"mode,omitempty"` // dlm.convert: the new mode
+	LVB  string `json:"lvb,omitempty"`  // hex: the value block to store (from PW/EX)
+}
+
+// LocksParams are the parameters of dlm.locks.
+type LocksParams struct {
+	Domain string `json:"domain"`
+	Name   string `json:"name,omitempty"`
+}
+
+// LVBHex renders a value block for the control API (trailing zero bytes
+// trimmed).
+func LVBHex(v *dlm.LVB) string {
+	n := len(v)
+	for n > 0 && v[n-1] == 0 {
+		n--
+	}
+	return hex.EncodeToString(v[:n])
+}
+
+// ParseLVBHex is the inverse of LVBHex.
+func ParseLVBHex(s string) (*dlm.LVB, error) {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("value block %q: %w", s, err)
+	}
+	if len(b) > dlm.LVBLen {
+		return nil, fmt.Errorf("value block of %d bytes: at most %d", len(b), dlm.LVBLen)
+	}
+	var v dlm.LVB
+	copy(v[:], b)
+	return &v, nil
+}
+
+// connLocks are the locks a control client holds: they are released when
+// its connection goes.
+type connLocks struct {
+	mu    sync.Mutex
+	locks map[dlm.LockID]*Lock
+}
+
+// RegisterControl adds the DLM's methods to the control server: dlm.state,
+// dlm.locks, dlm.lock, dlm.convert and dlm.unlock. A lock taken with
+// dlm.lock belongs to the client's connection: only it can convert or
+// release it, and it is released when the connection closes (the client
+// died), as a dlmfs lock is when its file is closed.
+func (d *DLM) RegisterControl(cs *ControlServer) {
+	var mu sync.Mutex
+	owners := map[context.Context]*connLocks{}
+	ownerOf := func(ctx context.Context) *connLocks {
+		mu.Lock()
+		defer mu.Unlock()
+		o := owners[ctx]
+		if o == nil {
+			o = &connLocks{locks: map[dlm.LockID]*Lock{}}
+			owners[ctx] = o
+			go func() {
+				<-ctx.Done()
+				mu.Lock()
+				delete(owners, ctx)
+				mu.Unlock()
+				o.mu.Lock()
+				held := o.locks
+				o.locks = nil
+				o.mu.Unlock()
+				for _, l := range held {
+					_ = l.Unlock(nil)
+				}
+			}()
+		}
+		return o
+	}
+	cs.Register("dlm.state", func(_ context.Context, req *ControlRequest) (any, error) {
+		return d.State(), nil
+	})
+	cs.Register("dlm.locks", func(_ context.Context, req *ControlRequest) (any, error) {
+		var p LocksParams
+		if err := req.Decode(&p); err != nil {
+			return nil, err
+		}
+		return d.Locks(p.Domain, p.Name)
+	})
+	cs.Register("dlm.lock", func(ctx context.Context, req *ControlRequest) (any, error) {
+		var p LockParams
+		if err := req.Decode(&p); err != nil {
+			return nil, err
+		}
+		mode := dlm.ModeEX
+		if p.Mode != "" {
+			m, err := dlm.ParseMode(p.Mode)
+			if err != nil {
+				return nil, err
+			}
+			mode = m
+		}
+		o := ownerOf(ctx)
+		if err := d.Join(ctx, p.Domain, false); err != nil {
+			return nil, err
+		}
+		lctx := ctx
+		if p.TimeoutMs > 0 {
+			var cancel context.CancelFunc
+			lctx, cancel = context.WithTimeout(ctx, time.Duration(p.TimeoutMs)*time.Millisecond)
+			defer cancel()
+		}
+		var fl dlm.Flags
+		if p.Try {
+			fl |= dlm.NoQueue
+		}
+		l, a, err := d.Lock(lctx, p.Domain, p.Name, mode, fl, nil)
+		var ng *ErrNotGranted
+		switch {
+		case errors.As(err, &ng) && ng.Status == dlm.StatusBusy:
+			return LockResult{Status: "busy"}, nil
+		case errors.As(err, &ng) && ng.Status == dlm.StatusCancelled && lctx.Err() != nil:
+			return LockResult{Status: "timed out"}, nil
+		case err != nil:
+			return nil, err
+		}
+		o.mu.Lock()
+		if o.locks == nil { // the client went while we waited
+			o.mu.Unlock()
+			_ = l.Unlock(nil)
+			return nil, errors.New("dlm.lock: the client went away")
+		}
+		o.locks[l.ID] = l
+		o.mu.Unlock()
+		r := LockResult{Status: "ok", ID: uint64(l.ID), Mode: a.Mode.String(), LVBValid: a.LVBValid}
+		if a.LVBRead {
+			r.LVB = LVBHex(&a.LVB)
+		}
+		return r, nil
+	})
+	find := func(ctx context.Context, id uint64) (*connLocks, *Lock, error) {
+		o := ownerOf(ctx)
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		l := o.locks[dlm.LockID(id)]
+		if l == nil {
+			return nil, nil, fmt.Errorf("no lock %d on this connection", id)
+		}
+		return o, l, nil
+	}
+	cs.Register("dlm.unlock", func(ctx context.Context, req *ControlRequest) (any, error) {
+		var p UnlockParams
+		if err := req.Decode(&p); err != nil {
+			return nil, err
+		}
+		o, l, err := find(ctx, p.ID)
+		if err != nil {
+			return nil, err
+		}
+		var v *dlm.LVB
+		if p.LVB != "" {
+			if v, err = ParseLVBHex(p.LVB); err != nil {
+				return nil, err
+			}
+		}
+		if err := l.Unlock(v); err != nil {
+			return nil, err
+		}
+		o.mu.Lock()
+		delete(o.locks, l.ID)
+		o.mu.Unlock()
+		return "ok", nil
+	})
+	cs.Register("dlm.convert", func(ctx context.Context, req *ControlRequest) (any, error) {
+		var p UnlockParams
+		if err := req.Decode(&p); err != nil {
+			return nil, err
+		}
+		_, l, err := find(ctx, p.ID)
+		if err != nil {
+			return nil, err
+		}
+		mode, err := dlm.ParseMode(p.Mode)
+		if err != nil {
+			return nil, err
+		}
+		var v *dlm.LVB
+		if p.LVB != "" {
+			if v, err = ParseLVBHex(p.LVB); err != nil {
+				return nil, err
+			}
+		}
+		a, err := l.Convert(ctx, mode, 0, v)
+		var ng *ErrNotGranted
+		if errors.As(err, &ng) {
+			return LockResult{Status: ng.Status.String(), ID: uint64(l.ID), Mode: a.Mode.String()}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		r := LockResult{Status: "ok", ID: uint64(l.ID), Mode: a.Mode.String(), LVBValid: a.LVBValid}
+		if a.LVBRead {
+			r.LVB = LVBHex(&a.LVB)
+		}
+		return r, nil
+	})
+}
