@@ -124,6 +124,13 @@ func freeTCPPort(t *testing.T, ips []string) int {
 
 func newProcCluster(t *testing.T, n int, ips []string) *procCluster {
 	t.Helper()
+	return newProcClusterWith(t, n, ips, config.Timeouts{HeartbeatThreshold: testThreshold, HeartbeatInterval: testInterval,
+		IdleTimeout: testIdle, KeepaliveDelay: time.Second, ReconnectDelay: 2 * time.Second,
+		KillAckTimeout: 3 * testInterval})
+}
+
+func newProcClusterWith(t *testing.T, n int, ips []string, tm config.Timeouts) *procCluster {
+	t.Helper()
 	realtools.Require(t)
 	pc := &procCluster{t: t, bin: o2goBinary(t), dir: t.TempDir(), agents: map[int]*procAgent{}, ips: ips}
 	pc.conf = filepath.Join(pc.dir, "cluster.conf")
@@ -151,9 +158,12 @@ func newProcCluster(t *testing.T, n int, ips []string) *procCluster {
 	if err := c.Save(pc.conf); err != nil {
 		t.Fatal(err)
 	}
-	sys := fmt.Sprintf("O2CB_HEARTBEAT_THRESHOLD=%d\nO2CB_IDLE_TIMEOUT_MS=%d\nO2CB_KEEPALIVE_DELAY_MS=1000\nO2CB_RECONNECT_DELAY_MS=2000\n"+
-		"O2GO_HEARTBEAT_INTERVAL_MS=%d\nO2GO_FENCE_METHOD=exit\nO2GO_CLUSTER_SECRET_FILE=%s\n",
-		testThreshold, testIdle.Milliseconds(), testInterval.Milliseconds(), secret)
+	var sb strings.Builder
+	for _, v := range tm.Vars() {
+		fmt.Fprintf(&sb, "%s\n", v)
+	}
+	fmt.Fprintf(&sb, "O2GO_FENCE_METHOD=exit\nO2GO_CLUSTER_SECRET_FILE=%s\n", secret)
+	sys := sb.String()
 	if err := os.WriteFile(pc.sysconf, []byte(sys), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -478,6 +488,13 @@ func run(t *testing.T, args ...string) {
 
 func newNetnsCluster(t *testing.T, n int) *netnsCluster {
 	t.Helper()
+	return newNetnsClusterWith(t, n, config.Timeouts{HeartbeatThreshold: testThreshold, HeartbeatInterval: testInterval,
+		IdleTimeout: testIdle, KeepaliveDelay: time.Second, ReconnectDelay: 2 * time.Second,
+		KillAckTimeout: 3 * testInterval})
+}
+
+func newNetnsClusterWith(t *testing.T, n int, tm config.Timeouts) *netnsCluster {
+	t.Helper()
 	testutil.RequireRoot(t)
 	testutil.RequireTools(t, "ip")
 	tag := fmt.Sprintf("o2t%d", os.Getpid()%100000)
@@ -509,7 +526,7 @@ func newNetnsCluster(t *testing.T, n int) *netnsCluster {
 		run(t, "ip", "-n", ns, "link", "set", peer, "up")
 		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
 	}
-	pc := newProcCluster(t, n, ips)
+	pc := newProcClusterWith(t, n, ips, tm)
 	pc.wrap = func(i int, args []string) []string {
 		return append([]string{"ip", "netns", "exec", fmt.Sprintf("%sn%d", tag, i)}, args...)
 	}
