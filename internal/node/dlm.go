@@ -47,6 +47,7 @@ type DLM struct {
 	closed  error
 	stop    chan struct{}
 	unsub   func()
+	ctlDone bool // the control methods are registered
 }
 
 // dlmPeer is the queue of messages to one peer and its writer goroutine.
@@ -56,11 +57,13 @@ type dlmPeer struct {
 	q    []dlm.Outgoing
 	gen  int  // bumped when the peer dies: its writer drops what it holds
 	stop bool // the DLM stopped
+	busy bool // a caller sends directly: the writer waits
 }
 
-// StartDLM starts this node's lock manager on agent a. Call it before Run
-// (or while it runs); RegisterControl adds its control methods once the
-// control server exists.
+// StartDLM starts this node's lock manager on agent a; call it before Run.
+// Its control methods are added to the agent's control server when the
+// first membership event arrives (the server exists by then: Run starts the
+// event hub after it); RegisterControl adds them to another server.
 func StartDLM(a *Agent) (*DLM, error) {
 	d := &DLM{
 		a: a, self: a.self.Number,
@@ -163,6 +166,12 @@ func run(notes []func()) {
 
 // membership passes a membership event to the core.
 func (d *DLM) membership(e MembershipEvent) {
+	if !d.ctlDone {
+		d.ctlDone = true
+		if cs := d.a.ctl; cs != nil {
+			d.RegisterControl(cs)
+		}
+	}
 	d.mu.Lock()
 	if d.closed != nil {
 		d.mu.Unlock()
@@ -209,10 +218,25 @@ func (d *DLM) ticker() {
 
 // apply carries out a Ready (under d.mu) and returns the notifications to
 // run once d.mu is released.
-func (d *DLM) apply(rd dlm.Ready) []func() {
+func (d *DLM) apply(rd dlm.Ready) []func() { return d.applyFrom(rd, false) }
+
+// applyFrom is apply; direct says the caller is an API caller (not a
+// connection's reader, not the event hub): a message to a peer with nothing
+// queued is then sent from the caller's goroutine once d.mu is released,
+// which saves the writer's wake-up on the request path. A reader never
+// sends itself: blocked on a full socket it would stop reading, and two
+// nodes doing so would wait for each other for ever.
+func (d *DLM) applyFrom(rd dlm.Ready, direct bool) []func() {
 	var notes []func()
 	for _, m := range rd.Messages {
-		d.peer(m.To).push(m)
+		p := d.peer(m.To)
+		if direct && p.claim() {
+			m := m
+			x := m.To
+			notes = append(notes, func() { d.sendDirect(x, p, m) })
+			continue
+		}
+		p.push(m)
 	}
 	for _, e := range rd.Events {
 		e := e
@@ -269,6 +293,41 @@ func (d *DLM) peer(x base.NodeID) *dlmPeer {
 	return p
 }
 
+// claim makes the caller the peer's sender when nothing is queued or being
+// sent.
+func (p *dlmPeer) claim() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.busy || len(p.q) > 0 || p.stop {
+		return false
+	}
+	p.busy = true
+	return true
+}
+
+// sendDirect sends m from the caller's goroutine, then lets the writer send
+// what was queued meanwhile.
+func (d *DLM) sendDirect(x base.NodeID, p *dlmPeer, m dlm.Outgoing) {
+	p.mu.Lock()
+	gen := p.gen
+	p.mu.Unlock()
+	if err := d.a.Send(x, m.Type, m.Key, m.Payload); err != nil {
+		// Not connected now: the writer retries it, ahead of the rest.
+		p.mu.Lock()
+		if p.gen == gen && !p.stop {
+			p.q = append([]dlm.Outgoing{m}, p.q...)
+		}
+		p.busy = false
+		p.mu.Unlock()
+		p.cond.Signal()
+		return
+	}
+	p.mu.Lock()
+	p.busy = false
+	p.mu.Unlock()
+	p.cond.Signal()
+}
+
 func (p *dlmPeer) push(m dlm.Outgoing) {
 	p.mu.Lock()
 	p.q = append(p.q, m)
@@ -291,7 +350,7 @@ func (p *dlmPeer) died() {
 func (d *DLM) writer(x base.NodeID, p *dlmPeer) {
 	for {
 		p.mu.Lock()
-		for len(p.q) == 0 && !p.stop {
+		for (len(p.q) == 0 || p.busy) && !p.stop {
 			p.cond.Wait()
 		}
 		if p.stop {
@@ -299,6 +358,7 @@ func (d *DLM) writer(x base.NodeID, p *dlmPeer) {
 			return
 		}
 		m, gen := p.q[0], p.gen
+		p.busy = true
 		p.mu.Unlock()
 		for {
 			err := d.a.Send(x, m.Type, m.Key, m.Payload)
@@ -321,6 +381,7 @@ func (d *DLM) writer(x base.NodeID, p *dlmPeer) {
 		if p.gen == gen && len(p.q) > 0 {
 			p.q = p.q[1:]
 		}
+		p.busy = false
 		p.mu.Unlock()
 	}
 }
@@ -479,7 +540,7 @@ func (d *DLM) Lock(ctx context.Context, domain, name string, mode dlm.Mode, flag
 	if onBAST != nil {
 		d.basts[id] = onBAST
 	}
-	notes := d.apply(rd)
+	notes := d.applyFrom(rd, true)
 	d.mu.Unlock()
 	run(notes)
 	a := d.wait(ctx, id, ch)
@@ -505,7 +566,7 @@ func (l *Lock) op(ctx context.Context, f func() (dlm.Ready, error)) (dlm.AST, er
 		d.mu.Unlock()
 		return dlm.AST{}, err
 	}
-	notes := d.apply(rd)
+	notes := d.applyFrom(rd, true)
 	d.mu.Unlock()
 	run(notes)
 	a := d.wait(ctx, l.ID, ch)
