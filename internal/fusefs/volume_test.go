@@ -22,6 +22,10 @@ type testVolume struct {
 	opts    string
 	mnt     string
 	unmount func()
+	// closers run when a test ends while mounted, before the unmount:
+	// a process that exits with files open on its own FUSE mount hangs in
+	// the kernel's flush of them, waiting for a server that is gone.
+	closers []func()
 }
 
 // defaultMkfs are the mkfs.ocfs2 arguments of the mount tests: 4K blocks
@@ -46,6 +50,11 @@ func newTestVolume(t *testing.T, size int64, options string, mkfs ...string) *te
 func (v *testVolume) mount() {
 	v.t.Helper()
 	v.mnt, v.unmount = mountImage(v.t, v.img, v.opts)
+	v.t.Cleanup(func() {
+		for _, c := range v.closers {
+			c()
+		}
+	})
 }
 
 // remount unmounts cleanly, checks the volume with fsck.ocfs2 -fn, and
