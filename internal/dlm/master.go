@@ -270,8 +270,21 @@ func (d *domain) apply(r *resource, from base.NodeID, req *lockReq) error {
 	return nil
 }
 
+// MaxLocksPerResource bounds the locks of one resource, so that its state
+// always fits one frame when it moves to another master (cluster/net's
+// payloads are at most 64 KiB).
+const MaxLocksPerResource = 2048
+
+func (m *master) count() int {
+	return len(m.q[qGranted]) + len(m.q[qConverting]) + len(m.q[qWaiting]) + len(m.fresh)
+}
+
 func (d *domain) requestLock(r *resource, owner base.NodeID, cookie uint64, mode Mode, flags Flags) {
 	m := r.m
+	if m.count() >= MaxLocksPerResource {
+		d.reply(owner, &lockReply{Cookie: cookie, Op: OpLock, Status: StatusOverflow, Mode: ModeNone})
+		return
+	}
 	e := d.n.allocEntry()
 	*e = entry{owner: owner, cookie: cookie, gr: ModeNone, rq: mode, flags: flags, bast: ModeNone}
 	if len(m.q[qConverting]) == 0 && len(m.q[qWaiting]) == 0 && m.grantable(e, mode) {
@@ -427,6 +440,10 @@ func (d *domain) applyFrozen(r *resource, from base.NodeID, req *lockReq) {
 	switch req.Op {
 	case OpLock:
 		if e != nil || m.findFresh(from, req.Cookie) >= 0 {
+			return
+		}
+		if m.count() >= MaxLocksPerResource {
+			m.owed = append(m.owed, owedReply{Owner: from, Cookie: req.Cookie, Op: OpLock, Status: StatusOverflow, Mode: ModeNone})
 			return
 		}
 		m.fresh = append(m.fresh, freshReq{owner: from, cookie: req.Cookie, op: OpLock, rq: req.Mode, flags: req.Flags})

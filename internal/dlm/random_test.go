@@ -915,6 +915,14 @@ func (s *sim) run() error {
 	if err := s.net.checkMasters(); err != nil {
 		return err
 	}
+	// Mastery needs no lookup: every request went straight to its master.
+	for _, x := range s.net.liveIDs() {
+		for _, st := range s.net.nodes[x].n.State() {
+			if st.Misrouted != 0 {
+				return fmt.Errorf("node %d %s: %d requests reached a node that was not their master", x, st.Domain, st.Misrouted)
+			}
+		}
+	}
 	// Release everything: nothing may be left anywhere.
 	for _, m := range slices.Clone(s.locks) {
 		if m.held != ModeNone {

@@ -109,10 +109,11 @@ const (
 	StatusTimedOut                 // cancelled because its deadline passed
 	StatusNotPending               // internal: a cancel found nothing to cancel
 	StatusAborted                  // the domain went away under the request
+	StatusOverflow                 // the resource has MaxLocksPerResource locks already
 	numStatuses
 )
 
-var statusNames = [numStatuses]string{"ok", "busy", "deadlock", "cancelled", "timed out", "not pending", "aborted"}
+var statusNames = [numStatuses]string{"ok", "busy", "deadlock", "cancelled", "timed out", "not pending", "aborted", "too many locks"}
 
 func (s Status) String() string {
 	if s < numStatuses {

@@ -360,7 +360,12 @@ func (d *DLM) writer(x base.NodeID, p *dlmPeer) {
 		m, gen := p.q[0], p.gen
 		p.busy = true
 		p.mu.Unlock()
-		for {
+		if len(m.Payload) > cnet.MaxPayload {
+			// The core keeps every message within a frame
+			// (MaxLocksPerResource); this is a bug, and loud.
+			d.a.logf("dlm: BUG: a %d-byte message to node %d exceeds the %d-byte frame: dropped", len(m.Payload), x, cnet.MaxPayload)
+		}
+		for len(m.Payload) <= cnet.MaxPayload {
 			err := d.a.Send(x, m.Type, m.Key, m.Payload)
 			if err == nil {
 				break

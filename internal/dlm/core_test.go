@@ -1,0 +1,111 @@
+package dlm
+
+import (
+	"testing"
+
+	"o2go/internal/base"
+	cnet "o2go/internal/cluster/net"
+)
+
+func TestKeyIsO2DLMs(t *testing.T) {
+	// ocfs2(7), DLM DEBUGGING: "Domain: 45F81E3B6F2B48CCAAD1AE7945AB2001
+	// Key: 0x10748e61".
+	if k := Key("45F81E3B6F2B48CCAAD1AE7945AB2001"); k != 0x10748e61 {
+		t.Fatalf("Key = %#x, want 0x10748e61", k)
+	}
+}
+
+func TestCompatibilityMatrix(t *testing.T) {
+	// The standard matrix, row by row (NL CR CW PR PW EX).
+	want := []string{"111111", "111110", "111000", "110100", "110000", "100000"}
+	for a := ModeNL; a <= ModeEX; a++ {
+		for b := ModeNL; b <= ModeEX; b++ {
+			if got := Compatible(a, b); got != (want[a][b] == '1') {
+				t.Errorf("Compatible(%s, %s) = %v", a, b, got)
+			}
+			if Compatible(a, b) != Compatible(b, a) {
+				t.Errorf("not symmetric at %s, %s", a, b)
+			}
+		}
+	}
+	// Weaker: the down-conversions; CW and PR are not ordered.
+	for _, c := range []struct {
+		a, b Mode
+		want bool
+	}{{ModeNL, ModeEX, true}, {ModePR, ModeEX, true}, {ModeCR, ModePW, true}, {ModeCW, ModePW, true},
+		{ModePR, ModePW, true}, {ModeCW, ModePR, false}, {ModePR, ModeCW, false}, {ModeEX, ModePR, false}, {ModePR, ModePR, false}} {
+		if got := Weaker(c.a, c.b); got != c.want {
+			t.Errorf("Weaker(%s, %s) = %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+	// strongestCompatible: what a lock of unknown mode may have been.
+	for _, c := range []struct {
+		held []Mode
+		want Mode
+	}{{nil, ModeEX}, {[]Mode{ModeNL}, ModeEX}, {[]Mode{ModeCR}, ModePW}, {[]Mode{ModeCW}, ModeCW},
+		{[]Mode{ModePR}, ModePR}, {[]Mode{ModePW}, ModeCR}, {[]Mode{ModeEX}, ModeNL}, {[]Mode{ModeCR, ModePR}, ModePR}} {
+		var h uint8
+		for _, m := range c.held {
+			h |= 1 << m
+		}
+		if got := strongestCompatible(h); got != c.want {
+			t.Errorf("strongestCompatible(%v) = %s, want %s", c.held, got, c.want)
+		}
+	}
+	for _, s := range []string{"nl", "Cr", "CW", "pr", "PW", "ex"} {
+		if _, err := ParseMode(s); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := ParseMode("XX"); err == nil {
+		t.Error("ParseMode(XX) accepted")
+	}
+}
+
+func TestLVBRules(t *testing.T) {
+	// Reads on grants that do not lower; writes lowering from PW/EX.
+	for _, c := range []struct {
+		from, to Mode
+		op       lvbOp
+	}{{ModeNone, ModeNL, lvbRead}, {ModeNL, ModeEX, lvbRead}, {ModePR, ModePR, lvbRead},
+		{ModePR, ModeNL, lvbNone}, {ModePW, ModeEX, lvbRead}, {ModePW, ModePR, lvbWrite},
+		{ModeEX, ModeEX, lvbWrite}, {ModeEX, ModeNone, lvbWrite}, {ModeCW, ModeCR, lvbNone}} {
+		if got := lvbOpFor(c.from, c.to); got != c.op {
+			t.Errorf("lvbOpFor(%s, %s) = %d, want %d", c.from, c.to, got, c.op)
+		}
+	}
+}
+
+// TestResourceLockLimit: a resource refuses a lock past
+// MaxLocksPerResource, so its state always fits one frame.
+func TestResourceLockLimit(t *testing.T) {
+	net := newTestNet(1, 2)
+	for _, x := range []base.NodeID{1, 2} {
+		_ = net.call(x, func(n *Node) (Ready, error) { return n.Join("vol", false) })
+	}
+	net.settle(100000)
+	var last AST
+	net.onAST = func(x base.NodeID, a AST) { last = a }
+	for i := 0; i <= MaxLocksPerResource; i++ {
+		if _, err := net.lock(base.NodeID(1+i%2), "vol", "hot", ModeNL, 0); err != nil {
+			t.Fatal(err)
+		}
+		net.settle(100000)
+		if i < MaxLocksPerResource && last.Status != StatusOK {
+			t.Fatalf("lock %d: %s", i, last.Status)
+		}
+	}
+	if last.Status != StatusOverflow {
+		t.Fatalf("lock past the limit: %s", last.Status)
+	}
+	for _, x := range []base.NodeID{1, 2} {
+		d := net.node(x).byName["vol"]
+		if r := d.res["hot"]; r != nil && r.m != nil {
+			s := r.m.state("hot")
+			b := encode(nil, 1, &transferMsg{Epoch: 1, Resources: []resState{s}})
+			if len(b) > cnet.MaxPayload {
+				t.Fatalf("a full resource's state takes %d bytes, more than a frame", len(b))
+			}
+		}
+	}
+}
