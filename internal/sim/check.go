@@ -128,8 +128,7 @@ func (k *checker) event(n *simNode, e quorum.Event) {
 		// it); a paused victim is checked by the write rule when it wakes.
 		victim := k.c.nodes[e.Node]
 		if victim.gen == e.Generation && victim.state == stRunning && victim.m != nil {
-			exp, ok := victim.m.LeaseExpiry()
-			if !ok || k.c.now < exp || victim.m.Frozen() {
+			if _, leased := victim.m.LeaseExpiry(); leased && victim.m.Entitled(k.c.now) {
 				k.violate("node %d declared %v dead while it may still write", n.id, inc)
 			}
 		}
@@ -157,13 +156,14 @@ func (k *checker) continuing(n *simNode) bool {
 	if (n.state != stRunning && n.state != stPaused) || n.m == nil || !n.m.View().Members.Has(n.id) {
 		return false
 	}
-	// A frozen node keeps its view while it runs (its writes wait); a
-	// paused one whose lease ran out must fence on waking, frozen or not:
-	// no peer it could reach still confirms the outage.
-	if exp, ok := n.m.LeaseExpiry(); ok && k.c.now >= exp && !(n.m.Frozen() && n.state == stRunning) {
-		return false
+	// A node whose lease ran out is entitled to go on only while frozen
+	// with its peers' confirmation (see member.Entitled); a paused one must
+	// fence on waking, frozen or not: nobody confirms to a stopped node.
+	if n.state == stPaused {
+		exp, ok := n.m.LeaseExpiry()
+		return !ok || k.c.now < exp
 	}
-	return true
+	return n.m.Entitled(k.c.now)
 }
 
 // periodic runs every simulated second.

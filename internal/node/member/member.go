@@ -679,6 +679,29 @@ func (m *Member) checkLease() bool {
 	return true
 }
 
+// Entitled reports, without changing anything, whether this node may still
+// act as a member at now: not fenced, and its lease holds, or it is frozen
+// and its peers still confirm (or give it time) — what the next check of
+// its lease would decide. The simulator's checker uses it.
+func (m *Member) Entitled(now time.Duration) bool {
+	if m.fenced {
+		return false
+	}
+	exp, ok := m.LeaseExpiry()
+	if !ok || now < exp {
+		return true
+	}
+	switch {
+	case !m.frozen:
+		return false
+	case m.mem.PeersReadStalled():
+		return true
+	case m.thawBy == 0:
+		return m.mem.PeersReachable()
+	}
+	return now < m.thawBy && m.mem.PeersReachable()
+}
+
 // MayWrite reports whether this node may write to the shared disks at now.
 // It fences the node when the lease ran out (the check the agent makes
 // before every write).
