@@ -387,6 +387,15 @@ func TestModelOnRealVolumes(t *testing.T) {
 						compare(t, v.reader(ino), models[ino], fmt.Sprintf("op %d %s", op, v.paths[ino]))
 					}
 				} else {
+					list, err := after.List()
+					if err != nil || len(list) != len(model) {
+						t.Fatalf("op %d: %s lists %d names (%v), model %d", op, v.paths[ino], len(list), err, len(model))
+					}
+					for _, a := range list {
+						if _, ok := model[a.Name]; !ok {
+							t.Fatalf("op %d: %s lists %s, not in the model", op, v.paths[ino], a.Name)
+						}
+					}
 					got, found, err := after.Get(name)
 					if err != nil || found != (model[name] != nil) || !bytes.Equal(got, model[name]) {
 						t.Fatalf("op %d: %s %s reads %d bytes (found %v, %v), model %d", op, v.paths[ino], name, len(got), found, err, len(model[name]))
