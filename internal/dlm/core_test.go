@@ -109,3 +109,27 @@ func TestResourceLockLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestDebugViewsRoundTripThroughJSON(t *testing.T) {
+	for m := ModeNone; m <= ModeEX; m++ {
+		b, _ := m.MarshalText()
+		var back Mode
+		if err := back.UnmarshalText(b); err != nil || back != m {
+			t.Fatalf("mode %s: %v %s", m, err, back)
+		}
+	}
+	for _, f := range []Flags{0, NoQueue, Recovery, NoQueue | Recovery} {
+		b, _ := f.MarshalText()
+		var back Flags
+		if err := back.UnmarshalText(b); err != nil || back != f {
+			t.Fatalf("flags %s: %v %s", f, err, back)
+		}
+	}
+	for o := OpNone; o < numOps; o++ {
+		b, _ := o.MarshalText()
+		var back Op
+		if err := back.UnmarshalText(b); err != nil || back != o {
+			t.Fatalf("op %s: %v %s", o, err, back)
+		}
+	}
+}

@@ -138,6 +138,47 @@ func (m Mode) MarshalText() ([]byte, error)  { return []byte(m.String()), nil }
 func (o Op) MarshalText() ([]byte, error)    { return []byte(o.String()), nil }
 func (f Flags) MarshalText() ([]byte, error) { return []byte(f.String()), nil }
 
+// UnmarshalText reads what MarshalText wrote ("-" is ModeNone).
+func (m *Mode) UnmarshalText(b []byte) error {
+	if string(b) == "-" {
+		*m = ModeNone
+		return nil
+	}
+	v, err := ParseMode(string(b))
+	*m = v
+	return err
+}
+
+// UnmarshalText reads what MarshalText wrote.
+func (o *Op) UnmarshalText(b []byte) error {
+	for i, n := range opNames {
+		if n == string(b) {
+			*o = Op(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("dlm: operation %q", b)
+}
+
+// UnmarshalText reads what MarshalText wrote.
+func (f *Flags) UnmarshalText(b []byte) error {
+	*f = 0
+	if string(b) == "-" {
+		return nil
+	}
+	for _, p := range strings.Split(string(b), ",") {
+		switch p {
+		case "noqueue":
+			*f |= NoQueue
+		case "recovery":
+			*f |= Recovery
+		default:
+			return fmt.Errorf("dlm: flag %q", p)
+		}
+	}
+	return nil
+}
+
 // Locks returns the debug view of resource name in domain (every resource
 // known here when name is empty), in name order.
 func (n *Node) Locks(domainName, name string) ([]ResourceState, error) {
