@@ -437,22 +437,30 @@ func (b *mkfsBuilder) file(k ondisk.SystemFileKind, slot int) *ondisk.Dinode {
 
 // initSysInode fills a system inode's id2 as mkfs.c format_file does.
 func (b *mkfsBuilder) initSysInode(d *ondisk.Dinode, k ondisk.SystemFileKind) {
-	bs := b.bs()
+	if k == ondisk.SysGlobalBitmap || k == ondisk.SysGlobalInodeAlloc {
+		return // set up in phase1
+	}
+	initSystemInodeBody(d, b.bs(), b.p.clusterBits)
+}
+
+// initSystemInodeBody gives a new per-slot or ordinary system inode the
+// empty id2 its flags call for: an empty local alloc, truncate log, chain
+// list of an inode or extent allocator, or extent list. mkfs and tunefs -N
+// (which makes the files of new slots) share it.
+func initSystemInodeBody(d *ondisk.Dinode, bs int, clusterBits uint) {
 	switch {
 	case d.Flags&ondisk.InodeLocalAlloc != 0:
 		d.LocalAlloc = &ondisk.LocalAlloc{Bitmap: make([]byte, ondisk.LocalAllocBitmapBytes(bs))}
 	case d.Flags&ondisk.InodeDealloc != 0:
 		d.TruncateLog = &ondisk.TruncateLog{Count: uint16(ondisk.TruncateRecsPerInode(bs))}
-	case k == ondisk.SysGlobalBitmap || k == ondisk.SysGlobalInodeAlloc:
-		// set up in phase1
 	case d.Flags&ondisk.InodeChain != 0:
 		d.Chain = &ondisk.ChainList{
-			CPG:   uint16(clustersPerSubGroup(bs, b.p.clusterBits)),
-			BPC:   uint16(b.p.bpc()),
+			CPG:   uint16(clustersPerSubGroup(bs, clusterBits)),
+			BPC:   uint16((1 << clusterBits) / bs),
 			Count: uint16(ondisk.ChainRecsPerInode(bs)),
 		}
 	default:
-		d.Extents = b.emptyExtents()
+		d.Extents = &ondisk.ExtentList{Count: uint16(ondisk.ExtentRecsPerInode(bs, 0))}
 	}
 }
 
@@ -608,29 +616,42 @@ func (b *mkfsBuilder) phase2() error {
 // journalSuper writes the JBD2 superblock at a journal's first block.
 func (b *mkfsBuilder) journalSuper(d *ondisk.Dinode) {
 	p := b.p
-	first := uint32(1)
-	if p.blockSize == 512 {
-		first = 2 // the 1024-byte superblock takes two blocks
-	}
-	jsb := ondisk.JournalSuperBlock{
-		BlockType: ondisk.JBD2SuperblockV2,
-		BlockSize: uint32(p.blockSize),
-		MaxLen:    uint32(b.clustersToBlocks(uint64(d.Clusters))),
-		First:     first,
-		SSequence: 1,
-		Start:     1,
-		UUID:      b.uuid,
-		Users:     make([][16]byte, 1),
-	}
+	var incompat uint32
 	if p.opts.Journal64 {
-		jsb.FeatureIncompat = ondisk.JBD2FeatureIncompat64Bit
+		incompat = ondisk.JBD2FeatureIncompat64Bit
 	}
-	buf := make([]byte, max(p.blockSize, ondisk.JournalSuperBlockSize))
-	jsb.Encode(buf)
+	buf := journalSuperBlockBytes(p.blockSize, uint32(b.clustersToBlocks(uint64(d.Clusters))), b.uuid, incompat)
 	start := d.Extents.Recs[0].Blkno
 	for i := 0; i*p.blockSize < len(buf); i++ {
 		b.img.put(start+uint64(i), buf[i*p.blockSize:(i+1)*p.blockSize], -1)
 	}
+}
+
+// journalSuperBlockBytes is the first block(s) of a freshly formatted
+// journal of maxLen blocks (libocfs2's ocfs2_init_journal_superblock):
+// a V2 JBD2 superblock, log from block 1 (2 with 512-byte blocks, where the
+// 1024-byte superblock takes two), s_start 1, s_sequence 1, one user, the
+// volume's UUID and the given incompat features. mkfs and tunefs (new
+// slots, -J) share it. The result is whole blocks.
+func journalSuperBlockBytes(blockSize int, maxLen uint32, uuid [ondisk.UUIDLen]byte, incompat uint32) []byte {
+	first := uint32(1)
+	if blockSize == 512 {
+		first = 2
+	}
+	jsb := ondisk.JournalSuperBlock{
+		BlockType:       ondisk.JBD2SuperblockV2,
+		BlockSize:       uint32(blockSize),
+		MaxLen:          maxLen,
+		First:           first,
+		SSequence:       1,
+		Start:           1,
+		FeatureIncompat: incompat,
+		UUID:            uuid,
+		Users:           make([][16]byte, 1),
+	}
+	buf := make([]byte, max(blockSize, ondisk.JournalSuperBlockSize))
+	jsb.Encode(buf)
+	return buf
 }
 
 // lostAndFound creates lost+found as libocfs2 does: a new inode from

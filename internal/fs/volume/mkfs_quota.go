@@ -97,13 +97,9 @@ func (b *mkfsBuilder) quotaFiles() error {
 				return refuse("quota file %s:%04d: %v", sysInfo(ty.local).Name, slot, err)
 			}
 			d.Size = uint64(quotaInitBlocks * bs)
-			blk0 := make([]byte, bs)
-			le.PutUint32(blk0[0:], quotaLocalMagic[t])
-			le.PutUint32(blk0[8:], quotaLocalClean)
-			le.PutUint32(blk0[12:], 1)
-			le.PutUint32(blk0[16:], quotaInitBlocks)
-			b.putFileBlock(d, 0, blk0)
-			b.putFileBlock(d, 1, make([]byte, bs))
+			for i, blk := range localQuotaFileBlocks(t, bs) {
+				b.putFileBlock(d, uint64(i), blk)
+			}
 		}
 	}
 	// One dquot per type, for id 0: the root directory.
@@ -180,4 +176,19 @@ func (b *mkfsBuilder) putFileBlock(d *ondisk.Dinode, i uint64, data []byte) {
 			return
 		}
 	}
+}
+
+// localQuotaFileBlocks is the content of a new local quota file
+// (aquota.user:NNNN for type 0, aquota.group:NNNN for 1): the header block
+// (magic, version 0, clean, one chunk, two blocks) and an empty chunk
+// header. Each block's last 8 bytes hold its META_ECC check, left for the
+// caller to seal. mkfs and tunefs -N (new slots' files) share it.
+func localQuotaFileBlocks(typ, bs int) [][]byte {
+	le := binary.LittleEndian
+	blk0 := make([]byte, bs)
+	le.PutUint32(blk0[0:], quotaLocalMagic[typ])
+	le.PutUint32(blk0[8:], quotaLocalClean)
+	le.PutUint32(blk0[12:], 1)
+	le.PutUint32(blk0[16:], quotaInitBlocks)
+	return [][]byte{blk0, make([]byte, bs)}
 }

@@ -1,0 +1,418 @@
+package volume
+
+import (
+	"fmt"
+	"strings"
+
+	"o2go/internal/ondisk"
+)
+
+// tunefs --fs-features (tunefs.ocfs2's op_features.c and feature_*.c):
+// each named feature is turned on or off by its own operation, which
+// reopens the volume; disabling runs before enabling, and a feature turned
+// on after the ones it needs (sparse before unwritten) and off before them.
+// Naming a feature turns on what it needs ("unwritten" turns on "sparse");
+// turning one off turns off what needs it ("nosparse" turns off
+// "unwritten"), as libocfs2 parses the list.
+//
+// What each change does, and where o2go stands (the file holding the
+// larger ones in parentheses):
+//
+//	local            on: the LOCAL flag (userspace-stack cleared); off: a cluster
+//	                 volume stamped for this node's cluster (classic o2cb when
+//	                 none is configured)
+//	sparse           on: files' clusters past i_size freed, then the flag; off:
+//	                 every hole of every file filled with zeroed clusters
+//	                 (needs unwritten off) (tunefs_feature_sparse.go)
+//	unwritten        on: the flag (needs sparse); off: unwritten extents
+//	                 zeroed and marked written (tunefs_feature_sparse.go)
+//	backup-super     on: the backup locations (must be free) reserved and
+//	                 written; off: their clusters freed (tunefs_feature_backup.go)
+//	extended-slotmap the slot map reformatted; off refused with a cluster stack
+//	                 stamped (the stamp needs the extended map)
+//	inline-data      on: the flag; off: every inline file and directory moved
+//	                 into a cluster (tunefs_feature_inline.go)
+//	metaecc          every metadata block's check computed (on) or zeroed (off);
+//	                 on installs directory trailers first (tunefs_feature_metaecc.go)
+//	xattr            on: the flag, s_xattr_inline_size, s_uuid_hash; off: every
+//	                 extended attribute removed (tunefs_feature_xattr.go)
+//	indexed-dirs     on: trailers and an index for every block directory; off:
+//	                 every index freed (tunefs_feature_dx.go)
+//	usrquota         off: the quota files freed and unlinked; on is refused:
+//	grpquota         o2go cannot count usage per user yet (tunefs_feature_quota.go)
+//	refcount         on: the flag; off: refused while a file shares clusters
+//	                 (o2go cannot unshare offline yet), else the flag
+//	discontig-bg     on: the flag; off: refused while a discontiguous group
+//	                 exists, else every suballocator group's bg_size set to a
+//	                 whole block's bitmap
+//	clusterinfo      on: this node's cluster stamped with CLUSTERINFO; off: the
+//	                 flag (userspace-stack set for a non-o2cb stack)
+//	append-dio       the flag
+
+// tunefsFeature is one --fs-features name and what turning it on and off
+// does.
+type tunefsFeature struct {
+	name            string
+	own             FeatureSet
+	alloc           bool // the change allocates (the global bitmap is checked first)
+	enable, disable func(t *tunefsVol) error
+}
+
+func (f *tunefsFeature) set(fs FeatureSet) bool { return overlaps(fs, f.own) }
+
+// tunefsFeatures in libocfs2's table order.
+var tunefsFeatures = []*tunefsFeature{
+	{name: "local", enable: (*tunefsVol).enableLocal, disable: (*tunefsVol).disableLocal},
+	{name: "sparse", alloc: true, enable: (*tunefsVol).enableSparse, disable: (*tunefsVol).disableSparse},
+	{name: "backup-super", alloc: true, enable: (*tunefsVol).enableBackupSuper, disable: (*tunefsVol).disableBackupSuper},
+	{name: "unwritten", alloc: true, enable: (*tunefsVol).enableUnwritten, disable: (*tunefsVol).disableUnwritten},
+	{name: "extended-slotmap", alloc: true, enable: (*tunefsVol).enableExtendedSlotMap, disable: (*tunefsVol).disableExtendedSlotMap},
+	{name: "inline-data", alloc: true, enable: (*tunefsVol).enableInlineData, disable: (*tunefsVol).disableInlineData},
+	{name: "metaecc", alloc: true, enable: (*tunefsVol).enableMetaECC, disable: (*tunefsVol).disableMetaECC},
+	{name: "xattr", alloc: true, enable: (*tunefsVol).enableXattr, disable: (*tunefsVol).disableXattr},
+	{name: "indexed-dirs", alloc: true, enable: (*tunefsVol).enableIndexedDirs, disable: (*tunefsVol).disableIndexedDirs},
+	{name: "usrquota", alloc: true, enable: (*tunefsVol).enableUsrQuota, disable: (*tunefsVol).disableUsrQuota},
+	{name: "grpquota", alloc: true, enable: (*tunefsVol).enableGrpQuota, disable: (*tunefsVol).disableGrpQuota},
+	{name: "refcount", alloc: true, enable: (*tunefsVol).enableRefcount, disable: (*tunefsVol).disableRefcount},
+	{name: "discontig-bg", alloc: true, enable: (*tunefsVol).enableDiscontigBG, disable: (*tunefsVol).disableDiscontigBG},
+	{name: "clusterinfo", enable: (*tunefsVol).enableClusterInfo, disable: (*tunefsVol).disableClusterInfo},
+	{name: "append-dio", enable: (*tunefsVol).enableAppendDIO, disable: (*tunefsVol).disableAppendDIO},
+}
+
+func init() {
+	for _, f := range tunefsFeatures {
+		for _, m := range mkfsFeatures {
+			if m.name == f.name {
+				f.own = m.own
+			}
+		}
+	}
+}
+
+// planFeatures turns an --fs-features list into operations.
+func (r *tunefsRun) planFeatures(list string) ([]tunefsOp, error) {
+	on, off, err := parseFeatureChanges(list)
+	if err != nil {
+		return nil, err
+	}
+	var ops []tunefsOp
+	var offs []*tunefsFeature
+	for _, f := range tunefsFeatures {
+		if f.set(off) {
+			offs = append(offs, f)
+		}
+	}
+	// What depends on a feature goes off before it (unwritten before sparse).
+	for i, f := range offs {
+		if f.name == "sparse" {
+			for j := i + 1; j < len(offs); j++ {
+				if offs[j].name == "unwritten" {
+					offs[i], offs[j] = offs[j], offs[i]
+				}
+			}
+		}
+	}
+	for _, f := range offs {
+		f := f
+		r.verbosef("Disabling feature %q\n", f.name)
+		ops = append(ops, tunefsOp{name: "disable feature " + f.name, rw: true, alloc: f.alloc, run: f.disable})
+	}
+	for _, f := range tunefsFeatures {
+		if f.set(on) {
+			f := f
+			r.verbosef("Enabling feature %q\n", f.name)
+			ops = append(ops, tunefsOp{name: "enable feature " + f.name, rw: true, alloc: f.alloc, run: f.enable})
+		}
+	}
+	return ops, nil
+}
+
+// parseFeatureChanges parses "name,noname,...": the features to turn on
+// (with what they need) and off (with what needs them).
+func parseFeatureChanges(list string) (on, off FeatureSet, err error) {
+	for _, tok := range strings.Split(list, ",") {
+		if tok == "" {
+			continue
+		}
+		name, disable := tok, false
+		if strings.HasPrefix(tok, "no") {
+			name, disable = tok[2:], true
+		}
+		var f *mkfsFeature
+		for i := range mkfsFeatures {
+			if mkfsFeatures[i].name == name {
+				f = &mkfsFeatures[i]
+			}
+		}
+		if f == nil {
+			var names []string
+			for _, k := range mkfsFeatures {
+				names = append(names, k.name)
+			}
+			return on, off, tunefsRefuse("unknown feature %q in --fs-features; known: %s (prefix \"no\" to turn one off)", name, strings.Join(names, ", "))
+		}
+		if disable {
+			off = union(off, f.own)
+		} else {
+			on = union(on, f.needs)
+		}
+	}
+	for _, f := range mkfsFeatures {
+		if overlaps(off, f.needs) {
+			off = union(off, f.own)
+		}
+	}
+	if overlaps(on, off) {
+		return on, off, tunefsRefuse("--fs-features %q both sets and clears a feature (or one it depends on)", list)
+	}
+	return on, off, nil
+}
+
+// flagFeature turns a feature whose change is its superblock bit alone on
+// or off (enable_append_dio and the like).
+func (t *tunefsVol) flagFeature(name string, f *FeatureSet, on bool, apply func()) error {
+	has := f.Compat&t.SB.Features.Compat != 0 || f.Incompat&t.SB.Features.Incompat != 0 || f.RoCompat&t.SB.Features.RoCompat != 0
+	if has == on {
+		t.verbosef("The %s feature is already %s; nothing to do\n", name, map[bool]string{true: "enabled", false: "disabled"}[on])
+		return nil
+	}
+	verb := map[bool]string{true: "Enable", false: "Disable"}[on]
+	ok, err := t.r.interact("%s the %s feature on device %q? ", verb, name, t.Path)
+	if err != nil || !ok {
+		return err
+	}
+	if on {
+		t.SB.Features = union(t.SB.Features, *f)
+	} else {
+		t.SB.Features.Compat &^= f.Compat
+		t.SB.Features.Incompat &^= f.Incompat
+		t.SB.Features.RoCompat &^= f.RoCompat
+	}
+	if apply != nil {
+		apply()
+	}
+	return t.writeSuper()
+}
+
+// feature reports whether the superblock has feature name on, and the
+// feature's bits.
+func (t *tunefsVol) feature(name string) (bool, *FeatureSet) {
+	for i := range mkfsFeatures {
+		if f := &mkfsFeatures[i]; f.name == name {
+			return overlaps(t.SB.Features, f.own), &f.own
+		}
+	}
+	panic("unknown feature " + name)
+}
+
+// already reports (and says at -v) that the feature is already as wanted.
+func (t *tunefsVol) already(name string, on bool) bool {
+	has, _ := t.feature(name)
+	if has == on {
+		t.verbosef("The %s feature is already %s; nothing to do\n", name, map[bool]string{true: "enabled", false: "disabled"}[on])
+		return true
+	}
+	return false
+}
+
+// ask asks -i's question for turning feature name on or off.
+func (t *tunefsVol) askFeature(name string, on bool) (bool, error) {
+	verb := map[bool]string{true: "Enable", false: "Disable"}[on]
+	return t.r.interact("%s the %s feature on device %q? ", verb, name, t.Path)
+}
+
+// setFeature changes the feature's bits in memory.
+func (t *tunefsVol) setFeature(name string, on bool) {
+	_, f := t.feature(name)
+	if on {
+		t.SB.Features = union(t.SB.Features, *f)
+		return
+	}
+	t.SB.Features.Compat &^= f.Compat
+	t.SB.Features.Incompat &^= f.Incompat
+	t.SB.Features.RoCompat &^= f.RoCompat
+}
+
+func (t *tunefsVol) enableAppendDIO() error  { return t.toggleFlag("append-dio", true, nil) }
+func (t *tunefsVol) disableAppendDIO() error { return t.toggleFlag("append-dio", false, nil) }
+func (t *tunefsVol) enableRefcount() error   { return t.toggleFlag("refcount", true, nil) }
+func (t *tunefsVol) enableDiscontigBG() error {
+	return t.toggleFlag("discontig-bg", true, nil)
+}
+func (t *tunefsVol) enableInlineData() error { return t.toggleFlag("inline-data", true, nil) }
+
+// toggleFlag is flagFeature by name.
+func (t *tunefsVol) toggleFlag(name string, on bool, apply func()) error {
+	_, f := t.feature(name)
+	return t.flagFeature(name, f, on, apply)
+}
+
+// enableLocal makes the volume single-node (enable_local).
+func (t *tunefsVol) enableLocal() error {
+	return t.toggleFlag("local", true, func() {
+		t.SB.Features.Incompat &^= ondisk.IncompatUserspaceStack
+	})
+}
+
+// disableLocal makes the volume clustered, stamped for this node's
+// cluster (disable_local).
+func (t *tunefsVol) disableLocal() error {
+	if t.already("local", false) {
+		return nil
+	}
+	ok, err := t.r.interact("Make device %q a cluster-aware filesystem? ", t.Path)
+	if err != nil || !ok {
+		return err
+	}
+	cs := ClusterStack{}
+	if run := t.r.o.RunningStack; run != nil {
+		cs = *run
+		t.verbosef("Cluster stack: %s\nCluster name: %s\n", cs.Stack, cs.Name)
+	} else {
+		t.verbosef("Cluster stack: classic o2cb\n")
+	}
+	if err := cs.Validate(); err != nil {
+		return tunefsRefuse("the running cluster's description is not valid: %v", err)
+	}
+	t.setFeature("local", false)
+	return t.setClusterDesc(cs)
+}
+
+// enableUnwritten needs sparse (enable_unwritten_extents).
+func (t *tunefsVol) enableUnwritten() error {
+	if t.already("unwritten", true) {
+		return nil
+	}
+	if on, _ := t.feature("sparse"); !on {
+		return tunefsRefuse("sparse files are not enabled on %s; unwritten extents cannot be enabled", t.Path)
+	}
+	return t.toggleFlag("unwritten", true, nil)
+}
+
+// enableExtendedSlotMap and disableExtendedSlotMap reformat the slot map.
+func (t *tunefsVol) enableExtendedSlotMap() error  { return t.extendedSlotMap(true) }
+func (t *tunefsVol) disableExtendedSlotMap() error { return t.extendedSlotMap(false) }
+
+func (t *tunefsVol) extendedSlotMap(on bool) error {
+	if t.already("extended-slotmap", on) {
+		return nil
+	}
+	if !on && t.SB.Features.Incompat&(ondisk.IncompatUserspaceStack|ondisk.IncompatClusterInfo) != 0 {
+		return tunefsRefuse("%s is stamped for the %s cluster stack, which needs the extended slot map; stamp the default stack first (--cluster-stack=default)", t.Path, t.diskClusterStack())
+	}
+	ok, err := t.askFeature("extended-slotmap", on)
+	if err != nil || !ok {
+		return err
+	}
+	t.setFeature("extended-slotmap", on)
+	if err := t.formatSlotMap(); err != nil {
+		return err
+	}
+	return t.writeSuper()
+}
+
+// enableClusterInfo stamps this node's cluster with CLUSTERINFO
+// (enable_clusterinfo).
+func (t *tunefsVol) enableClusterInfo() error {
+	if t.already("clusterinfo", true) {
+		return nil
+	}
+	if t.local() {
+		return tunefsRefuse("%s is a local volume: cluster information belongs to clustered volumes (--fs-features=nolocal)", t.Path)
+	}
+	run := t.r.o.RunningStack
+	if run == nil || run.Stack == "" {
+		return tunefsRefuse("no running cluster to stamp: this node has no O2CB cluster configured; use --cluster-stack and --cluster-name")
+	}
+	ok, err := t.askFeature("clusterinfo", true)
+	if err != nil || !ok {
+		return err
+	}
+	t.SB.Features.Incompat |= ondisk.IncompatClusterInfo
+	t.SB.Features.Incompat &^= ondisk.IncompatUserspaceStack
+	return t.setClusterDesc(*run)
+}
+
+// disableClusterInfo keeps a userspace stack's stamp valid through the
+// USERSPACE_STACK flag (disable_clusterinfo).
+func (t *tunefsVol) disableClusterInfo() error {
+	return t.toggleFlag("clusterinfo", false, func() {
+		if st := t.SB.ClusterInfo.StackName(); st != "" && st != "o2cb" {
+			t.SB.Features.Incompat |= ondisk.IncompatUserspaceStack
+		}
+	})
+}
+
+// disableDiscontigBG refuses while a discontiguous group exists; else
+// every suballocator group's bg_size becomes a whole block's bitmap, as
+// volumes without the feature have it (disable_discontig_bg).
+func (t *tunefsVol) disableDiscontigBG() error {
+	if t.already("discontig-bg", false) {
+		return nil
+	}
+	var change []*ondisk.GroupDesc
+	for _, k := range []ondisk.SystemFileKind{ondisk.SysInodeAlloc, ondisk.SysExtentAlloc} {
+		for slot := 0; slot < int(t.SB.MaxSlots); slot++ {
+			blk, err := t.SystemFile(k, slot)
+			if err != nil {
+				return err
+			}
+			_, groups, err := t.allocatorGroups(blk)
+			if err != nil {
+				return err
+			}
+			for _, g := range groups {
+				if g.Discontig() {
+					return tunefsRefuse("the discontig-bg feature cannot be turned off while a discontiguous block group exists (group %d of %s)", g.Blkno, mustName(k, slot))
+				}
+				if len(g.Bitmap) != ondisk.GroupBitmapBytes(t.bs(), false, 0) {
+					change = append(change, g)
+				}
+			}
+		}
+	}
+	ok, err := t.askFeature("discontig-bg", false)
+	if err != nil || !ok {
+		return err
+	}
+	full := ondisk.GroupBitmapBytes(t.bs(), false, 0)
+	for _, g0 := range change {
+		g := cloneGroup(g0)
+		bm := make([]byte, full)
+		copy(bm, g.Bitmap)
+		g.Bitmap = bm
+		g.List = nil
+		if err := t.writeGroup(g); err != nil {
+			return err
+		}
+	}
+	t.setFeature("discontig-bg", false)
+	return t.writeSuper()
+}
+
+func mustName(k ondisk.SystemFileKind, slot int) string {
+	n, _ := ondisk.SystemFileName(k, slot)
+	return n
+}
+
+// disableRefcount refuses while any file shares clusters through a
+// refcount tree: o2go cannot unshare (copy) them offline yet.
+func (t *tunefsVol) disableRefcount() error {
+	if t.already("refcount", false) {
+		return nil
+	}
+	var shared []string
+	err := t.forEachInode("Scanning filesystem", func(d *ondisk.Dinode) error {
+		if d.DynFeatures&ondisk.DynHasRefcount != 0 && len(shared) < 5 {
+			shared = append(shared, fmt.Sprint(d.Blkno))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(shared) > 0 {
+		return tunefsRefuse("inode(s) %s (at least) have refcount trees (reflinked files): o2go tunefs cannot unshare their clusters yet, so the refcount feature stays on; copy those files (cp --reflink=never) and delete the originals first", strings.Join(shared, ", "))
+	}
+	return t.toggleFlag("refcount", false, nil)
+}
