@@ -626,7 +626,9 @@ func (t *RefcountTree) expandRoot(root *ondisk.RefcountBlock, lf *refLeaf) error
 	return nil
 }
 
-// moveKeyDown re-keys the first leaf when a record landed below its key.
+// moveKeyDown re-keys the first leaf to 0 when a record landed below its
+// key (o2go keeps the first key at 0; a tree the kernel left with a higher
+// one gets it back here, where the kernel would move the key to the record).
 func (t *RefcountTree) moveKeyDown(idx *Tree, lf *refLeaf) error {
 	recs := lf.rb.Records.Recs
 	if len(recs) == 0 || recs[0].Cpos >= uint64(lf.key) {
@@ -635,12 +637,25 @@ func (t *RefcountTree) moveKeyDown(idx *Tree, lf *refLeaf) error {
 	if !lf.first {
 		return t.corrupt(lf.rb.Blkno, "rf_cpos", "record at cluster %d lies below the key %d of a leaf that is not the first", recs[0].Cpos, lf.key)
 	}
+	return t.rekey(idx, lf, 0, false)
+}
+
+// rekey moves leaf lf to index key key, writing the leaf now when asked
+// (otherwise its caller writes it).
+func (t *RefcountTree) rekey(idx *Tree, lf *refLeaf, key uint32, write bool) error {
 	if _, err := idx.Remove(lf.key, 1); err != nil {
 		return err
 	}
-	lf.key = uint32(recs[0].Cpos)
-	lf.rb.Cpos = lf.key
-	return idx.Insert(ondisk.ExtentRec{Cpos: lf.key, Clusters: 1, Blkno: lf.rb.Blkno})
+	lf.key = key
+	lf.rb.Cpos = key
+	if err := idx.Insert(ondisk.ExtentRec{Cpos: key, Clusters: 1, Blkno: lf.rb.Blkno}); err != nil {
+		return err
+	}
+	if write {
+		_, err := t.write(lf.rb, lf.buf)
+		return err
+	}
+	return nil
 }
 
 // dropLeaf frees an emptied leaf and takes it out of the index; with no
@@ -664,7 +679,17 @@ func (t *RefcountTree) dropLeaf(root *ondisk.RefcountBlock, idx *Tree, lf *refLe
 		return err
 	}
 	if len(keys) > 1 {
-		return nil
+		if keys[0].Cpos == 0 {
+			return nil
+		}
+		// The new first leaf covers everything below its key: say so with
+		// key 0 (debugfs.ocfs2 walks leaves down from the top and stops
+		// only at a key of 0).
+		first, buf, err := t.loadLeaf(root, keys[0].Blkno, keys[0].Cpos, true, uint64(keys[1].Cpos))
+		if err != nil {
+			return err
+		}
+		return t.rekey(idx, &refLeaf{rb: first, buf: buf, key: keys[0].Cpos, first: true}, 0, true)
 	}
 	var recs []ondisk.RefcountRec
 	if len(keys) == 1 {

@@ -13,6 +13,7 @@ type RefcountShape struct {
 	Generation  uint32   // rf_generation
 	Depth       int      // index depth (-1: the root holds the records itself)
 	Leaves      []uint64 // leaf blocks left to right (none when Depth is -1)
+	FirstKey    uint32   // the first leaf's index key (o2go keeps it 0)
 	IndexBlocks int      // EXBLK01 blocks of the index
 	Records     int
 	Clusters    uint64 // clusters counted (sum of r_clusters)
@@ -52,6 +53,7 @@ func CheckRefcountTree(c *metacache.Cache, root uint64) (RefcountShape, error) {
 		if len(keys) == 0 {
 			return s, bad(root, "the root is an index (TREE_FL) without leaves")
 		}
+		s.FirstKey = keys[0].Cpos
 		if rb.Clusters != uint32(len(keys)) {
 			return s, bad(root, "rf_clusters is %d, the index has %d leaves", rb.Clusters, len(keys))
 		}

@@ -32,6 +32,9 @@ func checkRefcountModel(t *testing.T, tr *RefcountTree, model map[uint64]uint32,
 	if err != nil {
 		t.Fatal(err)
 	}
+	if s.FirstKey != 0 {
+		t.Fatalf("first leaf at key %d, want 0 (%v)", s.FirstKey, s)
+	}
 	if want := 1 + len(s.Leaves) + s.IndexBlocks; len(a.used) != want {
 		t.Fatalf("allocator holds %d blocks, the tree %d (%v)", len(a.used), want, s)
 	}
@@ -234,11 +237,11 @@ func TestRefcountCorruptLeafParent(t *testing.T) {
 	t.Log(err)
 }
 
-// TestRefcountFirstLeafKeyFollowsRecords empties the first leaf, then
-// counts clusters below every key: the new first leaf's key must move down
-// (the kernel's ocfs2_adjust_refcount_rec), or a deeper index would send
-// lookups of those clusters to the rightmost leaf.
-func TestRefcountFirstLeafKeyFollowsRecords(t *testing.T) {
+// TestRefcountFirstLeafKeyStaysZero empties the first leaf, then counts
+// clusters below every key: the first leaf keeps key 0 throughout, which
+// debugfs.ocfs2's walk of the leaves (top down until a key of 0) needs, and
+// nothing ever lies below a key, which the kernel's lookups need.
+func TestRefcountFirstLeafKeyStaysZero(t *testing.T) {
 	tr, a := newTestRefcountTree(t, 512)
 	model := map[uint64]uint32{}
 	for c := uint64(1000); c < 1000+2*60; c += 2 {
@@ -248,8 +251,8 @@ func TestRefcountFirstLeafKeyFollowsRecords(t *testing.T) {
 		model[c] = 1
 	}
 	s := checkRefcountModel(t, tr, model, a)
-	if len(s.Leaves) < 3 {
-		t.Fatalf("want at least 3 leaves: %v", s)
+	if len(s.Leaves) < 3 || s.FirstKey != 0 {
+		t.Fatalf("want at least 3 leaves, the first at key 0: %v, first key %d", s, s.FirstKey)
 	}
 	first, err := tr.C.RefcountBlock(s.Leaves[0])
 	if err != nil {
@@ -262,6 +265,9 @@ func TestRefcountFirstLeafKeyFollowsRecords(t *testing.T) {
 		delete(model, r.Cpos)
 	}
 	s = checkRefcountModel(t, tr, model, a)
+	if s.FirstKey != 0 || s.Leaves[0] == first.Blkno {
+		t.Fatalf("after the first leaf emptied: first leaf %d at key %d", s.Leaves[0], s.FirstKey)
+	}
 	for c := uint64(5); c < 25; c += 2 {
 		if err := tr.Increase(c, 1); err != nil {
 			t.Fatal(err)
@@ -269,9 +275,8 @@ func TestRefcountFirstLeafKeyFollowsRecords(t *testing.T) {
 		model[c] = 1
 	}
 	s = checkRefcountModel(t, tr, model, a)
-	leaf, err := tr.C.RefcountBlock(s.Leaves[0])
-	if err != nil || leaf.Cpos != 5 {
-		t.Fatalf("first leaf after counting clusters 5..23: key %d (%v), want 5", leaf.Cpos, err)
+	if s.FirstKey != 0 {
+		t.Fatalf("first leaf key %d after counting clusters 5..23, want 0", s.FirstKey)
 	}
 }
 

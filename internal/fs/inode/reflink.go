@@ -485,6 +485,12 @@ func (f *FS) shareStep(src, dst uint64, c, end uint32, delta int64) (uint32, err
 		if dst != src {
 			dt = f.tree(tx, dd)
 		}
+		// The physical clusters dst maps that a source piece could also be:
+		// its shared ones, or all of them within one file.
+		taken, err := f.physRuns(dd, dst == src)
+		if err != nil {
+			return err
+		}
 		for pieces := 0; pieces < shareStepPieces && next < end; {
 			m, err := extent.Lookup(f.C, sd.Extents, next, st.Owner)
 			if err != nil {
@@ -501,17 +507,6 @@ func (f *FS) shareStep(src, dst uint64, c, end uint32, delta int64) (uint32, err
 				continue
 			}
 			phys := f.physCluster(m.Rec, uint64(next))
-			if m.Rec.Flags&ondisk.ExtentRefcounted == 0 {
-				if _, err := st.Update(next, cnt, func(r ondisk.ExtentRec) ondisk.ExtentRec {
-					r.Flags |= ondisk.ExtentRefcounted
-					return r
-				}); err != nil {
-					return err
-				}
-				if err := rt.Increase(phys, cnt); err != nil {
-					return err
-				}
-			}
 			dc := uint32(int64(next) + delta)
 			// removeRange emptied the range; a write that raced into it
 			// since is replaced, as if it came first.
@@ -525,6 +520,31 @@ func (f *FS) shareStep(src, dst uint64, c, end uint32, delta int64) (uint32, err
 					return err
 				}
 			}
+			if overlapsRuns(taken, phys, phys+uint64(cnt)) {
+				// dst maps some of these clusters already (a reflink
+				// within one file, or back into a file it came from):
+				// fsck.ocfs2 1.8.7 aborts on a file that maps a physical
+				// cluster twice (refcount.c, refcount_extent_insert), so
+				// this piece is copied, not shared.
+				if err := f.copyPiece(tx, dd, dt, phys, dc, cnt); err != nil {
+					return err
+				}
+				next = stop
+				pieces++
+				continue
+			}
+			if m.Rec.Flags&ondisk.ExtentRefcounted == 0 {
+				if _, err := st.Update(next, cnt, func(r ondisk.ExtentRec) ondisk.ExtentRec {
+					r.Flags |= ondisk.ExtentRefcounted
+					return r
+				}); err != nil {
+					return err
+				}
+				if err := rt.Increase(phys, cnt); err != nil {
+					return err
+				}
+			}
+			taken = append(taken, [2]uint64{phys, phys + uint64(cnt)})
 			if err := dt.Insert(ondisk.ExtentRec{Cpos: dc, Clusters: cnt, Blkno: phys * f.bpc(), Flags: ondisk.ExtentRefcounted}); err != nil {
 				return err
 			}
@@ -568,6 +588,53 @@ func (f *FS) copyData(src uint64, srcOff int64, dst uint64, dstOff, n int64) err
 			return err
 		}
 		srcOff, dstOff, n = srcOff+int64(k), dstOff+int64(k), n-int64(k)
+	}
+	return nil
+}
+
+// physRuns lists the physical cluster runs [lo, hi) of d's shared extents,
+// or of all its extents.
+func (f *FS) physRuns(d *ondisk.Dinode, all bool) ([][2]uint64, error) {
+	var runs [][2]uint64
+	if d.Extents == nil {
+		return nil, nil
+	}
+	err := extent.Walk(f.C, d.Extents, fmt.Sprintf("inode %d", d.Blkno), func(r ondisk.ExtentRec) error {
+		if all || r.Flags&ondisk.ExtentRefcounted != 0 {
+			lo := r.Blkno / f.bpc()
+			runs = append(runs, [2]uint64{lo, lo + uint64(r.Clusters)})
+		}
+		return nil
+	})
+	return runs, err
+}
+
+func overlapsRuns(runs [][2]uint64, lo, hi uint64) bool {
+	for _, r := range runs {
+		if r[0] < hi && lo < r[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// copyPiece maps n new clusters at logical cluster dc of d (a hole) and
+// copies physical clusters from phys on into them.
+func (f *FS) copyPiece(tx metacache.Tx, d *ondisk.Dinode, t *extent.Tree, phys uint64, dc, n uint32) error {
+	defer func() { d.LastEBBlk = t.LastEB }()
+	for n > 0 {
+		start, got, err := f.W.Alloc.Clusters.ClaimClusters(tx, d.Blkno, 0, 1, n)
+		if err != nil {
+			return err
+		}
+		if err := f.copyClusters(phys, uint64(start), got); err != nil {
+			return err
+		}
+		if err := t.Insert(ondisk.ExtentRec{Cpos: dc, Clusters: got, Blkno: uint64(start) * f.bpc()}); err != nil {
+			return err
+		}
+		d.Clusters += got
+		phys, dc, n = phys+uint64(got), dc+got, n-got
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package volume
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"regexp"
@@ -22,6 +23,7 @@ type reflinkVolume struct {
 	img   string
 	m     *Mounted
 	files map[string][]byte // the model: name -> contents
+	peak  refcountTotals    // the most verify saw at once
 }
 
 func mountReflinkVolume(t *testing.T, size int64, geo ...string) *reflinkVolume {
@@ -108,15 +110,33 @@ func (v *reflinkVolume) verify(step string) {
 			v.t.Fatalf("%s: %s differs from the model (%d vs %d bytes, first difference at byte %d)", step, name, len(got), len(want), i)
 		}
 	}
-	if err := checkRefcounts(v.m); err != nil {
+	tot, err := refcountStats(v.m)
+	if err != nil {
 		v.t.Fatalf("%s: %v", step, err)
 	}
+	v.peak.Records = max(v.peak.Records, tot.Records)
+	v.peak.Leaves = max(v.peak.Leaves, tot.Leaves)
+	v.peak.MaxDepth = max(v.peak.MaxDepth, tot.MaxDepth)
+	v.peak.Shared = max(v.peak.Shared, tot.Shared)
+	v.peak.Trees = max(v.peak.Trees, tot.Trees)
 }
 
 // checkRefcounts recounts every refcount tree from the REFCOUNTED extents
 // of the inodes in the root directory and compares: tree shape, rf_count
 // (inodes attached), and the count of every physical cluster.
 func checkRefcounts(m *Mounted) error {
+	_, err := refcountStats(m)
+	return err
+}
+
+// refcountTotals sums what the volume's refcount trees hold.
+type refcountTotals struct {
+	Trees, Records, Leaves, MaxDepth int
+	Shared                           int // clusters counted more than once
+}
+
+func refcountStats(m *Mounted) (refcountTotals, error) {
+	var tot refcountTotals
 	fs := m.FS
 	type tree struct {
 		users  uint32
@@ -130,13 +150,13 @@ func checkRefcounts(m *Mounted) error {
 		}
 		return true
 	}); err != nil {
-		return err
+		return tot, err
 	}
 	bpc := uint64(m.SB.BlocksPerCluster())
 	for _, ino := range inos {
 		d, err := fs.Stat(ino)
 		if err != nil {
-			return err
+			return tot, err
 		}
 		var tr *tree
 		if d.DynFeatures&ondisk.DynHasRefcount != 0 {
@@ -163,19 +183,26 @@ func checkRefcounts(m *Mounted) error {
 			}
 			return nil
 		}); err != nil {
-			return err
+			return tot, err
 		}
 		if clusters != uint64(d.Clusters) {
-			return fmt.Errorf("inode %d: i_clusters %d, extents map %d", ino, d.Clusters, clusters)
+			return tot, fmt.Errorf("inode %d: i_clusters %d, extents map %d", ino, d.Clusters, clusters)
 		}
 	}
 	for root, want := range trees {
 		s, err := extent.CheckRefcountTree(m.Cache, root)
 		if err != nil {
-			return err
+			return tot, err
 		}
+		if s.FirstKey != 0 {
+			return tot, fmt.Errorf("refcount tree %d: first leaf at key %d, want 0", root, s.FirstKey)
+		}
+		tot.Trees++
+		tot.Records += s.Records
+		tot.Leaves += len(s.Leaves)
+		tot.MaxDepth = max(tot.MaxDepth, s.Depth)
 		if s.Users != want.users {
-			return fmt.Errorf("refcount tree %d: rf_count %d, %d inodes attached", root, s.Users, want.users)
+			return tot, fmt.Errorf("refcount tree %d: rf_count %d, %d inodes attached", root, s.Users, want.users)
 		}
 		got := map[uint64]uint32{}
 		rt := &extent.RefcountTree{C: m.Cache, Root: root}
@@ -185,18 +212,21 @@ func checkRefcounts(m *Mounted) error {
 			}
 			return nil
 		}); err != nil {
-			return err
+			return tot, err
 		}
 		for c, n := range want.counts {
 			if got[c] != n {
-				return fmt.Errorf("refcount tree %d: cluster %d counted %d, %d extents share it", root, c, got[c], n)
+				return tot, fmt.Errorf("refcount tree %d: cluster %d counted %d, %d extents share it", root, c, got[c], n)
+			}
+			if n > 1 {
+				tot.Shared++
 			}
 		}
 		if len(got) != len(want.counts) {
-			return fmt.Errorf("refcount tree %d counts %d clusters, the extents share %d", root, len(got), len(want.counts))
+			return tot, fmt.Errorf("refcount tree %d counts %d clusters, the extents share %d", root, len(got), len(want.counts))
 		}
 	}
-	return nil
+	return tot, nil
 }
 
 // debugfsRefcounts reads "refcount PATH" from debugfs.ocfs2: rf_count and
@@ -258,4 +288,307 @@ func TestReflinkSmoke(t *testing.T) {
 	realtools.RequireFsckClean(t, v.img)
 	users, counts := debugfsRefcounts(t, v.img, "/a")
 	t.Logf("debugfs: %d users, %d clusters counted", users, len(counts))
+}
+
+// sameTreeOrNone reports whether a reflink between a and b may share:
+// they are not attached to two different refcount trees.
+func (v *reflinkVolume) sameTreeOrNone(a, b string) bool {
+	da, err := v.m.FS.Stat(v.ino(a))
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	db, err := v.m.FS.Stat(v.ino(b))
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	ha, hb := da.DynFeatures&ondisk.DynHasRefcount != 0, db.DynFeatures&ondisk.DynHasRefcount != 0
+	return !ha || !hb || da.RefcountLoc == db.RefcountLoc
+}
+
+// place copies p into the model of name at off.
+func (v *reflinkVolume) place(name string, p []byte, off int64) {
+	m := v.files[name]
+	if end := off + int64(len(p)); end > int64(len(m)) {
+		m = append(m, make([]byte, end-int64(len(m)))...)
+	}
+	copy(m[off:], p)
+	v.files[name] = m
+}
+
+func (v *reflinkVolume) resize(name string, size int64) {
+	m := v.files[name]
+	if size < int64(len(m)) {
+		m = m[:size]
+	} else {
+		m = append(m, make([]byte, size-int64(len(m)))...)
+	}
+	v.files[name] = m
+}
+
+// checkOffline unmounts, runs fsck.ocfs2 -fn and compares what
+// debugfs.ocfs2 says of every refcount tree with o2go's reading, then mounts
+// again.
+func (v *reflinkVolume) checkOffline(step string) {
+	v.t.Helper()
+	type want struct {
+		path   string
+		users  uint32
+		counts map[uint64]uint32
+	}
+	var trees []want
+	seen := map[uint64]bool{}
+	for name := range v.files {
+		d, err := v.m.FS.Stat(v.ino(name))
+		if err != nil {
+			v.t.Fatal(err)
+		}
+		if d.DynFeatures&ondisk.DynHasRefcount == 0 || seen[d.RefcountLoc] {
+			continue
+		}
+		seen[d.RefcountLoc] = true
+		s, err := extent.CheckRefcountTree(v.m.Cache, d.RefcountLoc)
+		if err != nil {
+			v.t.Fatal(err)
+		}
+		w := want{path: "/" + name, users: s.Users, counts: map[uint64]uint32{}}
+		if err := (&extent.RefcountTree{C: v.m.Cache, Root: d.RefcountLoc}).Walk(func(r ondisk.RefcountRec) error {
+			for c := r.Cpos; c < r.End(); c++ {
+				w.counts[c] = r.Refcount
+			}
+			return nil
+		}); err != nil {
+			v.t.Fatal(err)
+		}
+		trees = append(trees, w)
+	}
+	v.unmount()
+	if r := realtools.Fsck(v.t, v.img, "-fn"); !r.Clean() {
+		v.t.Fatalf("%s: fsck.ocfs2 -fn: exit %d, problems %v\n%s", step, r.ExitCode, r.Problems, r.Output)
+	}
+	for _, w := range trees {
+		users, counts := debugfsRefcounts(v.t, v.img, w.path)
+		if users != w.users || len(counts) != len(w.counts) {
+			v.t.Fatalf("%s: debugfs refcount %s: %d users, %d clusters; o2go reads %d users, %d clusters", step, w.path, users, len(counts), w.users, len(w.counts))
+		}
+		for c, n := range w.counts {
+			if counts[c] != n {
+				v.t.Fatalf("%s: debugfs refcount %s: cluster %d counted %d, o2go reads %d", step, w.path, c, counts[c], n)
+			}
+		}
+	}
+	v.mount()
+}
+
+// TestReflinkAgainstModel runs random writes, reflinks (FICLONE,
+// FICLONERANGE, copy_file_range), truncates, hole punches, zero ranges,
+// preallocations and deletes over a few files, comparing every file with a
+// model and every refcount tree with the extents that share it after each
+// step, and with fsck.ocfs2 and debugfs.ocfs2 now and then.
+func TestReflinkAgainstModel(t *testing.T) {
+	for _, geo := range [][]string{
+		{"-b", "4096", "-C", "4096", "--fs-features=local"},
+		{"-b", "512", "-C", "4096", "--fs-features=local,noindexed-dirs"},
+		{"-b", "4096", "-C", "16384", "--fs-features=local"},
+	} {
+		seeds := uint64(2)
+		if testing.Short() {
+			seeds = 1
+		}
+		for seed := uint64(1); seed <= seeds; seed++ {
+			t.Run(fmt.Sprintf("%s-%s-seed%d", geo[1], geo[3], seed), func(t *testing.T) {
+				v := mountReflinkVolume(t, 400<<20, geo...)
+				rng := rand.New(rand.NewPCG(seed, uint64(len(geo[1]))))
+				bs := int64(v.m.SB.BlockSize())
+				const maxSize = 1 << 20
+				names := []string{"f0", "f1", "f2", "f3", "f4"}
+				for _, n := range names {
+					v.create(n)
+				}
+				pick := func() string { return names[rng.IntN(len(names))] }
+				live := func() string {
+					if len(v.files) == 0 {
+						v.create(pick())
+					}
+					for {
+						if n := pick(); v.files[n] != nil {
+							return n
+						}
+					}
+				}
+				stats := map[string]int{}
+				const ops = 600
+				for op := 0; op < ops; op++ {
+					var what string
+					switch k := rng.IntN(20); {
+					case k < 6:
+						what = "write"
+						name := live()
+						off := rng.Int64N(maxSize)
+						n := 1 + rng.IntN(48<<10)
+						if rng.IntN(4) == 0 {
+							n = 1 + rng.IntN(100)
+						}
+						v.write(name, randBytes(rng, n), off)
+					case k < 9:
+						what = "reflink"
+						src, dst := live(), live()
+						if src == dst {
+							continue
+						}
+						may := v.sameTreeOrNone(src, dst)
+						err := v.m.FS.Reflink(v.ino(src), v.ino(dst))
+						if errors.Is(err, syscall.EOPNOTSUPP) && !may {
+							what = "reflink refused"
+							break
+						}
+						if err != nil {
+							t.Fatalf("op %d reflink %s -> %s: %v", op, src, dst, err)
+						}
+						v.place(dst, bytes.Clone(v.files[src]), 0)
+					case k < 12:
+						what = "clone range"
+						src, dst := live(), live()
+						size := int64(len(v.files[src]))
+						if size < bs {
+							continue
+						}
+						so := rng.Int64N(size/bs) * bs
+						do := rng.Int64N(maxSize/bs) * bs
+						n := (1 + rng.Int64N((size-so)/bs)) * bs
+						if rng.IntN(3) == 0 || so+n > size {
+							n = size - so
+						}
+						if src == dst && do < so+n+bs && so < do+n+bs {
+							continue
+						}
+						may := v.sameTreeOrNone(src, dst)
+						err := v.m.FS.CloneRange(v.ino(src), so, v.ino(dst), do, n)
+						if errors.Is(err, syscall.EOPNOTSUPP) && !may {
+							what = "clone range refused"
+							break
+						}
+						if err != nil {
+							t.Fatalf("op %d clone %s [%d,+%d) -> %s at %d: %v", op, src, so, n, dst, do, err)
+						}
+						v.place(dst, bytes.Clone(v.files[src][so:so+n]), do)
+					case k < 14:
+						what = "copy range"
+						src, dst := live(), live()
+						size := int64(len(v.files[src]))
+						so := rng.Int64N(size + 100)
+						do := rng.Int64N(maxSize)
+						if rng.IntN(2) == 0 { // same offset within a cluster: shares
+							cs := int64(v.m.SB.ClusterSize())
+							do = do&^(cs-1) | so&(cs-1)
+						}
+						n := rng.Int64N(maxSize / 2)
+						if src == dst && do < so+n+bs && so < do+n+bs {
+							continue
+						}
+						got, err := v.m.FS.CopyRange(v.ino(src), so, v.ino(dst), do, n)
+						if err != nil {
+							t.Fatalf("op %d copy %s [%d,+%d) -> %s at %d: %v", op, src, so, n, dst, do, err)
+						}
+						want := max(0, min(n, size-so))
+						if got != want {
+							t.Fatalf("op %d copy %s [%d,+%d) of %d bytes copied %d, want %d", op, src, so, n, size, got, want)
+						}
+						if got > 0 {
+							v.place(dst, bytes.Clone(v.files[src][so:so+got]), do)
+						}
+					case k < 15:
+						what = "truncate"
+						name := live()
+						size := int64(len(v.files[name]))
+						size = size/2 + rng.Int64N(maxSize/2+1)
+						if err := v.m.FS.Truncate(v.ino(name), size); err != nil {
+							t.Fatalf("op %d truncate %s %d: %v", op, name, size, err)
+						}
+						v.resize(name, size)
+					case k < 17:
+						what = "punch"
+						name := live()
+						off, n := rng.Int64N(maxSize), 1+rng.Int64N(256<<10)
+						if err := v.m.FS.Fallocate(v.ino(name), inode.FallocPunchHole|inode.FallocKeepSize, off, n); err != nil {
+							t.Fatalf("op %d punch %s: %v", op, name, err)
+						}
+						m := v.files[name]
+						for i := off; i < min(off+n, int64(len(m))); i++ {
+							m[i] = 0
+						}
+					case k < 18:
+						what = "zero range"
+						name := live()
+						off, n := rng.Int64N(maxSize), 1+rng.Int64N(256<<10)
+						mode := uint32(inode.FallocZeroRange)
+						if rng.IntN(2) == 0 {
+							mode |= inode.FallocKeepSize
+							n = max(1, min(n, int64(len(v.files[name]))-off)) // see preallocate
+						}
+						if err := v.m.FS.Fallocate(v.ino(name), mode, off, n); err != nil {
+							t.Fatalf("op %d zero range %s: %v", op, name, err)
+						}
+						m := v.files[name]
+						for i := off; i < min(off+n, int64(len(m))); i++ {
+							m[i] = 0
+						}
+						if mode&inode.FallocKeepSize == 0 && off+n > int64(len(m)) {
+							v.resize(name, off+n)
+						}
+					case k < 19:
+						what = "preallocate"
+						name := live()
+						// Within the size: fsck.ocfs2 1.8.7 reports clusters
+						// wholly past i_size as INODE_SPARSE_SIZE, even the
+						// unwritten ones fallocate -n leaves.
+						size := int64(len(v.files[name]))
+						if size < 2 {
+							continue
+						}
+						off := rng.Int64N(size - 1)
+						n := 1 + rng.Int64N(size-off-1)
+						if err := v.m.FS.Fallocate(v.ino(name), inode.FallocKeepSize, off, n); err != nil {
+							t.Fatalf("op %d fallocate %s: %v", op, name, err)
+						}
+					default:
+						if rng.IntN(2) == 0 {
+							// Scattered small writes fragment shared files: the trees fill.
+							what = "scatter"
+							name := live()
+							for i := 0; i < 24 && len(v.files[name]) > 0; i++ {
+								v.write(name, randBytes(rng, 1), rng.Int64N(int64(len(v.files[name]))))
+							}
+							break
+						}
+						name := pick()
+						if v.files[name] == nil {
+							what = "create"
+							v.create(name)
+							break
+						}
+						what = "delete"
+						if err := v.m.FS.Unlink(v.m.SB.RootBlkno, name, false); err != nil {
+							t.Fatalf("op %d unlink %s: %v", op, name, err)
+						}
+						delete(v.files, name)
+					}
+					stats[what]++
+					if testing.Verbose() {
+						t.Logf("op %d %s", op, what)
+					}
+					v.verify(fmt.Sprintf("op %d (%s)", op, what))
+					if op%150 == 149 {
+						v.checkOffline(fmt.Sprintf("op %d", op))
+					}
+				}
+				v.checkOffline("the end")
+				t.Logf("operations: %v", stats)
+				t.Logf("peak: %+v", v.peak)
+				if v.peak.Shared < 50 || v.peak.Records < 40 {
+					t.Errorf("the run shared too little to test much: %+v", v.peak)
+				}
+				v.unmount()
+			})
+		}
+	}
 }
