@@ -281,3 +281,48 @@ func TestDestroyInSteps(t *testing.T) {
 		})
 	}
 }
+
+// TestDeepBucketTree grows a bucket tree past what the xattr block's root
+// list holds (27 runs on 512-byte blocks), so the tree takes an extent
+// block, then empties it again.
+func TestDeepBucketTree(t *testing.T) {
+	v := newMemVolume(t, memConfig{bs: 512, cs: 4096, fragment: 1, clusters: 4096}, 8)
+	v.data.maxRun = 1
+	want := map[string][]byte{}
+	for i := 0; i < 1500; i++ {
+		name := fmt.Sprintf("user.deep-tree-%05d", i)
+		val := bytes.Repeat([]byte{byte(i)}, 1+i%70)
+		mustSet(t, v, name, val)
+		want[name] = val
+	}
+	xb, err := v.c.XattrBlock(v.reader().Inode.XattrLoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !xb.Indexed() || xb.Tree.List.TreeDepth == 0 {
+		t.Fatalf("1500 attributes in scattered clusters: indexed %v, tree depth %d", xb.Indexed(), xb.Tree.List.TreeDepth)
+	}
+	l := layoutOf(t, v.reader())
+	t.Logf("%d buckets in %d runs, tree depth %d", l.buckets, len(l.runs), xb.Tree.List.TreeDepth)
+	for name, val := range want {
+		mustGet(t, v, name, val)
+	}
+	v.checkAccounting(t)
+	for {
+		var done bool
+		if err := v.op(func(env Env, d *ondisk.Dinode, buf *metacache.Buffer) error {
+			var err error
+			done, err = Destroy(env, d, buf)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		v.checkAccounting(t)
+		if done {
+			break
+		}
+	}
+	if len(v.data.used) != 0 || len(v.meta.used) != 0 {
+		t.Fatalf("after Destroy: %d clusters and %d metadata blocks in use", len(v.data.used), len(v.meta.used))
+	}
+}

@@ -506,3 +506,39 @@ func TestRealVolumeScenarios(t *testing.T) {
 	debugfsAgrees(t, img, "/dense", want)
 	debugfsAgrees(t, img, "/fragmented", map[string][]byte{"user.big": big})
 }
+
+// TestDeepBucketTreeOnRealVolume grows a bucket tree past the 27 runs a
+// 512-byte xattr block holds, values in clusters keeping bucket clusters
+// apart, and hands the result to fsck.ocfs2 and debugfs.ocfs2.
+func TestDeepBucketTreeOnRealVolume(t *testing.T) {
+	realtools.Require(t)
+	img := realtools.MkfsImage(t, 128<<20, "-b", "512", "-C", "4096", "-N", "2", "--fs-features=local,noindexed-dirs")
+	v := mountImage(t, img)
+	ino := v.newFile("deep", false, 0)
+	r := base.NewRand(5)
+	want := map[string][]byte{}
+	for i := 0; i < 2500; i++ {
+		name := fmt.Sprintf("user.deep.%05d", i)
+		n := 1 + r.Intn(40)
+		if i%4 == 0 {
+			n = 100 + r.Intn(300)
+		}
+		val := xattr.ValueGen(r, false)[:0]
+		val = append(val, bytes.Repeat([]byte{byte(i)}, n)...)
+		if err := v.set(ino, name, val, 0); err != nil {
+			t.Fatal(err)
+		}
+		want[name] = val
+	}
+	compare(t, v.reader(ino), want, "/deep")
+	xb, err := v.m.Cache.XattrBlock(v.reader(ino).Inode.XattrLoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if xb.Tree == nil || xb.Tree.List.TreeDepth == 0 {
+		t.Errorf("2500 attributes on 512-byte blocks left the bucket tree in the xattr block")
+	}
+	v.unmount()
+	realtools.RequireFsckClean(t, img)
+	debugfsAgrees(t, img, "/deep", want)
+}
