@@ -592,3 +592,143 @@ func TestReflinkAgainstModel(t *testing.T) {
 		}
 	}
 }
+
+// TestReflinkKeepsFreeSpace: a reflink of a 100 MiB file moves no data and
+// takes no cluster (df stays put); each 4 KiB write into the copy then costs
+// exactly one cluster, its private copy.
+func TestReflinkKeepsFreeSpace(t *testing.T) {
+	v := mountReflinkVolume(t, 512<<20, "-b", "4096", "-C", "4096", "--fs-features=local")
+	rng := rand.New(rand.NewPCG(5, 6))
+	v.create("big")
+	chunk := randBytes(rng, 1<<20)
+	for i := int64(0); i < 100; i++ {
+		chunk[0] = byte(i) // every MiB differs
+		v.write("big", chunk, i<<20)
+	}
+	// The first tree of the volume may have to grow extent_alloc by a
+	// group of clusters: take that one on a small file first.
+	v.create("warm")
+	v.write("warm", chunk[:4096], 0)
+	v.create("warm2")
+	if err := v.m.FS.Reflink(v.ino("warm"), v.ino("warm2")); err != nil {
+		t.Fatal(err)
+	}
+	v.files["warm2"] = bytes.Clone(v.files["warm"])
+	v.create("copy")
+	_, before, err := v.m.Statfs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.m.FS.Reflink(v.ino("big"), v.ino("copy")); err != nil {
+		t.Fatal(err)
+	}
+	v.files["copy"] = bytes.Clone(v.files["big"])
+	_, after, err := v.m.Statfs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Fatalf("free clusters %d before the reflink of 100 MiB, %d after", before, after)
+	}
+	cs := int64(v.m.SB.ClusterSize())
+	for i := int64(0); i < 20; i++ {
+		v.write("copy", randBytes(rng, 4096), (i*37+3)*cs)
+		_, free, err := v.m.Statfs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := before - uint64(i+1); free != want {
+			t.Fatalf("after %d 4 KiB writes into the copy: %d free clusters, want %d", i+1, free, want)
+		}
+	}
+	v.verify("after the writes")
+	v.checkOffline("the end")
+	v.unmount()
+}
+
+// TestReflinkTreeGrowsAndShrinks fragments a shared file until its
+// refcount tree needs many leaves (and, with 512-byte blocks, index blocks
+// under the root), then lets go of the references until the tree is a bare
+// root again, and finally frees it; fsck.ocfs2 and debugfs.ocfs2 judge
+// every stage.
+func TestReflinkTreeGrowsAndShrinks(t *testing.T) {
+	for _, geo := range [][]string{
+		{"-b", "512", "-C", "4096", "--fs-features=local,noindexed-dirs"},
+		{"-b", "4096", "-C", "4096", "--fs-features=local"},
+	} {
+		t.Run(geo[1], func(t *testing.T) {
+			v := mountReflinkVolume(t, 256<<20, geo...)
+			rng := rand.New(rand.NewPCG(8, 9))
+			cs := int64(v.m.SB.ClusterSize())
+			const clusters = 1200
+			v.create("a")
+			v.write("a", randBytes(rng, clusters*int(cs)), 0)
+			v.create("b")
+			if err := v.m.FS.Reflink(v.ino("a"), v.ino("b")); err != nil {
+				t.Fatal(err)
+			}
+			v.files["b"] = bytes.Clone(v.files["a"])
+			// Copy on write of every other cluster: a's counts alternate
+			// 1 and 2, one record each.
+			for c := int64(0); c < clusters; c += 2 {
+				v.write("b", randBytes(rng, 1), c*cs+rng.Int64N(cs))
+			}
+			v.verify("fragmented")
+			root := func() extent.RefcountShape {
+				d, err := v.m.FS.Stat(v.ino("a"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				s, err := extent.CheckRefcountTree(v.m.Cache, d.RefcountLoc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			s := root()
+			t.Logf("grown: %v", s)
+			if s.Records < clusters || len(s.Leaves) < 3 {
+				t.Fatalf("the tree did not grow as expected: %v", s)
+			}
+			if v.m.SB.BlockSize() == 512 && s.Depth < 1 {
+				t.Fatalf("with 512-byte blocks the index should have left the root: %v", s)
+			}
+			v.checkOffline("grown")
+
+			if err := v.m.FS.Unlink(v.m.SB.RootBlkno, "b", false); err != nil {
+				t.Fatal(err)
+			}
+			delete(v.files, "b")
+			v.verify("copy deleted")
+			t.Logf("copy deleted: %v", root())
+			v.checkOffline("copy deleted")
+
+			if err := v.m.FS.Truncate(v.ino("a"), 0); err != nil {
+				t.Fatal(err)
+			}
+			v.resize("a", 0)
+			v.verify("truncated")
+			s = root()
+			t.Logf("truncated: %v", s)
+			if s.Depth != -1 || s.Records != 0 || s.Users != 1 {
+				t.Fatalf("the emptied tree is not a bare root: %v", s)
+			}
+			v.checkOffline("truncated")
+
+			_, before, _ := v.m.Statfs()
+			if err := v.m.FS.Unlink(v.m.SB.RootBlkno, "a", false); err != nil {
+				t.Fatal(err)
+			}
+			delete(v.files, "a")
+			v.verify("deleted")
+			v.checkOffline("deleted")
+			if err := v.m.FS.FlushTruncateLog(); err != nil {
+				t.Fatal(err)
+			}
+			if _, after, _ := v.m.Statfs(); after < before {
+				t.Fatalf("free clusters went from %d to %d on deleting an empty file", before, after)
+			}
+			v.unmount()
+		})
+	}
+}
