@@ -499,6 +499,11 @@ func (f *FS) ListXAttr(_ <-chan struct{}, h *fuse.InHeader, dest []byte) (uint32
 	}
 	var b []byte
 	for _, n := range names {
+		// As a local file system lists them: trusted.* only to root,
+		// nothing a mount option turned off.
+		if strings.HasPrefix(n, "trusted.") && h.Caller.Uid != 0 || f.xattrAllowed(n) != fuse.OK {
+			continue
+		}
 		b = append(append(b, n...), 0)
 	}
 	if len(dest) < len(b) {

@@ -1,6 +1,7 @@
 package inode
 
 import (
+	"errors"
 	"syscall"
 
 	"o2go/internal/fs/metacache"
@@ -22,6 +23,23 @@ func (f *FS) SetXattr(ino uint64, name string, value []byte, flags xattr.SetFlag
 	if !f.xattrSupported() {
 		return syscall.EOPNOTSUPP
 	}
+	return f.retryFreedFull(func() error { return f.setXattr(ino, name, value, flags) })
+}
+
+// retryFreedFull runs an xattr change again after flushing the truncate
+// log when the change found no room there for the clusters it frees.
+func (f *FS) retryFreedFull(op func() error) error {
+	err := op()
+	if errors.Is(err, xattr.ErrFreedFull) {
+		if ferr := f.FlushTruncateLog(); ferr != nil {
+			return ferr
+		}
+		err = op()
+	}
+	return err
+}
+
+func (f *FS) setXattr(ino uint64, name string, value []byte, flags xattr.SetFlags) error {
 	return f.run(16, func(tx metacache.Tx) error {
 		d, b, err := f.inodeForWrite(tx, ino)
 		if err != nil {
@@ -40,6 +58,10 @@ func (f *FS) RemoveXattr(ino uint64, name string) error {
 	if !f.xattrSupported() {
 		return syscall.EOPNOTSUPP
 	}
+	return f.retryFreedFull(func() error { return f.removeXattr(ino, name) })
+}
+
+func (f *FS) removeXattr(ino uint64, name string) error {
 	return f.run(16, func(tx metacache.Tx) error {
 		d, b, err := f.inodeForWrite(tx, ino)
 		if err != nil {
