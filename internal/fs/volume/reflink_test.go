@@ -2,9 +2,13 @@ package volume
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,6 +18,8 @@ import (
 	"o2go/internal/fs/extent"
 	"o2go/internal/fs/inode"
 	"o2go/internal/ondisk"
+	"o2go/internal/testutil"
+	"o2go/internal/testutil/kernelvm"
 	"o2go/internal/testutil/realtools"
 )
 
@@ -731,4 +737,136 @@ func TestReflinkTreeGrowsAndShrinks(t *testing.T) {
 			v.unmount()
 		})
 	}
+}
+
+// parseSums reads sha256sum output into name -> hex digest.
+func parseSums(t *testing.T, out string) map[string]string {
+	t.Helper()
+	sums := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			t.Fatalf("sha256sum line %q", line)
+		}
+		sums[f[1]] = f[0]
+	}
+	return sums
+}
+
+func sumOf(p []byte) string {
+	s := sha256.Sum256(p)
+	return hex.EncodeToString(s[:])
+}
+
+// TestReflinkWithKernel checks reflinks against the kernel's OCFS2 in one
+// boot, both ways: the kernel reads o2go's reflinked files byte-identical
+// and writes into both sides of an o2go reflink (its copy on write); it
+// reflinks files itself (cp --reflink=always, into a fresh tree and into
+// o2go's); fsck stays clean; then o2go reads all of it, and writes into,
+// unshares, truncates and deletes the kernel's reflinks.
+func TestReflinkWithKernel(t *testing.T) {
+	testutil.Long(t)
+	kernelvm.Require(t)
+	v := mountReflinkVolume(t, 512<<20, "-b", "4096", "-C", "4096", "--fs-features=local")
+	rng := rand.New(rand.NewPCG(11, 12))
+	fs := v.m.FS
+	v.create("base")
+	v.write("base", randBytes(rng, 3<<20+777), 0)
+	v.create("o2clone")
+	if err := fs.Reflink(v.ino("base"), v.ino("o2clone")); err != nil {
+		t.Fatal(err)
+	}
+	v.files["o2clone"] = bytes.Clone(v.files["base"])
+	v.write("o2clone", randBytes(rng, 5000), 70000) // o2go's own copy on write
+	v.create("o2range")
+	if err := fs.CloneRange(v.ino("base"), 1<<20, v.ino("o2range"), 4096, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	v.place("o2range", bytes.Clone(v.files["base"][1<<20:2<<20]), 4096)
+	v.create("o2copy")
+	if n, err := fs.CopyRange(v.ino("base"), 12345, v.ino("o2copy"), 12345, 2<<20); err != nil || n != 2<<20 {
+		t.Fatalf("copy range: %d, %v", n, err)
+	}
+	v.place("o2copy", bytes.Clone(v.files["base"][12345:12345+2<<20]), 12345)
+	v.create("kbase")
+	v.write("kbase", randBytes(rng, 2<<20+5), 0)
+	v.verify("before the kernel")
+	before := map[string]string{}
+	for name, p := range v.files {
+		before[name] = sumOf(p)
+	}
+	v.checkOffline("before the kernel")
+	v.unmount()
+
+	share := t.TempDir()
+	p1, p2 := randBytes(rng, 4096), randBytes(rng, 3*4096)
+	for name, p := range map[string][]byte{"p1": p1, "p2": p2} {
+		if err := os.WriteFile(filepath.Join(share, name), p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kernelvm.RunT(t, kernelvm.Options{Image: v.img, Share: share}, `
+		set -e
+		S="$KERNELVM_SHARE"
+		sha256sum base o2clone o2range o2copy kbase >"$S/before.txt"
+		dd if="$S/p1" of=o2clone bs=4096 seek=10 conv=notrunc status=none
+		dd if="$S/p2" of=base bs=4096 seek=100 conv=notrunc status=none
+		cp --reflink=always kbase kclone
+		cp --reflink=always base kclone2
+		dd if="$S/p1" of=kclone2 bs=4096 seek=5 conv=notrunc status=none
+		sync
+		sha256sum base o2clone o2range o2copy kbase kclone kclone2 >"$S/after.txt"`)
+	raw, err := os.ReadFile(filepath.Join(share, "before.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, sum := range parseSums(t, string(raw)) {
+		if sum != before[name] {
+			t.Errorf("the kernel reads %s as %s, o2go wrote %s", name, sum, before[name])
+		}
+	}
+	v.place("o2clone", p1, 10*4096)
+	v.place("base", p2, 100*4096)
+	v.files["kclone"] = bytes.Clone(v.files["kbase"])
+	v.files["kclone2"] = bytes.Clone(v.files["base"])
+	v.place("kclone2", p1, 5*4096)
+	if raw, err = os.ReadFile(filepath.Join(share, "after.txt")); err != nil {
+		t.Fatal(err)
+	}
+	for name, sum := range parseSums(t, string(raw)) {
+		if want := sumOf(v.files[name]); sum != want {
+			t.Errorf("after its writes the kernel reads %s as %s, the model says %s", name, sum, want)
+		}
+	}
+	if r := realtools.Fsck(t, v.img, "-fn"); !r.Clean() {
+		t.Fatalf("fsck.ocfs2 -fn after the kernel: exit %d, problems %v\n%s", r.ExitCode, r.Problems, r.Output)
+	}
+
+	v.mount()
+	v.verify("after the kernel")
+	for _, name := range []string{"kclone", "kclone2", "base"} {
+		d, err := fs.Stat(v.ino(name))
+		if err == nil && d.DynFeatures&ondisk.DynHasRefcount == 0 {
+			t.Errorf("%s has no refcount tree after the kernel's reflink", name)
+		}
+	}
+	fs = v.m.FS
+	v.write("kclone", randBytes(rng, 10000), 300000) // unshare the kernel's sharing
+	v.write("kbase", randBytes(rng, 4096), 0)
+	if err := fs.Truncate(v.ino("kclone2"), 1<<20+3); err != nil {
+		t.Fatal(err)
+	}
+	v.resize("kclone2", 1<<20+3)
+	if err := fs.Fallocate(v.ino("kclone"), inode.FallocPunchHole|inode.FallocKeepSize, 4096, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	clear(v.files["kclone"][4096 : 4096+1<<20])
+	v.verify("o2go over the kernel's reflinks")
+	if err := fs.Unlink(v.m.SB.RootBlkno, "kbase", false); err != nil {
+		t.Fatal(err)
+	}
+	delete(v.files, "kbase")
+	v.verify("kbase deleted")
+	v.checkOffline("the end")
+	v.unmount()
 }
