@@ -221,7 +221,7 @@ func (pc *procCluster) call(i int, method string, result any) error {
 	return cl.Call(method, nil, result)
 }
 
-func (pc *procCluster) view(i int) []base.NodeID {
+func (pc *procCluster) view(i int) node.NodeList {
 	var st node.Status
 	if err := pc.call(i, "status", &st); err != nil {
 		return nil
@@ -229,7 +229,7 @@ func (pc *procCluster) view(i int) []base.NodeID {
 	return st.Members
 }
 
-func (pc *procCluster) waitView(who []int, want []base.NodeID, within time.Duration) {
+func (pc *procCluster) waitView(who []int, want node.NodeList, within time.Duration) {
 	pc.t.Helper()
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
@@ -329,8 +329,8 @@ func loopbackIPs(n int) []string {
 	return ips
 }
 
-func nodes(ns ...int) []base.NodeID {
-	var out []base.NodeID
+func nodes(ns ...int) node.NodeList {
+	var out node.NodeList
 	for _, n := range ns {
 		out = append(out, base.NodeID(n))
 	}
@@ -613,3 +613,78 @@ func TestNetnsEvenSplitKeepsTheLowestNode(t *testing.T) {
 }
 
 var _ = context.Background
+
+// runCLI runs the o2go command line in-process.
+func runCLI(args ...string) (string, error) {
+	root := newRootCommand()
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String() + errOut.String(), err
+}
+
+// TestClusterStatusHeartbeatAndDoctorCommands drives the client commands
+// against two running agents.
+func TestClusterStatusHeartbeatAndDoctorCommands(t *testing.T) {
+	pc := newProcCluster(t, 3, loopbackIPs(3))
+	pc.start(0, "--scan", filepath.Dir(pc.img))
+	pc.start(1)
+	pc.waitView([]int{0, 1}, nodes(0, 1), 30*time.Second)
+	common := []string{"cluster", "--config", pc.conf, "--sysconfig", pc.sysconf}
+	out, err := runCLI(append(common, "status", "--node", pc.names[0], "--socket", pc.agents[0].socket)...)
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	for _, want := range []string{`Checking O2CB cluster "proc": Online`, "Heartbeat dead threshold: 11", "Network idle timeout: 5000",
+		"Heartbeat mode: Local", "Checking O2CB heartbeat: Active", "Nodes in O2CB cluster: 0 1", "live: 0 1",
+		pc.names[2], "no: not heartbeating"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = runCLI(append(common, "status", "--node", pc.names[1], "--socket", pc.agents[1].socket, "--json")...)
+	if err != nil || !strings.Contains(out, `"online": true`) || !strings.Contains(out, `"view_members": [`) {
+		t.Errorf("status --json: %v\n%s", err, out)
+	}
+	// Heartbeat start by UUID, twice (two users), then stop twice.
+	info, err := node.ProbeVolume(pc.img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb := append(common, "heartbeat", "--socket", pc.agents[0].socket)
+	if out, err := runCLI(append(hb, "start", "UUID="+info.UUID)...); err != nil {
+		t.Fatalf("heartbeat start: %v\n%s", err, out)
+	}
+	out, err = runCLI(append(hb, "list")...)
+	if err != nil || !strings.Contains(out, info.UUID) || !strings.Contains(out, "users=2") {
+		t.Fatalf("heartbeat list: %v\n%s", err, out)
+	}
+	if out, err := runCLI(append(hb, "stop", info.UUID)...); err != nil {
+		t.Fatalf("heartbeat stop: %v\n%s", err, out)
+	}
+	if v := pc.view(0); fmt.Sprint(v) != fmt.Sprint(nodes(0, 1)) {
+		t.Fatalf("one user left, yet the view is %v", v)
+	}
+	if out, err := runCLI(append(hb, "start", "LABEL=no-such-label")...); err == nil || !strings.Contains(err.Error(), "no device found") {
+		t.Errorf("unknown label: %v\n%s", err, out)
+	}
+	// Doctor: node 2 does not run, so it is unreachable; the rest is fine.
+	out, err = runCLI(append(common, "doctor", "--node", pc.names[0], "--socket", pc.agents[0].socket)...)
+	if err == nil {
+		t.Errorf("doctor found nothing wrong although node 2 is down:\n%s", out)
+	}
+	for _, want := range []string{"[OK  ] configuration", "[OK  ] agent", "[OK  ] reachable: node " + pc.names[1],
+		"[FAIL] reachable: node " + pc.names[2], "-> start the agent on " + pc.names[2], "[OK  ] same disk", "[OK  ] stamp"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor lacks %q:\n%s", want, out)
+		}
+	}
+	// Offline status: exit status 2 and the configuration.
+	out, err = runCLI(append(common, "status", "--node", pc.names[2], "--socket", filepath.Join(pc.dir, "none.sock"))...)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(out, "Offline") {
+		t.Errorf("offline status: %v\n%s", err, out)
+	}
+}

@@ -31,6 +31,7 @@ type finding struct {
 }
 
 type doctor struct {
+	socket   string
 	out      []finding
 	setup    *agentSetup
 	status   *node.Status
@@ -43,7 +44,7 @@ func (d *doctor) add(check, level, fix, format string, args ...any) {
 }
 
 func newClusterDoctorCommand(opts *clusterOptions) *cobra.Command {
-	var nodeName string
+	var nodeName, socket string
 	var asJSON bool
 	var scan []string
 	cmd := &cobra.Command{
@@ -64,7 +65,7 @@ EXIT STATUS
   1  a check failed`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			d := &doctor{scan: splitList(scan)}
+			d := &doctor{scan: splitList(scan), socket: socket}
 			d.run(opts.configPath, opts.sysconfig(), nodeName)
 			failed := false
 			for _, f := range d.out {
@@ -86,6 +87,8 @@ EXIT STATUS
 	cmd.Flags().StringVar(&nodeName, "node", "", "check as node `NAME` (default: this host's node)")
 	cmd.Flags().StringSliceVar(&scan, "scan", nil, "image files or folders to find heartbeat volumes in (repeatable)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the findings as JSON")
+	cmd.Flags().StringVar(&socket, "socket", "", "the agent's control socket `PATH` (default /run/o2go/NODE.sock)")
+	_ = cmd.Flags().MarkHidden("socket")
 	return cmd
 }
 
@@ -154,7 +157,11 @@ func (d *doctor) checkAddress(self config.Node) {
 }
 
 func (d *doctor) askAgent(name string) {
-	cl, err := node.DialControl(node.DefaultSocket(name))
+	sock := node.DefaultSocket(name)
+	if d.socket != "" {
+		sock = d.socket
+	}
+	cl, err := node.DialControl(sock)
 	if err != nil {
 		d.add("agent", "warn", "start it: o2go agent --node "+name, "no agent runs for node %s: only the checks that need no agent ran", name)
 		return

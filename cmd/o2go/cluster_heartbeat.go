@@ -12,7 +12,7 @@ import (
 func init() { clusterSubcommands = append(clusterSubcommands, newClusterHeartbeatCommand) }
 
 func newClusterHeartbeatCommand(opts *clusterOptions) *cobra.Command {
-	var nodeName string
+	var nodeName, socket string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "heartbeat start|stop DEVICE|UUID=...|LABEL=...  |  heartbeat list",
@@ -54,6 +54,9 @@ EXIT STATUS
 				}
 			}
 			sock, err := socketFor(nodeName)
+			if socket != "" {
+				sock, err = socket, nil
+			}
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -91,7 +94,9 @@ EXIT STATUS
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&socket, "socket", "", "the agent's control socket `PATH` (default /run/o2go/NODE.sock)")
 	cmd.Flags().StringVar(&nodeName, "node", "", "the agent of node `NAME` (default: this host's node, or the only agent running here)")
+	_ = cmd.Flags().MarkHidden("socket")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the region as JSON")
 	return cmd
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"o2go/internal/base"
 	"o2go/internal/node"
 )
 
@@ -18,7 +17,7 @@ func init() { clusterSubcommands = append(clusterSubcommands, newClusterStatusCo
 
 func newClusterStatusCommand(opts *clusterOptions) *cobra.Command {
 	var asJSON bool
-	var nodeName string
+	var nodeName, socket string
 	cmd := &cobra.Command{
 		Use:   "status [--node NAME] [--json]",
 		Short: "Show the cluster stack's state, as service o2cb status does, and every node's",
@@ -44,6 +43,9 @@ EXIT STATUS
 				name = nodeName
 			}
 			sock, err := socketFor(name)
+			if socket != "" {
+				sock, err = socket, nil
+			}
 			var st node.Status
 			online := false
 			if err == nil {
@@ -75,12 +77,14 @@ EXIT STATUS
 			return nil
 		},
 	}
+	_ = cmd.Flags().MarkHidden("socket")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	cmd.Flags().StringVar(&socket, "socket", "", "the agent's control socket `PATH` (default /run/o2go/NODE.sock)")
 	cmd.Flags().StringVar(&nodeName, "node", "", "ask the agent of node `NAME` (default: this host's node, or the only agent running here)")
 	return cmd
 }
 
-func nodeList(ns []base.NodeID) string {
+func nodeList(ns node.NodeList) string {
 	var s []string
 	for _, n := range ns {
 		s = append(s, fmt.Sprint(n))
@@ -135,7 +139,7 @@ func printStatus(w io.Writer, st *node.Status, online bool) {
 				fmt.Fprintf(w, "    %s %s (%s) live: %s\n", r.UUID, r.Device, strings.Join(notes, ", "), nodeList(r.Live))
 			}
 		}
-		var live []base.NodeID
+		var live node.NodeList
 		for _, n := range st.Nodes {
 			if n.Live {
 				live = append(live, n.Number)

@@ -500,14 +500,14 @@ const historySize = 1000
 // EventRecord is a membership event as the control API shows it, with the
 // wall-clock time it was delivered.
 type EventRecord struct {
-	Seq        uint64        `json:"seq"`
-	Epoch      uint64        `json:"epoch"`
-	Node       base.NodeID   `json:"node"`
-	Generation string        `json:"generation"`
-	Kind       string        `json:"kind"` // up, down, left
-	Members    []base.NodeID `json:"members"`
-	Initial    bool          `json:"initial,omitempty"`
-	At         time.Time     `json:"at"`
+	Seq        uint64      `json:"seq"`
+	Epoch      uint64      `json:"epoch"`
+	Node       base.NodeID `json:"node"`
+	Generation string      `json:"generation"`
+	Kind       string      `json:"kind"` // up, down, left
+	Members    NodeList    `json:"members"`
+	Initial    bool        `json:"initial,omitempty"`
+	At         time.Time   `json:"at"`
 }
 
 func recordOf(e MembershipEvent, at time.Time) EventRecord {

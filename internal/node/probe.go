@@ -184,6 +184,9 @@ func (f Finder) find(spec string, match func(*VolumeInfo) bool) (*VolumeInfo, er
 			return v, nil
 		}
 	}
-	return nil, fmt.Errorf("%s: %w (looked in %s and /dev/disk/by-uuid, by-label; add image files or folders with --scan)",
-		spec, ErrNoDevice, strings.Join(f.Scan, ", "))
+	where := "/dev/disk/by-uuid and by-label"
+	if len(f.Scan) > 0 {
+		where = strings.Join(f.Scan, ", ") + " and " + where
+	}
+	return nil, fmt.Errorf("%s: %w (looked in %s; add image files or folders with the agent's --scan)", spec, ErrNoDevice, where)
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,35 @@ import (
 	"o2go/internal/cluster/config"
 	cnet "o2go/internal/cluster/net"
 )
+
+// NodeList is a list of node numbers that reads as a JSON array of numbers
+// (a []uint8 would be base64).
+type NodeList []base.NodeID
+
+// MarshalJSON writes the numbers.
+func (l NodeList) MarshalJSON() ([]byte, error) {
+	ints := make([]int, len(l))
+	for i, n := range l {
+		ints[i] = int(n)
+	}
+	return json.Marshal(ints)
+}
+
+// UnmarshalJSON reads the numbers.
+func (l *NodeList) UnmarshalJSON(b []byte) error {
+	var ints []int
+	if err := json.Unmarshal(b, &ints); err != nil {
+		return err
+	}
+	*l = make(NodeList, 0, len(ints))
+	for _, n := range ints {
+		if n < 0 || n >= base.MaxNodes {
+			return fmt.Errorf("node number %d out of range", n)
+		}
+		*l = append(*l, base.NodeID(n))
+	}
+	return nil
+}
 
 // Status is what `o2go cluster status` shows: what `service o2cb status`
 // prints, and per node what this agent knows of it.
@@ -26,7 +56,7 @@ type Status struct {
 	Steady        bool           `json:"steady"`
 	Epoch         uint64         `json:"view_epoch"`
 	Seq           uint64         `json:"view_seq"`
-	Members       []base.NodeID  `json:"view_members"`
+	Members       NodeList       `json:"view_members"`
 	Leader        *base.NodeID   `json:"leader,omitempty"`
 	Quorum        string         `json:"quorum"`
 	Frozen        bool           `json:"frozen"`
@@ -48,12 +78,12 @@ type StatusTimeouts struct {
 
 // RegionStatus is one heartbeat region.
 type RegionStatus struct {
-	UUID       string        `json:"uuid"`
-	Device     string        `json:"device"`
-	Steady     bool          `json:"steady"`
-	KillArea   bool          `json:"kill_area"`
-	Live       []base.NodeID `json:"live_nodes"`
-	Unresolved []base.NodeID `json:"unresolved_nodes,omitempty"`
+	UUID       string   `json:"uuid"`
+	Device     string   `json:"device"`
+	Steady     bool     `json:"steady"`
+	KillArea   bool     `json:"kill_area"`
+	Live       NodeList `json:"live_nodes"`
+	Unresolved NodeList `json:"unresolved_nodes,omitempty"`
 }
 
 // NodeStatus is one configured node as this agent sees it.
@@ -142,11 +172,11 @@ func (a *Agent) snapshot() *Status {
 	return st
 }
 
-func nonNilNodes(n []base.NodeID) []base.NodeID {
+func nonNilNodes(n []base.NodeID) NodeList {
 	if n == nil {
-		return []base.NodeID{}
+		return NodeList{}
 	}
-	return n
+	return NodeList(n)
 }
 
 // whyNot says why a node is not in the cluster view.
@@ -188,7 +218,7 @@ func OfflineStatus(cl *config.Cluster, st config.Settings, node string) *Status 
 			KeepaliveDelayMs: t.KeepaliveDelay.Milliseconds(), ReconnectDelayMs: t.ReconnectDelay.Milliseconds(),
 			HeartbeatIntervalMs: t.HeartbeatInterval.Milliseconds(), KillAckTimeoutMs: t.KillAckTimeout.Milliseconds(),
 			DeadTimeMs: t.DeadTime().Milliseconds()},
-		Members: []base.NodeID{}}
+		Members: NodeList{}}
 	for _, n := range cl.Nodes {
 		s.Nodes = append(s.Nodes, NodeStatus{Name: n.Name, Number: n.Number, Address: n.AddrPort().String(),
 			Self: n.Name == node, Connection: "unknown", Slot: int(n.Number), HeartbeatAgeMs: -1,
