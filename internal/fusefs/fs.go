@@ -377,6 +377,23 @@ func (f *FS) Fallocate(_ <-chan struct{}, in *fuse.FallocateIn) fuse.Status {
 	return status(f.fs.Fallocate(f.ino(in.NodeId), in.Mode, int64(in.Offset), int64(in.Length)))
 }
 
+// maxCopyFileRange bounds one copy_file_range reply, which counts bytes in
+// 32 bits; callers loop.
+const maxCopyFileRange = 1 << 30
+
+// CopyFileRange implements fuse.RawFileSystem (copy_file_range(2), and what
+// cp does when FICLONE fails): whole clusters are shared with the source,
+// reflink style, the rest copied. (Linux answers FICLONE and FICLONERANGE
+// in the VFS and sends them to no FUSE file system, so there is no ioctl
+// to implement for them.)
+func (f *FS) CopyFileRange(_ <-chan struct{}, in *fuse.CopyFileRangeIn) (uint32, fuse.Status) {
+	if s := f.writable(); !s.Ok() {
+		return 0, s
+	}
+	n, err := f.fs.CopyRange(f.ino(in.NodeId), int64(in.OffIn), f.ino(in.NodeIdOut), int64(in.OffOut), int64(min(in.Len, maxCopyFileRange)))
+	return uint32(n), status(err)
+}
+
 // Lseek implements fuse.RawFileSystem (SEEK_DATA, SEEK_HOLE).
 func (f *FS) Lseek(_ <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) fuse.Status {
 	off, err := f.fs.Seek(f.ino(in.NodeId), int64(in.Offset), int(in.Whence))
