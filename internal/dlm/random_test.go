@@ -450,9 +450,18 @@ func (s *sim) recoveryDone(x base.NodeID, dom string) {
 		done[dn.Node] = true
 		// Released from the moment the file system says so (the grants it
 		// unblocks come with the call's notifications).
+		// A registrar that took over after its own number died names that
+		// death with the first membership event it saw (it never saw the
+		// down event): match by node, up to the latest death pending.
+		var upTo uint64
+		for _, p := range pending {
+			if p.Node == dn.Node {
+				upTo = max(upTo, p.Seq)
+			}
+		}
 		for i := range s.dead[dom] {
 			dr := &s.dead[dom][i]
-			if dr.dn.Node == dn.Node && slices.ContainsFunc(pending, func(p DeadNode) bool { return p == dr.dn }) {
+			if dr.dn.Node == dn.Node && dr.dn.Seq <= upTo {
 				dr.released = true
 			}
 		}

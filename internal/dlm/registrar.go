@@ -267,6 +267,11 @@ func (g *registrar) complete(rd *regDomain) {
 // the members hold the only record that its locks must stay (a file system
 // finishes its recoveries before it unmounts, as OCFS2 does).
 func (g *registrar) startNext(rd *regDomain) {
+	if rd.reco == nil {
+		// A join or leave asked again while it was under way is done.
+		rd.joins = rd.joins.Minus(rd.members)
+		rd.leaves = rd.leaves.Intersect(rd.members)
+	}
 	leaves := rd.leaves
 	if rd.gate && len(rd.pending) > 0 {
 		leaves = base.NodeMap{}
