@@ -133,3 +133,70 @@ func TestDebugViewsRoundTripThroughJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestManyResourcesMigrate: thousands of resource states move in batches
+// that fit the payload limit when a node joins and another leaves, and every
+// lock is still where its holder thinks it is.
+func TestManyResourcesMigrate(t *testing.T) {
+	net := newTestNet(1, 2, 3)
+	for _, x := range []base.NodeID{1, 2} {
+		_ = net.call(x, func(n *Node) (Ready, error) { return n.Join("vol", false) })
+	}
+	net.settle(1 << 20)
+	const count = 3000
+	var v LVB
+	copy(v[:], "kept")
+	for i := 0; i < count; i++ {
+		name := "R" + string(rune('a'+i%26)) + itoa(i)
+		id, err := net.lock(1, "vol", name, ModeEX, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		net.settle(1 << 20)
+		if err := net.call(1, func(n *Node) (Ready, error) { return n.Convert(id, ModePR, 0, &v) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	net.settle(1 << 20)
+	biggest := 0
+	var hook func(from, to int, typ uint16, key uint32, p []byte)
+	hook = func(from, to int, typ uint16, key uint32, p []byte) {
+		if len(p) > biggest {
+			biggest = len(p)
+		}
+	}
+	traceHook = hook
+	defer func() { traceHook = nil }()
+	_ = net.call(3, func(n *Node) (Ready, error) { return n.Join("vol", false) })
+	net.settle(1 << 20)
+	_ = net.call(2, func(n *Node) (Ready, error) { return n.Leave("vol") })
+	net.settle(1 << 20)
+	if err := net.checkMasters(); err != nil {
+		t.Fatal(err)
+	}
+	if biggest > 4096 {
+		t.Fatalf("a message of %d bytes, more than the 4096-byte limit", biggest)
+	}
+	st := net.node(3).State()[0]
+	if st.Mastered == 0 || st.Migrated[1] == 0 {
+		t.Fatalf("node 3 took no resources over: %+v", st)
+	}
+	// The value blocks moved with them.
+	rs, _ := net.node(3).Locks("vol", "")
+	for _, r := range rs {
+		if r.Mastered && (!r.LVBValid || r.LVBSeq != 1) {
+			t.Fatalf("%s: value block not carried over: %+v", r.Name, r)
+		}
+	}
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	s := ""
+	for ; i > 0; i /= 10 {
+		s = string(rune('0'+i%10)) + s
+	}
+	return s
+}
