@@ -107,6 +107,7 @@ type Region struct {
 	iter  int
 
 	startedAt   time.Duration // start of the current/last iteration
+	due         time.Duration // when the next iteration is due
 	started     bool
 	lastReadAt  time.Duration // start of the last completed read
 	lastReadEnd time.Duration
@@ -150,12 +151,15 @@ func (r *Region) note(format string, args ...any) {
 	r.ready.Notes = append(r.ready.Notes, fmt.Sprintf("o2hb: region %s: "+format, append([]any{r.cfg.Name}, args...)...))
 }
 
-// Due is when the next iteration may begin.
+// Due is when the next iteration may begin. Iterations keep to a fixed
+// cadence, one per interval from the first (as o2hb sleeps the interval
+// minus the time an iteration took), so that a driver that checks only now
+// and then does not stretch the interval — and with it the dead time.
 func (r *Region) Due() time.Duration {
 	if !r.started {
 		return 0
 	}
-	return r.startedAt + r.cfg.Interval
+	return r.due
 }
 
 // Busy reports whether an iteration is in progress.
@@ -167,7 +171,14 @@ func (r *Region) Begin(now time.Duration) (ReadPlan, bool) {
 	if r.stopped || r.phase != phaseIdle || (r.started && now < r.Due()) {
 		return ReadPlan{}, false
 	}
+	if !r.started {
+		r.due = now
+	}
 	r.started, r.startedAt = true, now
+	r.due += r.cfg.Interval
+	if r.due <= now {
+		r.due = now + r.cfg.Interval // late by a whole interval: start a new cadence
+	}
 	r.phase = phaseReading
 	return r.plan, true
 }
