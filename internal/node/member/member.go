@@ -353,12 +353,19 @@ func (m *Member) WriteDone(now time.Duration, id RegionID, err error) {
 // about every node that came or went. A node whose generation changed (it
 // restarted) goes down and comes up again as a new incarnation.
 func (m *Member) recompute() {
+	changed := false
 	for pass := 0; pass < 2; pass++ {
 		if !m.recomputeOnce() {
 			break
 		}
+		changed = true
 	}
 	m.mem.SetLinks(m.now, m.links.Connected(), m.links.Lost())
+	if changed {
+		// Membership hears the outcome once: a restart seen as a down and
+		// an up must not look like a death in between.
+		m.mem.SetLive(m.now, m.live, &m.liveGen)
+	}
 	m.drainMembership()
 }
 
@@ -433,8 +440,6 @@ func (m *Member) recomputeOnce() bool {
 	}
 	m.drainLinks()
 	m.drainQuorum()
-	m.mem.SetLive(m.now, live, &m.liveGen)
-	m.drainMembership()
 	return true
 }
 
