@@ -297,56 +297,15 @@ func (b *mkfsBuilder) dxAll(d *mkDir) []dxHashed {
 	return all
 }
 
-// layoutLeaves places entries (in insertion order) into leaf clusters.
-// One cluster at hash 0 holds them all when no leaf overflows, exactly as
-// libocfs2 leaves an index it expanded from its root; otherwise the
-// entries, sorted by major hash, are cut into consecutive hash ranges of
-// one cluster each, every range as long as its leaves allow.
+// layoutLeaves places entries (in insertion order) into leaf clusters
+// (dxPartition), reusing the clusters the index already has.
 func (b *mkfsBuilder) layoutLeaves(d *mkDir, all []dxHashed) error {
 	bpc := b.p.bpc()
 	leafCap := ondisk.DXLeafCapacity(b.p.blockSize)
 	mask := uint32(bpc - 1)
-	var ranges [][]dxHashed
-	counts := make([]int, bpc)
-	fits := true
-	for _, e := range all {
-		counts[e.minor&mask]++
-		if counts[e.minor&mask] > leafCap {
-			fits = false
-		}
-	}
-	if fits {
-		ranges = [][]dxHashed{all}
-	} else {
-		sorted := append([]dxHashed(nil), all...)
-		sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].major < sorted[j].major })
-		var cur []dxHashed
-		clear(counts)
-		for i := 0; i < len(sorted); {
-			j := i
-			for j < len(sorted) && sorted[j].major == sorted[i].major {
-				j++
-			}
-			ok := true
-			for _, e := range sorted[i:j] {
-				counts[e.minor&mask]++
-				if counts[e.minor&mask] > leafCap {
-					ok = false
-				}
-			}
-			if !ok {
-				if len(cur) == 0 {
-					return fmt.Errorf("%d names share major hash 0x%x: more than a leaf holds", j-i, sorted[i].major)
-				}
-				ranges = append(ranges, cur)
-				cur = nil
-				clear(counts)
-				continue
-			}
-			cur = append(cur, sorted[i:j]...)
-			i = j
-		}
-		ranges = append(ranges, cur)
+	ranges, err := dxPartition(all, bpc, leafCap)
+	if err != nil {
+		return err
 	}
 	if len(ranges) > ondisk.DXRootExtentCapacity(b.p.blockSize) {
 		return fmt.Errorf("the index needs %d leaf clusters, more than the %d its root can map", len(ranges), ondisk.DXRootExtentCapacity(b.p.blockSize))
@@ -397,6 +356,59 @@ func (b *mkfsBuilder) layoutLeaves(d *mkDir, all []dxHashed) error {
 	r.List.Recs = recs
 	r.Clusters = uint32(len(recs))
 	return nil
+}
+
+// dxPartition cuts a directory's index entries (in insertion order) into
+// the hash ranges of leaf clusters of bpc leaves of leafCap entries, each
+// entry going to the leaf its minor hash picks. One cluster at hash 0
+// holds them all when no leaf overflows, exactly as libocfs2 leaves an
+// index it expanded from its root; otherwise the entries, sorted by major
+// hash, are cut into consecutive hash ranges of one cluster each, every
+// range as long as its leaves allow. mkfs and tunefs (indexing existing
+// directories) share it.
+func dxPartition(all []dxHashed, bpc, leafCap int) ([][]dxHashed, error) {
+	mask := uint32(bpc - 1)
+	var ranges [][]dxHashed
+	counts := make([]int, bpc)
+	fits := true
+	for _, e := range all {
+		counts[e.minor&mask]++
+		if counts[e.minor&mask] > leafCap {
+			fits = false
+		}
+	}
+	if fits {
+		return [][]dxHashed{all}, nil
+	}
+	sorted := append([]dxHashed(nil), all...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].major < sorted[j].major })
+	var cur []dxHashed
+	clear(counts)
+	for i := 0; i < len(sorted); {
+		j := i
+		for j < len(sorted) && sorted[j].major == sorted[i].major {
+			j++
+		}
+		ok := true
+		for _, e := range sorted[i:j] {
+			counts[e.minor&mask]++
+			if counts[e.minor&mask] > leafCap {
+				ok = false
+			}
+		}
+		if !ok {
+			if len(cur) == 0 {
+				return nil, fmt.Errorf("%d names share major hash 0x%x: more than a leaf holds", j-i, sorted[i].major)
+			}
+			ranges = append(ranges, cur)
+			cur = nil
+			clear(counts)
+			continue
+		}
+		cur = append(cur, sorted[i:j]...)
+		i = j
+	}
+	return append(ranges, cur), nil
 }
 
 // emitDir stores a directory's blocks (data blocks, index root and leaves)

@@ -408,8 +408,9 @@ type tunefsVol struct {
 	tx  *metacache.DirectTx
 	geo alloc.Geometry
 
-	gb   *alloc.GlobalBitmap
-	meta *alloc.ChainAllocator // extent_alloc:0000, as libocfs2 uses slot 0
+	gb           *alloc.GlobalBitmap
+	meta         *alloc.ChainAllocator // extent_alloc:0000, as libocfs2 uses slot 0
+	extentAllocs map[uint16]*alloc.ChainAllocator
 }
 
 // runOp opens the volume for op, runs it and closes the volume.
@@ -764,7 +765,8 @@ func (t *tunefsVol) allocators() (extent.MetaAllocator, offlineClusters, error) 
 	if err != nil {
 		return nil, offlineClusters{}, err
 	}
-	return suballocAdapter{meta}, offlineClusters{t}, nil
+	_ = meta
+	return slotMeta{t}, offlineClusters{t}, nil
 }
 
 // dirEnv is what fs/dir needs to change a directory.
