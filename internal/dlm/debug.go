@@ -263,8 +263,8 @@ func (n *Node) CheckInvariants() error {
 			}
 		}
 		idle := 0
-		for _, r := range d.idle[d.idleHead:] {
-			if r != nil && r.idle && d.res[r.name] == r {
+		for _, ref := range d.idle[d.idleHead:] {
+			if r := ref.r; r != nil && ref.gen == r.gen && r.idle && d.res[r.name] == r {
 				idle++
 			}
 		}

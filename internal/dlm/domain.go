@@ -33,7 +33,7 @@ type domain struct {
 	// stay (master state and value block included) until idleCache newer
 	// ones push them out, as o2dlm's purge list and fs/dlm's toss list keep
 	// them, so that a resource locked again soon costs no allocation.
-	idle     []*resource
+	idle     []idleRef
 	idleHead int
 
 	pending   []DeadNode // deaths the file system has not released yet
@@ -77,7 +77,8 @@ type resource struct {
 	locks []*lock
 	inl   [1]*lock // backing of locks while it holds one lock
 	m     *master
-	idle  bool // unused, kept in the domain's idle cache
+	idle  bool   // unused, kept in the domain's idle cache
+	gen   uint32 // counts retirements: the idle cache's newest entry for it has this
 	// masterEpoch/masterNode cache where requests go in the current view.
 	masterEpoch uint64
 	masterNode  base.NodeID
@@ -143,6 +144,13 @@ func (d *domain) resource(name string) *resource {
 	return r
 }
 
+// idleRef is an entry of the idle cache: it stands for r only if r was not
+// used and retired again since (gen).
+type idleRef struct {
+	r   *resource
+	gen uint32
+}
+
 // unused reports whether no lock uses r, here or at its master state here.
 func (r *resource) unused() bool {
 	return len(r.locks) == 0 && (r.m == nil || r.m.empty())
@@ -155,10 +163,11 @@ func (d *domain) dropIfUnused(r *resource) {
 		return
 	}
 	r.idle = true
-	d.idle = append(d.idle, r)
+	r.gen++
+	d.idle = append(d.idle, idleRef{r, r.gen})
 	for len(d.idle)-d.idleHead > idleCache {
 		d.forget(d.idle[d.idleHead])
-		d.idle[d.idleHead] = nil
+		d.idle[d.idleHead] = idleRef{}
 		d.idleHead++
 	}
 	if d.idleHead > len(d.idle)/2 && d.idleHead > 64 {
@@ -167,9 +176,11 @@ func (d *domain) dropIfUnused(r *resource) {
 	}
 }
 
-// forget drops an idle resource for good (nothing if it was used again).
-func (d *domain) forget(r *resource) {
-	if !r.idle || !r.unused() || d.res[r.name] != r {
+// forget drops an idle resource for good (nothing if it was used again, or
+// retired again: a newer entry stands for it).
+func (d *domain) forget(ref idleRef) {
+	r := ref.r
+	if r == nil || ref.gen != r.gen || !r.idle || !r.unused() || d.res[r.name] != r {
 		return
 	}
 	if r.m != nil {
@@ -193,10 +204,8 @@ func (d *domain) idleCount() int {
 
 // forgetIdle drops the whole idle cache.
 func (d *domain) forgetIdle() {
-	for _, r := range d.idle[d.idleHead:] {
-		if r != nil {
-			d.forget(r)
-		}
+	for _, ref := range d.idle[d.idleHead:] {
+		d.forget(ref)
 	}
 	d.idle, d.idleHead = nil, 0
 }
