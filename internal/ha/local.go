@@ -620,6 +620,7 @@ func (n *Node) stopAfterAbort(g *localGroup) {
 // is released, and the coordinator hears the group failed here.
 func (n *Node) fail(g *localGroup, why string) {
 	n.endEvent(g, false, why)
+	g.want = false // the coordinator decides where it goes next
 	g.restartQ = nil
 	g.failing, g.failWhy = true, why
 	n.setPhase(g, phStopping)
@@ -724,6 +725,9 @@ func (n *Node) OpDone(r OpResult) {
 			break
 		}
 		res.state = resFailed
+		if r.Detail == "" {
+			r.Detail = r.Status.String()
+		}
 		kept := res.failures[:0]
 		for _, f := range res.failures {
 			if n.now-f < t.RestartInterval {
@@ -883,3 +887,21 @@ func (n *Node) Holds(group string) LockMode {
 
 // Fenced reports whether the node asked to be fenced.
 func (n *Node) Fenced() bool { return n.fenced }
+
+// Running reports whether any resource of group is not known stopped on
+// this node (starting, running, stopping, failed or unknown).
+func (n *Node) Running(group string) bool {
+	g := n.groups[group]
+	if g == nil {
+		return false
+	}
+	for _, r := range g.res {
+		if r.state != resStopped {
+			return true
+		}
+	}
+	return false
+}
+
+// IsReady reports whether the node finished its start-up probes.
+func (n *Node) IsReady() bool { return n.ready }
