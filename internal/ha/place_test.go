@@ -90,7 +90,9 @@ func TestPlaceRules(t *testing.T) {
 }
 
 func TestPlaceDependencies(t *testing.T) {
-	app := func(n string) []Resource { return []Resource{{Name: n, Type: TypeApp, StartScript: "/s", StopScript: "/t"}} }
+	app := func(n string) []Resource {
+		return []Resource{{Name: n, Type: TypeApp, StartScript: "/s", StopScript: "/t"}}
+	}
 	cfg := &Config{Groups: []Group{
 		{Name: "db", Nodes: []string{"n1", "n2"}, Startup: StartupHome, Resources: app("a")},
 		{Name: "web", Nodes: []string{"n1", "n2", "n3"}, Parents: []string{"db"}, SameNode: []string{"db"}, Resources: app("b")},
