@@ -70,8 +70,9 @@
 // for them: the strongest mode the survivors' locks allow (EX on a resource
 // nobody survives on). A member cannot leave while a death is pending (its
 // file system finishes its recoveries first, as OCFS2's does); when every
-// member of a domain dies, the domain ends, and the file system's mount-time
-// recovery of dirty journals takes over, as in OCFS2. Domains without the
+// member of a domain dies — or the last other member dies while one is on
+// its way out — the domain ends, and the file system's mount-time recovery
+// of dirty journals takes over, as in OCFS2. Domains without the
 // gate drop a dead node's locks when the reconfiguration completes.
 //
 // # Wire format

@@ -548,12 +548,21 @@ func (s *sim) crash(x base.NodeID) {
 	s.downAt[x] = s.step
 }
 
-// domainSurvives reports whether some live node is a member of dom (or in
-// one of its reconfigurations).
+// domainSurvives reports whether some live node stays a member of dom: a
+// member not reconfiguring, or one in the target of the reconfiguration
+// under way (a leaver on its way out takes the domain with it when the last
+// other member dies).
 func (s *sim) domainSurvives(dom string) bool {
 	for _, y := range s.net.liveIDs() {
 		for _, st := range s.net.nodes[y].n.State() {
-			if st.Domain == dom && (st.State == "JOINED" || st.State == "LEAVING" || st.Recovery != nil) {
+			if st.Domain != dom {
+				continue
+			}
+			if r := st.Recovery; r != nil {
+				if slices.Contains(r.Target, y) {
+					return true
+				}
+			} else if st.State == "JOINED" || st.State == "LEAVING" {
 				return true
 			}
 		}
