@@ -306,7 +306,9 @@ func (f *FS) remap(src uint64, srcOff int64, dst uint64, dstOff, n int64, clone 
 	if srcEnd == srcSize && int64(dd.Size) <= dstEnd {
 		hi = (srcEnd + cs - 1) &^ (cs - 1) // to EOF: the last partial cluster goes too
 	}
-	share := f.refcountSupported() && f.sparse() && sd.Inline == nil &&
+	// Within one file nothing is shared: fsck.ocfs2 1.8.7 aborts on a file
+	// that maps a physical cluster twice (see shareStep).
+	share := f.refcountSupported() && f.sparse() && sd.Inline == nil && src != dst &&
 		(srcOff-dstOff)%cs == 0 && hi > lo
 	if share {
 		err := f.attachTrees(src, dst)
@@ -521,11 +523,11 @@ func (f *FS) shareStep(src, dst uint64, c, end uint32, delta int64) (uint32, err
 				}
 			}
 			if overlapsRuns(taken, phys, phys+uint64(cnt)) {
-				// dst maps some of these clusters already (a reflink
-				// within one file, or back into a file it came from):
-				// fsck.ocfs2 1.8.7 aborts on a file that maps a physical
-				// cluster twice (refcount.c, refcount_extent_insert), so
-				// this piece is copied, not shared.
+				// dst maps some of these clusters already (a clone back
+				// into a file they came from): fsck.ocfs2 1.8.7 aborts on
+				// a file that maps a physical cluster twice (refcount.c,
+				// refcount_extent_insert), so this piece is copied, not
+				// shared.
 				if err := f.copyPiece(tx, dd, dt, phys, dc, cnt); err != nil {
 					return err
 				}
