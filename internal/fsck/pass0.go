@@ -770,9 +770,10 @@ type group struct {
 	dirty bool
 }
 
-// loadChainAlloc reads an allocator and every group of its chains,
-// stopping at anything that is not a valid descriptor (after pass 0 only
-// what -n left broken can be).
+// loadChainAlloc reads an allocator and the groups of its chains the way
+// ocfs2_load_chain_allocator does: an unreadable descriptor ends the walk
+// (the groups before it stay loaded), a descriptor that does not name its
+// own block and chain fails the load.
 func (c *checker) loadChainAlloc(blk uint64, slot int) (*chainAlloc, error) {
 	di, err := c.readInode(blk)
 	if err != nil {
@@ -780,16 +781,22 @@ func (c *checker) loadChainAlloc(blk uint64, slot int) (*chainAlloc, error) {
 	}
 	a := &chainAlloc{blkno: blk, slot: slot, di: di}
 	cl := chainList(di[diID2:])
-	n := min(int(cl.nextFree()), int(cl.count()), cl.room())
+	n := min(int(cl.nextFree()), cl.room())
 	seen := map[uint64]bool{}
 	for i := 0; i < n; i++ {
-		for gb := cl.rec(i).blkno(); gb != 0 && !seen[gb]; {
+		for gb := cl.rec(i).blkno(); gb != 0; {
+			if seen[gb] {
+				return a, nil // a loop: fsck.ocfs2 would spin here
+			}
 			seen[gb] = true
 			g, err := c.readGroup(gb)
 			if err != nil {
-				break
+				return a, nil
 			}
 			a.groups = append(a.groups, &group{g: g})
+			if g.blkno() != gb || int(g.chain()) != i {
+				return nil, fmt.Errorf("group descriptor %d is corrupt (it names block %d, chain %d; found in chain %d)", gb, g.blkno(), g.chain(), i)
+			}
 			gb = g.next()
 		}
 	}

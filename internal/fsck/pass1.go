@@ -730,7 +730,7 @@ func (c *checker) checkXattrs(blk uint64, d dinode) {
 			}
 		}
 	}
-	td, err := ondisk.DecodeDinode(d)
+	td, err := xattrView(d)
 	if err != nil {
 		c.verbosef("inode %d: extended attributes not checked: %v\n", blk, err)
 		return
@@ -745,6 +745,24 @@ func (c *checker) checkXattrs(blk uint64, d dinode) {
 	for _, r := range u.Clusters {
 		c.markClusters(uint32(r.Blkno>>(c.csBits-c.bsBits)), r.Clusters)
 	}
+}
+
+// xattrView decodes an inode for the xattr code, which needs only its
+// flags and its inline area: id2 is blanked in a copy first, so that
+// damage there (which pass 1 reports on its own) does not hide the
+// attributes' clusters.
+func xattrView(d dinode) (*ondisk.Dinode, error) {
+	cp := append(dinode(nil), d...)
+	end := len(cp)
+	if cp.dyn()&ondisk.DynInlineXattr != 0 {
+		end -= cp.xattrInline()
+	}
+	if end > diID2 {
+		clear(cp[diID2:end])
+	}
+	cp.setFlags(cp.flags() &^ (ondisk.InodeSuperBlock | ondisk.InodeLocalAlloc | ondisk.InodeChain | ondisk.InodeDealloc))
+	cp.setDyn(cp.dyn() &^ ondisk.DynInlineData)
+	return ondisk.DecodeDinode(cp)
 }
 
 // markLocalAllocs keeps the clusters of local alloc windows that the
@@ -807,7 +825,8 @@ func (c *checker) markTruncateLogs() {
 func (c *checker) writeClusterAlloc() error {
 	ga, err := c.loadChainAlloc(c.sys.globalBitmap, -1)
 	if err != nil {
-		return c.fail("while loading the cluster bitmap allocator from block %d: %v", c.sys.globalBitmap, err)
+		c.fail("while loading the cluster bitmap allocator from block %d: %v", c.sys.globalBitmap, err)
+		return nil
 	}
 	c.global = ga
 	backups := map[uint64]bool{}

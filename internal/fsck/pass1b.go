@@ -137,7 +137,7 @@ func (c *checker) pass1bInode(dc *dupContext, blk uint64, d dinode) error {
 		}
 	}
 	if d.dyn()&ondisk.DynHasXattr != 0 {
-		if td, err := ondisk.DecodeDinode(d); err == nil {
+		if td, err := xattrView(d); err == nil {
 			x := xattr.Inode{C: c.v.Cache, SB: c.sb, Inode: td, Block: d}
 			if u, err := x.Check(); err == nil {
 				for _, r := range u.Clusters {
