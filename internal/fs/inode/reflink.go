@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"syscall"
 
+	"o2go/internal/blockdev"
 	"o2go/internal/fs/extent"
 	"o2go/internal/fs/metacache"
 	"o2go/internal/ondisk"
@@ -144,7 +145,9 @@ func (f *FS) copyClusters(from, to uint64, n uint32) error {
 	const chunk = 1 << 20
 	cbits := f.SB.ClusterSizeBits
 	dev := f.C.Device()
-	buf := make([]byte, min(int64(n)<<cbits, chunk))
+	// Cluster-aligned offsets and an aligned buffer: O_DIRECT without a
+	// bounce copy.
+	buf := blockdev.AlignedBuffer(int(min(int64(n)<<cbits, chunk)), 4096)
 	src, dst := int64(from)<<cbits, int64(to)<<cbits
 	for left := int64(n) << cbits; left > 0; {
 		k := min(left, int64(len(buf)))
