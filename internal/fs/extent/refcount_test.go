@@ -3,6 +3,7 @@ package extent
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"o2go/internal/base"
@@ -258,7 +259,7 @@ func TestRefcountFirstLeafKeyStaysZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range slicesClone(first.Records.Recs) {
+	for _, r := range slices.Clone(first.Records.Recs) {
 		if err := tr.Decrease(r.Cpos, r.Clusters, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -279,5 +280,3 @@ func TestRefcountFirstLeafKeyStaysZero(t *testing.T) {
 		t.Fatalf("first leaf key %d after counting clusters 5..23, want 0", s.FirstKey)
 	}
 }
-
-func slicesClone[T any](s []T) []T { return append([]T(nil), s...) }
