@@ -464,6 +464,33 @@ var corpus = []corruption{
 		want: []string{"DIRENT_INODE_FREE"},
 	},
 	{
+		name: "dir index/missing",
+		base: "populated",
+		damage: func(t *testing.T, img string) {
+			im := openImage(t, img)
+			im.editInode(locate(t, img, "/big"), func(d dinode) {
+				put64(d, diDxRoot, 0)
+				d.setDyn(d.dyn() &^ ondisk.DynIndexedDir)
+			})
+		},
+		want: []string{"DX_TREE_MISSING"},
+	},
+	{
+		name: "dir index/entry missing",
+		base: "populated",
+		damage: func(t *testing.T, img string) {
+			im := openImage(t, img)
+			d := dinode(im.block(locate(t, img, "/big")))
+			root := im.block(get64(d, diDxRoot))
+			leaf := extList(root[dxrUnion:]).rec(0).blkno()
+			im.edit(leaf, ondisk.DXLeafCheckOffset, func(b []byte) {
+				n := get16(b, dxlList+6)
+				put16(b, dxlList+6, n-1)
+			})
+		},
+		want: []string{"DX_LOOKUP_FAILED"},
+	},
+	{
 		name: "connectivity/directory without a parent entry",
 		base: "populated",
 		damage: func(t *testing.T, img string) {

@@ -157,9 +157,10 @@ type checker struct {
 	global      *chainAlloc   // the global bitmap (pass 0a, reloaded in pass 1)
 	refTrees    map[uint64]*refTree
 
-	repair     *repairEnv   // allocators for repairs that allocate (lazy)
-	inodeIndex []inodeRange // inode allocator groups by block (pass 2 on)
-	useBackup  int          // -r N answered no under -n: check through backup N
+	repair     *repairEnv       // allocators for repairs that allocate (lazy)
+	inodeIndex []inodeRange     // inode allocator groups by block (pass 2 on)
+	useBackup  int              // -r N answered no under -n: check through backup N
+	reindex    map[uint64][]int // directories whose index pass 2 rebuilds -> problems asking
 
 	stats  stats
 	loopNo uint64

@@ -502,8 +502,12 @@ func (c *checker) checkBlocks(blk uint64, d dinode) error {
 		}
 	}
 	if err := c.checkDxDir(d); err != nil && c.p.ask(DxTreeCorrupt, "Inode %d has invalid dx tree. Reset for later rebuild?", d.blkno()) {
-		c.printf("** o2go fsck cannot rebuild directory indexes yet; inode %d keeps its index **\n", d.blkno())
-		c.p.found[len(c.p.found)-1].Fixed = false
+		// The index is dropped (its blocks are left to leak: they cannot
+		// be trusted); pass 2 then finds the directory without one and
+		// offers to build it.
+		put64(d, diDxRoot, 0)
+		d.setDyn(d.dyn() &^ ondisk.DynIndexedDir)
+		c.writeInode(d.blkno(), d)
 	}
 	clearIt := false
 	if d.isLink() {

@@ -37,7 +37,6 @@ type pass2Dir struct {
 	nameByte int
 	indexed  bool
 	dx       *dxIndex
-	reindex  bool // a change left the index out of step (o2go cannot rebuild it)
 	skip     bool
 }
 
@@ -111,8 +110,7 @@ func (c *checker) pass2Block(dbe *dirBlock, curp **pass2Dir) (abort bool, err er
 	changed := false
 	if dbe.count == 0 && !cur.skip && c.sb.Features.Incompat&ondisk.IncompatIndexedDirs != 0 && !di.inline() && di.dyn()&ondisk.DynIndexedDir == 0 {
 		if c.p.ask(DxTreeMissing, "Directory %d is missing index. Rebuild?", dbe.ino) {
-			c.printf("** o2go fsck cannot build directory indexes yet; directory %d stays unindexed (it works, only lookups are linear) **\n", dbe.ino)
-			c.p.found[len(c.p.found)-1].Fixed = false
+			c.wantReindex(dbe.ino, true)
 		}
 	}
 	var buf []byte
@@ -161,7 +159,7 @@ func (c *checker) pass2Block(dbe *dirBlock, curp **pass2Dir) (abort bool, err er
 	if cur.indexed && cur.dx == nil {
 		cur.dx = c.loadDxIndex(dbe.ino, di)
 		if cur.dx.broken != nil && c.p.ask(DxLookupFailed, "Directory inode %d has invalid index. Rebuild index tree?", dbe.ino) {
-			c.cannotReindex(cur)
+			c.wantReindex(dbe.ino, true)
 		}
 	}
 	var prev dirent
@@ -195,6 +193,9 @@ func (c *checker) pass2Block(dbe *dirBlock, curp **pass2Dir) (abort bool, err er
 	}
 	if hasTrailer {
 		c.fixDirTrailer(dbe, buf[ondisk.TrailerOffset(c.bs):], &changed)
+	}
+	if changed && !di.inline() && c.sb.Features.Incompat&ondisk.IncompatIndexedDirs != 0 {
+		c.wantReindex(dbe.ino, false)
 	}
 	if changed {
 		var err error
@@ -307,15 +308,6 @@ func hasDots(de dirent, n int) bool {
 // It returns false when the rest of the block must be skipped (an entry
 // whose inode cannot be read, as fsck.ocfs2 gives up on the block).
 func (c *checker) checkDirent(cur *pass2Dir, dbe *dirBlock, de dirent, offset int, changed *bool) bool {
-	oldName := string(de.name())
-	oldIno := de.inode()
-	defer func() {
-		// An entry that went away or changed its name must leave the index.
-		if cur.indexed && oldIno != 0 && oldName != "." && oldName != ".." &&
-			(de.inode() == 0 || string(de.name()) != oldName) {
-			c.dropIndexEntry(cur, dbe.blkno, oldName, string(de.name()), de.inode() != 0)
-		}
-	}()
 	c.fixDirentDots(dbe, de, offset, changed)
 	if de.inode() == 0 {
 		return true
@@ -363,7 +355,7 @@ func (c *checker) checkDirent(cur *pass2Dir, dbe *dirBlock, de dirent, offset in
 			_, ok = cur.dx.entries[dxKey{major, minor, dbe.blkno}]
 		}
 		if !ok && c.p.ask(DxLookupFailed, "Directory inode %d is missing an index entry for the file \"%s\" (inode # %d)\n. Repair this by rebuilding the directory index?", dbe.ino, de.name(), de.inode()) {
-			c.cannotReindex(cur)
+			c.wantReindex(dbe.ino, true)
 		}
 	}
 	c.refs.delta(de.inode(), 1)
@@ -599,99 +591,41 @@ func (c *checker) loadDxIndex(ino uint64, di dinode) *dxIndex {
 	return x
 }
 
-// dropIndexEntry takes a name that pass 2 removed (or renamed) out of its
-// directory's index, so the index keeps naming only what the blocks hold.
-func (c *checker) dropIndexEntry(cur *pass2Dir, dirBlk uint64, name, newName string, renamed bool) {
-	if !c.rw || cur.dx == nil || cur.dx.broken != nil {
-		return
+// finishDirIndexes rebuilds the indexes of the directories pass 2
+// changed, or found without an index or with a broken one (fsck.ocfs2's
+// o2fsck_rebuild_indexed_dirs).
+func (c *checker) finishDirIndexes() {
+	inos := make([]uint64, 0, len(c.reindex))
+	for ino := range c.reindex {
+		inos = append(inos, ino)
 	}
-	if renamed && !cur.reindex {
-		// the new name has no index entry: o2go cannot insert one here
-		c.printf("** o2go fsck cannot index the new name '%s' in directory %d; lookups of it will fail until the index is rebuilt **\n", newName, cur.ino)
-		cur.reindex = true
-		c.sawError = true
-	}
-	for _, cs := range []ondisk.CharSignedness{ondisk.SignedChar, ondisk.UnsignedChar} {
-		major, minor := ondisk.DXHashString(name, c.sb.DxSeed, cs)
-		k := dxKey{major, minor, dirBlk}
-		blk, ok := cur.dx.entries[k]
-		if !ok {
-			continue
+	sort.Slice(inos, func(i, j int) bool { return inos[i] < inos[j] })
+	for _, ino := range inos {
+		if err := c.reindexDir(ino); err != nil {
+			c.fail("while rebuilding the index of directory %d: %v", ino, err)
+			for _, i := range c.reindex[ino] {
+				c.p.found[i].Fixed = false
+			}
+			c.sawError = true
 		}
-		if err := c.removeDxEntry(cur.ino, blk, k); err != nil {
-			c.fail("while removing '%s' from the index of directory %d: %v", name, cur.ino, err)
-			cur.reindex = true
-			return
-		}
-		delete(cur.dx.entries, k)
-		return
 	}
+	c.reindex = nil
 }
 
-// removeDxEntry deletes one entry from the dx root or leaf block holding
-// it, and counts it out of dr_num_entries.
-func (c *checker) removeDxEntry(ino, blk uint64, k dxKey) error {
-	b, err := c.readBlock(blk)
-	if err != nil {
-		return err
+// wantReindex records that directory ino needs its index rebuilt; the
+// last problem (if it asked for it) is undone should the rebuild fail.
+func (c *checker) wantReindex(ino uint64, byProblem bool) {
+	if !c.rw {
+		return
 	}
-	var listOff, checkOff int
-	switch {
-	case hasSig(b, ondisk.DXRootSignature):
-		listOff, checkOff = dxrUnion, ondisk.DXRootCheckOffset
-	case hasSig(b, "DXLEAF1\x00"):
-		listOff, checkOff = dxlList, ondisk.DXLeafCheckOffset
-	default:
-		return fmt.Errorf("block %d is not a dx block", blk)
+	if c.reindex == nil {
+		c.reindex = map[uint64][]int{}
 	}
-	used := int(get16(b, listOff+6))
-	ents := b[listOff+8:]
-	found := -1
-	for i := 0; i < used && (i+1)*16 <= len(ents); i++ {
-		e := ents[i*16:]
-		if get32(e, 0) == k.major && get32(e, 4) == k.minor && get64(e, 8) == k.blk {
-			found = i
-			break
-		}
+	l := c.reindex[ino]
+	if byProblem {
+		l = append(l, len(c.p.found)-1)
 	}
-	if found < 0 {
-		return fmt.Errorf("entry not found in dx block %d", blk)
-	}
-	copy(ents[found*16:used*16], ents[(found+1)*16:used*16])
-	clear(ents[(used-1)*16 : used*16])
-	put16(b, listOff+6, uint16(used-1))
-	if listOff == dxrUnion {
-		put32(b, dxrNumEntries, get32(b, dxrNumEntries)-1)
-		return c.writeBlock(blk, b, checkOff)
-	}
-	if err := c.writeBlock(blk, b, checkOff); err != nil {
-		return err
-	}
-	d, err := c.v.Cache.Dinode(ino)
-	if err != nil {
-		return err
-	}
-	rb, err := c.readBlock(d.DxRoot)
-	if err != nil {
-		return err
-	}
-	put32(rb, dxrNumEntries, get32(rb, dxrNumEntries)-1)
-	return c.writeBlock(d.DxRoot, rb, ondisk.DXRootCheckOffset)
-}
-
-// finishDirIndexes is where fsck.ocfs2 rebuilds the indexes of the
-// directories pass 2 changed; o2go keeps them in step entry by entry
-// instead (dropIndexEntry), and says so where it could not.
-func (c *checker) finishDirIndexes() {}
-
-// cannotReindex turns the last "yes" to an index rebuild into a problem
-// left: fs/dir has no index rebuild yet.
-func (c *checker) cannotReindex(cur *pass2Dir) {
-	c.p.found[len(c.p.found)-1].Fixed = false
-	if !cur.reindex {
-		c.printf("** o2go fsck cannot rebuild directory indexes yet; directory %d keeps its index **\n", cur.ino)
-	}
-	cur.reindex = true
+	c.reindex[ino] = l
 }
 
 var _ = bytes.IndexByte
