@@ -680,6 +680,12 @@ func (n *Node) CheckDone(id uint64, problems []string) {
 	}
 }
 
+// NetState is a network's health on a node, as the driver watches it.
+type NetState struct {
+	Up     bool
+	Active string // the interface service addresses go on
+}
+
 // NetworkState reports the health of network net on this node: up when
 // one of its interfaces works. swapped names the interfaces when the active
 // one changed (from, to) while the network stayed up.

@@ -123,24 +123,18 @@ func linkWithAddr(addr netip.Addr) (netlink.Link, error) {
 	return nil, nil
 }
 
-// NetState is a network's health on this node.
-type NetState struct {
-	Up     bool
-	Active string // the interface service addresses go on
-}
-
-func (r *Runner) networkState(n *ha.Network) NetState {
+func (r *Runner) networkState(n *ha.Network) ha.NetState {
 	for _, name := range n.InterfacesOn(r.Node) {
 		if l, err := netlink.LinkByName(name); err == nil && healthy(l) {
-			return NetState{Up: true, Active: name}
+			return ha.NetState{Up: true, Active: name}
 		}
 	}
-	return NetState{}
+	return ha.NetState{}
 }
 
 // Networks reports the health of every configured network on this node.
-func (r *Runner) Networks() map[string]NetState {
-	out := map[string]NetState{}
+func (r *Runner) Networks() map[string]ha.NetState {
+	out := map[string]ha.NetState{}
 	cfg := r.config()
 	for i := range cfg.Networks {
 		out[cfg.Networks[i].Name] = r.networkState(&cfg.Networks[i])
