@@ -41,8 +41,8 @@ func (f *fakeRuntime) RunScript(_ context.Context, s ha.ScriptRun) ha.ScriptResu
 	return ha.ScriptResult{ID: s.ID}
 }
 func (f *fakeRuntime) Check(*ha.Config, []string) []string { return nil }
-func (f *fakeRuntime) SetConfig(*ha.Config)                 {}
-func (f *fakeRuntime) Networks() map[string]ha.NetState     { return nil }
+func (f *fakeRuntime) SetConfig(*ha.Config)                {}
+func (f *fakeRuntime) Networks() map[string]ha.NetState    { return nil }
 
 func (f *fakeRuntime) runs(name string) bool {
 	f.mu.Lock()
