@@ -424,32 +424,48 @@ func (f *FS) ReadDirPlus(_ <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryL
 }
 
 func (f *FS) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse.Status {
-	var inner error
-	err := f.fs.ReadDir(f.ino(in.NodeId), in.Offset, func(e inode.DirEntry) bool {
-		de := fuse.DirEntry{Name: e.Name, Ino: e.Inode, Mode: dtToMode(e.FileType), Off: e.Next}
-		if !plus {
-			return out.AddDirEntry(de)
-		}
-		eo := out.AddDirLookupEntry(de)
-		if eo == nil {
-			return false
-		}
-		if e.Name == "." || e.Name == ".." {
-			return true // the kernel does not look these up
-		}
-		d, err := f.fs.Stat(e.Inode)
-		if err != nil {
-			inner = err
-			return false
-		}
-		f.fillEntry(d, eo)
-		return true
-	})
-	if err == nil {
-		err = inner
+	if !plus {
+		return status(f.fs.ReadDir(f.ino(in.NodeId), in.Offset, func(e inode.DirEntry) bool {
+			return out.AddDirEntry(fuse.DirEntry{Name: e.Name, Ino: e.Inode, Mode: dtToMode(e.FileType), Off: e.Next})
+		}))
 	}
-	return status(err)
+	// ReadDir holds the metadata lock shared while it calls back: taking
+	// it again there for each entry's attributes deadlocks as soon as a
+	// writer queues in between. Collect the names first (no more than
+	// the reply can hold), then stat them.
+	limit := int(in.Size)/readDirPlusMinEntry + 1
+	var ents []inode.DirEntry
+	err := f.fs.ReadDir(f.ino(in.NodeId), in.Offset, func(e inode.DirEntry) bool {
+		ents = append(ents, e)
+		return len(ents) < limit
+	})
+	if err != nil {
+		return status(err)
+	}
+	for _, e := range ents {
+		var d *ondisk.Dinode
+		if e.Name != "." && e.Name != ".." { // the kernel does not look these up
+			if d, err = f.fs.Stat(e.Inode); err != nil {
+				if !errors.Is(err, syscall.ESTALE) {
+					return status(err)
+				}
+				d = nil // deleted since the listing: a plain entry, no lookup
+			}
+		}
+		eo := out.AddDirLookupEntry(fuse.DirEntry{Name: e.Name, Ino: e.Inode, Mode: dtToMode(e.FileType), Off: e.Next})
+		if eo == nil {
+			break
+		}
+		if d != nil {
+			f.fillEntry(d, eo)
+		}
+	}
+	return fuse.OK
 }
+
+// readDirPlusMinEntry is the fewest bytes one READDIRPLUS entry takes
+// (entry_out, dirent header, a one-byte name padded to 8).
+const readDirPlusMinEntry = 128 + 24 + 8
 
 func dtToMode(ft uint8) uint32 {
 	switch ft {
