@@ -247,14 +247,25 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer a.wg.Done(); a.hub.run() }()
 	go func() { defer a.wg.Done(); a.acceptLoop() }()
 	go func() { defer a.wg.Done(); a.watchdog() }()
+	var startErr error
 	if a.mode == heartbeat.Global {
-		if err := a.startGlobalRegions(); err != nil {
-			a.shutdown()
-			return err
-		}
+		// The regions start through the loop: start them beside it.
+		go func() {
+			if err := a.startGlobalRegions(); err != nil {
+				startErr = err
+				a.cancel()
+				return
+			}
+			notify("READY=1\nSTATUS=cluster " + a.cfg.Cluster.Name + ": node " + a.self.Name)
+		}()
+	} else {
+		notify("READY=1\nSTATUS=cluster " + a.cfg.Cluster.Name + ": node " + a.self.Name)
 	}
-	notify("READY=1\nSTATUS=cluster " + a.cfg.Cluster.Name + ": node " + a.self.Name)
-	return a.loop()
+	err = a.loop()
+	if startErr != nil {
+		return startErr
+	}
+	return err
 }
 
 // loop is the event loop: the only goroutine that touches the member.

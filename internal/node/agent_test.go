@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -311,3 +314,96 @@ func TestGateRefusesAfterLease(t *testing.T) {
 func errNoLeaseSentinel() error { return memberErrNoLease }
 
 var memberErrNoLease = member.ErrNoLease
+
+// TestGlobalHeartbeatAgents: global mode, three heartbeat-only devices made
+// by mkfs.ocfs2 -H, found by UUID through --scan: the agents heartbeat on all
+// three (with kill blocks past each device's 1 MiB file system) and form a
+// view; a clean stop is seen at once.
+func TestGlobalHeartbeatAgents(t *testing.T) {
+	realtools.Require(t)
+	dir := t.TempDir()
+	cl := testCluster(t, 3)
+	cl.HeartbeatMode = config.HeartbeatGlobal
+	var uuids []string
+	for i := 0; i < 3; i++ {
+		img := realtools.MkfsImage(t, 8<<20, "-H")
+		p := filepath.Join(dir, fmt.Sprintf("hb%d.img", i))
+		if err := os.Rename(img, p); err != nil {
+			t.Fatal(err)
+		}
+		info, err := ProbeVolume(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !info.HeartbeatDevice || !info.Geometry.HasKill {
+			t.Fatalf("%s: heartbeat device %v, kill area %v", p, info.HeartbeatDevice, info.Geometry.HasKill)
+		}
+		if _, err := cl.AddHeartbeat(info.UUID); err != nil {
+			t.Fatal(err)
+		}
+		uuids = append(uuids, info.UUID)
+	}
+	mem := transport.NewMem()
+	var agents []*Agent
+	var cancels []context.CancelFunc
+	var errs []chan error
+	for i := 0; i < 3; i++ {
+		a, err := New(Config{Cluster: cl, Node: fmt.Sprintf("n%d", i), Settings: fastSettings(), Secret: testSecret,
+			Socket: "-", Scan: []string{dir}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Network: func(id transport.Identity, log transport.Logger) (transport.Endpoint, error) { return mem.Endpoint(id, log), nil },
+			Fence:   func(config.FenceMethod, string) { t.Errorf("node %d fenced", i) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- a.Run(ctx) }()
+		agents, cancels, errs = append(agents, a), append(cancels, cancel), append(errs, errc)
+	}
+	defer func() {
+		for i, c := range cancels {
+			c()
+			<-errs[i]
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		ok := true
+		for _, a := range agents {
+			if a.View().Members != base.NodeMapOf(0, 1, 2) {
+				ok = false
+			}
+		}
+		if ok {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st, err := agents[0].Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Regions) != 3 || fmt.Sprint(st.Members) != "[0 1 2]" {
+		t.Fatalf("status: regions %+v members %v", st.Regions, st.Members)
+	}
+	for _, r := range st.Regions {
+		if !r.KillArea || fmt.Sprint(r.Live) != "[0 1 2]" {
+			t.Errorf("region %+v", r)
+		}
+	}
+	if hb := agents[1].Heartbeats(); len(hb) != 3 {
+		t.Errorf("heartbeats %+v", hb)
+	}
+	cancels[2]()
+	<-errs[2]
+	cancels[2] = func() {}
+	errs[2] <- nil
+	deadline = time.Now().Add(5 * time.Second)
+	for agents[0].View().Members != base.NodeMapOf(0, 1) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v := agents[0].View(); v.Members != base.NodeMapOf(0, 1) {
+		t.Fatalf("after node 2 stopped: %v", v)
+	}
+	_ = uuids
+}
