@@ -350,8 +350,10 @@ func TestGlobalHeartbeatAgents(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		a, err := New(Config{Cluster: cl, Node: fmt.Sprintf("n%d", i), Settings: fastSettings(), Secret: testSecret,
 			Socket: "-", Scan: []string{dir}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Network: func(id transport.Identity, log transport.Logger) (transport.Endpoint, error) { return mem.Endpoint(id, log), nil },
-			Fence:   func(config.FenceMethod, string) { t.Errorf("node %d fenced", i) }})
+			Network: func(id transport.Identity, log transport.Logger) (transport.Endpoint, error) {
+				return mem.Endpoint(id, log), nil
+			},
+			Fence: func(config.FenceMethod, string) { t.Errorf("node %d fenced", i) }})
 		if err != nil {
 			t.Fatal(err)
 		}
