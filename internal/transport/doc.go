@@ -21,6 +21,11 @@
 // connector can log it too. A wrong secret is refused and logged on both
 // sides with the peer's address ("refused connection from 127.0.0.2:51234:
 // node 2: authentication failed ..."); the secret never crosses the wire.
+// On the wire, around cluster/net's four steps: the acceptor's answer to
+// the connector's Hello starts with a status byte — 0, then its Hello
+// (0x68 bytes) and its proof (32 bytes); or 1, a be16 length and the
+// reason of the refusal (at most 512 bytes of text); after the connector's
+// proof the acceptor answers one more status byte (0 accepted, 1 refused).
 // After the handshake every frame is header + payload + MAC under the
 // connection's per-direction session keys; a frame that fails its MAC
 // closes the connection.
