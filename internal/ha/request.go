@@ -14,14 +14,16 @@ import (
 // Request is an operator's request, made on any node and carried out by
 // the coordinator.
 type Request struct {
-	Op     string   `json:"op"`
-	Group  string   `json:"group,omitempty"`
-	Node   string   `json:"node,omitempty"` // move: a node name, or "default"
-	Sticky bool     `json:"sticky,omitempty"`
-	Config *Config  `json:"config,omitempty"` // config, restore: the new configuration; its Version is the one it was edited from
-	State  *State   `json:"state,omitempty"`  // restore: stickiness and stopped groups from the snapshot
-	Event  string   `json:"event,omitempty"`  // emulate
-	Args   []string `json:"args,omitempty"`
+	Op     string  `json:"op"`
+	Group  string  `json:"group,omitempty"`
+	Node   string  `json:"node,omitempty"` // move: a node name, or "default"
+	Sticky bool    `json:"sticky,omitempty"`
+	Config *Config `json:"config,omitempty"` // config, restore: the new configuration; its Version is the one it was edited from
+	// restore: stickiness and stopped groups from the snapshot
+	StickyOn map[string]string `json:"sticky_on,omitempty"`
+	Stopped  []string          `json:"stopped,omitempty"`
+	Event    string            `json:"event,omitempty"` // emulate
+	Args     []string          `json:"args,omitempty"`
 }
 
 // Request operations.
@@ -66,6 +68,7 @@ type GroupStatus struct {
 	Sticky  string            `json:"sticky,omitempty"`
 	Prefer  string            `json:"prefer,omitempty"`
 	Failed  []string          `json:"failed,omitempty"`
+	Offline bool              `json:"offline,omitempty"` // kept offline (operator stop, fallover policy)
 	OnNodes []NodeGroupStatus `json:"on_nodes,omitempty"`
 }
 
@@ -197,7 +200,14 @@ func (c *coordinator) request(from base.NodeID, id uint64, req *Request) {
 			c.reply(from, id, nil, err)
 			return
 		}
-		restore := req.State
+		var restore *State
+		if req.Op == ReqRestore {
+			snap := &Snapshot{Format: SnapshotFormat, Config: r.Config, Sticky: req.StickyOn, Stopped: req.Stopped}
+			if restore, err = snap.RestoreState(n.topo); err != nil {
+				c.reply(from, id, nil, err)
+				return
+			}
+		}
 		c.startVerify(r.Config, false, func(v *VerifyReport) {
 			if len(v.Problems) > 0 {
 				c.reply(from, id, nil, &ConfigError{Problems: v.Problems})
@@ -431,7 +441,7 @@ func (c *coordinator) status() *Status {
 		for _, g := range n.res.Groups {
 			d := ds[g.Index]
 			gs := n.state.Group(g.Name)
-			s := GroupStatus{Name: g.Name, Target: c.names(d.Target), Why: d.Why, Failed: c.names(nodeMap(gs.Failed))}
+			s := GroupStatus{Name: g.Name, Target: c.names(d.Target), Why: d.Why, Failed: c.names(nodeMap(gs.Failed)), Offline: gs.Offline}
 			if gs.Sticky.Valid() {
 				s.Sticky = n.topo.Name(gs.Sticky)
 			}

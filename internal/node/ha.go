@@ -148,11 +148,7 @@ func StartHA(a *Agent, d *DLM, rt HARuntime, opt HAOptions) (*HA, error) {
 		}
 	}()
 	go h.ticker()
-	go func() {
-		if err := a.doSync(func() {}); err == nil && a.ctl != nil {
-			h.registerControl(a.ctl)
-		}
-	}()
+	a.OnControl(h.registerControl)
 	go func() {
 		select {
 		case <-a.done:
@@ -634,4 +630,15 @@ func writeJSON(path string, v any) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// OnControl calls fn with the control server once the agent runs (it is
+// created by Run); never when the agent runs without one.
+func (a *Agent) OnControl(fn func(cs *ControlServer)) {
+	go func() {
+		var cs *ControlServer
+		if err := a.doSync(func() { cs = a.ctl }); err == nil && cs != nil {
+			fn(cs)
+		}
+	}()
 }
