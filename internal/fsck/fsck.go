@@ -96,7 +96,10 @@ func Run(o Options) (res Result) {
 				panic(r)
 			}
 			res.Err = ce
-			res.ExitCode = ExitError | ExitCancelled
+			res.ExitCode = ExitError
+			if ce.cancelled {
+				res.ExitCode |= ExitCancelled
+			}
 		}
 		if c.v != nil {
 			c.v.Close()
@@ -323,7 +326,7 @@ var versionString = "(fsck.ocfs2 1.8.7 compatible)"
 func (c *checker) open() error {
 	v, err := volume.Open(c.o.Device, volume.OpenOptions{ReadOnly: !c.rw, Lenient: true, Backup: c.useBackup, Direct: blockdev.DirectAuto})
 	if err != nil {
-		return c.fail("while opening %q: %v", c.o.Device, err)
+		return c.fail("while opening %q: %v%s", c.o.Device, err, c.backupHint())
 	}
 	if c.v != nil {
 		c.v.Close()
@@ -353,6 +356,22 @@ func (c *checker) open() error {
 		return c.fail("%v", err)
 	}
 	return nil
+}
+
+// backupHint names the first backup superblock that opens, for an
+// operator whose primary superblock is gone.
+func (c *checker) backupHint() string {
+	if c.useBackup != 0 || c.o.Backup != 0 {
+		return ""
+	}
+	for n := 1; n <= 6; n++ {
+		v, err := volume.Open(c.o.Device, volume.OpenOptions{ReadOnly: true, Lenient: true, Backup: n})
+		if err == nil {
+			v.Close()
+			return fmt.Sprintf("\n(backup superblock %d at block %d is intact: run o2go fsck -r %d to recover from it)", n, v.SuperBlkno, n)
+		}
+	}
+	return ""
 }
 
 // clusterCheck refuses to change a clustered volume that other nodes may

@@ -214,8 +214,12 @@ type prompter struct {
 	aborted bool // interactive input ended or was cancelled
 }
 
-// errCancelled ends a run whose operator pressed ESC or ^C at a prompt.
-type errCancelled struct{ reason string }
+// errCancelled ends a run whose operator pressed ESC or ^C at a prompt
+// (cancelled), or whose answers ran out.
+type errCancelled struct {
+	reason    string
+	cancelled bool
+}
 
 func (e errCancelled) Error() string { return e.reason }
 
@@ -251,15 +255,15 @@ func (p *prompter) interactive(info codeInfo) bool {
 		c, err := p.in.ReadByte()
 		if err != nil {
 			fmt.Fprintln(p.out, "\ninput failed, aborting.")
-			panic(errCancelled{"input ended at a question"})
+			panic(errCancelled{reason: "input ended at a question"})
 		}
 		switch c {
 		case 3:
 			fmt.Fprintln(p.out, "ctl-c pressed, aborting.")
-			panic(errCancelled{"cancelled at a question (^C)"})
+			panic(errCancelled{reason: "cancelled at a question (^C)", cancelled: true})
 		case 27:
 			fmt.Fprintln(p.out, "ESC pressed, aborting.")
-			panic(errCancelled{"cancelled at a question (ESC)"})
+			panic(errCancelled{reason: "cancelled at a question (ESC)", cancelled: true})
 		}
 		s := strings.ToLower(string(c))
 		if s == " " || s == "\n" || s == "\r" {
