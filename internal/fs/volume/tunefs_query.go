@@ -24,7 +24,8 @@ import (
 //   - the escapes \a \b \t \n \v \f \r are turned into their characters
 //     first; any other backslash pair is kept as it is;
 //   - a standard printf conversion that takes an argument (%d, %s, %x...)
-//     is refused; any other letter is printed as it is ("%Q" prints %Q).
+//     is refused; any other conversion character is printed as written,
+//     without its length modifiers ("%5lQ" prints %5Q), as glibc does.
 //
 // Where o2go differs: tunefs.ocfs2 1.8.7 on a glibc with the C23 %B
 // (binary integer) conversion refuses every format using %B ("Unknown type
@@ -81,11 +82,12 @@ func parseQuery(format string) ([]queryPiece, error) {
 				j++
 			}
 		}
+		spec := f[i:j] // '%', flags, width, precision
 		for j < len(f) && strings.IndexByte("hlLqjzt", f[j]) >= 0 {
 			j++
 		}
 		if j >= len(f) {
-			lit.WriteString(f[i:]) // a lone '%' at the end prints as it is
+			lit.WriteString(spec) // a '%' at the end prints as it is, length modifiers dropped
 			break
 		}
 		c := f[j]
@@ -102,7 +104,10 @@ func parseQuery(format string) ([]queryPiece, error) {
 		case strings.IndexByte(printfArgConversions, c) >= 0:
 			return nil, tunefsRefuse("unknown type specifier in the query format %q: %%%c is printf's own (known: %%B %%T %%N %%R %%Y %%P %%V %%U %%M %%H %%O)", format, c)
 		default:
-			lit.WriteString(f[i : j+1])
+			// glibc prints an unknown conversion as written, less its
+			// length modifiers.
+			lit.WriteString(spec)
+			lit.WriteByte(c)
 		}
 		i = j
 	}
