@@ -235,3 +235,21 @@ func copyFile(t *testing.T, src string) string {
 	}
 	return dst
 }
+
+// copyInto copies src to dst.
+func copyInto(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
