@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -27,6 +28,7 @@ func newTunefsCommand() *cobra.Command {
 		slots                                      int
 		backupSuper, globalHB, progress, version   bool
 		confPath, sysconfPath                      string
+		hbWait                                     time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "tunefs [options] DEVICE [NEW-SIZE]",
@@ -35,7 +37,7 @@ func newTunefsCommand() *cobra.Command {
 the label (-L), the UUID (-U, --cloned-volume), the number of node slots (-N:
 more slots get their system files and journals), the journals (-J size=,
 block64, block32), the volume size (-S grows it to the device, or to NEW-SIZE
-blocks; -Sclusters or -Sbytes change the unit), features (--fs-features=
+blocks; -S=clusters or -S=bytes change the unit), features (--fs-features=
 [no]NAME,..., -M local|cluster, --backup-super) and the cluster stack
 (--update-cluster-stack stamps this node's cluster; --cluster-stack,
 --cluster-name and --global-heartbeat stamp a given one, as o2cluster(8)
@@ -135,6 +137,7 @@ EXIT STATUS
 			if needsRunningStack(&o) {
 				o.RunningStack = runningClusterStack(confPath, sysconfPath, cmd)
 			}
+			o.HeartbeatWait = hbWait
 			o.Out, o.ErrOut = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if in, ok := cmd.InOrStdin().(*os.File); ok && isTerminal(in) {
 				r := bufio.NewReader(in)
@@ -164,7 +167,7 @@ EXIT STATUS
 	f.SortFlags = false
 	f.StringVarP(&label, "label", "L", "", "new volume `label`, at most 63 bytes")
 	f.IntVarP(&slots, "node-slots", "N", 0, "new number of node slots (more than now: each new slot gets its system files and journal)")
-	f.StringVarP(&resizeUnit, "volume-size", "S", "", "grow the volume to the device's size, or to NEW-SIZE (in blocks; -Sbytes, -Sclusters for other units)")
+	f.StringVarP(&resizeUnit, "volume-size", "S", "", "grow the volume to the device's size, or to NEW-SIZE (in blocks; -S=bytes, -S=clusters for other units)")
 	f.Lookup("volume-size").NoOptDefVal = flagGiven
 	f.StringVarP(&uuid, "uuid-reset", "U", "", "new UUID: random, or -U=UUID (32 hex digits or the dashed form)")
 	f.Lookup("uuid-reset").NoOptDefVal = flagGiven
@@ -189,6 +192,8 @@ EXIT STATUS
 	f.BoolVarP(&version, "version", "V", false, "show the version")
 	f.StringVar(&confPath, "config", config.DefaultClusterConfPath, "cluster configuration `FILE` (for the running cluster)")
 	f.StringVar(&sysconfPath, "sysconfig", "", "o2cb sysconfig `FILE` (default: /etc/default/o2cb or /etc/sysconfig/o2cb)")
+	f.DurationVar(&hbWait, "heartbeat-wait", 0, "how long to watch a clustered volume's heartbeat area for live nodes (default 5s)")
+	_ = f.MarkHidden("heartbeat-wait")
 	return cmd
 }
 
