@@ -129,6 +129,7 @@ func (c *coordinator) mutate(f func(s *State)) {
 		c.n.state = s
 		c.n.live = true
 		c.stateDirty = true
+		c.n.ackFailures()
 	}
 }
 

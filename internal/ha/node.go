@@ -344,7 +344,8 @@ func (n *Node) viewChanged(x base.NodeID, up bool) {
 	if n.coordinatorID() == n.self {
 		if n.coord == nil {
 			n.startCoordinator()
-		} else if x.Valid() {
+		}
+		if x.Valid() {
 			n.coord.membership(x, up)
 		}
 	} else {
@@ -478,7 +479,11 @@ func (n *Node) setState(s *State, live bool) {
 	n.state = s.Clone()
 	n.live = n.live || live
 	n.rd.State = n.state.Clone()
-	// Failures the coordinator acknowledged are reported no more.
+	n.ackFailures()
+}
+
+// ackFailures: failures the coordinator recorded are reported no more.
+func (n *Node) ackFailures() {
 	for _, g := range n.groups {
 		if g.failedHere && hasNode(n.state.Group(g.name).Failed, n.self) {
 			g.failedHere = false

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,6 +75,7 @@ type HA struct {
 	leftSet bool
 	stop    chan struct{}
 	closed  bool
+	scripts map[string]*scriptQueue // per group ("" for cluster events)
 	unsub   func()
 	histF   *os.File
 }
@@ -112,7 +114,7 @@ func StartHA(a *Agent, d *DLM, rt HARuntime, opt HAOptions) (*HA, error) {
 		return nil, fmt.Errorf("HA: %w", err)
 	}
 	h := &HA{a: a, d: d, rt: rt, dir: opt.Dir, opt: opt, locks: map[string]*haLock{}, waiters: map[uint64]chan ha.Reply{},
-		netLast: map[string]ha.NetState{}, peers: map[base.NodeID]*haPeer{}, left: make(chan struct{}), stop: make(chan struct{})}
+		netLast: map[string]ha.NetState{}, peers: map[base.NodeID]*haPeer{}, scripts: map[string]*scriptQueue{}, left: make(chan struct{}), stop: make(chan struct{})}
 	var topo ha.Topology
 	for _, n := range a.cfg.Cluster.Nodes {
 		topo.Nodes = append(topo.Nodes, ha.TopoNode{Name: n.Name, ID: n.Number})
@@ -280,13 +282,7 @@ func (h *HA) apply() {
 			}()
 		}
 		for _, s := range rd.Scripts {
-			s := s
-			go func() {
-				res := h.rt.RunScript(context.Background(), s)
-				if s.Wait {
-					h.input(func() { h.core.ScriptDone(res) })
-				}
-			}()
+			h.script(s)
 		}
 		for _, c := range rd.Checks {
 			c := c
@@ -639,6 +635,50 @@ func (a *Agent) OnControl(fn func(cs *ControlServer)) {
 		var cs *ControlServer
 		if err := a.doSync(func() { cs = a.ctl }); err == nil && cs != nil {
 			fn(cs)
+		}
+	}()
+}
+
+// scriptQueue runs one group's event scripts one after the other, in the
+// order the core asked for them: a notify script that is not waited for
+// still runs before the pre-event script that follows it.
+type scriptQueue struct {
+	q       []ha.ScriptRun
+	running bool
+}
+
+func (h *HA) script(s ha.ScriptRun) {
+	key := ""
+	for _, e := range s.Env {
+		if g, ok := strings.CutPrefix(e, "O2GO_HA_GROUP="); ok {
+			key = g
+		}
+	}
+	sq := h.scripts[key]
+	if sq == nil {
+		sq = &scriptQueue{}
+		h.scripts[key] = sq
+	}
+	sq.q = append(sq.q, s)
+	if sq.running {
+		return
+	}
+	sq.running = true
+	go func() {
+		for {
+			h.mu.Lock()
+			if len(sq.q) == 0 || h.closed {
+				sq.running = false
+				h.mu.Unlock()
+				return
+			}
+			s := sq.q[0]
+			sq.q = sq.q[1:]
+			h.mu.Unlock()
+			res := h.rt.RunScript(context.Background(), s)
+			if s.Wait {
+				h.input(func() { h.core.ScriptDone(res) })
+			}
 		}
 	}()
 }
