@@ -162,7 +162,7 @@ func printStatus(w io.Writer, st *node.Status, online bool) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tNUMBER\tADDRESS\tHEARTBEAT\tLAST BEAT\tCONNECTION\tSLOT\tIN CLUSTER")
+	fmt.Fprintln(tw, "NODE\tNUMBER\tADDRESS\tHEARTBEAT\tLAST BEAT\tCONNECTION\tHB SLOT\tMOUNT SLOT\tIN CLUSTER")
 	for _, n := range st.Nodes {
 		name := n.Name
 		if n.Self {
@@ -186,7 +186,11 @@ func printStatus(w io.Writer, st *node.Status, online bool) {
 		if !n.InView {
 			in = "no: " + n.Reason
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\n", name, n.Number, n.Address, hb, age, n.Connection, n.Slot, in)
+		mslot := "-"
+		if n.MountSlot >= 0 {
+			mslot = fmt.Sprint(n.MountSlot)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", name, n.Number, n.Address, hb, age, n.Connection, n.Slot, mslot, in)
 	}
 	tw.Flush()
 }

@@ -114,6 +114,56 @@ func probeDevice(dev blockdev.Device, path string) (*VolumeInfo, error) {
 	return info, nil
 }
 
+// ReadSlotMap reads a volume's slot map (which node has it mounted in which
+// slot), read-only.
+func ReadSlotMap(path string) (*ondisk.SlotMap, error) {
+	dev, err := blockdev.Open(path, blockdev.OpenOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer dev.Close()
+	info, err := probeDevice(dev, path)
+	if err != nil {
+		return nil, err
+	}
+	if info.HeartbeatDevice {
+		return nil, fmt.Errorf("%s is a heartbeat-only device: it has no slot map", path)
+	}
+	bs := info.BlockSize
+	b := make([]byte, bs)
+	if _, err := dev.ReadAt(b, int64(ondisk.SuperBlockBlkno)*int64(bs)); err != nil {
+		return nil, err
+	}
+	sbd, err := ondisk.DecodeDinode(b)
+	if err != nil || sbd.Super == nil {
+		return nil, fmt.Errorf("%s: superblock: %v", path, err)
+	}
+	sb := sbd.Super
+	c := metacache.New(dev, bs, metacache.Options{MetaECC: sb.Features.Incompat&ondisk.IncompatMetaECC != 0, FSGeneration: sbd.FSGeneration})
+	sysdir, err := c.Dinode(sb.SystemDirBlkno)
+	if err != nil {
+		return nil, err
+	}
+	e, ok, err := dir.Dir{C: c, SB: sb, Inode: sysdir}.Lookup("slot_map")
+	if err != nil || !ok {
+		return nil, fmt.Errorf("%s: no slot_map system file (%v)", path, err)
+	}
+	sm, err := c.Dinode(e.Inode)
+	if err != nil {
+		return nil, err
+	}
+	if sm.Extents == nil || sm.Extents.TreeDepth != 0 || len(sm.Extents.Recs) == 0 {
+		return nil, fmt.Errorf("%s: slot_map is not one extent", path)
+	}
+	extended := sb.Features.Incompat&ondisk.IncompatExtendedSlotMap != 0
+	need := ondisk.SlotMapSize(extended, int(sb.MaxSlots))
+	data := make([]byte, (need+bs-1)/bs*bs)
+	if _, err := dev.ReadAt(data, int64(sm.Extents.Recs[0].Blkno)*int64(bs)); err != nil {
+		return nil, err
+	}
+	return ondisk.DecodeSlotMap(data[:need], extended, int(sb.MaxSlots))
+}
+
 // ErrNoDevice is returned when no device matches a UUID or label.
 var ErrNoDevice = errors.New("no device found")
 

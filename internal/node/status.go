@@ -11,6 +11,7 @@ import (
 	"o2go/internal/base"
 	"o2go/internal/cluster/config"
 	cnet "o2go/internal/cluster/net"
+	"o2go/internal/ondisk"
 )
 
 // NodeList is a list of node numbers that reads as a JSON array of numbers
@@ -101,8 +102,11 @@ type NodeStatus struct {
 	InView         bool   `json:"in_view"`
 	// Slot is the node's heartbeat slot (its number): the sector o2hb and
 	// debugfs.ocfs2 -R hb show it in.
-	Slot   int    `json:"heartbeat_slot"`
-	Reason string `json:"why_not_in_cluster,omitempty"`
+	Slot int `json:"heartbeat_slot"`
+	// MountSlot is the node's slot in the slot map of the first volume this
+	// node heartbeats on (local mode), -1 when it holds none there.
+	MountSlot int    `json:"mount_slot"`
+	Reason    string `json:"why_not_in_cluster,omitempty"`
 }
 
 // snapshot builds the status (on the loop).
@@ -144,7 +148,7 @@ func (a *Agent) snapshot() *Status {
 	live := a.m.Live()
 	for _, n := range a.cfg.Cluster.Nodes {
 		ns := NodeStatus{Name: n.Name, Number: n.Number, Address: n.AddrPort().String(), Self: n.Number == a.self.Number,
-			Live: live.Has(n.Number), InView: v.Members.Has(n.Number), Slot: int(n.Number), HeartbeatAgeMs: -1}
+			Live: live.Has(n.Number), InView: v.Members.Has(n.Number), Slot: int(n.Number), HeartbeatAgeMs: -1, MountSlot: -1}
 		if g := a.m.Generation(n.Number); g != 0 {
 			ns.Generation = fmt.Sprintf("%016x", g)
 		}
@@ -201,11 +205,35 @@ func (a *Agent) whyNot(ns NodeStatus, live base.NodeMap) string {
 	return "joining: waiting for its heartbeat to settle and every member to reach it"
 }
 
-// Status returns the agent's status.
+// Status returns the agent's status. The slot map is read outside the
+// event loop (a hung disk must not stop the heartbeat), within a second.
 func (a *Agent) Status() (*Status, error) {
 	var st *Status
 	if err := a.doSync(func() { st = a.snapshot() }); err != nil {
 		return nil, err
+	}
+	for _, r := range st.Regions {
+		if r.Device == "" {
+			continue
+		}
+		got := make(chan *ondisk.SlotMap, 1)
+		go func(dev string) {
+			sm, _ := ReadSlotMap(dev)
+			got <- sm
+		}(r.Device)
+		select {
+		case sm := <-got:
+			if sm == nil {
+				continue
+			}
+			for i := range st.Nodes {
+				if slot, ok := sm.SlotOf(uint32(st.Nodes[i].Number)); ok {
+					st.Nodes[i].MountSlot = slot
+				}
+			}
+		case <-time.After(time.Second):
+		}
+		break
 	}
 	return st, nil
 }
@@ -221,7 +249,7 @@ func OfflineStatus(cl *config.Cluster, st config.Settings, node string) *Status 
 		Members: NodeList{}}
 	for _, n := range cl.Nodes {
 		s.Nodes = append(s.Nodes, NodeStatus{Name: n.Name, Number: n.Number, Address: n.AddrPort().String(),
-			Self: n.Name == node, Connection: "unknown", Slot: int(n.Number), HeartbeatAgeMs: -1,
+			Self: n.Name == node, Connection: "unknown", Slot: int(n.Number), HeartbeatAgeMs: -1, MountSlot: -1,
 			Reason: "this node's agent is not running"})
 	}
 	return s
