@@ -362,6 +362,7 @@ func (d *domain) complete() {
 	slices.Sort(names)
 	for _, name := range names {
 		if res := d.res[name]; res != nil && res.m != nil {
+			d.reconcile(res, r.reports[name])
 			continue
 		}
 		d.rebuild(name, r, r.reports[name], newPending)
@@ -581,6 +582,75 @@ func (d *domain) rebuild(name string, r *reconfig, reps []ownedReport, pending [
 	res.m = m
 	d.nMastered++
 	d.stats.Rebuilt++
+}
+
+// reconcile compares what holders report with a resource state that
+// survived (it moved before its old master died): an answer the dead master
+// sent may have died with it. A holder still waiting for the outcome of an
+// operation the state shows done gets it again; one whose operation left no
+// trace is asked again. (A live sender's answers cannot be lost: they reach
+// the holder before its marker, hence before its report.)
+func (d *domain) reconcile(res *resource, reps []ownedReport) {
+	m := res.m
+	slices.SortFunc(reps, func(a, b ownedReport) int {
+		if a.owner != b.owner {
+			return int(a.owner) - int(b.owner)
+		}
+		switch {
+		case a.l.Cookie < b.l.Cookie:
+			return -1
+		case a.l.Cookie > b.l.Cookie:
+			return 1
+		}
+		return 0
+	})
+	for _, rep := range reps {
+		l := rep.l
+		if l.Op == OpNone || m.findFresh(rep.owner, l.Cookie) >= 0 ||
+			slices.ContainsFunc(m.owed, func(o owedReply) bool { return o.Owner == rep.owner && o.Cookie == l.Cookie }) {
+			continue
+		}
+		owe := func(op Op, st Status, mode Mode, read bool) {
+			m.owed = append(m.owed, owedReply{Owner: rep.owner, Cookie: l.Cookie, Op: op, Status: st, Mode: mode, Read: read})
+		}
+		e := m.find(rep.owner, l.Cookie)
+		switch l.Op {
+		case OpUnlock:
+			if e != nil && e.q == qGranted {
+				if l.WritesLVB && writesLVB(e.gr) {
+					m.lvb, m.lvbSeq, m.lvbValid = l.LVB, max(m.lvbSeq+1, l.LVBSeq), true
+				}
+				m.remove(e)
+			}
+			if e == nil || e.q == qGranted {
+				owe(OpUnlock, StatusOK, ModeNone, false)
+			}
+		case OpLock:
+			switch {
+			case e != nil && e.q == qGranted:
+				owe(OpLock, StatusOK, e.gr, true)
+			case e != nil:
+				// Waiting: its answer is still to come.
+			case l.CancelSent:
+				owe(OpLock, StatusCancelled, ModeNone, false)
+			default:
+				// Refused, and the refusal lost: ask again.
+				m.fresh = append(m.fresh, freshReq{owner: rep.owner, cookie: l.Cookie, op: OpLock, rq: l.Rq, flags: l.Flags})
+			}
+		case OpConvert:
+			switch {
+			case e == nil || e.q != qGranted:
+				// Gone, or still converting: nothing lost.
+			case e.gr == l.Rq:
+				owe(OpConvert, StatusOK, e.gr, lvbOpFor(l.Gr, l.Rq) == lvbRead)
+			case l.CancelSent:
+				owe(OpConvert, StatusCancelled, e.gr, false)
+			default:
+				m.fresh = append(m.fresh, freshReq{owner: rep.owner, cookie: l.Cookie, op: OpConvert, rq: l.Rq, flags: l.Flags})
+			}
+		}
+	}
+	res.idle = false
 }
 
 func (m *master) grantableIgnoringGhosts(mode Mode) bool {
