@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"o2go/internal/cluster/config"
 	"o2go/internal/ha"
 	"o2go/internal/testutil"
 	"o2go/internal/testutil/realtools"
@@ -104,8 +105,13 @@ type haCluster struct {
 }
 
 func newHACluster(t *testing.T, n int) *haCluster {
+	return newHAClusterWith(t, n, config.Timeouts{HeartbeatThreshold: testThreshold, HeartbeatInterval: testInterval,
+		IdleTimeout: testIdle, KeepaliveDelay: time.Second, ReconnectDelay: 2 * time.Second, KillAckTimeout: 3 * testInterval})
+}
+
+func newHAClusterWith(t *testing.T, n int, tm config.Timeouts) *haCluster {
 	testutil.RequireFUSE(t)
-	nc := newNetnsCluster(t, n)
+	nc := newNetnsClusterWith(t, n, tm)
 	hc := &haCluster{netnsCluster: nc, client: nc.tag + "c", haDir: t.TempDir(), sub: 10 + os.Getpid()%200}
 	hc.vip = fmt.Sprintf("10.%d.0.50", hc.sub)
 	br := nc.tag + "br"
@@ -242,27 +248,8 @@ func TestHAFailoverInNetns(t *testing.T) {
 		hc.startHA(i)
 	}
 	hc.waitView([]int{0, 1, 2}, nodes(0, 1, 2), 30*time.Second)
-	data := realtools.MkfsImage(t, 64<<20, "-b", "4096", "-C", "4096", "-N", "2", "-M", "local", "-J", "size=4M")
-	mp := filepath.Join(hc.dir, "data")
-	evlog := filepath.Join(hc.dir, "events.log")
-	script := filepath.Join(hc.dir, "ev.sh")
-	os.WriteFile(script, []byte("#!/bin/sh\necho \"$O2GO_HA_EVENT $O2GO_HA_PHASE $O2GO_HA_NODE $O2GO_HA_STATUS\" >> "+evlog+"\n"), 0o755)
+	cfg, evlog := hc.echoGroup()
 	names := hc.names
-	perNode := map[string][]string{}
-	for i, n := range names {
-		perNode[n] = []string{fmt.Sprintf("%sp%d", hc.tag, i)}
-	}
-	cfg := ha.Fragment{
-		Networks: []ha.Network{{Name: "pub", PerNode: perNode}},
-		Events:   []ha.EventScripts{{Event: ha.EvRGOnline, Pre: script, Post: script, Notify: script}},
-		Groups: []ha.Group{{Name: "echo", Nodes: names, Startup: ha.StartupHome, Fallback: ha.FallbackNever, Resources: []ha.Resource{
-			{Name: "echo-ip", Type: ha.TypeIP, Address: hc.vip + "/24", Network: "pub"},
-			{Name: "echo-fs", Type: ha.TypeFS, Device: data, Mountpoint: mp, FSType: "o2go", Options: "nocluster"},
-			{Name: "echo-app", Type: ha.TypeProcess, Command: []string{os.Args[0], "-test.run=^TestHAEchoHelper$"},
-				Env: []string{"O2GO_HA_ECHO=" + hc.vip + ":7000," + filepath.Join(mp, "data.txt")}, RestartAttempts: 2,
-				MonitorInterval: ha.Duration(300 * time.Millisecond), RestartInterval: ha.Duration(time.Minute)},
-		}}},
-	}
 	// Acceptance 3 through the command: a missing script is refused by
 	// verify on every node, nothing is applied.
 	bad := cfg
@@ -368,4 +355,33 @@ func retryAsk(hc *haCluster, req string, within time.Duration) (string, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// echoGroup describes the test's group: a service address, an o2go volume
+// mounted by the owner only, the echo server with its data on it; rg_online
+// scripts log to the returned file.
+func (hc *haCluster) echoGroup() (ha.Fragment, string) {
+	t := hc.t
+	data := realtools.MkfsImage(t, 64<<20, "-b", "4096", "-C", "4096", "-N", "2", "-M", "local", "-J", "size=4M")
+	mp := filepath.Join(hc.dir, "data")
+	evlog := filepath.Join(hc.dir, "events.log")
+	script := filepath.Join(hc.dir, "ev.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\necho \"$O2GO_HA_EVENT $O2GO_HA_PHASE $O2GO_HA_NODE $O2GO_HA_STATUS\" >> "+evlog+"\n"), 0o755)
+	names := hc.names
+	perNode := map[string][]string{}
+	for i, n := range names {
+		perNode[n] = []string{fmt.Sprintf("%sp%d", hc.tag, i)}
+	}
+	cfg := ha.Fragment{
+		Networks: []ha.Network{{Name: "pub", PerNode: perNode}},
+		Events:   []ha.EventScripts{{Event: ha.EvRGOnline, Pre: script, Post: script, Notify: script}},
+		Groups: []ha.Group{{Name: "echo", Nodes: names, Startup: ha.StartupHome, Fallback: ha.FallbackNever, Resources: []ha.Resource{
+			{Name: "echo-ip", Type: ha.TypeIP, Address: hc.vip + "/24", Network: "pub"},
+			{Name: "echo-fs", Type: ha.TypeFS, Device: data, Mountpoint: mp, FSType: "o2go", Options: "nocluster"},
+			{Name: "echo-app", Type: ha.TypeProcess, Command: []string{os.Args[0], "-test.run=^TestHAEchoHelper$"},
+				Env: []string{"O2GO_HA_ECHO=" + hc.vip + ":7000," + filepath.Join(mp, "data.txt")}, RestartAttempts: 2,
+				MonitorInterval: ha.Duration(300 * time.Millisecond), RestartInterval: ha.Duration(time.Minute)},
+		}}},
+	}
+	return cfg, evlog
 }

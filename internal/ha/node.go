@@ -355,6 +355,15 @@ func (n *Node) viewChanged(x base.NodeID, up bool) {
 	n.releaseHeld()
 }
 
+// SetClock updates the node's time without acting on it (drivers call it
+// before each input so that records carry the moment they happened).
+func (n *Node) SetClock(now time.Duration, wallMs int64) {
+	if now > n.now {
+		n.now = now
+	}
+	n.wall = wallMs
+}
+
 // Tick gives the node the time: monotonic now, and the wall clock in ms
 // (for the history).
 func (n *Node) Tick(now time.Duration, wallMs int64) {

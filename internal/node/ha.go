@@ -194,6 +194,7 @@ func (h *HA) input(fn func()) {
 	if h.closed {
 		return
 	}
+	h.core.SetClock(h.a.clock(), h.a.wall().UnixMilli())
 	fn()
 	h.apply()
 }
