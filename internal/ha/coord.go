@@ -347,7 +347,9 @@ func (c *coordinator) checkSync() {
 		c.fetchQ = append(c.fetchQ, fetchStep{bestS, fetchMsg{State: true}})
 	}
 	if bestH != n.self {
-		c.fetchQ = append(c.fetchQ, fetchStep{bestH, fetchMsg{HistFrom: n.last + 1}})
+		// The whole history it keeps: this node's own may not share its
+		// beginning (it may come from an earlier coordinator of its own).
+		c.fetchQ = append(c.fetchQ, fetchStep{bestH, fetchMsg{HistFrom: 1}})
 	}
 	c.nextFetch()
 }
