@@ -432,6 +432,11 @@ func (c *coordinator) append(r Record) {
 	if r.At == 0 {
 		r.At = n.wall
 	}
+	if !c.synced {
+		// Numbered once this coordinator holds the newest history.
+		n.outNotes = append(n.outNotes, r)
+		return
+	}
 	r.Seq = n.last + 1
 	n.hist = append(n.hist, r)
 	n.last = r.Seq
