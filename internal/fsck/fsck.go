@@ -91,14 +91,18 @@ func Run(o Options) (res Result) {
 	c.p = &prompter{out: out, answer: o.Answer, in: bufio.NewReader(in)}
 	defer func() {
 		if r := recover(); r != nil {
-			ce, ok := r.(errCancelled)
-			if !ok {
+			switch e := r.(type) {
+			case errCancelled:
+				res.Err = e
+				res.ExitCode = ExitError
+				if e.cancelled {
+					res.ExitCode |= ExitCancelled
+				}
+			case errAborted:
+				res.Err = e
+				res.ExitCode = ExitError | ExitUncorrected
+			default:
 				panic(r)
-			}
-			res.Err = ce
-			res.ExitCode = ExitError
-			if ce.cancelled {
-				res.ExitCode |= ExitCancelled
 			}
 		}
 		if c.v != nil {
@@ -437,10 +441,21 @@ func (c *checker) markMagicalClusters() {
 	}
 }
 
-// markCluster records a cluster as used, noting a second claim.
+// errAborted stops a run that met damage it cannot account for, the way
+// fsck.ocfs2's o2fsck_abort does.
+type errAborted struct{ reason string }
+
+func (e errAborted) Error() string { return e.reason }
+
+// markCluster records a cluster as used, noting a second claim. A cluster
+// past the end of the volume (an extent fsck was told not to truncate)
+// aborts the run, as in fsck.ocfs2.
 func (c *checker) markCluster(cl uint32) {
 	if uint64(cl) >= c.allocated.n {
-		return
+		c.out.Flush()
+		fmt.Fprintf(c.o.Err, "o2go fsck: cluster %d is beyond the volume's %d clusters: it cannot be accounted for\nAborting\n", cl, c.allocated.n)
+		c.errPrinted = true
+		panic(errAborted{fmt.Sprintf("cluster %d is beyond the end of the volume", cl)})
 	}
 	if c.allocated.set(uint64(cl)) {
 		if c.dups == nil {
@@ -537,9 +552,10 @@ func (c *checker) passes() error {
 		start := time.Now()
 		if err := s.fn(); err != nil {
 			if _, ok := err.(opError); ok {
+				c.fail("while performing %s", s.name)
 				return err
 			}
-			return c.fail("while performing %s: %v", s.name, err)
+			return opError{c.fail("while performing %s: %v", s.name, err)}
 		}
 		c.verbosef("  %s took %v\n", s.name, time.Since(start).Round(time.Millisecond))
 	}
@@ -596,6 +612,9 @@ func (c *checker) writeSuperblock() error {
 	put32(d, sbo+0x20, incompat)
 	if c.numClusters != 0 {
 		d.setClusters(c.numClusters)
+		// What follows (slot recovery, journals) works on the new size.
+		c.v.Super.Clusters = c.numClusters
+		c.repair = nil
 	}
 	put16(d, sbo+0x0A, uint16(b2u8(c.sawError))) // s_errors
 	put64(d, sbo+0x10, uint64(c.now.Unix()))     // s_lastcheck

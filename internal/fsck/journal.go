@@ -428,10 +428,6 @@ func (c *checker) slotRecovery() error {
 		c.printf("** Skipping slot recovery because -n was given. **\n")
 		return nil
 	}
-	env, err := c.repairEnvironment()
-	if err != nil {
-		return err
-	}
 	tx := &metacache.DirectTx{C: c.v.Cache}
 	for slot, blk := range c.sys.localAllocs {
 		d, err := c.v.Cache.Dinode(blk)
@@ -446,6 +442,10 @@ func (c *checker) slotRecovery() error {
 			continue
 		}
 		freed := bm.Used != bm.Total
+		env, err := c.repairEnvironment()
+		if err != nil {
+			return err
+		}
 		if err := alloc.RecoverLocalAlloc(tx, c.v.Cache, env.geo, blk, env.global); err != nil {
 			return err
 		}
@@ -458,14 +458,19 @@ func (c *checker) slotRecovery() error {
 		}
 	}
 	for slot, blk := range c.sys.truncateLogs {
-		tl := &extent.TruncateLog{C: c.v.Cache, Blkno: blk, FreeClusters: env.global.FreeClusters}
-		used, _, err := tl.Used()
+		probe := &extent.TruncateLog{C: c.v.Cache, Blkno: blk}
+		used, _, err := probe.Used()
 		if err != nil {
 			return err
 		}
 		if used == 0 {
 			continue
 		}
+		env, err := c.repairEnvironment()
+		if err != nil {
+			return err
+		}
+		tl := &extent.TruncateLog{C: c.v.Cache, Blkno: blk, FreeClusters: env.global.FreeClusters}
 		n, err := tl.Flush(tx)
 		if err != nil {
 			return err

@@ -197,7 +197,7 @@ func (c *checker) verifyBitmapDescs(di dinode) error {
 		allowed.set(expected[i])
 	}
 	if err := c.verifyChainAlloc(di, allowed, forbidden); err != nil {
-		return c.fail("while looking up chain allocator inode %d: %v", di.blkno(), err)
+		return err
 	}
 	var extra []uint64
 	forbidden.each(func(b uint64) {
@@ -408,14 +408,14 @@ func (c *checker) verifyChainAlloc(di dinode, allowed, forbidden *sparseBits) er
 		maxCount = int(cl.nextFree())
 	}
 	var free, total uint32
+	// Like fsck.ocfs2, the error of the last chain walked (a descriptor
+	// that could not be read) is the verdict, unless the inode is then
+	// rewritten.
+	var ret error
 	for i := 0; i < maxCount; i++ {
 		cr := cl.rec(i)
 		cs := chainState{chainNo: i, cpg: cl.cpg()}
-		if err := c.checkChain(di, &cs, cr, &changed, allowed, forbidden, maxChainLen); err != nil {
-			if _, ok := err.(opError); ok {
-				return err
-			}
-		}
+		ret = c.checkChain(di, &cs, cr, &changed, allowed, forbidden, maxChainLen)
 		if cr.blkno() != 0 {
 			free += cs.free
 			total += cs.total
@@ -466,6 +466,10 @@ func (c *checker) verifyChainAlloc(di dinode, allowed, forbidden *sparseBits) er
 			c.fail("while writing inode alloc inode %d: %v", blk, err)
 			c.sawError = true
 		}
+		ret = nil
+	}
+	if ret != nil {
+		return opError{ret}
 	}
 	return nil
 }
@@ -476,7 +480,6 @@ func (c *checker) checkChain(di dinode, cs *chainState, cr chainRec, changed *bo
 	var bg1 groupDesc
 	depth := uint32(0)
 	clearRef := false
-	var ret error
 	for {
 		var blk uint64
 		if depth == 0 {
@@ -510,16 +513,15 @@ func (c *checker) checkChain(di dinode, cs *chainState, cr chainRec, changed *bo
 			break
 		}
 		if err != nil {
-			ret = c.fail("while reading a group descriptor from block %d as pointed to by chain %d in allocator at inode %d at depth %d: %v", blk, cs.chainNo, di.blkno(), depth, err)
-			break
+			// fsck.ocfs2 leaves the chain as it is, without summing it
+			return c.fail("while reading a group descriptor from block %d as pointed to by chain %d in allocator at inode %d at depth %d: %v", blk, cs.chainNo, di.blkno(), depth, err)
 		}
 		if bg2.gen() != c.gen && c.p.ask(ChainLinkGen, "Group descriptor at block %d has a generation of %x which doesn't match the volume's generation of %x.  Unlink this group descriptor?", blk, bg2.gen(), c.gen) {
 			clearRef = true
 			break
 		}
 		if err := c.repairGroupDesc(di, cs, bg2, blk, &clearRef); err != nil {
-			ret = err
-			break
+			return err
 		}
 		if clearRef {
 			break
@@ -552,7 +554,7 @@ func (c *checker) checkChain(di dinode, cs *chainState, cr chainRec, changed *bo
 			*changed = true
 		}
 	}
-	return ret
+	return nil
 }
 
 // breakLoop cuts a chain that loops back on itself where it first does.
