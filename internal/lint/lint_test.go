@@ -22,7 +22,7 @@ var rank = map[string]float64{
 	"cluster/heartbeat": 2,
 	"cluster/net":       2,
 	"cluster/quorum":    2.05, // decides from heartbeat and link (cluster/net) state
-	"dlm":               2.1, // rides on cluster/net message types
+	"dlm":               2.1,  // rides on cluster/net message types
 	"ha":                2.1,
 	"blockdev":          2.5,
 	"transport":         2.5,

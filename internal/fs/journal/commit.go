@@ -44,6 +44,7 @@ func (j *Journal) closeLocked() error {
 	ndesc := (nd + j.descCap - 1) / j.descCap
 	r.nlog = nrb + ndesc + nd + 1
 	r.nrev = nr
+	r.revoked = revokes
 	r.image = j.imageBuffer((r.nlog - 1) * bs)
 	r.logged = make([]loggedBlock, 0, nd)
 	p := 0
@@ -154,7 +155,7 @@ func (j *Journal) writeTx(tx *transaction) error {
 	if tx.nlog > j.capacity-1 {
 		return fmt.Errorf("transaction %d needs %d log blocks, the log has %d", tx.seq, tx.nlog, j.capacity-1)
 	}
-	if j.free() < tx.nlog {
+	if j.free() < tx.nlog || j.relogsRevoked(tx) {
 		if err := j.checkpointLocked(); err != nil {
 			return err
 		}
@@ -200,8 +201,35 @@ func (j *Journal) writeTx(tx *transaction) error {
 	tx.start = start
 	j.head = j.wrap(pos + 1)
 	j.used += tx.nlog
+	for _, blk := range tx.revoked {
+		if j.logRevoked == nil {
+			j.logRevoked = map[uint64]uint32{}
+		}
+		j.logRevoked[blk] = tx.seq
+	}
 	j.mu.Unlock()
 	return nil
+}
+
+// relogsRevoked reports whether tx logs a block that a revoke record still
+// in the log names. jbd2 replays such a log correctly, but fsck.ocfs2
+// 1.8.7 spins forever on it (revoke_this_block never leaves its loop when
+// it finds a revoke older than the copy it replays), so writeTx
+// checkpoints first: the log then starts after the revoking transaction.
+// The kernel's OCFS2 never revokes and so never meets this. Under ioMu.
+func (j *Journal) relogsRevoked(tx *transaction) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if len(j.logRevoked) == 0 {
+		return false
+	}
+	for _, lb := range tx.logged {
+		if _, ok := j.logRevoked[lb.blkno]; ok {
+			j.stats.RevokeCheckpoints++
+			return true
+		}
+	}
+	return false
 }
 
 // commitLocked files a written transaction's copies as the newest
@@ -318,6 +346,11 @@ func (j *Journal) checkpointLocked() error {
 	}
 	j.mu.Lock()
 	for _, tx := range j.inLog[:k] {
+		for _, blk := range tx.revoked {
+			if j.logRevoked[blk] == tx.seq {
+				delete(j.logRevoked, blk)
+			}
+		}
 		j.recycle(tx)
 	}
 	j.inLog = j.inLog[k:]

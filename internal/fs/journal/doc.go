@@ -63,7 +63,10 @@
 // block's records, so o2go writes each record twice (jbd2 reads them all;
 // a duplicate changes nothing), and it wants every slot's journal to carry
 // the same features, so o2go does not set the REVOKE feature (no replayer
-// needs it). The kernel's OCFS2 never revokes: before clusters go back to
+// needs it). A third quirk: fsck.ocfs2 never finishes replaying a log in
+// which a block is logged after a revoke record naming it, so a transaction
+// that logs a block revoked by one still in the log checkpoints first
+// (Stats.RevokeCheckpoints). The kernel's OCFS2 never revokes: before clusters go back to
 // the global bitmap it flushes the whole journal (Checkpoint does that
 // here), which callers may do instead.
 //

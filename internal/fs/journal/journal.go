@@ -82,6 +82,7 @@ type Stats struct {
 	BlocksLogged       uint64 // metadata block copies written to the log
 	LogWrites          uint64 // log blocks written, descriptors, revokes and commits included
 	Revoked            uint64 // revoke records written
+	RevokeCheckpoints  uint64 // checkpoints forced by a block logged again after a revoke still in the log
 	Checkpoints        uint64
 	CheckpointedBlocks uint64 // block copies written home by checkpoints and revokes
 	CreditOverruns     uint64 // handles that dirtied more blocks than they reserved
@@ -122,8 +123,11 @@ type Journal struct {
 	running *transaction
 	closed  []*transaction // closed, not yet written, in ID order
 	inLog   []*transaction // committed, still holding log space, oldest first
-	cp      map[uint64]*cpEntry
-	pins    map[uint64]*pinRef
+	// logRevoked maps each block a revoke record in the log names to the
+	// newest revoking transaction still in the log (see writeTx).
+	logRevoked map[uint64]uint32
+	cp         map[uint64]*cpEntry
+	pins       map[uint64]*pinRef
 	// inClosed counts, per block, the closed transactions logging it.
 	inClosed  map[uint64]int
 	spare     [][]byte // log images of transactions that left the log, for reuse
@@ -156,10 +160,11 @@ type transaction struct {
 	started     time.Time
 
 	// closed
-	image  []byte // log blocks but the commit block, in log order
-	logged []loggedBlock
-	nlog   int // log blocks including the commit block
-	nrev   int
+	image   []byte // log blocks but the commit block, in log order
+	logged  []loggedBlock
+	nlog    int // log blocks including the commit block
+	nrev    int
+	revoked []uint64 // blocks its revoke records name
 
 	// committed
 	start uint32 // first log block

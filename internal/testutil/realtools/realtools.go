@@ -9,6 +9,7 @@ package realtools
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"o2go/internal/testutil"
 )
@@ -99,6 +101,10 @@ type FsckResult struct {
 // Clean reports whether fsck exited 0 and reported no problem.
 func (r FsckResult) Clean() bool { return r.ExitCode == 0 && len(r.Problems) == 0 }
 
+// fsckTimeout bounds one fsck.ocfs2 run: the largest test volumes take
+// seconds, and a hang must fail the test, not the whole suite's timeout.
+const fsckTimeout = 5 * time.Minute
+
 var problemLine = regexp.MustCompile(`(?m)^\[[A-Z0-9_]+\].*$`)
 
 // Fsck runs fsck.ocfs2 with args (e.g. "-fn") on img. It never fails the
@@ -106,10 +112,15 @@ var problemLine = regexp.MustCompile(`(?m)^\[[A-Z0-9_]+\].*$`)
 func Fsck(t testing.TB, img string, args ...string) FsckResult {
 	t.Helper()
 	Require(t)
-	cmd := fsckCommand(append(args, img)...)
+	ctx, cancel := context.WithTimeout(context.Background(), fsckTimeout)
+	defer cancel()
+	cmd := fsckCommand(ctx, append(args, img)...)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("fsck.ocfs2 %s %s did not finish in %v (1.8.7 spins forever replaying a revoke older than a later copy of its block):\n%s", strings.Join(args, " "), img, fsckTimeout, buf.String())
+	}
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
@@ -154,11 +165,11 @@ func run(name string, args ...string) (string, string, error) {
 // fsck.ocfs2 mlocks an I/O cache of a fifth of free memory, seconds per run
 // on a large machine; limited, it falls back to a small cache, and its
 // verdict does not depend on the cache.
-func fsckCommand(args ...string) *exec.Cmd {
+func fsckCommand(ctx context.Context, args ...string) *exec.Cmd {
 	setpriv, err1 := exec.LookPath("setpriv")
 	prlimit, err2 := exec.LookPath("prlimit")
 	if err1 != nil || err2 != nil {
-		return exec.Command("fsck.ocfs2", args...)
+		return exec.CommandContext(ctx, "fsck.ocfs2", args...)
 	}
-	return exec.Command(setpriv, append([]string{"--inh-caps=-ipc_lock", "--bounding-set=-ipc_lock", prlimit, "--memlock=1048576", "fsck.ocfs2"}, args...)...)
+	return exec.CommandContext(ctx, setpriv, append([]string{"--inh-caps=-ipc_lock", "--bounding-set=-ipc_lock", prlimit, "--memlock=1048576", "fsck.ocfs2"}, args...)...)
 }
