@@ -8,7 +8,7 @@ PKGS      := ./...
 TEST_TIMEOUT ?= 60m
 FUZZTIME  ?= 20s
 
-.PHONY: all build deps test test-short demo bench fuzz vet lint clean
+.PHONY: all build deps test test-short crash-long demo bench fuzz vet lint clean
 
 all: build
 
@@ -31,6 +31,11 @@ test: deps build vet
 # Quick loop for development: no VM, no long runs.
 test-short: build
 	$(GO) test -short $(PKGS)
+
+# Crash consistency, long form: 200 SIGKILLs of the FUSE server (make test
+# runs 10). O2GO_CRASH_KEEP=DIR keeps the crashed image of a failing run.
+crash-long: deps build
+	O2GO_CRASH_RUNS=200 $(GO) test -count=1 -timeout 90m -run '^TestCrashConsistency$$' -v ./internal/fusefs/
 
 # The main job: a real cluster on this machine, showing what o2go does.
 demo: deps build

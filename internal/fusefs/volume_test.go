@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -142,10 +143,16 @@ func copyImage(t testing.TB, img string) string {
 // with "unrecoverable errors while replaying the journals" even on a local
 // volume, ondisk-format.md §12), where the second run must find nothing to
 // repair but orphans (INODE_ORPHANED: files unlinked while open, which a
-// mount deletes too), then fsck.ocfs2 -fn must be clean.
+// mount deletes too), then fsck.ocfs2 -fn must be clean — but for one
+// defect of fsck.ocfs2 1.8.7: deleting an orphan, it leaves the clusters
+// of its extended-attribute values marked in the global bitmap (pass 4
+// truncates and deletes the inode, never its attributes), which its next
+// run reports as CLUSTER_ALLOC_BIT. Exactly those clusters may show up;
+// a third -fy run clears them.
 func fsckReplay(t testing.TB, img string) {
 	t.Helper()
 	first := realtools.Fsck(t, img, "-fy")
+	leaked := orphanXattrClusters(t, img)
 	second := realtools.Fsck(t, img, "-fy")
 	var problems []string
 	for _, p := range second.Problems {
@@ -157,5 +164,61 @@ func fsckReplay(t testing.TB, img string) {
 		t.Fatalf("fsck.ocfs2 -fy %s after the replay: exit %d, problems:\n%s\nfirst run (exit %d):\n%s\nsecond run:\n%s",
 			img, second.ExitCode, strings.Join(problems, "\n"), first.ExitCode, first.Output, second.Output)
 	}
+	check := realtools.Fsck(t, img, "-fn")
+	if check.ExitCode == 0 && len(check.Problems) > 0 {
+		for _, p := range check.Problems {
+			var c uint64
+			if _, err := fmt.Sscanf(p, "[CLUSTER_ALLOC_BIT] Cluster %d ", &c); err != nil || !leaked[c] {
+				t.Fatalf("fsck.ocfs2 -fn %s after the replay: %s\nfull output:\n%s", img, p, check.Output)
+			}
+		}
+		realtools.Fsck(t, img, "-fy")
+	}
 	realtools.RequireFsckClean(t, img)
+}
+
+// orphanXattrClusters lists, with debugfs.ocfs2, the clusters holding the
+// extended-attribute values of the inodes in img's orphan directories.
+func orphanXattrClusters(t testing.TB, img string) map[uint64]bool {
+	t.Helper()
+	stats := realtools.Debugfs(t, img, "stats")
+	var bbits, cbits, slots int
+	for _, line := range strings.Split(stats, "\n") {
+		line = strings.TrimSpace(line)
+		fmt.Sscanf(line, "Block Size Bits: %d   Cluster Size Bits: %d", &bbits, &cbits)
+		fmt.Sscanf(line, "Max Node Slots: %d", &slots)
+	}
+	if bbits == 0 || cbits < bbits || slots == 0 {
+		t.Fatalf("debugfs.ocfs2 stats: no geometry in\n%s", stats)
+	}
+	out := map[uint64]bool{}
+	for slot := range slots {
+		for _, line := range strings.Split(realtools.Debugfs(t, img, fmt.Sprintf("ls //orphan_dir:%04d", slot)), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 5 || f[4] == "." || f[4] == ".." {
+				continue
+			}
+			xa := realtools.Debugfs(t, img, "xattr -v <"+f[0]+">")
+			inRecs := false
+			for _, l := range strings.Split(xa, "\n") {
+				r := strings.Fields(l)
+				switch {
+				case len(r) > 1 && r[0] == "##" && r[1] == "Offset":
+					inRecs = true
+				case inRecs && len(r) >= 4:
+					var n, blk uint64
+					if _, err := fmt.Sscanf(r[2]+" "+r[3], "%d %d", &n, &blk); err != nil {
+						inRecs = false
+						continue
+					}
+					for i := range n {
+						out[blk>>(cbits-bbits)+i] = true
+					}
+				default:
+					inRecs = false
+				}
+			}
+		}
+	}
+	return out
 }
