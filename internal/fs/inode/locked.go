@@ -6,22 +6,40 @@ import (
 	"o2go/internal/ondisk"
 )
 
-// rlock takes the volume's metadata lock shared for a reader of a mounted
-// volume (writers change buffers in place under the exclusive side); it is
-// a no-op for read-only access, where nothing changes.
-func (f *FS) rlock() func() {
-	if f.W == nil {
-		return func() {}
+// rlock takes what a reader of a mounted volume holds: the cluster lock
+// shared on a clustered mount (first: it may wait for another node), then
+// the volume's metadata lock shared (writers change buffers in place under
+// the exclusive side). It takes nothing for read-only access, where
+// nothing changes.
+func (f *FS) rlock() (func(), error) {
+	w := f.W
+	if w == nil {
+		return func() {}, nil
 	}
-	f.W.Meta.RLock()
-	return f.W.Meta.RUnlock
+	release := func() {}
+	if w.Cluster != nil {
+		r, err := w.Cluster.Lock(false)
+		if err != nil {
+			return nil, err
+		}
+		release = r
+	}
+	w.Meta.RLock()
+	return func() {
+		w.Meta.RUnlock()
+		release()
+	}, nil
 }
 
 // Stat returns a snapshot of inode ino (the FUSE getattr path). An inode
 // that was deleted since the caller learned its number is ESTALE, as for
 // a stale NFS handle: the kernel then looks the name up again.
 func (f *FS) Stat(ino uint64) (*ondisk.Dinode, error) {
-	defer f.rlock()()
+	unlock, err := f.rlock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	return f.Inode(ino)
 }
 
@@ -34,7 +52,11 @@ func isFreedInode(err error) bool {
 
 // LookupStat finds name in directory parent and returns its inode.
 func (f *FS) LookupStat(parent uint64, name string) (*ondisk.Dinode, error) {
-	defer f.rlock()()
+	unlock, err := f.rlock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	ino, err := f.Lookup(parent, name)
 	if err != nil {
 		return nil, err
@@ -44,7 +66,11 @@ func (f *FS) LookupStat(parent uint64, name string) (*ondisk.Dinode, error) {
 
 // ReadFile reads file data like pread, under the metadata lock.
 func (f *FS) ReadFile(ino uint64, p []byte, off int64) (int, error) {
-	defer f.rlock()()
+	unlock, err := f.rlock()
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
 	d, err := f.Inode(ino)
 	if err != nil {
 		return 0, err
@@ -54,7 +80,11 @@ func (f *FS) ReadFile(ino uint64, p []byte, off int64) (int, error) {
 
 // ReadLink returns the target of symlink ino.
 func (f *FS) ReadLink(ino uint64) (string, error) {
-	defer f.rlock()()
+	unlock, err := f.rlock()
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	d, err := f.Inode(ino)
 	if err != nil {
 		return "", err
@@ -64,7 +94,11 @@ func (f *FS) ReadLink(ino uint64) (string, error) {
 
 // ListXattrs returns the full names of ino's xattrs.
 func (f *FS) ListXattrs(ino uint64) ([]string, error) {
-	defer f.rlock()()
+	unlock, err := f.rlock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	x, err := f.Xattrs(ino)
 	if err != nil {
 		return nil, err
@@ -82,7 +116,11 @@ func (f *FS) ListXattrs(ino uint64) ([]string, error) {
 
 // GetXattr returns the value of ino's xattr name; found is false without it.
 func (f *FS) GetXattr(ino uint64, name string) ([]byte, bool, error) {
-	defer f.rlock()()
+	unlock, err := f.rlock()
+	if err != nil {
+		return nil, false, err
+	}
+	defer unlock()
 	x, err := f.Xattrs(ino)
 	if err != nil {
 		return nil, false, err
@@ -103,7 +141,11 @@ type DirEntry struct {
 // directory changes: a listing resumed after an insert or delete neither
 // repeats nor skips names that were there all along.
 func (f *FS) ReadDir(ino uint64, cookie uint64, fn func(e DirEntry) bool) error {
-	defer f.rlock()()
+	unlock, err := f.rlock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	d, err := f.Dir(ino)
 	if err != nil {
 		return err

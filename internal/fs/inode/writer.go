@@ -71,10 +71,26 @@ type Writer struct {
 	OrphanDir uint64
 	Opts      Options
 
+	// Cluster is the cluster-wide lock of a clustered mount (nil: a
+	// local mount), taken before Meta: shared by readers, exclusive by
+	// every change.
+	Cluster ClusterLock
+
 	mu      sync.Mutex
 	gen     uint32
 	open    map[uint64]int // open handles per inode (unlinked files live until 0)
 	invalid func(ino uint64)
+}
+
+// ClusterLock is the lock that makes a clustered mount coherent: a node
+// reads only while it holds it shared and changes anything only while it
+// holds it exclusive, and before it gives the lock up to another node it
+// writes every change home and forgets what it cached (the implementation,
+// internal/fs/lockglue, does that on the other node's request). Lock waits
+// until the lock is held at least at the level asked; the returned
+// function ends this use. Uses never nest.
+type ClusterLock interface {
+	Lock(exclusive bool) (release func(), err error)
 }
 
 // ErrReadOnly is returned by every change to a volume mounted read-only.
@@ -128,6 +144,13 @@ func (f *FS) run(credits int, fn func(tx metacache.Tx) error) error {
 	w, err := f.writer()
 	if err != nil {
 		return err
+	}
+	if w.Cluster != nil {
+		release, err := w.Cluster.Lock(true)
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
 	w.Meta.Lock()
 	defer w.Meta.Unlock()

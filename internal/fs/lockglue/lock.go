@@ -1,0 +1,357 @@
+package lockglue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Mode is a lock level, in the DLM's order: NL < PR < EX for what
+// lockglue uses.
+type Mode int
+
+const (
+	NL Mode = iota // null: held for its place only, excludes nothing
+	PR             // protected read: shared
+	EX             // exclusive
+)
+
+func (m Mode) String() string {
+	switch m {
+	case NL:
+		return "NL"
+	case PR:
+		return "PR"
+	case EX:
+		return "EX"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// compatible reports whether a lock held in a lets another be granted in b.
+func compatible(a, b Mode) bool { return a == NL || b == NL || (a == PR && b == PR) }
+
+// ErrBusy is what a request made with Try gets when the lock is held
+// elsewhere in a conflicting mode.
+var ErrBusy = errors.New("lock held elsewhere")
+
+// Request says how a lock is asked for.
+type Request struct {
+	Mode Mode
+	// Try fails at once with ErrBusy rather than waiting.
+	Try bool
+	// Recovery passes the ghosts of dead nodes' locks (recovery only).
+	Recovery bool
+}
+
+// Service is the lock manager lockglue runs on (the agent's DLM).
+type Service interface {
+	// Lock takes resource name. onBlock is called, from any goroutine and
+	// never under a lock the caller holds, when another node waits for a
+	// mode the lock excludes.
+	Lock(ctx context.Context, name string, r Request, onBlock func(wanted Mode)) (Held, error)
+}
+
+// Held is a granted lock of the Service.
+type Held interface {
+	// Convert changes the mode; down-conversions never wait.
+	Convert(ctx context.Context, r Request) error
+	Unlock() error
+}
+
+// Flusher is called when a lock goes down from mode from to mode to,
+// with no local user: write back what from allowed to change (from EX),
+// and forget what to no longer protects (to NL).
+type Flusher func(from, to Mode) error
+
+// Lock is one cluster lock cached on this node: many local users share it
+// at the level the strongest of them needed; it goes down only when
+// another node asks.
+type Lock struct {
+	Name string
+
+	svc   Service
+	flush Flusher
+
+	mu         sync.Mutex
+	cond       *sync.Cond
+	held       Held
+	mode       Mode // granted
+	users      int
+	converting bool
+	blocked    bool               // another node waits: new users wait for the downconvert
+	wanted     Mode               // what it waits for
+	downing    bool               // the downconvert goroutine runs
+	recovering bool               // Recover runs: every user waits
+	cancelUp   context.CancelFunc // cancels a pending up-conversion
+	err        error
+	stats      Stats
+}
+
+// Stats count what a lock did (the fs_locks view).
+type Stats struct {
+	Acquires     uint64 // users served
+	Requests     uint64 // DLM requests and up-conversions
+	Downconverts uint64
+	Blocks       uint64 // blocking notifications received
+}
+
+// NewLock returns lock name on svc; flush runs before every downconvert.
+func NewLock(svc Service, name string, flush Flusher) *Lock {
+	l := &Lock{Name: name, svc: svc, flush: flush}
+	l.cond = sync.NewCond(&l.mu)
+	return l
+}
+
+// Lock implements inode.ClusterLock: it waits until this node holds the
+// lock at PR (or EX when exclusive) and counts one local user until the
+// returned function is called.
+func (l *Lock) Lock(exclusive bool) (func(), error) {
+	want := PR
+	if exclusive {
+		want = EX
+	}
+	return l.Acquire(context.Background(), want)
+}
+
+// Acquire is Lock with a context and any mode.
+func (l *Lock) Acquire(ctx context.Context, want Mode) (func(), error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for {
+		if l.err != nil {
+			return nil, l.err
+		}
+		switch {
+		case l.recovering || l.blocked:
+			l.cond.Wait()
+		case l.held != nil && l.mode >= want:
+			return l.use(), nil
+		case l.converting:
+			l.cond.Wait()
+		default:
+			if err := l.raise(ctx, want, false); err != nil {
+				return nil, err
+			}
+			if l.held != nil && l.mode >= want {
+				// The requester uses what it waited for even if another
+				// node asked meanwhile: the downconvert follows its use.
+				return l.use(), nil
+			}
+		}
+	}
+}
+
+// use counts a user. Under mu.
+func (l *Lock) use() func() {
+	l.users++
+	l.stats.Acquires++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			l.users--
+			if l.users == 0 {
+				l.cond.Broadcast()
+			}
+			l.mu.Unlock()
+		})
+	}
+}
+
+// raise asks the DLM for want (a new lock or an up-conversion), with mu
+// released while it waits. A request the DLM refuses (a conversion
+// deadlock it broke, a cancel) is not an error: the caller loops and asks
+// again after the downconvert that is then under way. Under mu.
+func (l *Lock) raise(ctx context.Context, want Mode, recovery bool) error {
+	l.converting = true
+	l.stats.Requests++
+	held := l.held
+	rctx, cancel := context.WithCancel(ctx)
+	l.cancelUp = cancel
+	l.mu.Unlock()
+	var err error
+	if held == nil {
+		held, err = l.svc.Lock(rctx, l.Name, Request{Mode: want, Recovery: recovery}, l.onBlock)
+	} else {
+		err = held.Convert(rctx, Request{Mode: want, Recovery: recovery})
+	}
+	cancel()
+	l.mu.Lock()
+	l.converting = false
+	l.cancelUp = nil
+	l.cond.Broadcast()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if l.err != nil {
+			return l.err
+		}
+		return nil // refused: ask again
+	}
+	l.held, l.mode = held, want
+	if l.blocked && !compatible(l.mode, l.wanted) {
+		l.startDown()
+	}
+	return nil
+}
+
+// onBlock is the DLM's blocking notification: another node waits for
+// wanted.
+func (l *Lock) onBlock(wanted Mode) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stats.Blocks++
+	if l.held == nil || compatible(l.mode, wanted) {
+		return // stale: the lock went down already
+	}
+	if !l.blocked || wanted > l.wanted {
+		l.wanted = wanted
+	}
+	l.blocked = true
+	if l.cancelUp != nil && !l.recovering {
+		// Up-converting while another node waits on what this node
+		// holds: two nodes doing that wait for each other forever. Give
+		// the request up (dlmglue cancels its convert too); the
+		// downconvert goes first and the user asks again after it.
+		l.cancelUp()
+	}
+	l.startDown()
+}
+
+// startDown starts the downconvert goroutine once. Under mu.
+func (l *Lock) startDown() {
+	if l.downing {
+		return
+	}
+	l.downing = true
+	go l.down()
+}
+
+// down waits for the local users to finish, flushes and converts down to
+// the highest mode compatible with what the other node wants.
+func (l *Lock) down() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	defer func() {
+		l.downing = false
+		l.cond.Broadcast()
+	}()
+	for l.users > 0 || l.converting || l.recovering {
+		l.cond.Wait()
+	}
+	if l.err != nil || l.held == nil || compatible(l.mode, l.wanted) {
+		l.blocked = false
+		return
+	}
+	from, to := l.mode, NL
+	if l.wanted == PR {
+		to = PR
+	}
+	held := l.held
+	l.converting = true // no other request on the lock meanwhile
+	l.mu.Unlock()
+	err := l.flush(from, to)
+	if err == nil {
+		err = held.Convert(context.Background(), Request{Mode: to})
+	}
+	l.mu.Lock()
+	l.converting = false
+	if err != nil {
+		// A node that cannot write its changes home must not let another
+		// read past them: the lock stays, and every user fails.
+		l.err = fmt.Errorf("cluster lock %s: giving it up: %w", l.Name, err)
+	} else {
+		l.mode = to
+		l.stats.Downconverts++
+	}
+	l.blocked = false
+}
+
+// Recover runs fn holding the lock EX with the recovery flag, which passes
+// the ghosts of dead nodes' locks; this node's users wait until fn
+// returns. fn recovers a dead node's share of the volume.
+func (l *Lock) Recover(ctx context.Context, fn func() error) error {
+	l.mu.Lock()
+	for l.recovering {
+		l.cond.Wait()
+	}
+	l.recovering = true
+	for l.users > 0 || l.converting {
+		l.cond.Wait()
+	}
+	defer func() {
+		l.recovering = false
+		l.cond.Broadcast()
+		l.mu.Unlock()
+	}()
+	if l.err != nil {
+		return l.err
+	}
+	if l.held == nil || l.mode < EX {
+		if err := l.raise(ctx, EX, true); err != nil {
+			return err
+		}
+		if l.held == nil || l.mode < EX {
+			return fmt.Errorf("cluster lock %s: the lock manager refused the recovery lock", l.Name)
+		}
+	}
+	l.mu.Unlock()
+	err := fn()
+	l.mu.Lock()
+	if l.blocked && !compatible(l.mode, l.wanted) {
+		l.startDown()
+	}
+	return err
+}
+
+// Close gives the lock up for good (unmount): it waits for local users,
+// flushes as for a downconvert to NL and unlocks. Users fail afterwards.
+func (l *Lock) Close() error {
+	l.mu.Lock()
+	for l.users > 0 || l.converting || l.downing || l.recovering {
+		l.cond.Wait()
+	}
+	held, from := l.held, l.mode
+	if l.err == nil {
+		l.err = fmt.Errorf("cluster lock %s: the volume is unmounted", l.Name)
+	}
+	l.held = nil
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	if held == nil {
+		return nil
+	}
+	var errs []error
+	if from > NL {
+		errs = append(errs, l.flush(from, NL))
+	}
+	errs = append(errs, held.Unlock())
+	return errors.Join(errs...)
+}
+
+// LockState is a lock's state for the debug views.
+type LockState struct {
+	Name    string `json:"name"`
+	Mode    string `json:"mode"`
+	Users   int    `json:"holders"`
+	Blocked bool   `json:"blocked"`
+	Wanted  string `json:"requested,omitempty"` // by another node, when blocked
+	Stats
+}
+
+// State returns the lock's state.
+func (l *Lock) State() LockState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := LockState{Name: l.Name, Mode: l.mode.String(), Users: l.users, Blocked: l.blocked, Stats: l.stats}
+	if l.held == nil {
+		s.Mode = "none"
+	}
+	if l.blocked {
+		s.Wanted = l.wanted.String()
+	}
+	return s
+}
