@@ -363,7 +363,9 @@ func runModel(t *testing.T, g volConfig) {
 		h.step(big, 0.5, 0.45)
 	}
 	t.Logf("churn: %d names in %d blocks -> %d names in %d blocks", names0, before, len(big.names), big.last.blocks)
-	if big.last.blocks > 2*before+4 {
+	// The walk drifts (adds slightly outnumber removes): allow for the
+	// names it ends with, not the ones it started from.
+	if limit := 2*before*uint64(max(1, len(big.names)))/uint64(max(1, names0)) + 4; big.last.blocks > limit {
 		t.Fatalf("directory grew from %d to %d blocks while churning around %d names", before, big.last.blocks, names0)
 	}
 
