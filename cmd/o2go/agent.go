@@ -147,6 +147,13 @@ EXIT STATUS
 			if err != nil {
 				return err
 			}
+			// The lock manager: for clustered mounts and applications
+			// (o2go lock, o2go dlm).
+			d, err := node.StartDLM(a)
+			if err != nil {
+				return err
+			}
+			a.OnControl(d.RegisterControl)
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			if len(heartbeats) > 0 {
