@@ -239,7 +239,9 @@ func TestAgentPartitionedNodeIsEvicted(t *testing.T) {
 	if bound := st.IdleTimeout + 10*st.HeartbeatInterval; d > bound+2*time.Second {
 		t.Errorf("survivors took %v, more than the idle timeout plus ten intervals (%v)", d, bound)
 	}
-	if !strings.Contains(reason, "evicted by node 0") {
+	// Both survivors decide to evict it; whichever kill block it reads
+	// first is the one it obeys.
+	if !strings.Contains(reason, "evicted by node 0") && !strings.Contains(reason, "evicted by node 1") {
 		t.Errorf("node 2 fenced for another reason: %s", reason)
 	}
 	mc.checkSameEvents()

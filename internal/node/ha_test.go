@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"o2go/internal/base"
 	"o2go/internal/ha"
 )
 
@@ -73,7 +72,8 @@ func TestHAOnAgents(t *testing.T) {
 			Resources: []ha.Resource{{Name: "app", Type: ha.TypeApp, StartScript: "/s", StopScript: "/t"}}}}}
 	var v json.RawMessage
 	var err error
-	for time.Now().Before(time.Now().Add(10 * time.Second)) {
+	// The coordinator may not be elected yet: retry for a while.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		v, err = has[2].Request(ctx, &ha.Request{Op: ha.ReqConfig, Config: cfg})
 		if err == nil {
 			break
@@ -136,5 +136,4 @@ func TestHAOnAgents(t *testing.T) {
 	for _, r := range ev {
 		t.Log(r)
 	}
-	_ = base.NodeID(0)
 }
