@@ -77,9 +77,9 @@ EXIT STATUS
 			return nil
 		},
 	}
-	_ = cmd.Flags().MarkHidden("socket")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	cmd.Flags().StringVar(&socket, "socket", "", "the agent's control socket `PATH` (default /run/o2go/NODE.sock)")
+	_ = cmd.Flags().MarkHidden("socket")
 	cmd.Flags().StringVar(&nodeName, "node", "", "ask the agent of node `NAME` (default: this host's node, or the only agent running here)")
 	return cmd
 }

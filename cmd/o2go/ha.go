@@ -440,7 +440,9 @@ EXIT STATUS
 			if len(v.Problems) > 0 {
 				return &exitError{code: 1, err: fmt.Errorf("verify found %d problem(s)", len(v.Problems))}
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "verify: OK")
+			if !asJSON {
+				fmt.Fprintln(cmd.OutOrStdout(), "verify: OK")
+			}
 			return nil
 		},
 	}
