@@ -1197,7 +1197,14 @@ func (w *workload) kernelChanges(blob []byte) []kernelChange {
 			add(fmt.Sprintf(`chmod 640 %s`, shq(f)), func(root string) error { return os.Chmod(filepath.Join(root, f), 0o640) })
 		}
 	}
-	add(`mkdir -p k/many`, func(root string) error { return os.MkdirAll(filepath.Join(root, "k/many"), 0o755) })
+	add(`mkdir -p k/many`, func(root string) error {
+		if err := os.MkdirAll(filepath.Join(root, "k/many"), 0o755); err != nil {
+			return err
+		}
+		w.born("k")
+		w.born("k/many")
+		return nil
+	})
 	for i := 0; i < 2 && len(files) > 2; i++ {
 		f := files[w.rng.IntN(len(files))]
 		dst := fmt.Sprintf("k/moved%d", i)
@@ -1212,16 +1219,21 @@ func (w *workload) kernelChanges(blob []byte) []kernelChange {
 		skip := w.rng.Int64N(int64(len(blob)) - n)
 		dst := fmt.Sprintf("k/new%d", i)
 		add(fmt.Sprintf(`dd if="$B" of=%s bs=%d count=1 iflag=skip_bytes skip=%d status=none; truncate -s %d %s`, dst, max(n, 1), skip, n, dst),
-			func(root string) error { return os.WriteFile(filepath.Join(root, dst), chunk(skip, n), 0o644) })
+			func(root string) error { return w.hostCreate(root, dst, chunk(skip, n), 0o644) })
 	}
 	if f, ok := pick(w.rng, files); ok {
 		add(`ln `+shq(f)+` k/hardlink`, func(root string) error { return os.Link(filepath.Join(root, f), filepath.Join(root, "k/hardlink")) })
+		// cp gives a new file the source's permissions less the umask.
 		add(`cp --reflink=auto `+shq(f)+` k/reflinked`, func(root string) error {
 			b, err := os.ReadFile(filepath.Join(root, f))
 			if err != nil {
 				return err
 			}
-			return os.WriteFile(filepath.Join(root, "k/reflinked"), b, 0o644)
+			st, err := os.Stat(filepath.Join(root, f))
+			if err != nil {
+				return err
+			}
+			return w.hostCreate(root, "k/reflinked", b, st.Mode().Perm()&^guestUmask)
 		})
 	}
 	long := strings.Repeat("kernel-long-target/", 100)
@@ -1229,17 +1241,41 @@ func (w *workload) kernelChanges(blob []byte) []kernelChange {
 		if err := os.Symlink("../new1", filepath.Join(root, "k/sym")); err != nil {
 			return err
 		}
-		return os.Symlink(long, filepath.Join(root, "k/slowsym"))
+		if err := os.Symlink(long, filepath.Join(root, "k/slowsym")); err != nil {
+			return err
+		}
+		w.born("k/sym")
+		w.born("k/slowsym")
+		return nil
 	})
 	add(`i=0; while [ $i -lt 400 ]; do : > k/many/kernel-entry-$i; i=$((i+1)); done; rm k/many/kernel-entry-7`, func(root string) error {
 		for i := 0; i < 400; i++ {
-			if err := os.WriteFile(filepath.Join(root, fmt.Sprintf("k/many/kernel-entry-%d", i)), nil, 0o644); err != nil {
+			if err := w.hostCreate(root, fmt.Sprintf("k/many/kernel-entry-%d", i), nil, 0o644); err != nil {
 				return err
 			}
 		}
 		return os.Remove(filepath.Join(root, "k/many/kernel-entry-7"))
 	})
 	return cs
+}
+
+// guestUmask is the umask the kernel VM's script runs under (it sets it).
+const guestUmask = 0o022
+
+// hostCreate makes the plain-tree side of a file the guest creates: the
+// contents, the permissions the guest's umask gives (whatever the host's
+// umask is), and no modelled xattrs — ext4 hands the inode number of a
+// file deleted earlier to a new one, and the model keys on it.
+func (w *workload) hostCreate(root, rel string, data []byte, perm os.FileMode) error {
+	p := filepath.Join(root, rel)
+	if err := os.WriteFile(p, data, perm); err != nil {
+		return err
+	}
+	if err := os.Chmod(p, perm); err != nil {
+		return err
+	}
+	w.born(rel)
+	return nil
 }
 
 func writeAt(p string, data []byte, off int64) error {
@@ -1289,7 +1325,7 @@ func TestRandomWorkloadKernel(t *testing.T) {
 	}
 	changes := w.kernelChanges(blob)
 	var script strings.Builder
-	script.WriteString("set -e\ncd \"$KERNELVM_MNT/w\"\nB=\"$KERNELVM_SHARE/blob\"\n")
+	fmt.Fprintf(&script, "set -e\numask %03o\ncd \"$KERNELVM_MNT/w\"\nB=\"$KERNELVM_SHARE/blob\"\n", guestUmask)
 	script.WriteString("\"$KERNELVM_SHARE/guesttree\" manifest . > \"$KERNELVM_SHARE/before.json\"\n")
 	for _, c := range changes {
 		script.WriteString(c.sh + "\n")
