@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
+	ossignal "os/signal"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"o2go/internal/dlm"
 	"o2go/internal/node"
@@ -41,6 +42,12 @@ with other PR and CR holders, CW with CW and CR, CR with all but EX.
 --try does not wait: a lock another node holds in a conflicting mode fails
 at once. --timeout gives up after the duration (e.g. 10s).
 
+If the agent goes away while COMMAND runs (it was killed, or fenced this
+node), the lock no longer protects anything — the other nodes recover it
+once they declare this node dead — so COMMAND is killed (SIGKILL) at once
+and this command fails. Without a terminal, COMMAND runs in a process group
+of its own, and signals and the kill reach everything it started.
+
 The lock's 64-byte value block (LVB) travels with it: --lvb-get prints the
 value read when the lock was granted (empty when invalid: a holder that could
 have written it died); --lvb-set VALUE stores VALUE when the lock is released
@@ -49,7 +56,8 @@ take the lock, read or write, and release it.
 
 EXIT STATUS
   the exit status of COMMAND (128+N if it died of signal N), else 0
-  1   bad arguments, no agent, or the agent refused
+  1   bad arguments, no agent, the agent refused, or the agent went away
+      while COMMAND held the lock (COMMAND was killed)
   75  the lock is busy (--try) or the wait timed out (--timeout)`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -116,7 +124,10 @@ EXIT STATUS
 			}
 			code := 0
 			if len(command) > 0 {
-				code = runHolding(cmd, command)
+				var lost bool
+				if code, lost = runHolding(cmd, command, cl.Hangup(50*time.Millisecond)); lost {
+					return fmt.Errorf("%s/%s: lost the lock: the agent went away (killed or fenced) while COMMAND held it; COMMAND was killed", domain, name)
+				}
 			}
 			up := node.UnlockParams{ID: res.ID}
 			if setVal != nil {
@@ -156,38 +167,63 @@ func dialAgent(name, socket string) (*node.ControlClient, error) {
 
 // runHolding runs command with the terminal, and returns its exit status.
 // SIGINT and SIGTERM go to the command, not to this process: the lock is
-// released after the command ends.
-func runHolding(cmd *cobra.Command, command []string) int {
+// released after the command ends. When hangup closes first (the agent
+// that holds the lock is gone), the command is killed and lost is true.
+func runHolding(cmd *cobra.Command, command []string, hangup <-chan struct{}) (code int, lost bool) {
 	c := exec.Command(command[0], command[1:]...)
 	c.Stdin, c.Stdout, c.Stderr = os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()
+	// Without a terminal COMMAND gets a process group of its own, so that
+	// signals and a lost lock reach everything it started. On a terminal it
+	// stays in the foreground group (job control, the terminal's signals).
+	group := !onTerminal(os.Stdin)
+	if group {
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
+	signal := func(s syscall.Signal) {
+		if group {
+			_ = syscall.Kill(-c.Process.Pid, s)
+		} else {
+			_ = c.Process.Signal(s)
+		}
+	}
 	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sig)
+	ossignal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer ossignal.Stop(sig)
 	if err := c.Start(); err != nil {
 		fmt.Fprintf(cmd.ErrOrStderr(), "o2go: %v\n", err)
-		return 127
+		return 127, false
 	}
 	done := make(chan error, 1)
 	go func() { done <- c.Wait() }()
 	for {
 		select {
 		case s := <-sig:
-			_ = c.Process.Signal(s)
+			signal(s.(syscall.Signal))
+		case <-hangup:
+			signal(syscall.SIGKILL)
+			<-done
+			return 1, true
 		case err := <-done:
 			var ee *exec.ExitError
 			if errors.As(err, &ee) {
 				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-					return 128 + int(ws.Signal())
+					return 128 + int(ws.Signal()), false
 				}
-				return ee.ExitCode()
+				return ee.ExitCode(), false
 			}
 			if err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "o2go: %v\n", err)
-				return 1
+				return 1, false
 			}
-			return 0
+			return 0, false
 		}
 	}
+}
+
+// onTerminal reports whether f is a terminal.
+func onTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // lvbString renders a value block: its bytes up to the trailing zeros, as

@@ -27,9 +27,10 @@ import (
 // image, each running the DLM with its control methods on a socket of its
 // own (the commands under test reach it with --socket).
 type dlmCluster struct {
-	agents  []*node.Agent
-	dlms    []*node.DLM
-	sockets []string
+	agents   []*node.Agent
+	dlms     []*node.DLM
+	sockets  []string
+	controls []*node.ControlServer
 }
 
 func newDLMCluster(t *testing.T, n int) *dlmCluster {
@@ -82,6 +83,7 @@ func newDLMCluster(t *testing.T, n int) *dlmCluster {
 		dc.agents = append(dc.agents, a)
 		dc.dlms = append(dc.dlms, d)
 		dc.sockets = append(dc.sockets, cs.Path())
+		dc.controls = append(dc.controls, cs)
 	}
 	var wg sync.WaitGroup
 	for _, a := range dc.agents {
@@ -219,6 +221,50 @@ func TestLockReleasedWhenTheCommandDies(t *testing.T) {
 	}
 }
 
+// TestLockCommandKilledWhenTheAgentGoes: when the agent that holds the lock
+// goes away under a running command (here its control socket closes, as
+// when the agent is killed), the lock protects nothing any more: o2go lock
+// kills the command at once and fails.
+func TestLockCommandKilledWhenTheAgentGoes(t *testing.T) {
+	dc := newDLMCluster(t, 2)
+	bin := o2goBinary(t)
+	mark := filepath.Join(t.TempDir(), "ran-on")
+	c := exec.Command(bin, "lock", "--socket", dc.sockets[0], "app/K", "--", "sh", "-c", "echo go; sleep 3; echo unprotected > "+mark)
+	stdout, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A file, not a pipe: the killed shell's sleep keeps its copy open.
+	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	c.Stderr = stderr
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Process.Kill()
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "go\n" {
+		t.Fatalf("the command did not start: %q %v", line, err)
+	}
+	gone := time.Now()
+	go dc.controls[0].Close() // as when the agent is killed: its end of the connection goes
+	err = c.Wait()
+	took := time.Since(gone)
+	msg, _ := os.ReadFile(stderr.Name())
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(msg), "lost the lock") {
+		t.Fatalf("o2go lock: %v, stderr %q", err, msg)
+	}
+	if took > time.Second {
+		t.Errorf("the command was stopped %v after the agent went away", took)
+	}
+	time.Sleep(3500*time.Millisecond - took)
+	if _, err := os.Stat(mark); err == nil {
+		t.Errorf("the command ran on after the agent went away")
+	}
+}
+
 // dlmAgentsRun reports whether the agents of pc serve the DLM's control
 // methods; under CI their absence is a failure.
 func dlmAgentsRun(t *testing.T, pc *procCluster, i int) {
@@ -251,7 +297,8 @@ func TestLockContentionAcrossAgentProcesses(t *testing.T) {
 	bin := pc.bin
 	logPath := filepath.Join(pc.dir, "grants.log")
 	lockOnce := func(i int, mode string) error {
-		script := fmt.Sprintf(`echo "begin %d %s" >> %s; sleep 0.0$((RANDOM %% 5)); echo "end %d %s" >> %s`, i, mode, logPath, i, mode, logPath)
+		script := fmt.Sprintf(`echo "begin %d %s $(date +%%s%%N)" >> %s; sleep 0.0$((RANDOM %% 5)); echo "end %d %s $(date +%%s%%N)" >> %s`,
+			i, mode, logPath, i, mode, logPath)
 		c := exec.Command(bin, "lock", "--socket", pc.agents[i].socket, "--mode", mode, "--timeout", "20s", "app/R", "--", "bash", "-c", script)
 		out, err := c.CombinedOutput()
 		if err != nil {
@@ -304,6 +351,7 @@ func TestLockContentionAcrossAgentProcesses(t *testing.T) {
 	}
 	time.Sleep(4 * time.Second)
 	_ = pc.agents[master].cmd.Process.Kill()
+	markKill(t, logPath, master)
 	mu.Lock()
 	before := map[int]int{}
 	for k, v := range grants {
@@ -347,9 +395,32 @@ func TestLockContentionAcrossAgentProcesses(t *testing.T) {
 	}
 }
 
-// checkGrantLog reads "begin N MODE"/"end N MODE" lines appended by the
-// commands run under the lock and fails on two overlapping holds in
-// conflicting modes. Holds of the killed node are ignored from its death.
+// markKill appends "killed N - TIME" to the grant log when agent N is
+// killed.
+func markKill(t *testing.T, path string, n int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintf(f, "killed %d - %d\n", n, time.Now().UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// killGrace is how soon after its agent is killed a node's commands must
+// have stopped: o2go lock kills COMMAND when its connection to the agent
+// breaks (it looks every 50 ms). The survivors may grant the dead node's
+// locks only once they declared it dead, a dead time later.
+const killGrace = time.Second
+
+// checkGrantLog reads the "begin N MODE TIME"/"end N MODE TIME" lines the
+// commands run under the lock append (in the order they held it) and the
+// "killed N - TIME" line of the test, and fails on two overlapping holds
+// in conflicting modes. The killed node's holds count until killGrace
+// after its death (its command is killed then: no "end" line); a line of
+// the killed node after that means its command ran on unprotected.
 func checkGrantLog(t *testing.T, path string, killed int) {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -361,12 +432,31 @@ func checkGrantLog(t *testing.T, path string, killed int) {
 		mode dlm.Mode
 	}
 	var open []hold
+	var killedAt int64 = -1
 	n := 0
 	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
 		var what, ms string
 		var who int
-		if _, err := fmt.Sscanf(line, "%s %d %s", &what, &who, &ms); err != nil {
+		var at int64
+		if _, err := fmt.Sscanf(line, "%s %d %s %d", &what, &who, &ms, &at); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
+		}
+		if what == "killed" {
+			killedAt = at
+			continue
+		}
+		if killedAt >= 0 && at > killedAt+int64(killGrace) {
+			if who == killed {
+				t.Errorf("node %d's command ran on %v after its agent was killed: %q", who, time.Duration(at-killedAt), line)
+			}
+			// The dead node's commands are gone by now.
+			kept := open[:0]
+			for _, h := range open {
+				if h.node != killed {
+					kept = append(kept, h)
+				}
+			}
+			open = kept
 		}
 		m, err := dlm.ParseMode(ms)
 		if err != nil {
@@ -376,7 +466,7 @@ func checkGrantLog(t *testing.T, path string, killed int) {
 		case "begin":
 			n++
 			for _, h := range open {
-				if !dlm.Compatible(h.mode, m) && h.node != killed && who != killed {
+				if !dlm.Compatible(h.mode, m) {
 					t.Errorf("node %d got %s while node %d held %s", who, m, h.node, h.mode)
 				}
 			}
@@ -389,6 +479,9 @@ func checkGrantLog(t *testing.T, path string, killed int) {
 				}
 			}
 		}
+	}
+	if killedAt < 0 {
+		t.Errorf("no kill in the grant log")
 	}
 	t.Logf("%d grants checked", n)
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -263,6 +264,44 @@ func (cl *ControlClient) Call(method string, params, result any) error {
 		return json.Unmarshal(resp.Result, result)
 	}
 	return nil
+}
+
+// Hangup returns a channel that is closed once the agent's end of the
+// connection is gone — the agent exited, was killed or fenced itself — or
+// this client is closed. It looks every period without reading, so calls
+// may go on meanwhile. Locks taken through this connection are released by
+// the agent, or recovered by the other nodes once this node is declared
+// dead: a holder must stop relying on them as soon as the channel closes.
+func (cl *ControlClient) Hangup(period time.Duration) <-chan struct{} {
+	ch := make(chan struct{})
+	sc, ok := cl.c.(syscall.Conn)
+	if !ok {
+		close(ch)
+		return ch
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		close(ch)
+		return ch
+	}
+	go func() {
+		defer close(ch)
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for range t.C {
+			gone := false
+			err := raw.Control(func(fd uintptr) {
+				fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+				if n, err := unix.Poll(fds, 0); err == nil && n > 0 {
+					gone = fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0
+				}
+			})
+			if err != nil || gone {
+				return
+			}
+		}
+	}()
+	return ch
 }
 
 // SetDeadline bounds the next calls.
