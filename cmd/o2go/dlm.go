@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -93,9 +94,10 @@ func newDLMLocksCommand() *cobra.Command {
 	var nodeName, socket string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "locks [--node NAME] [--json] DOMAIN [NAME]",
+		Use:   "locks [--node NAME] [--json] [DOMAIN [NAME] | DOMAIN/NAME]",
 		Short: "Show lock resources, as debugfs.ocfs2's dlm_locks",
-		Long: `Show the lock resources of DOMAIN this node knows (or only NAME): the owner
+		Long: `Show the lock resources this node knows — of every domain, of DOMAIN, or
+only NAME (DOMAIN NAME, or DOMAIN/NAME as o2go lock takes it): the owner
 (master), and where this node masters it the value block's state and the
 queues — Granted, Converting, Blocked, with each lock's node, granted mode,
 requested mode and cookie (node:id) — and the locks dead nodes are taken to
@@ -106,32 +108,54 @@ ask the owner's agent (--node) for the same resource to see who holds it.
 EXIT STATUS
   0  the agent answered
   1  no agent, no such domain or resource`,
-		Args: cobra.RangeArgs(1, 2),
+		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p := node.LocksParams{Domain: args[0]}
-			if len(args) == 2 {
-				p.Name = args[1]
+			var p node.LocksParams
+			switch len(args) {
+			case 1:
+				p.Domain, p.Name, _ = strings.Cut(args[0], "/")
+			case 2:
+				p.Domain, p.Name = args[0], args[1]
 			}
 			cl, err := dialAgent(nodeName, socket)
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			var rs []dlm.ResourceState
-			if err := cl.Call("dlm.locks", p, &rs); err != nil {
-				return err
+			domains := []string{p.Domain}
+			if p.Domain == "" {
+				var st []dlm.DomainState
+				if err := cl.Call("dlm.state", nil, &st); err != nil {
+					return err
+				}
+				domains = domains[:0]
+				for _, s := range st {
+					domains = append(domains, s.Domain)
+				}
+			}
+			rs := []dlm.ResourceState{}
+			for _, d := range domains {
+				var one []dlm.ResourceState
+				if err := cl.Call("dlm.locks", node.LocksParams{Domain: d, Name: p.Name}, &one); err != nil {
+					return err
+				}
+				rs = append(rs, one...)
 			}
 			if asJSON {
-				if rs == nil {
-					rs = []dlm.ResourceState{}
-				}
 				return writeJSON(cmd.OutOrStdout(), rs)
+			}
+			w := cmd.OutOrStdout()
+			if len(domains) == 0 {
+				fmt.Fprintln(w, "no DLM domain on this node")
 			}
 			for i, r := range rs {
 				if i > 0 {
-					fmt.Fprintln(cmd.OutOrStdout())
+					fmt.Fprintln(w)
 				}
-				fmt.Fprint(cmd.OutOrStdout(), dlm.FormatResource(r))
+				if p.Domain == "" && (i == 0 || rs[i-1].Domain != r.Domain) {
+					fmt.Fprintf(w, "Domain: %s\n", r.Domain)
+				}
+				fmt.Fprint(w, dlm.FormatResource(r))
 			}
 			return nil
 		},

@@ -158,6 +158,20 @@ func TestLockCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "Lockres: X") {
 		t.Fatalf("dlm locks: code %d\n%s%s", code, out, errOut)
 	}
+	// Every domain, and DOMAIN/NAME as o2go lock takes it; JSON names the
+	// domain of each resource.
+	out, errOut, code = runO2go(t, "", "dlm", "locks", "--socket", s0)
+	if code != 0 || !strings.Contains(out, "Domain: app\nLockres: X") || !strings.Contains(out, "Local lock") {
+		t.Fatalf("dlm locks (every domain): code %d\n%s%s", code, out, errOut)
+	}
+	out, errOut, code = runO2go(t, "", "dlm", "locks", "--socket", s0, "--json", "app/X")
+	var rs []dlm.ResourceState
+	if err := json.Unmarshal([]byte(out), &rs); code != 0 || err != nil || len(rs) != 1 || rs[0].Domain != "app" || rs[0].Name != "X" {
+		t.Fatalf("dlm locks --json app/X: code %d err %v\n%s%s", code, err, out, errOut)
+	}
+	if _, errOut, code = runO2go(t, "", "dlm", "locks", "--socket", s0, "app/nothing"); code != 1 || !strings.Contains(errOut, `resource "nothing" is not known`) {
+		t.Fatalf("dlm locks of an unknown resource: code %d %s", code, errOut)
+	}
 	if err := held.Unlock(nil); err != nil {
 		t.Fatal(err)
 	}

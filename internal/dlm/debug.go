@@ -94,6 +94,7 @@ func (n *Node) State() []DomainState {
 // ResourceState is the debug view of one resource on this node, the
 // counterpart of debugfs.ocfs2's dlm_locks.
 type ResourceState struct {
+	Domain   string      `json:"domain"`
 	Name     string      `json:"name"`
 	Master   base.NodeID `json:"owner"`
 	Mastered bool        `json:"mastered_here"`
@@ -191,7 +192,7 @@ func (n *Node) Locks(domainName, name string) ([]ResourceState, error) {
 		if name != "" && r.name != name {
 			continue
 		}
-		s := ResourceState{Name: r.name, Master: masterIn(r.name, d.view.members), Mastered: r.m != nil, Idle: r.idle}
+		s := ResourceState{Domain: d.name, Name: r.name, Master: masterIn(r.name, d.view.members), Mastered: r.m != nil, Idle: r.idle}
 		if m := r.m; m != nil {
 			s.LVBValid, s.LVBSeq = m.lvbValid, m.lvbSeq
 			for q := range m.q {
