@@ -166,10 +166,12 @@ func TestGlobalHeartbeat(t *testing.T) {
 	}
 }
 
-// TestSeeds runs many seeded clusters with random faults. O2GO_SIM_SEEDS
-// sets how many (default 400); O2GO_SIM_SEED replays one and shrinks it.
+// TestSeeds runs many seeded clusters with random faults: issue 5 asks for
+// thousands (2000 take under a minute on one core). O2GO_SIM_SEEDS sets how
+// many (default 2000, 50 with -short); O2GO_SIM_SEED replays one and
+// shrinks it.
 func TestSeeds(t *testing.T) {
-	count := 400
+	count := 2000
 	if testing.Short() {
 		count = 50
 	}
