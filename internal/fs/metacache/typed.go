@@ -56,10 +56,20 @@ func typed[T any](c *Cache, blkno uint64, checkOff int, name string, decode func
 
 // Dinode returns the inode at blkno, checked: META_ECC, signature, VALID,
 // own block number and volume generation, as the kernel checks an inode
-// before trusting it.
+// before trusting it, and the order of its root extent records.
 func (c *Cache) Dinode(blkno uint64) (*ondisk.Dinode, error) {
 	return typed(c, blkno, ondisk.DinodeCheckOffset, "dinode", ondisk.DecodeDinode,
-		func(d *ondisk.Dinode) error { return d.SelfCheck(blkno, c.opts.FSGeneration) })
+		func(d *ondisk.Dinode) error {
+			if err := d.SelfCheck(blkno, c.opts.FSGeneration); err != nil {
+				return err
+			}
+			if d.Extents != nil {
+				// The root of the extent tree, checked as an extent
+				// block's list is: lookups binary-search it.
+				return d.Extents.CheckOrder("dinode")
+			}
+			return nil
+		})
 }
 
 // DinodeBlock returns the raw block of the inode at blkno after Dinode's
