@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -676,10 +677,16 @@ func TestClusterStatusHeartbeatAndDoctorCommands(t *testing.T) {
 		t.Errorf("doctor found nothing wrong although node 2 is down:\n%s", out)
 	}
 	for _, want := range []string{"[OK  ] configuration", "[OK  ] agent", "[OK  ] reachable: node " + pc.names[1],
-		"[FAIL] reachable: node " + pc.names[2], "-> start the agent on " + pc.names[2], "[OK  ] same disk", "[OK  ] stamp"} {
+		"[FAIL] reachable: node " + pc.names[2], "-> start the agent on " + pc.names[2], "[OK  ] same disk", "[OK  ] stamp",
+		"[OK  ] clock skew", "] node name: "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor lacks %q:\n%s", want, out)
 		}
+	}
+	out, err = runCLI(append(common, "doctor", "--node", pc.names[0], "--socket", pc.agents[0].socket, "--json")...)
+	var findings []map[string]any
+	if jerr := json.Unmarshal([]byte(out), &findings); err == nil || jerr != nil || len(findings) < 6 {
+		t.Errorf("doctor --json: %v, %v\n%s", err, jerr, out)
 	}
 	// Offline status: exit status 2 and the configuration.
 	out, err = runCLI(append(common, "status", "--node", pc.names[2], "--socket", filepath.Join(pc.dir, "none.sock"))...)
