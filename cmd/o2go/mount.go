@@ -50,9 +50,17 @@ volume needs the cluster agent, or -o nocluster when no other node uses it.
 A volume is never mounted twice on one machine, nor while other nodes
 heartbeat on it without the cluster.
 
+errors= says what damaged metadata (a block that fails its checks) or a
+journal abort does: remount-ro (the default) refuses every change from then
+on and keeps serving reads, and mounts a volume damaged where a read-write
+mount needs it read-only, with a warning; continue fails only the operation
+that met the damage; panic stops the server at once (the next mount replays
+the journal) and refuses a damaged volume. The log names the damaged block.
+
 EXIT STATUS
   0  mounted (or, with -f, served and cleanly unmounted)
-  1  the mount failed; the message says why`,
+  1  the mount failed; the message says why
+  2  (-f) errors=panic stopped the server after a metadata error`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts, err := fusefs.ParseMountOptions(optString)
@@ -74,6 +82,9 @@ EXIT STATUS
 					if err != nil {
 						fmt.Fprintf(pipe, "error: %v\n", err)
 					} else {
+						if s.ReadOnlyCause != nil {
+							fmt.Fprintf(pipe, "warning: mounted read-only (errors=remount-ro): %v\n", s.ReadOnlyCause)
+						}
 						fmt.Fprintln(pipe, "ok")
 					}
 					pipe.Close()
@@ -117,8 +128,14 @@ func mountInBackground(cmd *cobra.Command, device, mountpoint, opts string) erro
 		return err
 	}
 	w.Close()
-	line, _ := bufio.NewReader(r).ReadString('\n')
+	rd := bufio.NewReader(r)
+	line, _ := rd.ReadString('\n')
 	line = strings.TrimSpace(line)
+	for strings.HasPrefix(line, "warning: ") {
+		fmt.Fprintln(os.Stderr, "o2go:", line)
+		line, _ = rd.ReadString('\n')
+		line = strings.TrimSpace(line)
+	}
 	switch {
 	case line == "ok":
 		child.Process.Release()

@@ -2,14 +2,18 @@ package fusefs
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"o2go/internal/fs/inode"
+	"o2go/internal/fs/journal"
 	"o2go/internal/fs/xattr"
 	"o2go/internal/ondisk"
 )
@@ -29,7 +33,33 @@ type Options struct {
 	// NoUserXattr (nouser_xattr) refuses user.* attributes; NoACL (noacl)
 	// refuses POSIX ACLs and leaves permission checks to the mode bits.
 	NoUserXattr, NoACL bool
+	// Errors is the errors= policy for metadata errors (a block that fails
+	// its checks: ondisk.ErrCorrupt) and journal aborts: ErrorsRemountRO
+	// (the default), ErrorsPanic or ErrorsContinue.
+	Errors string
+	// OnReadOnly is called once, with the first such error, when
+	// remount-ro makes the mount read-only (the Session makes the volume
+	// refuse changes below the adapter too).
+	OnReadOnly func(error)
+	// Panic is errors=panic: stop serving at once, writing nothing more
+	// (the Session crashes the volume and exits the process). Without it,
+	// panic acts as remount-ro.
+	Panic func(error)
+	// Log receives the error reports (nil: slog.Default()).
+	Log *slog.Logger
 }
+
+// The errors= policies of mount.ocfs2(8).
+const (
+	// ErrorsRemountRO: after a metadata error or a journal abort, every
+	// change fails with EROFS; reads go on.
+	ErrorsRemountRO = "remount-ro"
+	// ErrorsPanic: the server stops at once; the next mount replays.
+	ErrorsPanic = "panic"
+	// ErrorsContinue: the operation that met the error fails with EIO,
+	// the mount goes on read-write.
+	ErrorsContinue = "continue"
+)
 
 // FS implements fuse.RawFileSystem over an inode.FS.
 type FS struct {
@@ -43,6 +73,12 @@ type FS struct {
 	handles map[uint64]uint64 // file handle -> inode
 	nextFh  uint64
 	server  *fuse.Server
+
+	// failed is the error that made the mount read-only (remount-ro).
+	failed atomic.Pointer[error]
+	// reported are the damaged blocks already logged (each once).
+	reportMu sync.Mutex
+	reported map[string]bool
 }
 
 // New returns the adapter for fs.
@@ -86,10 +122,14 @@ func (f *FS) ino(node uint64) uint64 {
 // Forget implements fuse.RawFileSystem.
 func (f *FS) Forget(node, nlookup uint64) { f.nodes.forget(node, nlookup) }
 
-// status maps an error to the errno FUSE returns: the one place it happens.
-func status(err error) fuse.Status {
+// status maps an error to the errno FUSE returns: the one place it
+// happens, and where errors= applies to metadata errors and journal aborts.
+func (f *FS) status(err error) fuse.Status {
 	if err == nil {
 		return fuse.OK
+	}
+	if isVolumeError(err) {
+		f.volumeError(err)
 	}
 	return fuse.Status(inode.Errno(err))
 }
@@ -136,18 +176,98 @@ func (f *FS) stat(id uint64) (*ondisk.Dinode, error) {
 func (f *FS) entryOf(ino uint64, out *fuse.EntryOut) fuse.Status {
 	d, err := f.fs.Stat(ino)
 	if err != nil {
-		return status(err)
+		return f.status(err)
 	}
 	f.fillEntry(d, out)
 	return fuse.OK
 }
 
 func (f *FS) writable() fuse.Status {
-	if f.opts.ReadOnly || f.fs.W == nil {
+	if f.opts.ReadOnly || f.fs.W == nil || f.failed.Load() != nil {
 		return fuse.EROFS
 	}
 	return fuse.OK
 }
+
+// ReadOnlyCause is the error that made the mount read-only under
+// errors=remount-ro, or nil.
+func (f *FS) ReadOnlyCause() error {
+	if p := f.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// isVolumeError reports whether err is one errors= is about: metadata that
+// failed its checks, or a journal that aborted. A deleted inode, whose
+// block fails the identity check on its VALID flag, is a stale handle, not
+// damage (fs/inode's rule).
+func isVolumeError(err error) bool {
+	if errors.Is(err, journal.ErrAborted) {
+		return true
+	}
+	var ce *ondisk.CorruptError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	return !(ce.Struct == "dinode" && ce.Field == "i_flags")
+}
+
+// volumeError applies the errors= policy to err. Each damaged block is
+// logged once, with the device and block the error names.
+func (f *FS) volumeError(err error) {
+	log := f.opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	first := f.firstReport(err)
+	switch f.opts.Errors {
+	case ErrorsContinue:
+		if first {
+			log.Error("metadata error: the operation fails with EIO, the mount goes on (errors=continue); run fsck.ocfs2 once it is unmounted", "err", err)
+		}
+		return
+	case ErrorsPanic:
+		if f.opts.Panic != nil {
+			log.Error("metadata error: stopping the file system at once (errors=panic); the next mount replays the journal; run fsck.ocfs2 first", "err", err)
+			f.opts.Panic(err)
+			return
+		}
+	}
+	if f.failed.CompareAndSwap(nil, &err) {
+		log.Error("metadata error: the file system is now read-only (errors=remount-ro); run fsck.ocfs2 once it is unmounted", "err", err)
+		if f.opts.OnReadOnly != nil {
+			f.opts.OnReadOnly(err)
+		}
+	} else if first {
+		log.Error("metadata error (the file system is read-only since an earlier one)", "err", err)
+	}
+}
+
+// firstReport reports whether err names a block (or, without one, says
+// something) not logged yet, and remembers it.
+func (f *FS) firstReport(err error) bool {
+	key := err.Error()
+	var ce *ondisk.CorruptError
+	if errors.As(err, &ce) && ce.HasBlk {
+		key = fmt.Sprintf("%s block %d", ce.Device, ce.Blkno)
+	} else if errors.Is(err, journal.ErrAborted) {
+		key = "journal aborted"
+	}
+	f.reportMu.Lock()
+	defer f.reportMu.Unlock()
+	if f.reported == nil {
+		f.reported = map[string]bool{}
+	}
+	if f.reported[key] || len(f.reported) >= maxReported {
+		return false
+	}
+	f.reported[key] = true
+	return true
+}
+
+// maxReported bounds the damaged blocks remembered (and logged).
+const maxReported = 1000
 
 // Lookup implements fuse.RawFileSystem.
 func (f *FS) Lookup(_ <-chan struct{}, h *fuse.InHeader, name string, out *fuse.EntryOut) fuse.Status {
@@ -157,7 +277,7 @@ func (f *FS) Lookup(_ <-chan struct{}, h *fuse.InHeader, name string, out *fuse.
 			out.NodeId = 0 // negative entry, cached for EntryTimeout
 			out.SetEntryTimeout(f.opts.EntryTimeout)
 		}
-		return status(err)
+		return f.status(err)
 	}
 	f.fillEntry(d, out)
 	return fuse.OK
@@ -167,7 +287,7 @@ func (f *FS) Lookup(_ <-chan struct{}, h *fuse.InHeader, name string, out *fuse.
 func (f *FS) GetAttr(_ <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrOut) fuse.Status {
 	d, err := f.stat(in.NodeId)
 	if err != nil {
-		return status(err)
+		return f.status(err)
 	}
 	out.SetTimeout(f.opts.AttrTimeout)
 	f.fillAttr(d, &out.Attr)
@@ -212,11 +332,11 @@ func (f *FS) SetAttr(_ <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) f
 	c.KillSUIDGID = v&fuse.FATTR_KILL_SUIDGID != 0
 	ino := f.ino(in.NodeId)
 	if err := f.fs.Setattr(ino, c); err != nil {
-		return status(err)
+		return f.status(err)
 	}
 	d, err := f.fs.Stat(ino)
 	if err != nil {
-		return status(err)
+		return f.status(err)
 	}
 	out.SetTimeout(f.opts.AttrTimeout)
 	f.fillAttr(d, &out.Attr)
@@ -229,7 +349,7 @@ func (f *FS) create(parent uint64, name string, n inode.NewNode, caller *fuse.Ca
 	}
 	ino, err := f.fs.Create(f.ino(parent), name, n, inode.Caller{UID: caller.Uid, GID: caller.Gid})
 	if err != nil {
-		return status(err)
+		return f.status(err)
 	}
 	return f.entryOf(ino, out)
 }
@@ -266,7 +386,7 @@ func (f *FS) Link(_ <-chan struct{}, in *fuse.LinkIn, name string, out *fuse.Ent
 	}
 	ino := f.ino(in.Oldnodeid)
 	if err := f.fs.Link(ino, f.ino(in.NodeId), name); err != nil {
-		return status(err)
+		return f.status(err)
 	}
 	return f.entryOf(ino, out)
 }
@@ -276,7 +396,7 @@ func (f *FS) Unlink(_ <-chan struct{}, h *fuse.InHeader, name string) fuse.Statu
 	if s := f.writable(); !s.Ok() {
 		return s
 	}
-	return status(f.fs.Unlink(f.ino(h.NodeId), name, false))
+	return f.status(f.fs.Unlink(f.ino(h.NodeId), name, false))
 }
 
 // Rmdir implements fuse.RawFileSystem.
@@ -284,7 +404,7 @@ func (f *FS) Rmdir(_ <-chan struct{}, h *fuse.InHeader, name string) fuse.Status
 	if s := f.writable(); !s.Ok() {
 		return s
 	}
-	return status(f.fs.Unlink(f.ino(h.NodeId), name, true))
+	return f.status(f.fs.Unlink(f.ino(h.NodeId), name, true))
 }
 
 // Rename implements fuse.RawFileSystem (rename and rename2).
@@ -292,13 +412,13 @@ func (f *FS) Rename(_ <-chan struct{}, in *fuse.RenameIn, oldName, newName strin
 	if s := f.writable(); !s.Ok() {
 		return s
 	}
-	return status(f.fs.Rename(f.ino(in.NodeId), oldName, f.ino(in.Newdir), newName, in.Flags))
+	return f.status(f.fs.Rename(f.ino(in.NodeId), oldName, f.ino(in.Newdir), newName, in.Flags))
 }
 
 // Readlink implements fuse.RawFileSystem.
 func (f *FS) Readlink(_ <-chan struct{}, h *fuse.InHeader) ([]byte, fuse.Status) {
 	t, err := f.fs.ReadLink(f.ino(h.NodeId))
-	return []byte(t), status(err)
+	return []byte(t), f.status(err)
 }
 
 func (f *FS) openHandle(ino uint64) uint64 {
@@ -320,7 +440,7 @@ func (f *FS) Open(_ <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.St
 	}
 	d, err := f.stat(in.NodeId)
 	if err != nil {
-		return status(err)
+		return f.status(err)
 	}
 	if d.IsDir() && in.Flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
 		return fuse.EISDIR
@@ -334,7 +454,7 @@ func (f *FS) Open(_ <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.St
 func (f *FS) Read(_ <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
 	n, err := f.fs.ReadFile(f.ino(in.NodeId), buf[:in.Size], int64(in.Offset))
 	if err != nil {
-		return nil, status(err)
+		return nil, f.status(err)
 	}
 	return fuse.ReadResultData(buf[:n]), fuse.OK
 }
@@ -345,7 +465,7 @@ func (f *FS) Write(_ <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fu
 		return 0, s
 	}
 	n, err := f.fs.Write(f.ino(in.NodeId), data, int64(in.Offset))
-	return uint32(n), status(err)
+	return uint32(n), f.status(err)
 }
 
 // Release implements fuse.RawFileSystem.
@@ -355,7 +475,10 @@ func (f *FS) Release(_ <-chan struct{}, in *fuse.ReleaseIn) {
 	delete(f.handles, in.Fh)
 	f.mu.Unlock()
 	if ok {
-		f.fs.Release(ino) // errors are logged by the volume; release cannot fail
+		// Release cannot fail; deleting an unlinked file can meet damage.
+		if err := f.fs.Release(ino); err != nil {
+			f.status(err)
+		}
 	}
 }
 
@@ -364,17 +487,17 @@ func (f *FS) Release(_ <-chan struct{}, in *fuse.ReleaseIn) {
 func (f *FS) Flush(_ <-chan struct{}, in *fuse.FlushIn) fuse.Status { return fuse.OK }
 
 // Fsync implements fuse.RawFileSystem: a journal commit.
-func (f *FS) Fsync(_ <-chan struct{}, in *fuse.FsyncIn) fuse.Status { return status(f.fs.Fsync()) }
+func (f *FS) Fsync(_ <-chan struct{}, in *fuse.FsyncIn) fuse.Status { return f.status(f.fs.Fsync()) }
 
 // FsyncDir implements fuse.RawFileSystem.
-func (f *FS) FsyncDir(_ <-chan struct{}, in *fuse.FsyncIn) fuse.Status { return status(f.fs.Fsync()) }
+func (f *FS) FsyncDir(_ <-chan struct{}, in *fuse.FsyncIn) fuse.Status { return f.status(f.fs.Fsync()) }
 
 // Fallocate implements fuse.RawFileSystem.
 func (f *FS) Fallocate(_ <-chan struct{}, in *fuse.FallocateIn) fuse.Status {
 	if s := f.writable(); !s.Ok() {
 		return s
 	}
-	return status(f.fs.Fallocate(f.ino(in.NodeId), in.Mode, int64(in.Offset), int64(in.Length)))
+	return f.status(f.fs.Fallocate(f.ino(in.NodeId), in.Mode, int64(in.Offset), int64(in.Length)))
 }
 
 // maxCopyFileRange bounds one copy_file_range reply, which counts bytes in
@@ -391,21 +514,21 @@ func (f *FS) CopyFileRange(_ <-chan struct{}, in *fuse.CopyFileRangeIn) (uint32,
 		return 0, s
 	}
 	n, err := f.fs.CopyRange(f.ino(in.NodeId), int64(in.OffIn), f.ino(in.NodeIdOut), int64(in.OffOut), int64(min(in.Len, maxCopyFileRange)))
-	return uint32(n), status(err)
+	return uint32(n), f.status(err)
 }
 
 // Lseek implements fuse.RawFileSystem (SEEK_DATA, SEEK_HOLE).
 func (f *FS) Lseek(_ <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) fuse.Status {
 	off, err := f.fs.Seek(f.ino(in.NodeId), int64(in.Offset), int(in.Whence))
 	out.Offset = uint64(off)
-	return status(err)
+	return f.status(err)
 }
 
 // OpenDir implements fuse.RawFileSystem.
 func (f *FS) OpenDir(_ <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
 	d, err := f.stat(in.NodeId)
 	if err != nil {
-		return status(err)
+		return f.status(err)
 	}
 	if !d.IsDir() {
 		return fuse.ENOTDIR
@@ -425,7 +548,7 @@ func (f *FS) ReadDirPlus(_ <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryL
 
 func (f *FS) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse.Status {
 	if !plus {
-		return status(f.fs.ReadDir(f.ino(in.NodeId), in.Offset, func(e inode.DirEntry) bool {
+		return f.status(f.fs.ReadDir(f.ino(in.NodeId), in.Offset, func(e inode.DirEntry) bool {
 			return out.AddDirEntry(fuse.DirEntry{Name: e.Name, Ino: e.Inode, Mode: dtToMode(e.FileType), Off: e.Next})
 		}))
 	}
@@ -440,14 +563,14 @@ func (f *FS) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse.St
 		return len(ents) < limit
 	})
 	if err != nil {
-		return status(err)
+		return f.status(err)
 	}
 	for _, e := range ents {
 		var d *ondisk.Dinode
 		if e.Name != "." && e.Name != ".." { // the kernel does not look these up
 			if d, err = f.fs.Stat(e.Inode); err != nil {
 				if !errors.Is(err, syscall.ESTALE) {
-					return status(err)
+					return f.status(err)
 				}
 				d = nil // deleted since the listing: a plain entry, no lookup
 			}
@@ -499,7 +622,7 @@ func (f *FS) StatFs(_ <-chan struct{}, h *fuse.InHeader, out *fuse.StatfsOut) fu
 	if f.opts.Statfs != nil {
 		total, free, err := f.opts.Statfs()
 		if err != nil {
-			return status(err)
+			return f.status(err)
 		}
 		out.Blocks, out.Bfree, out.Bavail = total, free, free
 		// OCFS2 allocates inodes from free space: report files the same way.
@@ -512,7 +635,7 @@ func (f *FS) StatFs(_ <-chan struct{}, h *fuse.InHeader, out *fuse.StatfsOut) fu
 func (f *FS) GetXAttr(_ <-chan struct{}, h *fuse.InHeader, name string, dest []byte) (uint32, fuse.Status) {
 	v, found, err := f.fs.GetXattr(f.ino(h.NodeId), name)
 	if err != nil {
-		return 0, status(err)
+		return 0, f.status(err)
 	}
 	if !found {
 		return 0, fuse.ENOATTR
@@ -528,7 +651,7 @@ func (f *FS) GetXAttr(_ <-chan struct{}, h *fuse.InHeader, name string, dest []b
 func (f *FS) ListXAttr(_ <-chan struct{}, h *fuse.InHeader, dest []byte) (uint32, fuse.Status) {
 	names, err := f.fs.ListXattrs(f.ino(h.NodeId))
 	if err != nil {
-		return 0, status(err)
+		return 0, f.status(err)
 	}
 	var b []byte
 	for _, n := range names {
@@ -554,7 +677,7 @@ func (f *FS) SetXAttr(_ <-chan struct{}, in *fuse.SetXAttrIn, name string, data 
 	if s := f.xattrAllowed(name); !s.Ok() {
 		return s
 	}
-	return status(f.fs.SetXattr(f.ino(in.NodeId), name, data, xattr.SetFlags(in.Flags&3)))
+	return f.status(f.fs.SetXattr(f.ino(in.NodeId), name, data, xattr.SetFlags(in.Flags&3)))
 }
 
 // RemoveXAttr implements fuse.RawFileSystem.
@@ -565,7 +688,7 @@ func (f *FS) RemoveXAttr(_ <-chan struct{}, h *fuse.InHeader, name string) fuse.
 	if s := f.xattrAllowed(name); !s.Ok() {
 		return s
 	}
-	return status(f.fs.RemoveXattr(f.ino(h.NodeId), name))
+	return f.status(f.fs.RemoveXattr(f.ino(h.NodeId), name))
 }
 
 // xattrAllowed applies the user_xattr and acl mount options.

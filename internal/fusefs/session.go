@@ -33,6 +33,10 @@ type Session struct {
 	// the cluster.
 	LiveNodes func(device string) ([]int, error)
 	Log       *slog.Logger
+	// ReadOnlyCause is set, before ready is called, when a read-write
+	// mount came up read-only: errors=remount-ro met damage while
+	// mounting (the error names the device and block).
+	ReadOnlyCause error
 
 	lockFile *os.File
 }
@@ -71,6 +75,7 @@ func (s *Session) run(ready func(error)) error {
 	}
 	uuid := probe.SB.UUIDString()
 	local := probe.SB.Features.Incompat&ondisk.IncompatLocalMount != 0
+	journalClean := s.journalClean(probe)
 	probe.Close()
 	if err := s.lock(uuid); err != nil {
 		return err
@@ -93,7 +98,27 @@ func (s *Session) run(ready func(error)) error {
 	}
 	var f *FS
 	var m *volume.Mounted
-	if s.Opts.ReadOnly {
+	policy := Options{NoUserXattr: !s.Opts.UserXattr, NoACL: !s.Opts.ACL, Errors: s.Opts.Errors, Log: s.Log, Panic: s.panic}
+	readOnly := s.Opts.ReadOnly
+	if !readOnly {
+		m, err = volume.Mount(s.Device, s.Opts.Volume)
+		if err != nil {
+			if !isVolumeError(err) {
+				return err
+			}
+			// Damage met while mounting: errors= decides.
+			if s.Opts.Errors != ErrorsRemountRO && s.Opts.Errors != "" {
+				return fmt.Errorf("%w; not mounted (errors=%s): repair the volume with fsck.ocfs2, or mount it with -o ro or errors=remount-ro to read what is intact", err, s.Opts.Errors)
+			}
+			if !journalClean {
+				return fmt.Errorf("%w; not mounted: the journal holds changes that could not be replayed, so a read-only view would be stale; repair the volume with fsck.ocfs2", err)
+			}
+			s.Log.Error("metadata error while mounting: mounted read-only (errors=remount-ro); run fsck.ocfs2 once it is unmounted", "device", s.Device, "err", err)
+			s.ReadOnlyCause = err
+			readOnly = true
+		}
+	}
+	if readOnly {
 		v, err := volume.Open(s.Device, volume.OpenOptions{ReadOnly: true})
 		if err != nil {
 			return err
@@ -102,22 +127,25 @@ func (s *Session) run(ready func(error)) error {
 		for _, n := range v.Notes {
 			s.Log.Warn(n, "device", s.Device)
 		}
-		f = New(v.FS, Options{ReadOnly: true, NoUserXattr: !s.Opts.UserXattr, NoACL: !s.Opts.ACL})
+		policy.ReadOnly = true
+		f = New(v.FS, policy)
 	} else {
-		m, err = volume.Mount(s.Device, s.Opts.Volume)
-		if err != nil {
-			return err
-		}
 		if m.Load.WasDirty {
 			s.Log.Info("recovered after an unclean shutdown", "device", s.Device, "replayed", m.Load.Replay != nil && m.Load.Replay.Needed)
 		}
+		policy.Statfs, policy.OnReadOnly = m.Statfs, m.SetReadOnly
+		f = New(m.FS, policy)
 		if n, err := m.FS.RecoverOrphans(); err != nil {
-			m.Crash()
-			return fmt.Errorf("%s: orphan recovery: %w", s.Device, err)
+			err = fmt.Errorf("%s: orphan recovery: %w", s.Device, err)
+			if !isVolumeError(err) || s.Opts.Errors == ErrorsPanic {
+				m.Crash()
+				return err
+			}
+			f.volumeError(err) // read-only (remount-ro) or logged (continue)
+			s.ReadOnlyCause = f.ReadOnlyCause()
 		} else if n > 0 {
 			s.Log.Info("deleted orphan inodes left by a crash", "count", n)
 		}
-		f = New(m.FS, Options{Statfs: m.Statfs, NoUserXattr: !s.Opts.UserXattr, NoACL: !s.Opts.ACL})
 	}
 	srv, err := Mount(f, s.Mountpoint, MountConfig{Device: s.Device, AllowOther: os.Geteuid() == 0, Debug: s.Opts.Debug})
 	if err != nil {
@@ -144,6 +172,31 @@ func (s *Session) run(ready func(error)) error {
 	}
 	return nil
 }
+
+// journalClean reports whether the slot's journal needs no replay (its
+// inode's dirty flag is off), read before the read-write mount: if that
+// mount then fails on damage, a read-only fallback shows what is on disk
+// only when nothing waits in the journal.
+func (s *Session) journalClean(v *volume.Volume) bool {
+	blk, err := v.SystemFile(ondisk.SysJournal, s.Opts.Volume.Slot)
+	if err != nil {
+		return false
+	}
+	d, err := v.Cache.Dinode(blk)
+	if err != nil {
+		return false
+	}
+	return d.Journal().Flags&ondisk.JournalDirty == 0
+}
+
+// panic is errors=panic: the server process exits at once, writing nothing
+// more, as if it had been killed; the kernel's mount is left dead
+// (ENOTCONN) until unmounted, and the next mount replays the journal.
+// The adapter has logged err.
+func (s *Session) panic(error) { os.Exit(PanicExitCode) }
+
+// PanicExitCode is the exit status of a server stopped by errors=panic.
+const PanicExitCode = 2
 
 func (s *Session) lockPath(uuid string) string { return filepath.Join(RunDir, uuid+".lock") }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,6 +61,31 @@ type Mounted struct {
 	closed  bool
 	stop    chan struct{}
 	stopped chan struct{}
+
+	// failed is the error that made the mount read-only (SetReadOnly);
+	// unmounting lets the clean unmount's own changes through.
+	failed     atomic.Pointer[error]
+	unmounting atomic.Bool
+}
+
+// SetReadOnly puts the mount in the read-only-after-error state (errors=
+// remount-ro after a metadata error or a journal abort): from now on every
+// change the write engine begins fails with EROFS, before it touches
+// anything; reads go on. What was committed stays committed, and Unmount
+// still writes what a clean unmount writes (the truncate log's clusters
+// freed, the local alloc window given back, the checkpoint, the clean
+// flag): the failed operation was rolled back, so the state it writes is
+// consistent. The first cause is kept.
+func (m *Mounted) SetReadOnly(cause error) {
+	m.failed.CompareAndSwap(nil, &cause)
+}
+
+// ReadOnlyCause is the error SetReadOnly recorded, or nil.
+func (m *Mounted) ReadOnlyCause() error {
+	if p := m.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // TruncateLogFlushInterval is how often parked clusters are given back to
@@ -185,7 +211,7 @@ func MountVolume(v *Volume, opts MountOptions) (*Mounted, error) {
 		return fail(err)
 	}
 	m.cluster = alloc.NewClusterAllocator(m.global, m.local)
-	w.Journal = journalAdapter{m.Journal}
+	w.Journal = journalAdapter{m}
 	w.Alloc = inode.Allocators{
 		Inodes:             suballocAdapter{m.inodes},
 		Blocks:             suballocAdapter{m.blocks},
@@ -233,6 +259,7 @@ func (m *Mounted) Unmount() error {
 		return nil
 	}
 	m.closed = true
+	m.unmounting.Store(true)
 	close(m.stop)
 	<-m.stopped
 	var errs []error
@@ -295,18 +322,22 @@ func (m *Mounted) discardReservation(owner uint64) {
 	}
 }
 
-// journalAdapter gives fs/inode the journal behind its small interface.
-type journalAdapter struct{ j *journal.Journal }
+// journalAdapter gives fs/inode the journal behind its small interface,
+// and refuses new changes once the mount is read-only after an error.
+type journalAdapter struct{ m *Mounted }
 
 func (a journalAdapter) Begin(credits int) (inode.Handle, error) {
-	h, err := a.j.Begin(credits)
+	if cause := a.m.ReadOnlyCause(); cause != nil && !a.m.unmounting.Load() {
+		return nil, fmt.Errorf("%s: read-only since an earlier error (%v): %w", a.m.Path, cause, syscall.EROFS)
+	}
+	h, err := a.m.Journal.Begin(credits)
 	if err != nil {
 		return nil, err
 	}
 	return h, nil
 }
-func (a journalAdapter) CommitAndWait() error { return a.j.CommitAndWait() }
-func (a journalAdapter) Checkpoint() error    { return a.j.Checkpoint() }
+func (a journalAdapter) CommitAndWait() error { return a.m.Journal.CommitAndWait() }
+func (a journalAdapter) Checkpoint() error    { return a.m.Journal.Checkpoint() }
 
 // noSpace adds ENOSPC to an allocator's "no space" error, so the FUSE
 // layer maps it to the errno a full file system returns.
