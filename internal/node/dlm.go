@@ -530,7 +530,6 @@ func (d *DLM) wait(ctx context.Context, id dlm.LockID, ch chan dlm.AST) dlm.AST 
 // request waits for a mode this lock excludes. The AST carries the value
 // block read with the grant.
 func (d *DLM) Lock(ctx context.Context, domain, name string, mode dlm.Mode, flags dlm.Flags, onBAST func(dlm.BAST)) (*Lock, dlm.AST, error) {
-	ch := make(chan dlm.AST, 1)
 	d.mu.Lock()
 	if d.closed != nil {
 		d.mu.Unlock()
@@ -541,14 +540,21 @@ func (d *DLM) Lock(ctx context.Context, domain, name string, mode dlm.Mode, flag
 		d.mu.Unlock()
 		return nil, dlm.AST{}, err
 	}
-	d.waits[id] = ch
+	a, done := outcome(rd, id)
+	var ch chan dlm.AST
+	if !done {
+		ch = make(chan dlm.AST, 1)
+		d.waits[id] = ch
+	}
 	if onBAST != nil {
 		d.basts[id] = onBAST
 	}
 	notes := d.applyFrom(rd, true)
 	d.mu.Unlock()
 	run(notes)
-	a := d.wait(ctx, id, ch)
+	if !done {
+		a = d.wait(ctx, id, ch)
+	}
 	if a.Status != dlm.StatusOK {
 		return nil, a, &ErrNotGranted{Status: a.Status}
 	}
@@ -558,27 +564,46 @@ func (d *DLM) Lock(ctx context.Context, domain, name string, mode dlm.Mode, flag
 // op runs one operation on a lock and waits for its AST.
 func (l *Lock) op(ctx context.Context, f func() (dlm.Ready, error)) (dlm.AST, error) {
 	d := l.d
-	ch := make(chan dlm.AST, 1)
 	d.mu.Lock()
 	if d.closed != nil {
 		d.mu.Unlock()
 		return dlm.AST{}, d.closed
 	}
-	d.waits[l.ID] = ch
 	rd, err := f()
 	if err != nil {
-		delete(d.waits, l.ID)
 		d.mu.Unlock()
 		return dlm.AST{}, err
+	}
+	// The core answers at once when this node masters the resource: no
+	// need to wait for the AST then. Otherwise it comes later, through
+	// apply, under d.mu — which is held from the call until here.
+	a, done := outcome(rd, l.ID)
+	var ch chan dlm.AST
+	if !done {
+		ch = make(chan dlm.AST, 1)
+		d.waits[l.ID] = ch
 	}
 	notes := d.applyFrom(rd, true)
 	d.mu.Unlock()
 	run(notes)
-	a := d.wait(ctx, l.ID, ch)
+	if !done {
+		a = d.wait(ctx, l.ID, ch)
+	}
 	if a.Status != dlm.StatusOK {
 		return a, &ErrNotGranted{Status: a.Status}
 	}
 	return a, nil
+}
+
+// outcome finds the AST of lock id's operation in rd, when the core
+// completed it at once.
+func outcome(rd dlm.Ready, id dlm.LockID) (dlm.AST, bool) {
+	for _, a := range rd.ASTs {
+		if a.ID == id {
+			return a, true
+		}
+	}
+	return dlm.AST{}, false
 }
 
 // Convert changes the lock's mode; from PW or EX a non-nil lvb is stored.
