@@ -311,3 +311,71 @@ func listenARP(t *testing.T, name string) <-chan string {
 	}()
 	return ch
 }
+
+// TestMountFsckFirst: a local file system is checked (fsck -p) before it is
+// mounted: a volume left not clean is repaired, then mounted; one fsck
+// cannot repair is not mounted, and the failure says what to do.
+func TestMountFsckFirst(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTools(t, "mkfs.ext4", "debugfs", "dumpe2fs", "fsck", "losetup")
+	dir := t.TempDir()
+	img := filepath.Join(dir, "ext4.img")
+	sh := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 8<<20); err != nil {
+		t.Fatal(err)
+	}
+	sh("mkfs.ext4", "-q", "-F", img)
+	sh("debugfs", "-w", "-R", "ssv state 0", img) // as after a crash
+	state := func() string {
+		out := sh("dumpe2fs", "-h", img)
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "Filesystem state:") {
+				return strings.TrimSpace(strings.TrimPrefix(l, "Filesystem state:"))
+			}
+		}
+		return ""
+	}
+	if s := state(); s != "not clean" {
+		t.Fatalf("state %q before the start", s)
+	}
+	res := ha.Resource{Name: "data", Type: ha.TypeFS, Device: img, Mountpoint: filepath.Join(dir, "mnt"), FSType: "ext4", Options: "loop"}
+	r := NewRunner("n1")
+	if got := do(t, r, ha.OpStart, res); got.Status != ha.OpOK {
+		t.Fatalf("start: %v %s", got.Status, got.Detail)
+	}
+	if got := do(t, r, ha.OpMonitor, res); got.Status != ha.OpOK {
+		t.Fatalf("monitor: %v %s", got.Status, got.Detail)
+	}
+	if got := do(t, r, ha.OpStop, res); got.Status != ha.OpOK {
+		t.Fatalf("stop: %v %s", got.Status, got.Detail)
+	}
+	if s := state(); s != "clean" {
+		t.Fatalf("fsck did not run before the mount: state %q", s)
+	}
+	// Wreck the superblock: fsck -p cannot repair it, nothing is mounted.
+	f, err := os.OpenFile(img, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(make([]byte, 1024), 1024); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	got := do(t, r, ha.OpStart, res)
+	if got.Status != ha.OpFailed || !strings.Contains(got.Detail, "fsck -p") || !strings.Contains(got.Detail, "repair it by hand") {
+		t.Fatalf("start on a wrecked volume: %v %s", got.Status, got.Detail)
+	}
+	if m := do(t, r, ha.OpMonitor, res); m.Status != ha.OpNotRunning {
+		t.Fatalf("a wrecked volume was mounted: %v %s", m.Status, m.Detail)
+	}
+}
