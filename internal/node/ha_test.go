@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ import (
 type fakeRuntime struct {
 	mu      sync.Mutex
 	running map[string]bool
-	log     *[]string
+	ops     []string // "start NAME", "stop NAME", in the order asked
 	node    int
 }
 
@@ -26,8 +27,10 @@ func (f *fakeRuntime) Do(_ context.Context, op ha.Op) ha.OpResult {
 	switch op.Kind {
 	case ha.OpStart:
 		f.running[op.Resource.Name] = true
+		f.ops = append(f.ops, "start "+op.Resource.Name)
 	case ha.OpStop:
 		delete(f.running, op.Resource.Name)
+		f.ops = append(f.ops, "stop "+op.Resource.Name)
 	case ha.OpMonitor:
 		if !f.running[op.Resource.Name] {
 			res.Status = ha.OpNotRunning
@@ -43,6 +46,15 @@ func (f *fakeRuntime) Check(*ha.Config, []string) []string { return nil }
 func (f *fakeRuntime) SetConfig(*ha.Config)                {}
 func (f *fakeRuntime) Networks() map[string]ha.NetState    { return nil }
 
+// took returns the starts and stops asked so far, and forgets them.
+func (f *fakeRuntime) took() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ops := f.ops
+	f.ops = nil
+	return ops
+}
+
 func (f *fakeRuntime) runs(name string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -51,7 +63,8 @@ func (f *fakeRuntime) runs(name string) bool {
 
 // HA on real agents (in-memory network, real image for the heartbeat):
 // configuration through the coordinator, the group on its home node, moved
-// on request, and taken over when its node leaves.
+// on request (its resources stopped in reverse order on the old node,
+// started in order on the new one), and taken over when its node leaves.
 func TestHAOnAgents(t *testing.T) {
 	mc := newMemCluster(t, 3, nil)
 	ds := startDLMs(t, mc, "warmup", 0, 1, 2)
@@ -69,7 +82,9 @@ func TestHAOnAgents(t *testing.T) {
 	defer cancel()
 	cfg := &ha.Config{Settings: ha.Settings{MonitorInterval: ha.Duration(200 * time.Millisecond)},
 		Groups: []ha.Group{{Name: "web", Nodes: []string{"n0", "n1", "n2"}, Startup: ha.StartupHome,
-			Resources: []ha.Resource{{Name: "app", Type: ha.TypeApp, StartScript: "/s", StopScript: "/t"}}}}}
+			Resources: []ha.Resource{{Name: "app", Type: ha.TypeApp, StartScript: "/s", StopScript: "/t"},
+				{Name: "app2", Type: ha.TypeApp, StartScript: "/s", StopScript: "/t"},
+				{Name: "app3", Type: ha.TypeApp, StartScript: "/s", StopScript: "/t"}}}}}
 	var v json.RawMessage
 	var err error
 	// The coordinator may not be elected yet: retry for a while.
@@ -109,10 +124,25 @@ func TestHAOnAgents(t *testing.T) {
 		t.Fatalf("web not on node %d (on %v)", want, where())
 	}
 	waitOn(0)
+	for i, r := range rts {
+		want := ""
+		if i == 0 {
+			want = "start app, start app2, start app3"
+		}
+		if got := waitTook(r, want); got != want {
+			t.Errorf("node %d: %q when the group came online, want %q", i, got, want)
+		}
+	}
 	if _, err := has[1].Request(ctx, &ha.Request{Op: ha.ReqMove, Group: "web", Node: "n2"}); err != nil {
 		t.Fatal(err)
 	}
 	waitOn(2)
+	if got, want := waitTook(rts[0], "stop app3, stop app2, stop app"), "stop app3, stop app2, stop app"; got != want {
+		t.Errorf("the old node stopped %q, want %q (reverse order)", got, want)
+	}
+	if got, want := waitTook(rts[2], "start app, start app2, start app3"), "start app, start app2, start app3"; got != want {
+		t.Errorf("the new node started %q, want %q (in order)", got, want)
+	}
 	st, err := has[0].Request(ctx, &ha.Request{Op: ha.ReqStatus})
 	if err != nil {
 		t.Fatal(err)
@@ -135,5 +165,20 @@ func TestHAOnAgents(t *testing.T) {
 	}
 	for _, r := range ev {
 		t.Log(r)
+	}
+}
+
+// waitTook waits a little for r's starts and stops to read want (the last
+// operations of a move may still be under way), and returns them.
+func waitTook(r *fakeRuntime, want string) string {
+	var got []string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got = append(got, r.took()...)
+		s := strings.Join(got, ", ")
+		if len(s) >= len(want) || time.Now().After(deadline) {
+			return s
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
