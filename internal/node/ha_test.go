@@ -18,6 +18,8 @@ type fakeRuntime struct {
 	running map[string]bool
 	ops     []string // "start NAME", "stop NAME", in the order asked
 	node    int
+	fail    map[string]int // resource -> how many of its next starts fail
+	scripts []string       // "EVENT PHASE", in the order run
 }
 
 func (f *fakeRuntime) Do(_ context.Context, op ha.Op) ha.OpResult {
@@ -26,8 +28,13 @@ func (f *fakeRuntime) Do(_ context.Context, op ha.Op) ha.OpResult {
 	res := ha.OpResult{ID: op.ID, Status: ha.OpOK}
 	switch op.Kind {
 	case ha.OpStart:
-		f.running[op.Resource.Name] = true
 		f.ops = append(f.ops, "start "+op.Resource.Name)
+		if f.fail[op.Resource.Name] > 0 {
+			f.fail[op.Resource.Name]--
+			res.Status, res.Detail = ha.OpFailed, "told to fail"
+			break
+		}
+		f.running[op.Resource.Name] = true
 	case ha.OpStop:
 		delete(f.running, op.Resource.Name)
 		f.ops = append(f.ops, "stop "+op.Resource.Name)
@@ -40,6 +47,9 @@ func (f *fakeRuntime) Do(_ context.Context, op ha.Op) ha.OpResult {
 }
 
 func (f *fakeRuntime) RunScript(_ context.Context, s ha.ScriptRun) ha.ScriptResult {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.scripts = append(f.scripts, s.Event+" "+s.Phase)
 	return ha.ScriptResult{ID: s.ID}
 }
 func (f *fakeRuntime) Check(*ha.Config, []string) []string { return nil }
@@ -64,14 +74,15 @@ func (f *fakeRuntime) runs(name string) bool {
 // HA on real agents (in-memory network, real image for the heartbeat):
 // configuration through the coordinator, the group on its home node, moved
 // on request (its resources stopped in reverse order on the old node,
-// started in order on the new one), and taken over when its node leaves.
+// started in order on the new one, where a failed start runs the event's
+// recovery script and is retried), and taken over when its node leaves.
 func TestHAOnAgents(t *testing.T) {
 	mc := newMemCluster(t, 3, nil)
 	ds := startDLMs(t, mc, "warmup", 0, 1, 2)
 	rts := make([]*fakeRuntime, 3)
 	has := make([]*HA, 3)
 	for i, a := range mc.agents {
-		rts[i] = &fakeRuntime{running: map[string]bool{}, node: i}
+		rts[i] = &fakeRuntime{running: map[string]bool{}, node: i, fail: map[string]int{}}
 		h, err := StartHA(a, ds[i], rts[i], HAOptions{Dir: t.TempDir(), Tick: 50 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
@@ -81,6 +92,7 @@ func TestHAOnAgents(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cfg := &ha.Config{Settings: ha.Settings{MonitorInterval: ha.Duration(200 * time.Millisecond)},
+		Events: []ha.EventScripts{{Event: ha.EvRGOnline, Recovery: "/recover", Retries: 1}},
 		Groups: []ha.Group{{Name: "web", Nodes: []string{"n0", "n1", "n2"}, Startup: ha.StartupHome,
 			Resources: []ha.Resource{{Name: "app", Type: ha.TypeApp, StartScript: "/s", StopScript: "/t"},
 				{Name: "app2", Type: ha.TypeApp, StartScript: "/s", StopScript: "/t"},
@@ -133,6 +145,11 @@ func TestHAOnAgents(t *testing.T) {
 			t.Errorf("node %d: %q when the group came online, want %q", i, got, want)
 		}
 	}
+	// On the new node app2's first start fails: the event's recovery
+	// script runs, then the start is tried again (one retry allowed).
+	rts[2].mu.Lock()
+	rts[2].fail["app2"] = 1
+	rts[2].mu.Unlock()
 	if _, err := has[1].Request(ctx, &ha.Request{Op: ha.ReqMove, Group: "web", Node: "n2"}); err != nil {
 		t.Fatal(err)
 	}
@@ -140,8 +157,14 @@ func TestHAOnAgents(t *testing.T) {
 	if got, want := waitTook(rts[0], "stop app3, stop app2, stop app"), "stop app3, stop app2, stop app"; got != want {
 		t.Errorf("the old node stopped %q, want %q (reverse order)", got, want)
 	}
-	if got, want := waitTook(rts[2], "start app, start app2, start app3"), "start app, start app2, start app3"; got != want {
-		t.Errorf("the new node started %q, want %q (in order)", got, want)
+	if got, want := waitTook(rts[2], "start app, start app2, start app2, start app3"), "start app, start app2, start app2, start app3"; got != want {
+		t.Errorf("the new node started %q, want %q (in order, app2 retried)", got, want)
+	}
+	rts[2].mu.Lock()
+	scripts := strings.Join(rts[2].scripts, ", ")
+	rts[2].mu.Unlock()
+	if scripts != "rg_online recovery" {
+		t.Errorf("the new node ran the scripts %q, want the rg_online recovery script once", scripts)
 	}
 	st, err := has[0].Request(ctx, &ha.Request{Op: ha.ReqStatus})
 	if err != nil {
@@ -163,8 +186,13 @@ func TestHAOnAgents(t *testing.T) {
 	if len(ev) == 0 {
 		t.Fatal("no history")
 	}
+	recovered := false
 	for _, r := range ev {
 		t.Log(r)
+		recovered = recovered || (r.Event == ha.EvRGOnline && r.Phase == ha.PhaseRecovery && r.Node == "n2")
+	}
+	if !recovered {
+		t.Error("the history lacks n2's rg_online recovery")
 	}
 }
 
