@@ -20,6 +20,7 @@ type fakeRuntime struct {
 	node    int
 	fail    map[string]int // resource -> how many of its next starts fail
 	scripts []string       // "EVENT PHASE", in the order run
+	nets    map[string]ha.NetState
 }
 
 func (f *fakeRuntime) Do(_ context.Context, op ha.Op) ha.OpResult {
@@ -54,7 +55,21 @@ func (f *fakeRuntime) RunScript(_ context.Context, s ha.ScriptRun) ha.ScriptResu
 }
 func (f *fakeRuntime) Check(*ha.Config, []string) []string { return nil }
 func (f *fakeRuntime) SetConfig(*ha.Config)                {}
-func (f *fakeRuntime) Networks() map[string]ha.NetState    { return nil }
+func (f *fakeRuntime) Networks() map[string]ha.NetState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]ha.NetState{}
+	for k, v := range f.nets {
+		out[k] = v
+	}
+	return out
+}
+
+func (f *fakeRuntime) setNet(name string, st ha.NetState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nets[name] = st
+}
 
 // took returns the starts and stops asked so far, and forgets them.
 func (f *fakeRuntime) took() []string {
@@ -209,4 +224,91 @@ func waitTook(r *fakeRuntime, want string) string {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestHANetworkEvents: a network that fails on the owner (every interface
+// down) is network_down there and the group, whose service address is on
+// it, falls over; network_up brings it back (fallback to the home node);
+// the active interface changing is swap_adapter, which restarts the
+// address in place.
+func TestHANetworkEvents(t *testing.T) {
+	mc := newMemCluster(t, 2, nil)
+	ds := startDLMs(t, mc, "warmup", 0, 1)
+	rts := make([]*fakeRuntime, 2)
+	has := make([]*HA, 2)
+	for i, a := range mc.agents {
+		rts[i] = &fakeRuntime{running: map[string]bool{}, node: i, fail: map[string]int{},
+			nets: map[string]ha.NetState{"pub": {Up: true, Active: "eth0"}}}
+		h, err := StartHA(a, ds[i], rts[i], HAOptions{Dir: t.TempDir(), Tick: 50 * time.Millisecond, NetPoll: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		has[i] = h
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := &ha.Config{Settings: ha.Settings{MonitorInterval: ha.Duration(200 * time.Millisecond)},
+		Networks: []ha.Network{{Name: "pub", Interfaces: []string{"eth0", "eth1"}}},
+		Groups: []ha.Group{{Name: "web", Nodes: []string{"n0", "n1"}, Startup: ha.StartupHome, Resources: []ha.Resource{
+			{Name: "vip", Type: ha.TypeIP, Address: "192.0.2.10/24", Network: "pub"},
+			{Name: "app", Type: ha.TypeApp, StartScript: "/s", StopScript: "/t"}}}}}
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		if _, err = has[1].Request(ctx, &ha.Request{Op: ha.ReqConfig, Config: cfg}); err == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOn := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			on0, on1 := rts[0].runs("app"), rts[1].runs("app")
+			if on0 && on1 {
+				t.Fatal("web runs on both nodes")
+			}
+			if (want == 0 && on0 && !on1) || (want == 1 && on1 && !on0) {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("web not on node %d", want)
+	}
+	history := func(ev string, args ...string) bool {
+		for _, r := range has[1].Events(0, 0) {
+			if r.Event == ev && r.Phase == ha.PhaseStart && strings.Join(r.Args, ",") == strings.Join(args, ",") {
+				return true
+			}
+		}
+		return false
+	}
+	waitHistory := func(ev string, args ...string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !history(ev, args...); {
+			if time.Now().After(deadline) {
+				for _, r := range has[1].Events(0, 0) {
+					t.Log(r)
+				}
+				t.Fatalf("no %s %v in the history", ev, args)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitOn(0)
+	rts[0].setNet("pub", ha.NetState{Up: false})
+	waitHistory(ha.EvNetworkDown, "n0", "pub")
+	waitOn(1)
+	rts[0].setNet("pub", ha.NetState{Up: true, Active: "eth0"})
+	waitHistory(ha.EvNetworkUp, "n0", "pub")
+	waitOn(0)
+	rts[0].took()
+	rts[0].setNet("pub", ha.NetState{Up: true, Active: "eth1"})
+	waitHistory(ha.EvSwapAdapter, "web", "n0")
+	if got, want := waitTook(rts[0], "stop vip, start vip"), "stop vip, start vip"; got != want {
+		t.Errorf("swap_adapter did %q on the owner, want %q", got, want)
+	}
+	waitOn(0)
 }
