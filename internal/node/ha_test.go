@@ -21,9 +21,16 @@ type fakeRuntime struct {
 	fail    map[string]int // resource -> how many of its next starts fail
 	scripts []string       // "EVENT PHASE", in the order run
 	nets    map[string]ha.NetState
+	slow    map[string]time.Duration // resource -> how long its starts take
 }
 
 func (f *fakeRuntime) Do(_ context.Context, op ha.Op) ha.OpResult {
+	f.mu.Lock()
+	slow := f.slow[op.Resource.Name]
+	f.mu.Unlock()
+	if op.Kind == ha.OpStart && slow > 0 {
+		time.Sleep(slow)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	res := ha.OpResult{ID: op.ID, Status: ha.OpOK}
@@ -230,7 +237,8 @@ func waitTook(r *fakeRuntime, want string) string {
 // down) is network_down there and the group, whose service address is on
 // it, falls over; network_up brings it back (fallback to the home node);
 // the active interface changing is swap_adapter, which restarts the
-// address in place.
+// address in place. Then a move whose start outlasts the configured bound
+// raises config_too_long, and still completes.
 func TestHANetworkEvents(t *testing.T) {
 	mc := newMemCluster(t, 2, nil)
 	ds := startDLMs(t, mc, "warmup", 0, 1)
@@ -238,7 +246,7 @@ func TestHANetworkEvents(t *testing.T) {
 	has := make([]*HA, 2)
 	for i, a := range mc.agents {
 		rts[i] = &fakeRuntime{running: map[string]bool{}, node: i, fail: map[string]int{},
-			nets: map[string]ha.NetState{"pub": {Up: true, Active: "eth0"}}}
+			nets: map[string]ha.NetState{"pub": {Up: true, Active: "eth0"}}, slow: map[string]time.Duration{}}
 		h, err := StartHA(a, ds[i], rts[i], HAOptions{Dir: t.TempDir(), Tick: 50 * time.Millisecond, NetPoll: 50 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
@@ -247,7 +255,7 @@ func TestHANetworkEvents(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cfg := &ha.Config{Settings: ha.Settings{MonitorInterval: ha.Duration(200 * time.Millisecond)},
+	cfg := &ha.Config{Settings: ha.Settings{MonitorInterval: ha.Duration(200 * time.Millisecond), ConfigTooLong: ha.Duration(time.Second)},
 		Networks: []ha.Network{{Name: "pub", Interfaces: []string{"eth0", "eth1"}}},
 		Groups: []ha.Group{{Name: "web", Nodes: []string{"n0", "n1"}, Startup: ha.StartupHome, Resources: []ha.Resource{
 			{Name: "vip", Type: ha.TypeIP, Address: "192.0.2.10/24", Network: "pub"},
@@ -311,4 +319,13 @@ func TestHANetworkEvents(t *testing.T) {
 		t.Errorf("swap_adapter did %q on the owner, want %q", got, want)
 	}
 	waitOn(0)
+
+	rts[1].mu.Lock()
+	rts[1].slow["app"] = 2500 * time.Millisecond
+	rts[1].mu.Unlock()
+	if _, err := has[0].Request(ctx, &ha.Request{Op: ha.ReqMove, Group: "web", Node: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	waitHistory(ha.EvConfigTooLong, "rg_move", "web", "move", "n1")
+	waitOn(1)
 }
