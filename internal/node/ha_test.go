@@ -97,7 +97,8 @@ func (f *fakeRuntime) runs(name string) bool {
 // configuration through the coordinator, the group on its home node, moved
 // on request (its resources stopped in reverse order on the old node,
 // started in order on the new one, where a failed start runs the event's
-// recovery script and is retried), and taken over when its node leaves.
+// recovery script and is retried), taken over when its node leaves
+// (node_down takeover), and kept offline when the next one leaves gracefully.
 func TestHAOnAgents(t *testing.T) {
 	mc := newMemCluster(t, 3, nil)
 	ds := startDLMs(t, mc, "warmup", 0, 1, 2)
@@ -204,6 +205,16 @@ func TestHAOnAgents(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitOn(0)
+	// node_down graceful: n0 releases it and nobody takes it while n0 is
+	// away.
+	if err := has[0].Shutdown(sctx, "graceful"); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if on := where(); len(on) > 0 && time.Until(end) < 1500*time.Millisecond {
+			t.Fatalf("after a graceful node_down of n0, web runs on %v", on)
+		}
+	}
 	ev := has[1].Events(0, 0)
 	if len(ev) == 0 {
 		t.Fatal("no history")
@@ -328,4 +339,22 @@ func TestHANetworkEvents(t *testing.T) {
 	}
 	waitHistory(ha.EvConfigTooLong, "rg_move", "web", "move", "n1")
 	waitOn(1)
+
+	// node_down forced: HA stops on n1, its resources run on, unmanaged,
+	// and n0 does not take them.
+	if err := has[1].Shutdown(ctx, "forced"); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if !rts[1].runs("app") || rts[0].runs("app") {
+			t.Fatalf("after a forced node_down of n1: app on n0 %v, on n1 %v", rts[0].runs("app"), rts[1].runs("app"))
+		}
+	}
+	found := false
+	for _, r := range has[0].Events(0, 0) {
+		found = found || (r.Event == ha.EvNodeDown && strings.Join(r.Args, ",") == "n1,forced")
+	}
+	if !found {
+		t.Error("no node_down n1,forced in the history")
+	}
 }
