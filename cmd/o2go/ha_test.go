@@ -293,8 +293,16 @@ func TestHAFailoverInNetns(t *testing.T) {
 		t.Fatalf("after kill -9 of the owner: %q %v", got, err)
 	}
 	failover := time.Since(killed)
-	t.Logf("kill -9 of the owner -> service answers on the next node: %v (dead time %v)", failover, testDeadTime())
 	hc.waitOnline(1, "echo", names[1], 10*time.Second)
+	// Within the cluster stack's bound plus the group's start time on the
+	// new node (rg_online start to complete in the history), plus a margin
+	// for a loaded machine.
+	start := hc.onlineTook(1, names[1])
+	bound := testDeadTime() + 3*testInterval
+	t.Logf("kill -9 of the owner -> service answers on the next node: %v (detection bound %v, start %v)", failover, bound, start)
+	if failover > bound+start+2*time.Second {
+		t.Errorf("failover took %v: more than the detection bound %v plus the start %v (+2 s)", failover, bound, start)
+	}
 
 	// Kill the application: restarted twice, then the group falls over.
 	for k := 0; k < 3; k++ {
@@ -344,6 +352,38 @@ func TestHAFailoverInNetns(t *testing.T) {
 	if t.Failed() {
 		t.Logf("events:\n%s", out)
 	}
+}
+
+// onlineTook is how long the group's last rg_online on node took (start
+// to complete), from agent i's history.
+func (hc *haCluster) onlineTook(i int, node string) time.Duration {
+	hc.t.Helper()
+	out, err := hc.cli(i, "events", "--json", "-n", "0")
+	if err != nil {
+		hc.t.Fatalf("events: %v\n%s", err, out)
+	}
+	var began, took int64 = -1, -1
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r ha.Record
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			hc.t.Fatalf("events --json line %q: %v", l, err)
+		}
+		if r.Event != ha.EvRGOnline || r.Node != node {
+			continue
+		}
+		switch r.Phase {
+		case ha.PhaseStart:
+			began = r.At
+		case ha.PhaseComplete:
+			if began >= 0 {
+				took = r.At - began
+			}
+		}
+	}
+	if took < 0 {
+		hc.t.Fatalf("no rg_online on %s in the history:\n%s", node, out)
+	}
+	return time.Duration(took) * time.Millisecond
 }
 
 func retryAsk(hc *haCluster, req string, within time.Duration) (string, error) {
