@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"o2go/internal/base"
 	"o2go/internal/ha"
 )
 
@@ -22,6 +23,7 @@ type fakeRuntime struct {
 	scripts []string       // "EVENT PHASE", in the order run
 	nets    map[string]ha.NetState
 	slow    map[string]time.Duration // resource -> how long its starts take
+	badStop map[string]int           // resource -> how many of its next stops fail
 }
 
 func (f *fakeRuntime) Do(_ context.Context, op ha.Op) ha.OpResult {
@@ -44,8 +46,13 @@ func (f *fakeRuntime) Do(_ context.Context, op ha.Op) ha.OpResult {
 		}
 		f.running[op.Resource.Name] = true
 	case ha.OpStop:
-		delete(f.running, op.Resource.Name)
 		f.ops = append(f.ops, "stop "+op.Resource.Name)
+		if f.badStop[op.Resource.Name] > 0 {
+			f.badStop[op.Resource.Name]--
+			res.Status, res.Detail = ha.OpFailed, "told to fail"
+			break
+		}
+		delete(f.running, op.Resource.Name)
 	case ha.OpMonitor:
 		if !f.running[op.Resource.Name] {
 			res.Status = ha.OpNotRunning
@@ -249,15 +256,17 @@ func waitTook(r *fakeRuntime, want string) string {
 // it, falls over; network_up brings it back (fallback to the home node);
 // the active interface changing is swap_adapter, which restarts the
 // address in place. Then a move whose start outlasts the configured bound
-// raises config_too_long, and still completes.
+// raises config_too_long, and still completes; a node_down forced leaves
+// the group running there, unmanaged and untaken; and a stop that fails
+// fences its node, whose group the others then take over.
 func TestHANetworkEvents(t *testing.T) {
-	mc := newMemCluster(t, 2, nil)
-	ds := startDLMs(t, mc, "warmup", 0, 1)
-	rts := make([]*fakeRuntime, 2)
-	has := make([]*HA, 2)
+	mc := newMemCluster(t, 3, nil)
+	ds := startDLMs(t, mc, "warmup", 0, 1, 2)
+	rts := make([]*fakeRuntime, 3)
+	has := make([]*HA, 3)
 	for i, a := range mc.agents {
 		rts[i] = &fakeRuntime{running: map[string]bool{}, node: i, fail: map[string]int{},
-			nets: map[string]ha.NetState{"pub": {Up: true, Active: "eth0"}}, slow: map[string]time.Duration{}}
+			nets: map[string]ha.NetState{"pub": {Up: true, Active: "eth0"}}, slow: map[string]time.Duration{}, badStop: map[string]int{}}
 		h, err := StartHA(a, ds[i], rts[i], HAOptions{Dir: t.TempDir(), Tick: 50 * time.Millisecond, NetPoll: 50 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
@@ -268,7 +277,7 @@ func TestHANetworkEvents(t *testing.T) {
 	defer cancel()
 	cfg := &ha.Config{Settings: ha.Settings{MonitorInterval: ha.Duration(200 * time.Millisecond), ConfigTooLong: ha.Duration(time.Second)},
 		Networks: []ha.Network{{Name: "pub", Interfaces: []string{"eth0", "eth1"}}},
-		Groups: []ha.Group{{Name: "web", Nodes: []string{"n0", "n1"}, Startup: ha.StartupHome, Resources: []ha.Resource{
+		Groups: []ha.Group{{Name: "web", Nodes: []string{"n0", "n1", "n2"}, Startup: ha.StartupHome, Resources: []ha.Resource{
 			{Name: "vip", Type: ha.TypeIP, Address: "192.0.2.10/24", Network: "pub"},
 			{Name: "app", Type: ha.TypeApp, StartScript: "/s", StopScript: "/t"}}}}}
 	var err error
@@ -281,20 +290,31 @@ func TestHANetworkEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// where lists the nodes running app, fenced nodes left out (their
+	// processes died with them).
+	where := func() []int {
+		var on []int
+		for i, r := range rts {
+			if _, fenced := mc.fencedReason(i); r.runs("app") && !fenced {
+				on = append(on, i)
+			}
+		}
+		return on
+	}
 	waitOn := func(want int) {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
 		for time.Now().Before(deadline) {
-			on0, on1 := rts[0].runs("app"), rts[1].runs("app")
-			if on0 && on1 {
-				t.Fatal("web runs on both nodes")
+			on := where()
+			if len(on) > 1 {
+				t.Fatalf("web runs on %v", on)
 			}
-			if (want == 0 && on0 && !on1) || (want == 1 && on1 && !on0) {
+			if len(on) == 1 && on[0] == want {
 				return
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		t.Fatalf("web not on node %d", want)
+		t.Fatalf("web not on node %d (on %v)", want, where())
 	}
 	history := func(ev string, args ...string) bool {
 		for _, r := range has[1].Events(0, 0) {
@@ -340,21 +360,41 @@ func TestHANetworkEvents(t *testing.T) {
 	waitHistory(ha.EvConfigTooLong, "rg_move", "web", "move", "n1")
 	waitOn(1)
 
-	// node_down forced: HA stops on n1, its resources run on, unmanaged,
-	// and n0 does not take them.
-	if err := has[1].Shutdown(ctx, "forced"); err != nil {
+	// A stop that fails fences the node (the group's lock cannot be given
+	// up while its resources may still run); the others take it over.
+	rts[1].mu.Lock()
+	rts[1].badStop["app"] = 1
+	rts[1].mu.Unlock()
+	if _, err := has[0].Request(ctx, &ha.Request{Op: ha.ReqMove, Group: "web", Node: "n0"}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if r, fenced := mc.fencedReason(1); fenced {
+			t.Logf("n1 fenced: %s", r)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a failed stop did not fence n1")
+		}
+	}
+	mc.waitView([]int{0, 2}, base.NodeMapOf(0, 2), 20*time.Second)
+	waitOn(0)
+
+	// node_down forced: HA stops on n0, its resources run on, unmanaged,
+	// and n2 does not take them.
+	if err := has[0].Shutdown(ctx, "forced"); err != nil {
 		t.Fatal(err)
 	}
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		if !rts[1].runs("app") || rts[0].runs("app") {
-			t.Fatalf("after a forced node_down of n1: app on n0 %v, on n1 %v", rts[0].runs("app"), rts[1].runs("app"))
+		if on := where(); len(on) != 1 || on[0] != 0 {
+			t.Fatalf("after a forced node_down of n0, app runs on %v", on)
 		}
 	}
 	found := false
-	for _, r := range has[0].Events(0, 0) {
-		found = found || (r.Event == ha.EvNodeDown && strings.Join(r.Args, ",") == "n1,forced")
+	for _, r := range has[2].Events(0, 0) {
+		found = found || (r.Event == ha.EvNodeDown && strings.Join(r.Args, ",") == "n0,forced")
 	}
 	if !found {
-		t.Error("no node_down n1,forced in the history")
+		t.Error("no node_down n0,forced in the history")
 	}
 }
