@@ -42,7 +42,7 @@ func startHAAgent(pc *procCluster, i int) *procAgent {
 // bad configurations whole (acceptance 3: unknown node, duplicate address,
 // dependency cycle), verify (OK, pure --json, and a missing script found
 // on every node), emulate (nothing is done), move --sticky, stop, remove,
-// snapshot save and restore, events --json and show.
+// snapshot save and restore, stop and start, events --json and show.
 func TestHACommands(t *testing.T) {
 	testutil.Long(t)
 	pc := newProcCluster(t, 2, loopbackIPs(2))
@@ -186,6 +186,16 @@ func TestHACommands(t *testing.T) {
 	}
 	if g := waitGroup("web", "online", n1); g.Sticky != n1 {
 		t.Errorf("after the restore the group is not sticky on %s: %+v", n1, g)
+	}
+	// stop keeps it offline; start brings it back where its policies say.
+	if out, errOut, code := cli(1, "stop", "web", "--wait", "30s"); code != 0 {
+		t.Fatalf("stop: code %d\n%s%s", code, out, errOut)
+	}
+	if g := waitGroup("web", "offline", ""); !g.Offline {
+		t.Errorf("a stopped group is not kept offline: %+v", g)
+	}
+	if out, errOut, code := cli(0, "start", "web", "--wait", "30s"); code != 0 || !strings.Contains(out, "group web is online on "+n1) {
+		t.Fatalf("start: code %d\n%s%s", code, out, errOut)
 	}
 
 	// show prints what apply takes; events --json is one record per line,
