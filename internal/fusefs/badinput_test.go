@@ -44,7 +44,7 @@ const badBlockSize = 4096
 type badFixture struct {
 	img string
 	// blocks of the structures the cases damage.
-	dirBlock, extInode, groupDesc, journalSB uint64
+	dirBlock, extInode, groupDesc, journalSB, journalInode uint64
 	// allowed are the blocks a mount, a clean unmount and a replay may write.
 	allowed map[uint64]bool
 	metaECC bool
@@ -141,6 +141,7 @@ func (fx *badFixture) locate(t *testing.T) {
 	fx.groupDesc = ia.Chain.Recs[0].Blkno
 	j := sys(ondisk.SysJournal, 0)
 	fx.journalSB = firstBlock("journal:0000", j)
+	fx.journalInode = j.Blkno
 
 	fx.allowed = map[uint64]bool{}
 	for _, r := range j.Extents.Recs {
@@ -628,5 +629,48 @@ func TestBadInputMountCommand(t *testing.T) {
 			}
 			t.Logf("%s, errors=%s: %s", c.name, policy, strings.TrimSpace(out))
 		}
+	}
+}
+
+// TestBadInputDirtyJournal: a journal that needs replay but whose
+// superblock is damaged cannot be replayed; a read-only view would miss
+// what it holds, so even errors=remount-ro refuses the mount.
+func TestBadInputDirtyJournal(t *testing.T) {
+	fx := populatedFixture(t)
+	var journalCase badCase
+	for _, c := range badCases {
+		if c.name == "journal superblock" {
+			journalCase = c
+		}
+	}
+	img, blk, bad := fx.damagedCopy(t, journalCase)
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ji := make([]byte, badBlockSize)
+	if _, err := f.ReadAt(ji, int64(fx.journalInode)*badBlockSize); err != nil {
+		t.Fatal(err)
+	}
+	flags := binary.LittleEndian.Uint32(ji[ondisk.DinodeID1Offset:])
+	binary.LittleEndian.PutUint32(ji[ondisk.DinodeID1Offset:], flags|ondisk.JournalDirty)
+	if fx.metaECC {
+		ondisk.SetBlockCheck(ji, ondisk.DinodeCheckOffset)
+	}
+	if _, err := f.WriteAt(ji, int64(fx.journalInode)*badBlockSize); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	before := copyImage(t, img)
+	for _, policy := range []string{"remount-ro", "continue", "panic"} {
+		_, err := mountLogged(t, img, "errors="+policy)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%s: block %d: ", img, blk)) || !strings.Contains(err.Error(), "not mounted") {
+			t.Fatalf("errors=%s: mount: %v, want a refusal naming block %d", policy, err, blk)
+		}
+		t.Logf("errors=%s: %v", policy, err)
+	}
+	fx.requireNoFurtherDamage(t, img, before, blk, bad, false)
+	if a, b := mustRead(t, before), mustRead(t, img); !bytes.Equal(a, b) {
+		t.Fatal("a refused mount changed the image")
 	}
 }

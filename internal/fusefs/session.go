@@ -108,10 +108,14 @@ func (s *Session) run(ready func(error)) error {
 			}
 			// Damage met while mounting: errors= decides.
 			if s.Opts.Errors != ErrorsRemountRO && s.Opts.Errors != "" {
-				return fmt.Errorf("%w; not mounted (errors=%s): repair the volume with fsck.ocfs2, or mount it with -o ro or errors=remount-ro to read what is intact", err, s.Opts.Errors)
+				hint := "repair the volume with fsck.ocfs2"
+				if journalClean {
+					hint += ", or mount it with -o ro or errors=remount-ro to read what is intact"
+				}
+				return fmt.Errorf("%w; not mounted (errors=%s): %s", err, s.Opts.Errors, hint)
 			}
 			if !journalClean {
-				return fmt.Errorf("%w; not mounted: the journal holds changes that could not be replayed, so a read-only view would be stale; repair the volume with fsck.ocfs2", err)
+				return fmt.Errorf("%w; not mounted: the journal is dirty (or its inode unreadable) and could not be replayed, so a read-only view could miss committed changes; repair the volume with fsck.ocfs2", err)
 			}
 			s.Log.Error("metadata error while mounting: mounted read-only (errors=remount-ro); run fsck.ocfs2 once it is unmounted", "device", s.Device, "err", err)
 			s.ReadOnlyCause = err
