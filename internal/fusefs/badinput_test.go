@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"o2go/internal/blockdev"
 	"o2go/internal/fs/volume"
 	"o2go/internal/ondisk"
 	"o2go/internal/testutil"
@@ -673,4 +674,93 @@ func TestBadInputDirtyJournal(t *testing.T) {
 	if a, b := mustRead(t, before), mustRead(t, img); !bytes.Equal(a, b) {
 		t.Fatal("a refused mount changed the image")
 	}
+}
+
+// TestBadInputJournalAbort: a journal that aborts (here: the device fails
+// the flush of a commit) is errors=remount-ro's other trigger. The fsync
+// that met it fails, every change after it is EROFS, reads go on, the log
+// says so once; the next mount replays what was committed before.
+func TestBadInputJournalAbort(t *testing.T) {
+	realtools.Require(t)
+	testutil.RequireFUSE(t)
+	img := realtools.MkfsImage(t, 256<<20, defaultMkfs...)
+	dev, err := blockdev.Open(img, blockdev.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	faulty := blockdev.NewFaulty(dev)
+	v, err := volume.OpenDevice(faulty, volume.OpenOptions{})
+	if err != nil {
+		dev.Close()
+		t.Fatal(err)
+	}
+	m, err := volume.MountVolume(v, volume.DefaultMountOptions())
+	if err != nil {
+		v.Close()
+		t.Fatal(err)
+	}
+	log := &logBuffer{}
+	// Wired as Session wires a read-write mount.
+	f := New(m.FS, Options{Statfs: m.Statfs, Errors: ErrorsRemountRO, OnReadOnly: m.SetReadOnly, Log: slog.New(slog.NewTextHandler(log, nil))})
+	mnt := t.TempDir()
+	srv, err := Mount(f, mnt, MountConfig{Device: img})
+	if err != nil {
+		m.Crash()
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { srv.Wait(); close(served) }()
+	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
+
+	mustWrite(t, filepath.Join(mnt, "before"), []byte("committed before the fault\n"))
+	syncFile := func(name string) error {
+		fd, err := os.Open(filepath.Join(mnt, name))
+		if err != nil {
+			return err
+		}
+		defer fd.Close()
+		return fd.Sync()
+	}
+	if err := syncFile("before"); err != nil {
+		t.Fatal(err)
+	}
+	faulty.AddRule(func(op blockdev.Op, off int64, n int) (blockdev.Fault, bool) {
+		return blockdev.Fault{Err: syscall.EIO}, op == blockdev.OpSync
+	})
+	mustWrite(t, filepath.Join(mnt, "during"), []byte("not durable\n"))
+	requireErrno(t, "fsync when the device fails the commit", syncFile("during"), syscall.EIO)
+	requireErrno(t, "a change after the abort", os.WriteFile(filepath.Join(mnt, "after"), nil, 0o644), syscall.EROFS)
+	requireErrno(t, "mkdir after the abort", os.Mkdir(filepath.Join(mnt, "afterdir"), 0o755), syscall.EROFS)
+	if got := string(mustRead(t, filepath.Join(mnt, "before"))); got != "committed before the fault\n" {
+		t.Fatalf("before reads %q", got)
+	}
+	requireErrno(t, "fsync again", syncFile("before"), syscall.EIO)
+	if err := syscall.Unmount(mnt, 0); err != nil {
+		t.Fatal(err)
+	}
+	<-served
+	if err := m.Unmount(); err == nil {
+		t.Error("the unmount of an aborted journal reported no error")
+	}
+	out := log.String()
+	if n := strings.Count(out, "journal abort: the file system is now read-only (errors=remount-ro)"); n != 1 || strings.Count(out, "\n") != 1 {
+		t.Fatalf("the log says the journal aborted %d times, want once, in one line:\n%s", n, out)
+	}
+	t.Logf("logged: %s", strings.TrimSpace(out))
+
+	// The next mount replays; what was fsynced before the fault is there.
+	lm, err := mountLogged(t, img, "")
+	if err != nil {
+		t.Fatalf("the mount after the abort: %v", err)
+	}
+	if got := string(mustRead(t, filepath.Join(lm.mnt, "before"))); got != "committed before the fault\n" {
+		t.Fatalf("after the replay, before reads %q", got)
+	}
+	if err := lm.unmount(t); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(lm.log.String(), "recovered after an unclean shutdown") {
+		t.Fatalf("the mount after the abort did not recover:\n%s", lm.log)
+	}
+	realtools.RequireFsckClean(t, img)
 }

@@ -221,26 +221,30 @@ func (f *FS) volumeError(err error) {
 		log = slog.Default()
 	}
 	first := f.firstReport(err)
+	what := "metadata error"
+	if errors.Is(err, journal.ErrAborted) {
+		what = "journal abort"
+	}
 	switch f.opts.Errors {
 	case ErrorsContinue:
 		if first {
-			log.Error("metadata error: the operation fails with EIO, the mount goes on (errors=continue); run fsck.ocfs2 once it is unmounted", "err", err)
+			log.Error(what+": the operation fails with EIO, the mount goes on (errors=continue); run fsck.ocfs2 once it is unmounted", "err", err)
 		}
 		return
 	case ErrorsPanic:
 		if f.opts.Panic != nil {
-			log.Error("metadata error: stopping the file system at once (errors=panic); the next mount replays the journal; run fsck.ocfs2 first", "err", err)
+			log.Error(what+": stopping the file system at once (errors=panic); the next mount replays the journal; run fsck.ocfs2 first", "err", err)
 			f.opts.Panic(err)
 			return
 		}
 	}
 	if f.failed.CompareAndSwap(nil, &err) {
-		log.Error("metadata error: the file system is now read-only (errors=remount-ro); run fsck.ocfs2 once it is unmounted", "err", err)
+		log.Error(what+": the file system is now read-only (errors=remount-ro); run fsck.ocfs2 once it is unmounted", "err", err)
 		if f.opts.OnReadOnly != nil {
 			f.opts.OnReadOnly(err)
 		}
 	} else if first {
-		log.Error("metadata error (the file system is read-only since an earlier one)", "err", err)
+		log.Error(what+" (the file system is read-only since an earlier error)", "err", err)
 	}
 }
 
