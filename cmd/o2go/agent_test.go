@@ -541,18 +541,33 @@ func (nc *netnsCluster) cut(i int) {
 }
 
 // TestNetnsPartitionFencesTheMinority cuts one node of three off the
-// network (the disk stays shared): o2quo's minority (the cut node) fences,
-// the two others continue, and with kill blocks they proceed once the idle
-// timeout noticed the cut, plus a few heartbeat intervals.
+// network (the disk stays shared) — the highest, the middle and the lowest
+// in turn: o2quo's minority (the cut node) fences, the two others continue,
+// and with kill blocks they proceed once the idle timeout noticed the cut,
+// plus a few heartbeat intervals. (The middle node's first idle timeout
+// could come before its other link's: it used to count that silent link,
+// find quorum, and evict the majority.)
 func TestNetnsPartitionFencesTheMinority(t *testing.T) {
+	for _, v := range []int{2, 1, 0} {
+		t.Run(fmt.Sprintf("node%d", v), func(t *testing.T) { netnsCutOne(t, v) })
+	}
+}
+
+func netnsCutOne(t *testing.T, v int) {
 	nc := newNetnsCluster(t, 3)
 	for i := 0; i < 3; i++ {
 		nc.start(i)
 	}
 	nc.waitView([]int{0, 1, 2}, nodes(0, 1, 2), 30*time.Second)
+	var others []int
+	for i := 0; i < 3; i++ {
+		if i != v {
+			others = append(others, i)
+		}
+	}
 	cut := time.Now()
-	nc.cut(2)
-	victim := nc.agents[2]
+	nc.cut(v)
+	victim := nc.agents[v]
 	select {
 	case <-victim.done:
 	case <-time.After(testIdle + 20*time.Second):
@@ -561,10 +576,10 @@ func TestNetnsPartitionFencesTheMinority(t *testing.T) {
 	if victim.exit != node.ExitFenced {
 		t.Fatalf("cut-off node exit status %d, want %d", victim.exit, node.ExitFenced)
 	}
-	for _, i := range []int{0, 1} {
-		at, ok := nc.downAt(i, 2, 20*time.Second)
+	for _, i := range others {
+		at, ok := nc.downAt(i, base.NodeID(v), 20*time.Second)
 		if !ok {
-			t.Fatalf("agent %d never saw node 2 go down", i)
+			t.Fatalf("agent %d never saw node %d go down", i, v)
 		}
 		d := at.Sub(cut)
 		t.Logf("agent %d proceeded %v after the cut (idle timeout %v, dead time %v)", i, d, testIdle, testDeadTime())
@@ -572,8 +587,15 @@ func TestNetnsPartitionFencesTheMinority(t *testing.T) {
 			t.Errorf("agent %d took %v: more than the idle timeout plus a few intervals", i, d)
 		}
 	}
-	nc.waitView([]int{0, 1}, nodes(0, 1), 5*time.Second)
-	nc.sameOrder([]int{0, 1})
+	nc.waitView(others, nodes(others...), 5*time.Second)
+	nc.sameOrder(others)
+	for _, i := range others {
+		select {
+		case <-nc.agents[i].done:
+			t.Errorf("agent %d, on the majority side, exited (status %d)", i, nc.agents[i].exit)
+		default:
+		}
+	}
 	if !strings.Contains(victim.logText(), "evicted by node") && !strings.Contains(victim.logText(), "quorum") {
 		t.Errorf("the cut-off node fenced for an unexpected reason:\n%s", victim.logText())
 	}

@@ -18,10 +18,11 @@ type incarnation struct {
 func (i incarnation) String() string { return fmt.Sprintf("node %d (generation %016x)", i.node, i.gen) }
 
 type incState struct {
-	started  time.Duration
-	fenced   bool
-	fencedAt time.Duration
-	crashed  bool
+	started   time.Duration
+	fenced    bool
+	fencedAt  time.Duration
+	crashed   bool
+	crashedAt time.Duration
 }
 
 // checker watches a run for the properties o2go promises:
@@ -63,7 +64,7 @@ func (k *checker) started(n *simNode) {
 
 func (k *checker) crashed(n *simNode) {
 	if s := k.incs[incarnation{n.id, n.gen}]; s != nil {
-		s.crashed = true
+		s.crashed, s.crashedAt = true, k.c.now
 	}
 }
 
@@ -133,6 +134,73 @@ func (k *checker) event(n *simNode, e quorum.Event) {
 			}
 		}
 	}
+}
+
+// evicting checks an eviction order of node n when it gives it: n must
+// really be on the side that may continue — it reaches (the network is up
+// both ways, the node runs or is paused) more than half of the nodes it
+// sees heartbeating, or exactly half including the lowest. A node cut off
+// from the majority that evicts the others before it noticed its own
+// isolation would make the majority fence and leave the minority running.
+// The order rests on reports up to three intervals old (a fresh Status), so
+// the network and the nodes as they were that long ago count too. An order
+// against a node that is already gone changes nothing and is not checked.
+func (k *checker) evicting(n *simNode, line string) {
+	var target int
+	if _, err := fmt.Sscanf(line, "evicting node %d", &target); err != nil {
+		k.violate("node %d: unreadable eviction note %q", n.id, line)
+		return
+	}
+	if t := k.c.nodes[target]; t.state != stRunning && t.state != stPaused {
+		return
+	}
+	live := n.m.Live()
+	lag := 3 * k.c.opt.Timeouts.HeartbeatInterval
+	var side base.NodeMap
+	for _, at := range []time.Duration{k.c.now, k.c.now - lag/2, k.c.now - lag} {
+		side = base.NodeMap{}
+		for _, x := range live.Nodes() {
+			if x == n.id || (k.pathUpAt(n.id, x, at) && k.upAt(x, at)) {
+				side.Add(x)
+			}
+		}
+		if h, l := side.Len(), live.Len(); 2*h > l || (2*h == l && side.Has(live.Lowest())) {
+			return
+		}
+	}
+	k.violate("node %d evicts node %d but reaches only [%v] of the heartbeating [%v]: %s", n.id, target, side, live, line)
+}
+
+// upAt reports whether node x ran (or was paused) at time at: it does now,
+// or its last incarnation crashed or fenced after at.
+func (k *checker) upAt(x base.NodeID, at time.Duration) bool {
+	if o := k.c.nodes[x]; o.state == stRunning || o.state == stPaused {
+		return true
+	}
+	s := k.incs[k.current(x)]
+	return s != nil && s.started <= at && ((s.crashed && s.crashedAt > at) || (s.fenced && s.fencedAt > at))
+}
+
+// pathUpAt reports whether the network between a and b was up both ways at
+// time at, from the run's partitions and cuts.
+func (k *checker) pathUpAt(a, b base.NodeID, at time.Duration) bool {
+	for _, f := range k.c.faults {
+		if at < f.At || at >= f.At+f.Dur {
+			continue
+		}
+		switch f.Kind {
+		case Partition:
+			in := base.NodeMapOf(f.Nodes...)
+			if in.Has(a) != in.Has(b) {
+				return false
+			}
+		case Cut, CutOneWay:
+			if (f.Nodes[0] == a && f.Nodes[1] == b) || (f.Nodes[0] == b && f.Nodes[1] == a) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // write checks a write landing on the shared disk.

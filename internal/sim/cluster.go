@@ -339,6 +339,9 @@ func (c *Cluster) process(n *simNode) {
 			if strings.HasPrefix(line, "BUG:") {
 				c.chk.violate("node %d: %s", n.id, line)
 			}
+			if strings.HasPrefix(line, "evicting node ") {
+				c.chk.evicting(n, line)
+			}
 			if strings.HasPrefix(line, "heartbeat writes stalled past") && !n.frozen {
 				n.frozen = true
 				c.freezes++

@@ -228,3 +228,32 @@ func TestShrinkFindsTheCulprit(t *testing.T) {
 		t.Fatalf("shrunk to %v", small)
 	}
 }
+
+// TestMajoritySurvivesAPartition: when a partition leaves a minority, the
+// majority continues and the minority fences — whichever side's idle timers
+// run out first. With 2|3 of five nodes, and with the middle node of three
+// cut off, the minority used to count its silent links, find quorum and
+// evict the majority (the checker's eviction rule now catches that too).
+func TestMajoritySurvivesAPartition(t *testing.T) {
+	for _, tc := range []struct {
+		nodes    int
+		minority []base.NodeID
+	}{{5, []base.NodeID{0, 1}}, {3, []base.NodeID{1}}, {3, []base.NodeID{0}}, {4, []base.NodeID{1}}} {
+		for seed := uint64(1); seed <= 30; seed++ {
+			opt := DefaultOptions(tc.nodes)
+			opt.Restart = false
+			opt.Faults = []Fault{{At: 30 * time.Second, Kind: Partition, Nodes: tc.minority, Dur: time.Hour, Region: -1}}
+			c := newCluster(seed, opt)
+			c.run()
+			if len(c.chk.violations) > 0 {
+				t.Fatalf("%d nodes, minority %v, seed %d: %v", tc.nodes, tc.minority, seed, c.chk.violations)
+			}
+			minority := base.NodeMapOf(tc.minority...)
+			for _, n := range c.nodes {
+				if minority.Has(n.id) != (n.state == stFenced) {
+					t.Fatalf("%d nodes, minority %v, seed %d: node %d is %v", tc.nodes, tc.minority, seed, n.id, n.state)
+				}
+			}
+		}
+	}
+}

@@ -44,11 +44,26 @@ type Eviction struct {
 //     lower, which must have quorum. A node that is not yet a member of the
 //     view goes before one that is.
 //
-// Only members of the committed view evict. An evicted node fences itself
-// (see cluster/heartbeat's kill blocks and the Evict message).
+// Only members of the committed view evict, and only while every peer they
+// count on their side is heard from (a fresh report): when a partition
+// starts, every link across it goes silent at once but each idle timer runs
+// out on its own, so the first link given up says nothing about the others.
+// A node cut off from the majority that still counted its silent links
+// would find quorum on its side and evict the majority (seen with five
+// nodes split 2|3, and with the middle node of three cut off). Until the
+// silent peers are heard again or given up, it decides nothing; by then
+// o2quo has the true picture. An evicted node fences itself (see
+// cluster/heartbeat's kill blocks and the Evict message).
 func Evictions(in EvictInput) []Eviction {
 	if !in.HasQuorum || !in.Members.Has(in.Self) || !in.Live.Has(in.Self) {
 		return nil
+	}
+	if in.Reach != nil {
+		for _, y := range in.Connected.Intersect(in.Live).Nodes() {
+			if _, fresh := in.Reach(y); !fresh && y != in.Self {
+				return nil
+			}
+		}
 	}
 	side := in.Connected.Intersect(in.Live)
 	side.Add(in.Self)

@@ -96,7 +96,7 @@ func TestEvictions(t *testing.T) {
 			"4 cut"},
 		{"majority side evicts the lowest node when it is the one cut off", EvictInput{Self: 1, Members: all, Live: all,
 			Connected: base.NodeMapOf(2, 3, 4), Lost: base.NodeMapOf(0), HasQuorum: true,
-			Reach: reach(map[base.NodeID]base.NodeMap{2: base.NodeMapOf(1, 3, 4)})},
+			Reach: reach(map[base.NodeID]base.NodeMap{2: base.NodeMapOf(1, 3, 4), 3: base.NodeMapOf(1, 2, 4), 4: base.NodeMapOf(1, 2, 3)})},
 			"0 cut"},
 		{"not the side's leader: nothing", EvictInput{Self: 2, Members: all, Live: all,
 			Connected: base.NodeMapOf(1, 3, 4), Lost: base.NodeMapOf(0), HasQuorum: true},
@@ -106,16 +106,36 @@ func TestEvictions(t *testing.T) {
 			""},
 		{"asymmetric cut: the lower evicts the higher", EvictInput{Self: 1, Members: all, Live: all,
 			Connected: base.NodeMapOf(0, 2, 4), Lost: base.NodeMapOf(3), HasQuorum: true,
-			Reach: reach(map[base.NodeID]base.NodeMap{0: base.NodeMapOf(1, 2, 3, 4)})},
+			Reach: reach(map[base.NodeID]base.NodeMap{0: base.NodeMapOf(1, 2, 3, 4), 2: base.NodeMapOf(0, 1, 3, 4), 4: base.NodeMapOf(0, 1, 2, 3)})},
 			"3 asym"},
 		{"asymmetric cut: the higher does nothing", EvictInput{Self: 3, Members: all, Live: all,
 			Connected: base.NodeMapOf(0, 2, 4), Lost: base.NodeMapOf(1), HasQuorum: true,
-			Reach: reach(map[base.NodeID]base.NodeMap{0: base.NodeMapOf(1, 2, 3, 4)})},
+			Reach: reach(map[base.NodeID]base.NodeMap{0: base.NodeMapOf(1, 2, 3, 4), 2: base.NodeMapOf(0, 1, 3, 4), 4: base.NodeMapOf(0, 1, 2, 3)})},
 			""},
 		{"asymmetric cut with a non-member: the member evicts it", EvictInput{Self: 3, Members: base.NodeMapOf(0, 2, 3, 4), Live: all,
 			Connected: base.NodeMapOf(0, 2, 4), Lost: base.NodeMapOf(1), HasQuorum: true,
-			Reach: reach(map[base.NodeID]base.NodeMap{0: base.NodeMapOf(1, 2, 3, 4)})},
+			Reach: reach(map[base.NodeID]base.NodeMap{0: base.NodeMapOf(1, 2, 3, 4), 2: base.NodeMapOf(0, 1, 3, 4), 4: base.NodeMapOf(0, 1, 2, 3)})},
 			"1 asym"},
+		// A partition 0 1 | 2 3 4: node 0's link to 2 times out first; its
+		// links to 3 and 4 are as dead but not given up yet (no fresh
+		// report), node 1 (fresh) has not given up on 2 either. Counting the
+		// silent links, node 0 would find quorum and evict the majority.
+		{"partition: the minority's first lost link, the others silent: nothing", EvictInput{Self: 0, Members: all, Live: all,
+			Connected: base.NodeMapOf(1, 3, 4), Lost: base.NodeMapOf(2), HasQuorum: true,
+			Reach: reach(map[base.NodeID]base.NodeMap{1: base.NodeMapOf(0, 2, 3, 4)})},
+			""},
+		// The middle node of three cut off: its link to 0 times out before
+		// its link to 2, whose reports stopped with the cut.
+		{"middle node cut off, its first lost link: nothing", EvictInput{Self: 1, Members: base.NodeMapOf(0, 1, 2), Live: base.NodeMapOf(0, 1, 2),
+			Connected: base.NodeMapOf(2), Lost: base.NodeMapOf(0), HasQuorum: true,
+			Reach: reach(map[base.NodeID]base.NodeMap{})},
+			""},
+		// The majority side of the same cut, once its own silent links
+		// are given up: its leader evicts the minority.
+		{"partition: the majority, links to the minority given up", EvictInput{Self: 2, Members: all, Live: all,
+			Connected: base.NodeMapOf(3, 4), Lost: base.NodeMapOf(0, 1), HasQuorum: true,
+			Reach: reach(map[base.NodeID]base.NodeMap{3: base.NodeMapOf(2, 4), 4: base.NodeMapOf(2, 3)})},
+			"0 cut, 1 cut"},
 		{"non-members never evict", EvictInput{Self: 1, Members: base.NodeMapOf(0, 2, 3, 4), Live: all,
 			Connected: base.NodeMapOf(0, 2, 4), Lost: base.NodeMapOf(3), HasQuorum: true,
 			Reach: reach(map[base.NodeID]base.NodeMap{0: base.NodeMapOf(1, 2, 3, 4)})},
