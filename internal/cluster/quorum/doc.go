@@ -21,8 +21,10 @@
 // O2CB leaves a lost node's fate to the lost node's own o2quo decision,
 // which comes QuorumDelay (66 s by default) after the idle timeout, and
 // never resolves a cut between two nodes that each still reach a majority.
-// o2go's survivors evict: at the moment a link is given up, the side that has
-// quorum evicts the nodes it lost (through their kill blocks, see
+// o2go's survivors evict: once a link is given up and every peer a node
+// counts on its side is still heard from (a partition silences all its
+// links at once, but their idle timers run out one by one), the side that
+// has quorum evicts the nodes it lost (through their kill blocks, see
 // cluster/heartbeat, and an Evict message relayed by a peer that still
 // reaches the target). An evicted node fences itself and acknowledges, and
 // the survivors proceed without waiting out the dead threshold. Evictions
