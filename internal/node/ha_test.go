@@ -196,13 +196,19 @@ func TestHAOnAgents(t *testing.T) {
 	if scripts != "rg_online recovery" {
 		t.Errorf("the new node ran the scripts %q, want the rg_online recovery script once", scripts)
 	}
-	st, err := has[0].Request(ctx, &ha.Request{Op: ha.ReqStatus})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := ha.DecodeStatus(st)
-	if len(s.Groups) != 1 || s.Groups[0].State != "online" || fmt.Sprint(s.Groups[0].Nodes) != "[n2]" {
-		t.Fatalf("status %s", st)
+	// The status follows once n2 reports the whole group online.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		st, err := has[0].Request(ctx, &ha.Request{Op: ha.ReqStatus})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := ha.DecodeStatus(st)
+		if len(s.Groups) == 1 && s.Groups[0].State == "online" && fmt.Sprint(s.Groups[0].Nodes) == "[n2]" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status %s", st)
+		}
 	}
 	// node_down graceful with takeover: n2 releases, the highest priority
 	// node takes it (the move was not sticky).
