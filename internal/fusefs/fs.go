@@ -569,10 +569,21 @@ func (f *FS) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse.St
 	if err != nil {
 		return f.status(err)
 	}
+	// The kernel does not look "." and ".." up; the others' inodes are
+	// read together (cold inodes lie side by side on the disk).
+	inos := make([]uint64, 0, len(ents))
+	for _, e := range ents {
+		if e.Name != "." && e.Name != ".." {
+			inos = append(inos, e.Inode)
+		}
+	}
+	ds, errs := f.fs.StatMany(inos)
 	for _, e := range ents {
 		var d *ondisk.Dinode
-		if e.Name != "." && e.Name != ".." { // the kernel does not look these up
-			if d, err = f.fs.Stat(e.Inode); err != nil {
+		if e.Name != "." && e.Name != ".." {
+			d, err = ds[0], errs[0]
+			ds, errs = ds[1:], errs[1:]
+			if err != nil {
 				if !errors.Is(err, syscall.ESTALE) {
 					return f.status(err)
 				}
