@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"o2go/internal/cluster/config"
+	"o2go/internal/clustermount"
 	"o2go/internal/node"
 )
 
@@ -154,6 +155,9 @@ EXIT STATUS
 				return err
 			}
 			a.OnControl(d.RegisterControl)
+			// Clustered mounts (o2go mount of a clustered volume) run here.
+			mg := clustermount.Start(a, d, s.cluster.Name, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
+			a.OnControl(mg.RegisterControl)
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			if len(heartbeats) > 0 {

@@ -13,8 +13,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"o2go/internal/clustermount"
+	"o2go/internal/fs/volume"
 	"o2go/internal/fusefs"
 	"o2go/internal/inspect"
+	"o2go/internal/node"
+	"o2go/internal/ondisk"
 )
 
 func init() { subcommands = append(subcommands, newMountCommand, newUmountCommand) }
@@ -26,6 +30,8 @@ func newMountCommand() *cobra.Command {
 		optString  string
 		foreground bool
 		scan       []string
+		nodeName   string
+		socket     string
 	)
 	cmd := &cobra.Command{
 		Use:   "mount [-o OPTIONS] [-f] DEVICE|UUID=…|LABEL=… MOUNTPOINT",
@@ -68,8 +74,12 @@ EXIT STATUS
 				return err
 			}
 			device, err := resolveVolume(args[0], scan)
-			if err != nil {
+			if err != nil && nodeName == "" && socket == "" {
 				return err
+			}
+			if !opts.NoCluster && (nodeName != "" || socket != "" || isClustered(device)) {
+				// A clustered volume mounts inside the node's agent.
+				return mountThroughAgent(cmd, nodeName, socket, args[0], args[1], optString)
 			}
 			if !foreground {
 				return mountInBackground(cmd, device, args[1], optString)
@@ -96,7 +106,52 @@ EXIT STATUS
 	cmd.Flags().StringVarP(&optString, "options", "o", "", "mount options, comma separated")
 	cmd.Flags().BoolVarP(&foreground, "foreground", "f", false, "stay in the foreground")
 	cmd.Flags().StringArrayVar(&scan, "scan", nil, "image files or folders to search for UUID=/LABEL=")
+	cmd.Flags().StringVar(&nodeName, "node", "", "clustered volumes: mount through the agent of node `NAME` (default: the host name)")
+	cmd.Flags().StringVar(&socket, "socket", "", "clustered volumes: the agent's control socket `PATH` (default /run/o2go/NODE.sock)")
 	return cmd
+}
+
+// isClustered reports whether device holds a volume that is not local.
+func isClustered(device string) bool {
+	v, err := volume.Open(device, volume.OpenOptions{ReadOnly: true})
+	if err != nil {
+		return false
+	}
+	defer v.Close()
+	return v.SB.Features.Incompat&ondisk.IncompatLocalMount == 0
+}
+
+// mountThroughAgent asks the node's agent to mount a clustered volume (it
+// runs the mount beside its lock manager) and waits for the answer.
+func mountThroughAgent(cmd *cobra.Command, nodeName, socket, spec, mountpoint, options string) error {
+	if socket == "" {
+		if nodeName == "" {
+			h, err := os.Hostname()
+			if err != nil {
+				return err
+			}
+			nodeName = h
+		}
+		socket = node.DefaultSocket(nodeName)
+	}
+	if abs, err := filepath.Abs(spec); err == nil && !strings.Contains(spec, "=") {
+		spec = abs
+	}
+	mp, err := filepath.Abs(mountpoint)
+	if err != nil {
+		return err
+	}
+	cl, err := node.DialControl(socket)
+	if err != nil {
+		return fmt.Errorf("%s is a clustered volume: its mount goes through the node's cluster agent, which does not answer at %s (%v): start it with o2go agent, or mount with -o nocluster if no other node uses the volume", spec, socket, err)
+	}
+	defer cl.Close()
+	var res clustermount.MountInfo
+	if err := cl.Call("fs.mount", clustermount.MountParams{Device: spec, Mountpoint: mp, Options: options}, &res); err != nil {
+		return fmt.Errorf("mount %s on %s: %w", spec, mp, err)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s mounted on %s (slot %d, node agent %s)\n", res.Device, res.Mountpoint, res.Slot, socket)
+	return nil
 }
 
 // mountInBackground starts `o2go mount -f` detached and waits until it

@@ -47,6 +47,10 @@ type Options struct {
 	Panic func(error)
 	// Log receives the error reports (nil: slog.Default()).
 	Log *slog.Logger
+	// Clustered: other nodes change the volume too, so the kernel caches
+	// nothing (attributes and names expire at once, file I/O is direct):
+	// every access reaches the volume, under the cluster lock.
+	Clustered bool
 }
 
 // The errors= policies of mount.ocfs2(8).
@@ -81,13 +85,27 @@ type FS struct {
 	reported map[string]bool
 }
 
+// openFlags are the flags of an open file: the kernel keeps its page cache
+// across opens on one node; on a clustered volume it caches no page.
+func (f *FS) openFlags() uint32 {
+	if f.opts.Clustered {
+		return fuse.FOPEN_DIRECT_IO
+	}
+	return fuse.FOPEN_KEEP_CACHE
+}
+
 // New returns the adapter for fs.
 func New(fs *inode.FS, opts Options) *FS {
-	if opts.AttrTimeout == 0 {
-		opts.AttrTimeout = time.Second
-	}
-	if opts.EntryTimeout == 0 {
-		opts.EntryTimeout = time.Second
+	switch {
+	case opts.Clustered:
+		opts.AttrTimeout, opts.EntryTimeout = 0, 0
+	default:
+		if opts.AttrTimeout == 0 {
+			opts.AttrTimeout = time.Second
+		}
+		if opts.EntryTimeout == 0 {
+			opts.EntryTimeout = time.Second
+		}
 	}
 	var rootGen uint32
 	if d, err := fs.Stat(fs.RootBlkno()); err == nil {
@@ -375,11 +393,21 @@ func (f *FS) Symlink(_ <-chan struct{}, h *fuse.InHeader, target, name string, o
 
 // Create implements fuse.RawFileSystem.
 func (f *FS) Create(c <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
-	if s := f.create(in.NodeId, name, inode.NewNode{Mode: syscall.S_IFREG | in.Mode&07777, Umask: in.Umask}, &in.Caller, &out.EntryOut); !s.Ok() {
+	s := f.create(in.NodeId, name, inode.NewNode{Mode: syscall.S_IFREG | in.Mode&07777, Umask: in.Umask}, &in.Caller, &out.EntryOut)
+	if s == fuse.Status(syscall.EEXIST) && f.opts.Clustered && in.Flags&(syscall.O_EXCL|syscall.O_TRUNC) == 0 {
+		// The kernel looked the name up before another node created it:
+		// O_CREAT without O_EXCL opens what is there now, as on a local
+		// file system.
+		h := in.InHeader
+		if s = f.Lookup(c, &h, name, &out.EntryOut); s.Ok() && out.Attr.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+			return fuse.Status(syscall.EISDIR)
+		}
+	}
+	if !s.Ok() {
 		return s
 	}
 	out.Fh = f.openHandle(f.ino(out.NodeId))
-	out.OpenFlags = fuse.FOPEN_KEEP_CACHE
+	out.OpenFlags = f.openFlags()
 	return fuse.OK
 }
 
@@ -450,7 +478,7 @@ func (f *FS) Open(_ <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.St
 		return fuse.EISDIR
 	}
 	out.Fh = f.openHandle(ino)
-	out.OpenFlags = fuse.FOPEN_KEEP_CACHE
+	out.OpenFlags = f.openFlags()
 	return fuse.OK
 }
 
@@ -468,7 +496,13 @@ func (f *FS) Write(_ <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fu
 	if s := f.writable(); !s.Ok() {
 		return 0, s
 	}
-	n, err := f.fs.Write(f.ino(in.NodeId), data, int64(in.Offset))
+	off := int64(in.Offset)
+	if f.opts.Clustered && in.Flags&syscall.O_APPEND != 0 {
+		// The kernel placed the write at the end it knows, which another
+		// node may have moved since: append where the end is now.
+		off = inode.AtEOF
+	}
+	n, err := f.fs.Write(f.ino(in.NodeId), data, off)
 	return uint32(n), f.status(err)
 }
 

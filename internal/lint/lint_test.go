@@ -42,6 +42,7 @@ var rank = map[string]float64{
 	"inspect":           4,
 	"ha/agent":          4,
 	"sim":               4.5, // drives the R2 cores and the edges' simulated halves
+	"clustermount":      4.5, // clustered mounts in the agent: node (DLM, heartbeat) + fusefs
 	"lint":              9,
 }
 

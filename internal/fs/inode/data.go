@@ -48,20 +48,23 @@ func (f *FS) zeroBytes(off, n int64) error {
 	return nil
 }
 
+// AtEOF as Write's offset writes at the end of the file (O_APPEND), found
+// when the write holds its locks.
+const AtEOF int64 = -1
+
 // Write writes p at byte offset off of regular file ino, allocating
 // clusters for holes, converting unwritten extents it covers, and moving
 // inline data out to an extent when it no longer fits. Data reaches the
 // device before the handle stops (data=ordered: the commit that references
 // it syncs the device first).
 func (f *FS) Write(ino uint64, p []byte, off int64) (int, error) {
-	if off < 0 {
+	if off < 0 && off != AtEOF {
 		return 0, syscall.EINVAL
 	}
 	if len(p) == 0 {
 		return 0, nil
 	}
-	end := off + int64(len(p))
-	if end > f.maxFileBytes() || end < off {
+	if end := off + int64(len(p)); off != AtEOF && (end > f.maxFileBytes() || end < off) {
 		return 0, syscall.EFBIG
 	}
 	err := f.run(8, func(tx metacache.Tx) error {
@@ -71,6 +74,14 @@ func (f *FS) Write(ino uint64, p []byte, off int64) (int, error) {
 		}
 		if !d.IsReg() {
 			return syscall.EINVAL
+		}
+		if off == AtEOF {
+			// O_APPEND: the end as the volume has it now, under the
+			// lock that orders this write with every other node's.
+			off = int64(d.Size)
+			if end := off + int64(len(p)); end > f.maxFileBytes() || end < off {
+				return syscall.EFBIG
+			}
 		}
 		if err := f.writeLocked(tx, d, p, off); err != nil {
 			return err

@@ -425,17 +425,17 @@ func (f *FS) RecoverOrphans() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	od, err := f.Dir(w.OrphanDir)
-	if err != nil {
+	return f.RecoverOrphanDir(w.OrphanDir)
+}
+
+// RecoverOrphanDir deletes the inodes in orphan directory dir (this
+// slot's, or a dead node's on a clustered volume) and returns how many.
+func (f *FS) RecoverOrphanDir(dir uint64) (int, error) {
+	if _, err := f.writer(); err != nil {
 		return 0, err
 	}
-	var victims []uint64
-	if err := od.ForEach(func(e ondisk.DirEntry) error {
-		if e.Name != "." && e.Name != ".." {
-			victims = append(victims, e.Inode)
-		}
-		return nil
-	}); err != nil {
+	victims, err := f.orphans(dir)
+	if err != nil {
 		return 0, err
 	}
 	for i, ino := range victims {
@@ -444,4 +444,25 @@ func (f *FS) RecoverOrphans() (int, error) {
 		}
 	}
 	return len(victims), nil
+}
+
+// orphans lists the inodes in orphan directory dir.
+func (f *FS) orphans(dir uint64) ([]uint64, error) {
+	unlock, err := f.rlock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	od, err := f.Dir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var victims []uint64
+	err = od.ForEach(func(e ondisk.DirEntry) error {
+		if e.Name != "." && e.Name != ".." {
+			victims = append(victims, e.Inode)
+		}
+		return nil
+	})
+	return victims, err
 }

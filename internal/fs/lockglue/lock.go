@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Mode is a lock level, in the DLM's order: NL < PR < EX for what
@@ -64,6 +65,10 @@ type Held interface {
 // with no local user: write back what from allowed to change (from EX),
 // and forget what to no longer protects (to NL).
 type Flusher func(from, to Mode) error
+
+// RequestRetry is how long one request to the lock manager may wait
+// before it is cancelled and made again.
+var RequestRetry = time.Second
 
 // Lock is one cluster lock cached on this node: many local users share it
 // at the level the strongest of them needed; it goes down only when
@@ -168,7 +173,10 @@ func (l *Lock) raise(ctx context.Context, want Mode, recovery bool) error {
 	l.converting = true
 	l.stats.Requests++
 	held := l.held
-	rctx, cancel := context.WithCancel(ctx)
+	// A request that waits long is asked again: the new request makes
+	// the lock manager notify whoever holds the lock then (a holder
+	// granted after this request queued may never have been told).
+	rctx, cancel := context.WithTimeout(ctx, RequestRetry)
 	l.cancelUp = cancel
 	l.mu.Unlock()
 	var err error
@@ -184,15 +192,28 @@ func (l *Lock) raise(ctx context.Context, want Mode, recovery bool) error {
 	l.cond.Broadcast()
 	if err != nil {
 		if ctx.Err() != nil {
+			if l.blocked {
+				l.startDown()
+			}
 			return ctx.Err()
 		}
 		if l.err != nil {
 			return l.err
 		}
-		return nil // refused: ask again
+		// Refused: the DLM broke a conversion deadlock at this node's
+		// expense (another node converts up past what this one holds).
+		// Give way as for a blocking notification, then ask again.
+		if l.held != nil && l.mode > NL {
+			l.blocked = true
+			l.wanted = EX
+		}
+		if l.blocked {
+			l.startDown()
+		}
+		return nil
 	}
 	l.held, l.mode = held, want
-	if l.blocked && !compatible(l.mode, l.wanted) {
+	if l.blocked {
 		l.startDown()
 	}
 	return nil
@@ -204,9 +225,12 @@ func (l *Lock) onBlock(wanted Mode) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.stats.Blocks++
-	if l.held == nil || compatible(l.mode, wanted) {
+	if !l.converting && (l.held == nil || compatible(l.mode, wanted)) {
 		return // stale: the lock went down already
 	}
+	// While a conversion is in flight the notification may be about the
+	// mode it is being granted, which l.mode does not show yet: keep it;
+	// the downconvert decides once the conversion is over.
 	if !l.blocked || wanted > l.wanted {
 		l.wanted = wanted
 	}
@@ -274,37 +298,54 @@ func (l *Lock) down() {
 // the ghosts of dead nodes' locks; this node's users wait until fn
 // returns. fn recovers a dead node's share of the volume.
 func (l *Lock) Recover(ctx context.Context, fn func() error) error {
-	l.mu.Lock()
-	for l.recovering {
-		l.cond.Wait()
-	}
-	l.recovering = true
-	for l.users > 0 || l.converting {
-		l.cond.Wait()
-	}
-	defer func() {
-		l.recovering = false
-		l.cond.Broadcast()
-		l.mu.Unlock()
-	}()
-	if l.err != nil {
-		return l.err
-	}
-	if l.held == nil || l.mode < EX {
-		if err := l.raise(ctx, EX, true); err != nil {
+	for {
+		l.mu.Lock()
+		for l.recovering {
+			l.cond.Wait()
+		}
+		l.recovering = true
+		for l.users > 0 || l.converting {
+			l.cond.Wait()
+		}
+		end := func() {
+			l.recovering = false
+			l.cond.Broadcast()
+			if l.blocked {
+				l.startDown()
+			}
+		}
+		if l.err != nil {
+			err := l.err
+			end()
+			l.mu.Unlock()
 			return err
 		}
 		if l.held == nil || l.mode < EX {
-			return fmt.Errorf("cluster lock %s: the lock manager refused the recovery lock", l.Name)
+			if err := l.raise(ctx, EX, true); err != nil {
+				end()
+				l.mu.Unlock()
+				return err
+			}
+			if l.held == nil || l.mode < EX {
+				// Refused or timed out (another survivor recovers, or
+				// holds the lock): give way, then try again.
+				end()
+				l.mu.Unlock()
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(50 * time.Millisecond):
+				}
+				continue
+			}
 		}
+		l.mu.Unlock()
+		err := fn()
+		l.mu.Lock()
+		end()
+		l.mu.Unlock()
+		return err
 	}
-	l.mu.Unlock()
-	err := fn()
-	l.mu.Lock()
-	if l.blocked && !compatible(l.mode, l.wanted) {
-		l.startDown()
-	}
-	return err
 }
 
 // Close gives the lock up for good (unmount): it waits for local users,

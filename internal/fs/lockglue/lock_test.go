@@ -21,6 +21,7 @@ type fakeDLM struct {
 type fakeHeld struct {
 	d       *fakeDLM
 	onBlock func(Mode)
+	grants  int // grants so far: a new grant is notified anew
 }
 
 func newFakeDLM() *fakeDLM {
@@ -46,6 +47,7 @@ func (h *fakeHeld) Convert(ctx context.Context, r Request) error {
 	defer stop()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	notified := map[*fakeHeld]int{}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -58,6 +60,7 @@ func (h *fakeHeld) Convert(ctx context.Context, r Request) error {
 		}
 		if len(in) == 0 {
 			d.held[h] = r.Mode
+			h.grants++
 			d.cond.Broadcast()
 			return nil
 		}
@@ -65,13 +68,15 @@ func (h *fakeHeld) Convert(ctx context.Context, r Request) error {
 			return ErrBusy
 		}
 		for _, o := range in {
-			go o.onBlock(r.Mode) // never under the DLM's lock
+			if notified[o] != o.grants+1 {
+				// Once per grant of each holder, as a DLM does: a
+				// notification the holder ignores is not repeated
+				// until it is granted something again.
+				notified[o] = o.grants + 1
+				go o.onBlock(r.Mode) // never under the DLM's lock
+			}
 		}
-		// Wake up now and then to notify again: a holder that was
-		// converting up when notified may not have acted on it.
-		t := time.AfterFunc(20*time.Millisecond, func() { d.mu.Lock(); d.cond.Broadcast(); d.mu.Unlock() })
 		d.cond.Wait()
-		t.Stop()
 	}
 }
 

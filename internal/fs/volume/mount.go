@@ -267,6 +267,15 @@ func (m *Mounted) Unmount() error {
 		errs = append(errs, err)
 	}
 	w := m.FS.W
+	if c := w.Cluster; c != nil {
+		// The window goes back to the global bitmap: a change.
+		release, err := c.Lock(true)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			defer release()
+		}
+	}
 	w.Meta.Lock()
 	h, err := m.Journal.Begin(8)
 	if err == nil {
@@ -387,6 +396,13 @@ func (c clusterAdapter) FreeClusters(tx metacache.Tx, start, n uint32) error {
 // bitmap's free bits plus what the slot's local alloc window holds unused
 // (those are marked used in the global bitmap while the window has them).
 func (m *Mounted) Statfs() (total, free uint64, err error) {
+	if c := m.FS.W.Cluster; c != nil {
+		release, err := c.Lock(false)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer release()
+	}
 	m.FS.W.Meta.RLock()
 	defer m.FS.W.Meta.RUnlock()
 	g, err := m.Cache.Dinode(m.global.Blkno())

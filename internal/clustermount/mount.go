@@ -1,0 +1,436 @@
+// Package clustermount owns the mounts of clustered OCFS2 volumes on one
+// node: they run inside the node's agent, beside its lock manager. A mount
+// checks the volume's cluster stack and name against the running cluster,
+// starts heartbeat on the volume, joins the volume's lock domain (named by
+// its UUID, with the recovery gate), takes a slot in the slot map under the
+// volume lock, mounts the write engine in that slot with the cluster lock
+// wired in (internal/fs/lockglue), and serves FUSE. When a node of the
+// domain dies, a survivor recovers the dead node's slot before anything
+// conflicting is granted. Unmount gives the slot and the locks back.
+package clustermount
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"o2go/internal/base"
+	"o2go/internal/dlm"
+	"o2go/internal/fs/lockglue"
+	"o2go/internal/fs/volume"
+	"o2go/internal/fusefs"
+	"o2go/internal/node"
+	"o2go/internal/ondisk"
+)
+
+// Manager runs one node's clustered mounts.
+type Manager struct {
+	Agent   *node.Agent
+	DLM     *node.DLM
+	Cluster string // the running cluster's name
+	Log     *slog.Logger
+
+	mu     sync.Mutex
+	mounts map[string]*Mount // by mount point
+}
+
+// Start returns the manager of agent a's clustered mounts and has it
+// follow the lock manager's recovery events.
+func Start(a *node.Agent, d *node.DLM, cluster string, log *slog.Logger) *Manager {
+	if log == nil {
+		log = slog.Default()
+	}
+	m := &Manager{Agent: a, DLM: d, Cluster: cluster, Log: log, mounts: map[string]*Mount{}}
+	d.OnEvent(m.onDLMEvent)
+	return m
+}
+
+// Mount is one clustered mount.
+type Mount struct {
+	Device, Mountpoint, UUID string
+	Slot                     int
+	Started                  time.Time
+
+	mg    *Manager
+	m     *volume.Mounted
+	lock  *lockglue.Lock
+	srv   interface{ Unmount() error }
+	done  chan struct{}
+	err   error
+	mu    sync.Mutex
+	gone  bool // unmounted: nothing to flush any more
+	recMu sync.Mutex
+}
+
+// superLockName is the volume lock's name: OCFS2's superblock lock.
+func superLockName() string {
+	n, _ := ondisk.LockName{Type: ondisk.LockSuper, Blkno: ondisk.SuperBlockBlkno}.Encode()
+	return n
+}
+
+// Mount mounts device (a path, UUID=… or LABEL=…) on mountpoint with the
+// mount.ocfs2 options in opts, and returns when the mount serves or
+// failed.
+func (mg *Manager) Mount(ctx context.Context, device, mountpoint, options string) (*Mount, error) {
+	opts, err := fusefs.ParseMountOptions(options)
+	if err != nil {
+		return nil, err
+	}
+	if opts.NoCluster {
+		return nil, errors.New("-o nocluster mounts without the cluster: use o2go mount without --node")
+	}
+	if opts.ReadOnly {
+		return nil, errors.New("read-only clustered mounts are not supported yet: mount read-write, or use -o ro,nocluster while no node has the volume mounted")
+	}
+	if opts.Coherency != "full" {
+		return nil, fmt.Errorf("coherency=%s: o2go's clustered mounts are always coherency=full (no page cache across nodes)", opts.Coherency)
+	}
+	abs, err := filepath.Abs(mountpoint)
+	if err != nil {
+		return nil, err
+	}
+	mountpoint = abs
+	if st, err := os.Stat(mountpoint); err != nil {
+		return nil, err
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("mount point %s is not a directory", mountpoint)
+	}
+	mg.mu.Lock()
+	if _, ok := mg.mounts[mountpoint]; ok {
+		mg.mu.Unlock()
+		return nil, fmt.Errorf("%s is mounted already", mountpoint)
+	}
+	mg.mounts[mountpoint] = nil // reserved
+	mg.mu.Unlock()
+	mt, err := mg.mount(ctx, device, mountpoint, opts)
+	mg.mu.Lock()
+	if err != nil {
+		delete(mg.mounts, mountpoint)
+	} else {
+		mg.mounts[mountpoint] = mt
+	}
+	mg.mu.Unlock()
+	return mt, err
+}
+
+func (mg *Manager) mount(ctx context.Context, spec, mountpoint string, opts fusefs.MountOptions) (mt *Mount, err error) {
+	// Heartbeat first: it finds the device (UUID=/LABEL=) and it must run
+	// before this node takes part in the volume's locking.
+	region, err := mg.Agent.StartHeartbeat(spec)
+	if err != nil {
+		return nil, fmt.Errorf("starting heartbeat on %s: %w", spec, err)
+	}
+	device := region.Device
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	undo = append(undo, func() { mg.Agent.StopHeartbeat(spec) })
+	v, err := volume.Open(device, volume.OpenOptions{})
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { v.Close() })
+	if err := mg.checkStack(v); err != nil {
+		return nil, err
+	}
+	uuid := v.SB.UUIDString()
+	mg.mu.Lock()
+	for _, o := range mg.mounts {
+		if o != nil && o.UUID == uuid {
+			mg.mu.Unlock()
+			return nil, fmt.Errorf("%s (UUID %s) is mounted on this node already, on %s", device, uuid, o.Mountpoint)
+		}
+	}
+	mg.mu.Unlock()
+	if err := mg.DLM.Join(ctx, uuid, true); err != nil {
+		return nil, fmt.Errorf("joining the lock domain of %s: %w", uuid, err)
+	}
+	undo = append(undo, func() {
+		lctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		mg.DLM.Leave(lctx, uuid)
+	})
+	mt = &Mount{Device: device, Mountpoint: mountpoint, UUID: uuid, Started: time.Now(), mg: mg, done: make(chan struct{})}
+	mt.lock = lockglue.NewLock(dlmService{d: mg.DLM, domain: uuid}, superLockName(), mt.flush)
+	undo = append(undo, func() { mt.markGone(); mt.lock.Close() })
+
+	// Slot and journal under the volume lock, exclusive.
+	release, err := mt.lock.Acquire(ctx, lockglue.EX)
+	if err != nil {
+		return nil, err
+	}
+	slot, err := mg.claimSlot(v, opts.PreferSlot)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	vopts := opts.Volume
+	vopts.Slot = slot
+	m, err := volume.MountVolume(v, vopts)
+	if err != nil {
+		mg.freeSlot(v, slot)
+		release()
+		return nil, err
+	}
+	mt.m, mt.Slot = m, slot
+	m.FS.W.Cluster = mt.lock
+	release()
+	undo = undo[:len(undo)-2] // the volume and its lock now go with Unmount
+	undo = append(undo, func() { mt.unmountVolume() })
+	if m.Load.WasDirty {
+		mg.Log.Info("recovered this node's slot after an unclean shutdown", "device", device, "slot", slot)
+	}
+	if n, err := m.FS.RecoverOrphans(); err != nil {
+		return nil, fmt.Errorf("%s: orphan recovery: %w", device, err)
+	} else if n > 0 {
+		mg.Log.Info("deleted orphan inodes left by a crash", "count", n)
+	}
+	f := fusefs.New(m.FS, fusefs.Options{Clustered: true, Statfs: m.Statfs, NoUserXattr: !opts.UserXattr, NoACL: !opts.ACL})
+	srv, err := fusefs.Mount(f, mountpoint, fusefs.MountConfig{Device: device, AllowOther: os.Geteuid() == 0, Debug: opts.Debug})
+	if err != nil {
+		return nil, err
+	}
+	mt.srv = srv
+	mg.Log.Info("mounted", "device", device, "uuid", uuid, "slot", slot, "mountpoint", mountpoint)
+	go func() {
+		srv.Wait()
+		mt.err = mt.unmountVolume()
+		mg.mu.Lock()
+		delete(mg.mounts, mountpoint)
+		mg.mu.Unlock()
+		close(mt.done)
+	}()
+	return mt, nil
+}
+
+// checkStack refuses a volume made for another cluster, as mount.ocfs2
+// does.
+func (mg *Manager) checkStack(v *volume.Volume) error {
+	sb := v.SB
+	if sb.Features.Incompat&ondisk.IncompatLocalMount != 0 {
+		return fmt.Errorf("%s is a local volume (the local feature): mount it without the cluster (o2go mount without --node), or make it clustered with o2go tunefs --fs-features=nolocal", v.Path)
+	}
+	if sb.Features.Incompat&(ondisk.IncompatUserspaceStack|ondisk.IncompatClusterInfo) != 0 {
+		ci := sb.ClusterInfo
+		if st := ci.StackName(); st != "o2cb" {
+			return fmt.Errorf("%s was made for the %q cluster stack; this node runs o2cb (o2go): fix the volume with o2go tunefs --update-cluster-stack", v.Path, st)
+		}
+		if name := ci.ClusterName(); name != mg.Cluster {
+			return fmt.Errorf("%s belongs to cluster %q, this node runs cluster %q: fix the volume with o2go tunefs --update-cluster-stack, or mount it in its own cluster", v.Path, name, mg.Cluster)
+		}
+	}
+	return nil
+}
+
+// claimSlot takes this node's slot in the slot map: the one it had
+// (a node that reboots reuses its slot), else preferred, else the first
+// free one. The caller holds the volume lock EX.
+func (mg *Manager) claimSlot(v *volume.Volume, preferred int) (int, error) {
+	sm, err := v.ReadSlotMap()
+	if err != nil {
+		return 0, err
+	}
+	self := uint32(mg.Agent.Self().Number)
+	slot, ok := sm.SlotOf(self)
+	if !ok && preferred >= 0 {
+		if preferred >= len(sm.Slots) {
+			return 0, fmt.Errorf("preferred_slot=%d: the volume has %d slots", preferred, len(sm.Slots))
+		}
+		if !sm.Slots[preferred].Valid {
+			slot, ok = preferred, true
+		}
+	}
+	if !ok {
+		if slot, ok = sm.FirstFree(); !ok {
+			return 0, fmt.Errorf("%s: all %d slots are in use: add slots with o2go tunefs -N", v.Path, len(sm.Slots))
+		}
+	}
+	sm.Slots[slot] = ondisk.Slot{Valid: true, Node: self}
+	return slot, v.WriteSlotMap(sm)
+}
+
+// freeSlot clears slot in the slot map. The caller holds the volume lock
+// EX.
+func (mg *Manager) freeSlot(v *volume.Volume, slot int) error {
+	sm, err := v.ReadSlotMap()
+	if err != nil {
+		return err
+	}
+	sm.Slots[slot].Valid = false
+	return v.WriteSlotMap(sm)
+}
+
+// flush is the volume lock's Flusher: write home what EX allowed, forget
+// what NL no longer protects.
+func (mt *Mount) flush(from, to lockglue.Mode) error {
+	mt.mu.Lock()
+	gone := mt.gone || mt.m == nil
+	mt.mu.Unlock()
+	if gone {
+		return nil // Unmount wrote everything home and closed the volume
+	}
+	if from == lockglue.EX {
+		if err := mt.m.WriteBack(); err != nil {
+			return err
+		}
+	}
+	if to == lockglue.NL {
+		mt.m.ForgetCached()
+	}
+	return nil
+}
+
+func (mt *Mount) markGone() {
+	mt.mu.Lock()
+	mt.gone = true
+	mt.mu.Unlock()
+}
+
+// unmountVolume is the clean unmount once the kernel let go: the volume
+// unmounted (journal clean), the slot freed, the lock and the domain left,
+// the heartbeat stopped.
+func (mt *Mount) unmountVolume() error {
+	mg := mt.mg
+	var errs []error
+	if _, err := mt.m.FS.RecoverOrphans(); err != nil {
+		mg.Log.Error("deleting orphans at unmount; the next mount retries", "err", err)
+	}
+	v := mt.m.Volume
+	if err := mt.m.Unmount(); err != nil {
+		errs = append(errs, err)
+	}
+	// The volume is closed: free the slot through a fresh handle.
+	if release, err := mt.lock.Acquire(context.Background(), lockglue.EX); err == nil {
+		if v2, err := volume.Open(mt.Device, volume.OpenOptions{}); err == nil {
+			errs = append(errs, mg.freeSlot(v2, mt.Slot))
+			v2.Close()
+		} else {
+			errs = append(errs, err)
+		}
+		mt.markGone()
+		release()
+	} else {
+		errs = append(errs, err)
+	}
+	_ = v
+	mt.markGone()
+	errs = append(errs, mt.lock.Close())
+	lctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := mg.DLM.Leave(lctx, mt.UUID); err != nil {
+		errs = append(errs, fmt.Errorf("leaving the lock domain: %w", err))
+	}
+	if _, err := mg.Agent.StopHeartbeat(mt.Device); err != nil {
+		errs = append(errs, err)
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		mg.Log.Error("unclean unmount", "device", mt.Device, "err", err)
+	} else {
+		mg.Log.Info("unmounted", "device", mt.Device, "mountpoint", mt.Mountpoint)
+	}
+	return err
+}
+
+// Wait waits until the mount ends and returns how its unmount went.
+func (mt *Mount) Wait() error {
+	<-mt.done
+	return mt.err
+}
+
+// Done is closed when the mount has ended.
+func (mt *Mount) Done() <-chan struct{} { return mt.done }
+
+// onDLMEvent starts the recovery of a dead node in a volume's domain once
+// the lock manager's part of it is done.
+func (mg *Manager) onDLMEvent(e dlm.Event) {
+	if e.Kind != dlm.EventRecovered {
+		return
+	}
+	mg.mu.Lock()
+	var mt *Mount
+	for _, o := range mg.mounts {
+		if o != nil && o.UUID == e.Domain {
+			mt = o
+		}
+	}
+	mg.mu.Unlock()
+	if mt == nil {
+		return
+	}
+	go mt.recoverNode(e.Dead.Node)
+}
+
+// recoverNode recovers dead node n's slot (journal, local alloc,
+// truncate log), frees its slot, tells the lock manager, then deletes the
+// node's orphans. Any survivor may get there first: the slot map says
+// whether there is anything left to do.
+func (mt *Mount) recoverNode(n base.NodeID) {
+	mt.recMu.Lock()
+	defer mt.recMu.Unlock()
+	mg := mt.mg
+	ctx := context.Background()
+	slot := -1
+	err := mt.lock.Recover(ctx, func() error {
+		sm, err := mt.m.ReadSlotMap()
+		if err != nil {
+			return err
+		}
+		s, ok := sm.SlotOf(uint32(n))
+		if !ok {
+			return nil // recovered by another survivor, or never mounted
+		}
+		slot = s
+		rep, err := mt.m.RecoverSlot(s)
+		if err != nil {
+			return err
+		}
+		sm.Slots[s].Valid = false
+		if err := mt.m.WriteSlotMap(sm); err != nil {
+			return err
+		}
+		mg.Log.Info("recovered a dead node's slot", "node", n, "slot", s, "replayed", rep.Journal != nil && !rep.Journal.Skipped)
+		return nil
+	})
+	if err != nil {
+		// Without the recovery no node may go on: the ghosts stay.
+		mg.Log.Error("recovering a dead node failed; its locks stay until a node recovers it", "node", n, "err", err)
+		return
+	}
+	if err := mg.DLM.RecoveryDone(mt.UUID, n); err != nil {
+		mg.Log.Error("telling the lock manager the recovery is done", "node", n, "err", err)
+	}
+	if slot >= 0 {
+		if k, err := mt.m.RecoverOrphansOf(slot); err != nil {
+			mg.Log.Error("deleting a dead node's orphans", "node", n, "slot", slot, "err", err)
+		} else if k > 0 {
+			mg.Log.Info("deleted a dead node's orphan inodes", "node", n, "count", k)
+		}
+	}
+}
+
+// Mounts lists the node's clustered mounts.
+func (mg *Manager) Mounts() []*Mount {
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	var out []*Mount
+	for _, m := range mg.mounts {
+		if m != nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// LockState is the volume lock's state (the fs_locks view).
+func (mt *Mount) LockState() lockglue.LockState { return mt.lock.State() }

@@ -1,0 +1,169 @@
+package volume
+
+import (
+	"errors"
+	"fmt"
+
+	"o2go/internal/fs/alloc"
+	"o2go/internal/fs/extent"
+	"o2go/internal/fs/journal"
+	"o2go/internal/ondisk"
+)
+
+// What a clustered mount needs of the volume beyond a local one: the slot
+// map, another slot's recovery, and dropping what this node cached. The
+// caller (the cluster mount) holds the volume's cluster lock as each says.
+
+// slotMapLocation returns the block holding the slot map and its size.
+func (v *Volume) slotMapLocation() (blk uint64, size int, err error) {
+	ino, err := v.SystemFile(ondisk.SysSlotMap, -1)
+	if err != nil {
+		return 0, 0, err
+	}
+	d, err := v.Cache.Dinode(ino)
+	if err != nil {
+		return 0, 0, err
+	}
+	if d.Extents == nil || d.Extents.TreeDepth != 0 || len(d.Extents.Recs) == 0 {
+		return 0, 0, fmt.Errorf("%s: slot_map (inode %d) is not one extent", v.Path, ino)
+	}
+	extended := v.SB.Features.Incompat&ondisk.IncompatExtendedSlotMap != 0
+	size = ondisk.SlotMapSize(extended, int(v.SB.MaxSlots))
+	if size > v.SB.BlockSize() {
+		return 0, 0, fmt.Errorf("%s: a slot map of %d bytes spans blocks; o2go handles one block", v.Path, size)
+	}
+	return d.Extents.Recs[0].Blkno, size, nil
+}
+
+// ReadSlotMap reads the slot map from the disk (not the cache: other nodes
+// write it). The caller holds the cluster lock, at least shared.
+func (v *Volume) ReadSlotMap() (*ondisk.SlotMap, error) {
+	blk, size, err := v.slotMapLocation()
+	if err != nil {
+		return nil, err
+	}
+	v.Cache.Forget(blk)
+	buf, err := v.Cache.Get(blk)
+	if err != nil {
+		return nil, err
+	}
+	return ondisk.DecodeSlotMap(buf.Data[:size], v.SB.Features.Incompat&ondisk.IncompatExtendedSlotMap != 0, int(v.SB.MaxSlots))
+}
+
+// WriteSlotMap writes the slot map home and syncs it, as the kernel does
+// (the slot map is not journaled). The caller holds the cluster lock
+// exclusive.
+func (v *Volume) WriteSlotMap(m *ondisk.SlotMap) error {
+	blk, size, err := v.slotMapLocation()
+	if err != nil {
+		return err
+	}
+	v.Cache.Forget(blk)
+	buf, err := v.Cache.Get(blk)
+	if err != nil {
+		return err
+	}
+	data := append([]byte(nil), buf.Data...)
+	if err := m.Encode(data[:size]); err != nil {
+		return err
+	}
+	if err := v.Cache.WriteBlock(blk, data); err != nil {
+		return fmt.Errorf("%s: writing the slot map: %w", v.Path, err)
+	}
+	v.Cache.Forget(blk)
+	if err := v.Dev.Sync(); err != nil {
+		return fmt.Errorf("%s: syncing the slot map: %w", v.Path, err)
+	}
+	return nil
+}
+
+// WriteBack commits the journal and writes every logged block home, so
+// that another node reading the disk sees this node's changes (before a
+// downconvert from EX).
+func (m *Mounted) WriteBack() error {
+	return m.Journal.Checkpoint()
+}
+
+// ForgetCached drops every metadata block this node cached: another node
+// may change them once this node's lock goes down to NL.
+func (m *Mounted) ForgetCached() {
+	w := m.FS.W
+	w.Meta.Lock()
+	m.Cache.ForgetAll()
+	w.Meta.Unlock()
+}
+
+// SlotRecovery says what RecoverSlot did.
+type SlotRecovery struct {
+	Slot    int
+	Journal *journal.RecoveryReport
+}
+
+// RecoverSlot recovers the slot of a node that died: it replays the
+// slot's journal if it is dirty, then gives back the clusters of its local
+// alloc window and truncate log, as the kernel's ocfs2_recover_node does
+// (the slot's orphans are deleted afterwards, through normal operations:
+// RecoverOrphansOf). The caller holds the cluster lock exclusive with the
+// recovery flag, and no operation of this node runs.
+func (m *Mounted) RecoverSlot(slot int) (*SlotRecovery, error) {
+	if slot == m.Slot || slot < 0 || slot >= int(m.SB.MaxSlots) {
+		return nil, fmt.Errorf("%s: cannot recover slot %d (mounted in slot %d, %d slots)", m.Path, slot, m.Slot, m.SB.MaxSlots)
+	}
+	jblk, err := m.SystemFile(ondisk.SysJournal, slot)
+	if err != nil {
+		return nil, err
+	}
+	laBlk, err := m.SystemFile(ondisk.SysLocalAlloc, slot)
+	if err != nil {
+		return nil, err
+	}
+	tlBlk, err := m.SystemFile(ondisk.SysTruncateLog, slot)
+	if err != nil {
+		return nil, err
+	}
+	w := m.FS.W
+	w.Meta.Lock()
+	defer w.Meta.Unlock()
+	// The dead node's journal holds changes made under the lock this
+	// node now has: nothing this node cached of them is current.
+	m.Cache.ForgetAll()
+	rep := &SlotRecovery{Slot: slot}
+	rep.Journal, err = journal.Recover(m.Cache, jblk, journal.Config{ClusterSize: m.SB.ClusterSize(), Name: fmt.Sprintf("journal:%04d", slot)})
+	if err != nil {
+		return rep, fmt.Errorf("%s: replaying journal:%04d: %w", m.Path, slot, err)
+	}
+	m.Cache.ForgetAll()
+	geo, err := alloc.NewGeometry(m.Volume.Super)
+	if err != nil {
+		return rep, err
+	}
+	h, err := m.Journal.Begin(16)
+	if err != nil {
+		return rep, err
+	}
+	tl := &extent.TruncateLog{C: m.Cache, Blkno: tlBlk, FreeClusters: m.global.FreeClusters}
+	errs := []error{alloc.RecoverLocalAlloc(h, m.Cache, geo, laBlk, m.global)}
+	if _, err := tl.Flush(h); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, h.Stop())
+	if err := errors.Join(errs...); err != nil {
+		return rep, fmt.Errorf("%s: recovering slot %d's local alloc and truncate log: %w", m.Path, slot, err)
+	}
+	// Home before the lock can go to another node.
+	if err := m.Journal.Checkpoint(); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+// RecoverOrphansOf deletes the inodes left in slot's orphan directory
+// (a dead node's files unlinked while open). Each is an ordinary delete,
+// under the cluster lock like any change.
+func (m *Mounted) RecoverOrphansOf(slot int) (int, error) {
+	dir, err := m.SystemFile(ondisk.SysOrphanDir, slot)
+	if err != nil {
+		return 0, err
+	}
+	return m.FS.RecoverOrphanDir(dir)
+}
