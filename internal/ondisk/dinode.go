@@ -3,6 +3,7 @@ package ondisk
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 )
 
 // InodeSignature is the i_signature of every dinode but the superblock.
@@ -162,6 +163,43 @@ type Dinode struct {
 	Inline      *InlineData
 	FastSymlink []byte // the target, up to its NUL (non-nil for a fast symlink)
 	Extents     *ExtentList
+}
+
+// Clone copies d deeply: changing the copy (its lists, bitmaps, inline
+// data) never changes d, which may be a cached original others share.
+func (d *Dinode) Clone() *Dinode {
+	c := *d
+	if d.Extents != nil {
+		l := *d.Extents
+		l.Recs = slices.Clone(d.Extents.Recs)
+		c.Extents = &l
+	}
+	if d.Inline != nil {
+		c.Inline = &InlineData{Data: slices.Clone(d.Inline.Data)}
+	}
+	if d.FastSymlink != nil {
+		c.FastSymlink = slices.Clone(d.FastSymlink)
+	}
+	if d.Super != nil {
+		s := *d.Super
+		c.Super = &s
+	}
+	if d.Chain != nil {
+		cl := *d.Chain
+		cl.Recs = slices.Clone(d.Chain.Recs)
+		c.Chain = &cl
+	}
+	if d.LocalAlloc != nil {
+		la := *d.LocalAlloc
+		la.Bitmap = slices.Clone(d.LocalAlloc.Bitmap)
+		c.LocalAlloc = &la
+	}
+	if d.TruncateLog != nil {
+		tl := *d.TruncateLog
+		tl.Recs = slices.Clone(d.TruncateLog.Recs)
+		c.TruncateLog = &tl
+	}
+	return &c
 }
 
 // SuballocSlotGlobal is i_suballoc_slot for inodes of global_inode_alloc

@@ -3,7 +3,6 @@ package inode
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -189,7 +188,7 @@ func (f *FS) inodeForWrite(tx metacache.Tx, blkno uint64) (*ondisk.Dinode, *meta
 	if err := tx.Access(b); err != nil {
 		return nil, nil, err
 	}
-	return cloneDinode(d), b, nil
+	return d.Clone(), b, nil
 }
 
 // saveInode encodes d into its buffer and logs it.
@@ -199,43 +198,6 @@ func saveInode(tx metacache.Tx, d *ondisk.Dinode, b *metacache.Buffer) error {
 	}
 	tx.Dirty(b, ondisk.DinodeCheckOffset)
 	return nil
-}
-
-// cloneDinode copies d deeply enough that changing the copy never changes
-// the cached original other readers share.
-func cloneDinode(d *ondisk.Dinode) *ondisk.Dinode {
-	c := *d
-	if d.Extents != nil {
-		l := *d.Extents
-		l.Recs = slices.Clone(d.Extents.Recs)
-		c.Extents = &l
-	}
-	if d.Inline != nil {
-		c.Inline = &ondisk.InlineData{Data: slices.Clone(d.Inline.Data)}
-	}
-	if d.FastSymlink != nil {
-		c.FastSymlink = slices.Clone(d.FastSymlink)
-	}
-	if d.Super != nil {
-		s := *d.Super
-		c.Super = &s
-	}
-	if d.Chain != nil {
-		cl := *d.Chain
-		cl.Recs = slices.Clone(d.Chain.Recs)
-		c.Chain = &cl
-	}
-	if d.LocalAlloc != nil {
-		la := *d.LocalAlloc
-		la.Bitmap = slices.Clone(d.LocalAlloc.Bitmap)
-		c.LocalAlloc = &la
-	}
-	if d.TruncateLog != nil {
-		tl := *d.TruncateLog
-		tl.Recs = slices.Clone(d.TruncateLog.Recs)
-		c.TruncateLog = &tl
-	}
-	return &c
 }
 
 // errnoOf returns the errno an error maps to for FUSE, in one place:

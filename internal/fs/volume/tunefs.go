@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 
@@ -794,7 +793,7 @@ func (t *tunefsVol) inodeForWrite(blkno uint64) (*ondisk.Dinode, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cloneInode(d), nil
+	return d.Clone(), nil
 }
 
 // writeInode encodes d into its block and writes it.
@@ -825,43 +824,6 @@ func (t *tunefsVol) writeNewInode(d *ondisk.Dinode) error {
 	}
 	t.tx.Dirty(b, ondisk.DinodeCheckOffset)
 	return t.tx.Err
-}
-
-// cloneInode copies d deeply enough that changing the copy leaves the
-// cached original alone.
-func cloneInode(d *ondisk.Dinode) *ondisk.Dinode {
-	c := *d
-	if d.Extents != nil {
-		l := *d.Extents
-		l.Recs = slices.Clone(d.Extents.Recs)
-		c.Extents = &l
-	}
-	if d.Inline != nil {
-		c.Inline = &ondisk.InlineData{Data: slices.Clone(d.Inline.Data)}
-	}
-	if d.FastSymlink != nil {
-		c.FastSymlink = slices.Clone(d.FastSymlink)
-	}
-	if d.Super != nil {
-		s := *d.Super
-		c.Super = &s
-	}
-	if d.Chain != nil {
-		cl := *d.Chain
-		cl.Recs = slices.Clone(d.Chain.Recs)
-		c.Chain = &cl
-	}
-	if d.LocalAlloc != nil {
-		la := *d.LocalAlloc
-		la.Bitmap = slices.Clone(d.LocalAlloc.Bitmap)
-		c.LocalAlloc = &la
-	}
-	if d.TruncateLog != nil {
-		tl := *d.TruncateLog
-		tl.Recs = slices.Clone(d.TruncateLog.Recs)
-		c.TruncateLog = &tl
-	}
-	return &c
 }
 
 // writeRaw writes whole blocks in place, bypassing the cache's sealing

@@ -78,7 +78,7 @@ func (t *tunefsVol) enableSparse() error {
 		if !dataFile(d) {
 			return nil
 		}
-		return t.truncateToSize(cloneInode(d))
+		return t.truncateToSize(d.Clone())
 	})
 	if err != nil {
 		return err
@@ -236,7 +236,7 @@ func (t *tunefsVol) disableSparse() error {
 		if err != nil {
 			return err
 		}
-		d := cloneInode(d0)
+		d := d0.Clone()
 		if err := t.fillHoles(d, f.holes); err != nil {
 			return fmt.Errorf("inode %d: %w", f.blkno, err)
 		}
@@ -294,7 +294,7 @@ func (t *tunefsVol) disableUnwritten() error {
 		if err != nil {
 			return err
 		}
-		d := cloneInode(d0)
+		d := d0.Clone()
 		changed := false
 		for _, r := range recs {
 			if r.Flags&ondisk.ExtentUnwritten == 0 {

@@ -132,7 +132,7 @@ func (t *tunefsVol) makeJournal(d0 *ondisk.Dinode, clusters uint32, incompat uin
 	if d0.Flags&(ondisk.InodeValid|ondisk.InodeSystem|ondisk.InodeJournal) != ondisk.InodeValid|ondisk.InodeSystem|ondisk.InodeJournal || d0.Extents == nil {
 		return t.Cache.Annotate(&ondisk.CorruptError{Struct: "journal dinode", Field: "i_flags", Msg: fmt.Sprintf("0x%x is not a journal's", d0.Flags)}, d0.Blkno)
 	}
-	d := cloneInode(d0)
+	d := d0.Clone()
 	if err := t.resizeFile(d, clusters); err != nil {
 		return err
 	}

@@ -126,7 +126,7 @@ func (v *memVolume) op(fn func(env Env, d *ondisk.Dinode, buf *metacache.Buffer)
 	if err != nil {
 		return err
 	}
-	d := cloneDinode(d0)
+	d := d0.Clone()
 	tx := &memTx{c: v.c, dirty: map[*metacache.Buffer]bool{}}
 	u := metacache.NewUndoTx(v.c, tx)
 	if err := u.Access(buf); err != nil {
@@ -228,20 +228,6 @@ func (v *memVolume) reader() Inode {
 		v.t.Fatal(err)
 	}
 	return Inode{C: v.c, SB: v.sb, Inode: d, Block: blk}
-}
-
-func cloneDinode(d *ondisk.Dinode) *ondisk.Dinode {
-	c := *d
-	if d.Extents != nil {
-		l := *d.Extents
-		l.Recs = slices.Clone(d.Extents.Recs)
-		c.Extents = &l
-	}
-	if d.Inline != nil {
-		c.Inline = &ondisk.InlineData{Data: slices.Clone(d.Inline.Data)}
-	}
-	c.FastSymlink = slices.Clone(d.FastSymlink)
-	return &c
 }
 
 // memTx keeps dirtied buffers until commit, as a journal handle does.

@@ -155,7 +155,7 @@ func (v *mounted) opOnce(ino uint64, fn func(env xattr.Env, d *ondisk.Dinode, bu
 			err = u.Access(buf)
 		}
 		if err == nil {
-			d := cloneDinode(d0)
+			d := d0.Clone()
 			env := xattr.Env{C: v.m.Cache, SB: v.m.SB, Tx: u, Meta: w.Alloc.Blocks, Data: w.Alloc.Clusters, Freed: w.Alloc.Truncate}
 			if err = fn(env, d, buf); err == nil {
 				if err = d.Encode(buf.Data); err == nil {
@@ -214,20 +214,6 @@ func (v *mounted) reader(ino uint64) xattr.Inode {
 		v.t.Fatal(err)
 	}
 	return x
-}
-
-func cloneDinode(d *ondisk.Dinode) *ondisk.Dinode {
-	c := *d
-	if d.Extents != nil {
-		l := *d.Extents
-		l.Recs = slices.Clone(d.Extents.Recs)
-		c.Extents = &l
-	}
-	if d.Inline != nil {
-		c.Inline = &ondisk.InlineData{Data: slices.Clone(d.Inline.Data)}
-	}
-	c.FastSymlink = slices.Clone(d.FastSymlink)
-	return &c
 }
 
 // compare checks inode ino's attributes against want, names and values,
