@@ -97,9 +97,88 @@ func socketFor(name string) (string, error) {
 	return "", fmt.Errorf("several agents run on this machine (%s): choose one with --node", strings.Join(names, ", "))
 }
 
+// agentFlags are the flags o2go agent and o2go ha agent share.
+type agentFlags struct {
+	confPath, sysconfPath, nodeName, socket, faultFile string
+	scan, heartbeats                                   []string
+}
+
+func (af *agentFlags) bind(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&af.confPath, "config", config.DefaultClusterConfPath, "cluster configuration `FILE`")
+	f.StringVar(&af.sysconfPath, "sysconfig", "", "o2cb sysconfig `FILE` (default /etc/sysconfig/o2cb if it exists, else /etc/default/o2cb)")
+	f.StringVar(&af.nodeName, "node", "", "this node's `NAME` in cluster.conf (default: the host name)")
+	f.StringSliceVar(&af.scan, "scan", nil, "image files or folders to find volumes by UUID/label in (repeatable)")
+	f.StringSliceVar(&af.heartbeats, "heartbeat", nil, "local mode: start heartbeating on `DEVICE` (path, UUID=... or LABEL=...) at start (repeatable)")
+	f.StringVar(&af.socket, "socket", "", "control socket `PATH` (default /run/o2go/NODE.sock)")
+	f.StringVar(&af.faultFile, "fault-file", "", "tests and benchmarks: stall heartbeat I/O while `FILE` says stall-until=<unix ms>")
+	_ = f.MarkHidden("fault-file")
+}
+
+// runningAgent is an agent set up with its lock manager and clustered
+// mounts, not yet running.
+type runningAgent struct {
+	a   *node.Agent
+	dlm *node.DLM
+	log *slog.Logger
+}
+
+// start sets the agent up from the flags: configuration, secret, the
+// cluster stack, the lock manager (clustered mounts and applications: o2go
+// lock, o2go dlm) and the clustered mounts.
+func (af *agentFlags) start(cmd *cobra.Command) (*runningAgent, error) {
+	sysconf := af.sysconfPath
+	if sysconf == "" {
+		sysconf = config.SysconfigPath("/")
+	}
+	s, err := loadAgentSetup(af.confPath, sysconf, af.nodeName)
+	if err != nil {
+		return nil, err
+	}
+	if s.node == "" {
+		return nil, fmt.Errorf("this host's name is not a node of cluster %s (%s): give the node with --node", s.cluster.Name, nodeNames(s.cluster))
+	}
+	secret, err := config.LoadSecret(s.settings.SecretFile)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+	a, err := node.New(node.Config{Cluster: s.cluster, Node: s.node, Settings: s.settings, Secret: secret,
+		Scan: splitList(af.scan), Socket: af.socket, FaultFile: af.faultFile, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	d, err := node.StartDLM(a)
+	if err != nil {
+		return nil, err
+	}
+	a.OnControl(d.RegisterControl)
+	mg := clustermount.Start(a, d, s.cluster.Name, log)
+	a.OnControl(mg.RegisterControl)
+	return &runningAgent{a: a, dlm: d, log: log}, nil
+}
+
+// run starts the --heartbeat regions and runs the agent until ctx ends; a
+// fenced node exits with its status.
+func (ra *runningAgent) run(ctx context.Context, cmd *cobra.Command, heartbeats []string) error {
+	if len(heartbeats) > 0 {
+		go func() {
+			for _, h := range splitList(heartbeats) {
+				if _, err := ra.a.StartHeartbeat(h); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "o2go: heartbeat on %s: %v\n", h, err)
+				}
+			}
+		}()
+	}
+	err := ra.a.Run(ctx)
+	if errors.Is(err, node.ErrNodeFenced) {
+		return &exitError{code: node.ExitFenced, err: err}
+	}
+	return err
+}
+
 func newAgentCommand() *cobra.Command {
-	var confPath, sysconfPath, nodeName, socket, faultFile string
-	var scan, heartbeats []string
+	var af agentFlags
 	cmd := &cobra.Command{
 		Use:   "agent [--config FILE] [--sysconfig FILE] [--node NAME] [--scan PATH...] [--heartbeat DEVICE...]",
 		Short: "Run this node's cluster stack in the foreground",
@@ -129,62 +208,16 @@ EXIT STATUS
   99  fenced (O2GO_FENCE_METHOD=exit)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if sysconfPath == "" {
-				sysconfPath = config.SysconfigPath("/")
-			}
-			s, err := loadAgentSetup(confPath, sysconfPath, nodeName)
+			ra, err := af.start(cmd)
 			if err != nil {
 				return err
 			}
-			if s.node == "" {
-				return fmt.Errorf("this host's name is not a node of cluster %s (%s): give the node with --node", s.cluster.Name, nodeNames(s.cluster))
-			}
-			secret, err := config.LoadSecret(s.settings.SecretFile)
-			if err != nil {
-				return err
-			}
-			a, err := node.New(node.Config{Cluster: s.cluster, Node: s.node, Settings: s.settings, Secret: secret,
-				Scan: splitList(scan), Socket: socket, FaultFile: faultFile, Log: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))})
-			if err != nil {
-				return err
-			}
-			// The lock manager: for clustered mounts and applications
-			// (o2go lock, o2go dlm).
-			d, err := node.StartDLM(a)
-			if err != nil {
-				return err
-			}
-			a.OnControl(d.RegisterControl)
-			// Clustered mounts (o2go mount of a clustered volume) run here.
-			mg := clustermount.Start(a, d, s.cluster.Name, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
-			a.OnControl(mg.RegisterControl)
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			if len(heartbeats) > 0 {
-				go func() {
-					for _, h := range splitList(heartbeats) {
-						if _, err := a.StartHeartbeat(h); err != nil {
-							fmt.Fprintf(cmd.ErrOrStderr(), "o2go: heartbeat on %s: %v\n", h, err)
-						}
-					}
-				}()
-			}
-			err = a.Run(ctx)
-			if errors.Is(err, node.ErrNodeFenced) {
-				return &exitError{code: node.ExitFenced, err: err}
-			}
-			return err
+			return ra.run(ctx, cmd, af.heartbeats)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&confPath, "config", config.DefaultClusterConfPath, "cluster configuration `FILE`")
-	f.StringVar(&sysconfPath, "sysconfig", "", "o2cb sysconfig `FILE` (default /etc/sysconfig/o2cb if it exists, else /etc/default/o2cb)")
-	f.StringVar(&nodeName, "node", "", "this node's `NAME` in cluster.conf (default: the host name)")
-	f.StringSliceVar(&scan, "scan", nil, "image files or folders to find volumes by UUID/label in (repeatable)")
-	f.StringSliceVar(&heartbeats, "heartbeat", nil, "local mode: start heartbeating on `DEVICE` (path, UUID=... or LABEL=...) at start (repeatable)")
-	f.StringVar(&socket, "socket", "", "control socket `PATH` (default /run/o2go/NODE.sock)")
-	f.StringVar(&faultFile, "fault-file", "", "tests and benchmarks: stall heartbeat I/O while `FILE` says stall-until=<unix ms>")
-	_ = f.MarkHidden("fault-file")
+	af.bind(cmd)
 	return cmd
 }
 
