@@ -59,9 +59,6 @@ type Mount struct {
 	mg    *Manager
 	m     *volume.Mounted
 	lock  *lockglue.Lock
-	srv   interface{ Unmount() error }
-	done  chan struct{}
-	err   error
 	mu    sync.Mutex
 	gone  bool // unmounted: nothing to flush any more
 	recMu sync.Mutex
@@ -160,7 +157,7 @@ func (mg *Manager) mount(ctx context.Context, spec, mountpoint string, opts fuse
 		defer cancel()
 		mg.DLM.Leave(lctx, uuid)
 	})
-	mt = &Mount{Device: device, Mountpoint: mountpoint, UUID: uuid, Started: time.Now(), mg: mg, done: make(chan struct{})}
+	mt = &Mount{Device: device, Mountpoint: mountpoint, UUID: uuid, Started: time.Now(), mg: mg}
 	mt.lock = lockglue.NewLock(dlmService{d: mg.DLM, domain: uuid}, superLockName(), mt.flush)
 	undo = append(undo, func() { mt.markGone(); mt.lock.Close() })
 
@@ -200,15 +197,13 @@ func (mg *Manager) mount(ctx context.Context, spec, mountpoint string, opts fuse
 	if err != nil {
 		return nil, err
 	}
-	mt.srv = srv
 	mg.Log.Info("mounted", "device", device, "uuid", uuid, "slot", slot, "mountpoint", mountpoint)
 	go func() {
 		srv.Wait()
-		mt.err = mt.unmountVolume()
+		mt.unmountVolume() // it logs how the unmount went
 		mg.mu.Lock()
 		delete(mg.mounts, mountpoint)
 		mg.mu.Unlock()
-		close(mt.done)
 	}()
 	return mt, nil
 }
@@ -305,10 +300,12 @@ func (mt *Mount) unmountVolume() error {
 	if _, err := mt.m.FS.RecoverOrphans(); err != nil {
 		mg.Log.Error("deleting orphans at unmount; the next mount retries", "err", err)
 	}
-	v := mt.m.Volume
 	if err := mt.m.Unmount(); err != nil {
 		errs = append(errs, err)
 	}
+	// Everything is home and the volume closed: a downconvert from now
+	// on has nothing to flush.
+	mt.markGone()
 	// The volume is closed: free the slot through a fresh handle.
 	if release, err := mt.lock.Acquire(context.Background(), lockglue.EX); err == nil {
 		if v2, err := volume.Open(mt.Device, volume.OpenOptions{}); err == nil {
@@ -317,13 +314,10 @@ func (mt *Mount) unmountVolume() error {
 		} else {
 			errs = append(errs, err)
 		}
-		mt.markGone()
 		release()
 	} else {
 		errs = append(errs, err)
 	}
-	_ = v
-	mt.markGone()
 	errs = append(errs, mt.lock.Close())
 	lctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -341,15 +335,6 @@ func (mt *Mount) unmountVolume() error {
 	}
 	return err
 }
-
-// Wait waits until the mount ends and returns how its unmount went.
-func (mt *Mount) Wait() error {
-	<-mt.done
-	return mt.err
-}
-
-// Done is closed when the mount has ended.
-func (mt *Mount) Done() <-chan struct{} { return mt.done }
 
 // onDLMEvent starts the recovery of a dead node in a volume's domain once
 // the lock manager's part of it is done.

@@ -96,10 +96,10 @@ type Lock struct {
 
 // Stats count what a lock did (the fs_locks view).
 type Stats struct {
-	Acquires     uint64 // users served
-	Requests     uint64 // DLM requests and up-conversions
-	Downconverts uint64
-	Blocks       uint64 // blocking notifications received
+	Acquires     uint64 `json:"acquires"` // users served
+	Requests     uint64 `json:"requests"` // DLM requests and up-conversions
+	Downconverts uint64 `json:"downconverts"`
+	Blocks       uint64 `json:"blocks"` // blocking notifications received
 }
 
 // NewLock returns lock name on svc; flush runs before every downconvert.
