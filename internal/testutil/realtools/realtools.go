@@ -119,7 +119,7 @@ func Fsck(t testing.TB, img string, args ...string) FsckResult {
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()
 	if ctx.Err() != nil {
-		t.Fatalf("fsck.ocfs2 %s %s did not finish in %v (1.8.7 spins forever replaying a revoke older than a later copy of its block):\n%s", strings.Join(args, " "), img, fsckTimeout, buf.String())
+		t.Fatalf("fsck.ocfs2 %s %s did not finish in %v (a hang: 1.8.7 spins forever, for one, replaying a log where a block is logged after a revoke of it):\n%s", strings.Join(args, " "), img, fsckTimeout, buf.String())
 	}
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
