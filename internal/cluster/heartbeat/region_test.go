@@ -9,6 +9,8 @@ import (
 
 	"o2go/internal/base"
 	"o2go/internal/ondisk"
+
+	"o2go/internal/testutil/transcript"
 )
 
 // fakeDisk holds the slots and kill blocks of one region.
@@ -48,7 +50,7 @@ func TestRegionTranscript(t *testing.T) {
 	var r *Region
 	var d *fakeDisk
 	var now time.Duration
-	runTranscript(t, "testdata/region.txt", func(cmd string) string {
+	transcript.Run(t, "testdata/region.txt", func(cmd string) string {
 		f := strings.Fields(cmd)
 		num := func(i int) uint64 {
 			v, err := strconv.ParseUint(f[i], 0, 64)

@@ -9,6 +9,8 @@ import (
 
 	"o2go/internal/base"
 	"o2go/internal/cluster/config"
+
+	"o2go/internal/testutil/transcript"
 )
 
 // TestLinksTranscript drives Links through the scripted stories of
@@ -26,7 +28,7 @@ import (
 func TestLinksTranscript(t *testing.T) {
 	var l *Links
 	var now time.Duration
-	runTranscript(t, "testdata/links.txt", func(cmd string) string {
+	transcript.Run(t, "testdata/links.txt", func(cmd string) string {
 		f := strings.Fields(cmd)
 		node := func(i int) base.NodeID {
 			n, err := strconv.Atoi(f[i])

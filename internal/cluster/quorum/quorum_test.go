@@ -10,6 +10,8 @@ import (
 
 	"o2go/internal/base"
 	cnet "o2go/internal/cluster/net"
+
+	"o2go/internal/testutil/transcript"
 )
 
 func parseNodes(t *testing.T, fields []string) []base.NodeID {
@@ -33,7 +35,7 @@ func parseNodes(t *testing.T, fields []string) []base.NodeID {
 //	state                             the maps and the rule's verdict now
 func TestQuorumTranscript(t *testing.T) {
 	var q *Quorum
-	runTranscript(t, "testdata/quorum.txt", func(cmd string) string {
+	transcript.Run(t, "testdata/quorum.txt", func(cmd string) string {
 		f := strings.Fields(cmd)
 		nodes := parseNodes(t, f[1:])
 		switch f[0] {
@@ -266,7 +268,7 @@ func (v *vnet) deliver(verbose bool) {
 //	views                     every node's committed view and leader
 func TestMembershipTranscript(t *testing.T) {
 	var v *vnet
-	runTranscript(t, "testdata/membership.txt", func(cmd string) string {
+	transcript.Run(t, "testdata/membership.txt", func(cmd string) string {
 		f := strings.Fields(cmd)
 		targets := func() []base.NodeID {
 			if f[1] == "all:" || f[1] == "all" {

@@ -1,4 +1,8 @@
-package net
+// Package transcript runs golden transcripts for tests of the pure protocol
+// cores (the heartbeat, link and quorum state machines): a file of commands,
+// each followed by the output it must produce, in etcd-io/raft's datadriven
+// style. `go test -rewrite` records the current output instead.
+package transcript
 
 import (
 	"flag"
@@ -10,17 +14,17 @@ import (
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the golden transcripts in testdata/")
 
-// transcriptCase is one command of a transcript file and its expected output.
-type transcriptCase struct {
+// step is one command of a transcript file and its expected output.
+type step struct {
 	line int
 	cmd  string
 	want string
 }
 
-// runTranscript reads a transcript — blocks of "command\n----\noutput\n" separated
+// Run reads a transcript — blocks of "command\n----\noutput\n" separated
 // by blank lines, '#' lines are comments — runs each command through do and
 // compares the output. With -rewrite the file is regenerated.
-func runTranscript(t *testing.T, path string, do func(cmd string) string) {
+func Run(t *testing.T, path string, do func(cmd string) string) {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -34,7 +38,7 @@ func runTranscript(t *testing.T, path string, do func(cmd string) string) {
 			out.WriteString(l + "\n")
 			continue
 		}
-		c := transcriptCase{line: i + 1, cmd: l}
+		c := step{line: i + 1, cmd: l}
 		i++
 		if i >= len(lines) || lines[i] != "----" {
 			t.Fatalf("%s:%d: command without ---- line", path, c.line)
