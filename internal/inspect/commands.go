@@ -326,19 +326,26 @@ func (d *Debugger) traverseExtents(v *view, el *ondisk.ExtentList, depth int) er
 	return nil
 }
 
+// rawBlock reads block blk and decodes it with decode: beyond is how an
+// out-of-range number is named, reading how a decode failure is.
+func rawBlock[T any](d *Debugger, blk uint64, beyond, reading string, decode func([]byte) (T, error)) (T, []byte, error) {
+	var zero T
+	if blk >= d.maxBlock {
+		return zero, nil, fmt.Errorf("%s %d is beyond the end of the volume", beyond, blk)
+	}
+	b, err := d.vol.Cache.Get(blk)
+	if err != nil {
+		return zero, nil, err
+	}
+	v, err := decode(b.Data)
+	if err != nil {
+		return zero, nil, fmt.Errorf("reading %s %d: %w", reading, blk, d.vol.Cache.Annotate(err, blk))
+	}
+	return v, b.Data, nil
+}
+
 func (d *Debugger) rawExtentBlock(blkno uint64) (*ondisk.ExtentBlock, []byte, error) {
-	if blkno >= d.maxBlock {
-		return nil, nil, fmt.Errorf("extent block %d is beyond the end of the volume", blkno)
-	}
-	b, err := d.vol.Cache.Get(blkno)
-	if err != nil {
-		return nil, nil, err
-	}
-	eb, err := ondisk.DecodeExtentBlock(b.Data)
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading extent block %d: %w", blkno, d.vol.Cache.Annotate(err, blkno))
-	}
-	return eb, b.Data, nil
+	return rawBlock(d, blkno, "extent block", "extent block", ondisk.DecodeExtentBlock)
 }
 
 func (d *Debugger) statJSON(ino *ondisk.Dinode, raw []byte, traverse bool) (*InodeJSON, error) {
@@ -828,33 +835,11 @@ func (d *Debugger) doGrpextents(args []string) error {
 }
 
 func (d *Debugger) rawDXRoot(blk uint64) (*ondisk.DXRoot, []byte, error) {
-	if blk >= d.maxBlock {
-		return nil, nil, fmt.Errorf("dx root %d is beyond the end of the volume", blk)
-	}
-	b, err := d.vol.Cache.Get(blk)
-	if err != nil {
-		return nil, nil, err
-	}
-	r, err := ondisk.DecodeDXRoot(b.Data)
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading dx dir root block %d: %w", blk, d.vol.Cache.Annotate(err, blk))
-	}
-	return r, b.Data, nil
+	return rawBlock(d, blk, "dx root", "dx dir root block", ondisk.DecodeDXRoot)
 }
 
 func (d *Debugger) rawDXLeaf(blk uint64) (*ondisk.DXLeaf, []byte, error) {
-	if blk >= d.maxBlock {
-		return nil, nil, fmt.Errorf("dx leaf %d is beyond the end of the volume", blk)
-	}
-	b, err := d.vol.Cache.Get(blk)
-	if err != nil {
-		return nil, nil, err
-	}
-	l, err := ondisk.DecodeDXLeaf(b.Data)
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading dx dir leaf block %d: %w", blk, d.vol.Cache.Annotate(err, blk))
-	}
-	return l, b.Data, nil
+	return rawBlock(d, blk, "dx leaf", "dx dir leaf block", ondisk.DecodeDXLeaf)
 }
 
 func (d *Debugger) doDxRoot(args []string) error {
@@ -1319,18 +1304,7 @@ func (d *Debugger) doRefcount(args []string) error {
 }
 
 func (d *Debugger) rawRefcount(blk uint64) (*ondisk.RefcountBlock, []byte, error) {
-	if blk >= d.maxBlock {
-		return nil, nil, fmt.Errorf("refcount block %d is beyond the end of the volume", blk)
-	}
-	b, err := d.vol.Cache.Get(blk)
-	if err != nil {
-		return nil, nil, err
-	}
-	rb, err := ondisk.DecodeRefcountBlock(b.Data)
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading refcount block %d: %w", blk, d.vol.Cache.Annotate(err, blk))
-	}
-	return rb, b.Data, nil
+	return rawBlock(d, blk, "refcount block", "refcount block", ondisk.DecodeRefcountBlock)
 }
 
 func (d *Debugger) walkRefcount(v *view, rb *ondisk.RefcountBlock, extentTree bool, depth int) error {
