@@ -372,7 +372,7 @@ func (f *FS) Delete(ino uint64) error {
 		return err
 	}
 	if d.Extents != nil && !d.IsDir() {
-		if err := f.removeRange(ino, 0, ^uint32(0), func(d *ondisk.Dinode) error { d.Size = 0; return nil }); err != nil {
+		if err := f.removeRange(ino, 0, ^uint32(0), &shrinkTo{}); err != nil {
 			return err
 		}
 	}

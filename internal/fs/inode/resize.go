@@ -50,10 +50,14 @@ func (f *FS) FlushTruncateLog() error {
 }
 
 // removeRange unmaps clusters [from, to) of d in as many steps as the
-// truncate log can take, flushing it between steps. Each step is its own
-// transaction that also applies edit(d) (size and times), so the inode is
-// consistent after every step. It must be called without the metadata lock.
-func (f *FS) removeRange(ino uint64, from, to uint32, edit func(d *ondisk.Dinode) error) error {
+// truncate log can take, flushing it between steps, from the end of the
+// range backwards. Each step is its own transaction; a shrink (non-nil)
+// moves the size down with the clusters, so the inode is one fsck.ocfs2
+// accepts after every step and a crash mid-way leaves a file cut short, never
+// one whose size ends before clusters it still holds (INODE_SPARSE_SIZE) or
+// past the clusters it has left on a volume without sparse files
+// (INODE_SIZE). It must be called without the metadata lock.
+func (f *FS) removeRange(ino uint64, from, to uint32, shrink *shrinkTo) error {
 	for {
 		var done bool
 		err := f.run(16, func(tx metacache.Tx) error {
@@ -100,10 +104,8 @@ func (f *FS) removeRange(ino uint64, from, to uint32, edit func(d *ondisk.Dinode
 				}
 			}
 			done = cut == from
-			if edit != nil {
-				if err := edit(d); err != nil {
-					return err
-				}
+			if shrink != nil {
+				f.shrinkStep(d, shrink, cut, done)
 			}
 			return saveInode(tx, d, b)
 		})
@@ -112,6 +114,11 @@ func (f *FS) removeRange(ino uint64, from, to uint32, edit func(d *ondisk.Dinode
 		}
 		if err := f.FlushTruncateLog(); err != nil {
 			return err
+		}
+		if hook := f.W.afterRemoveStep; hook != nil {
+			if err := hook(); err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -157,21 +164,44 @@ func (f *FS) Truncate(ino uint64, size int64) error {
 	}
 	cbits := f.SB.ClusterSizeBits
 	keep := uint32((size + int64(1)<<cbits - 1) >> cbits)
-	if err := f.run(4, func(tx metacache.Tx) error {
-		d, b, err := f.inodeForWrite(tx, ino)
-		if err != nil {
+	if size%(int64(1)<<cbits) != 0 {
+		// Zero the kept cluster's tail first, as the kernel does: those bytes
+		// go whether or not the rest of the truncate survives a crash.
+		if err := f.run(4, func(tx metacache.Tx) error {
+			d, b, err := f.inodeForWrite(tx, ino)
+			if err != nil {
+				return err
+			}
+			if err := f.zeroTail(tx, d, size); err != nil {
+				return err
+			}
+			return saveInode(tx, d, b)
+		}); err != nil {
 			return err
 		}
-		if err := f.zeroTail(tx, d, size); err != nil {
-			return err
-		}
-		d.Size = uint64(size)
-		setTimes(d)
-		return saveInode(tx, d, b)
-	}); err != nil {
-		return err
 	}
-	return f.removeRange(ino, keep, math.MaxUint32, nil)
+	return f.removeRange(ino, keep, math.MaxUint32, &shrinkTo{size: size, times: &now})
+}
+
+// shrinkTo is the size a truncate or a delete takes a file to, step by step
+// in removeRange, and the change time it stamps (nil: times stay).
+type shrinkTo struct {
+	size  int64
+	times *ondisk.DiskTime
+}
+
+// shrinkStep sets d's size after a removeRange step that cut the clusters
+// from cut on: the final size once done, before that the end of what is
+// left (never more than the size was).
+func (f *FS) shrinkStep(d *ondisk.Dinode, s *shrinkTo, cut uint32, done bool) {
+	size := uint64(s.size)
+	if !done {
+		size = max(size, min(d.Size, uint64(cut)<<f.SB.ClusterSizeBits))
+	}
+	d.Size = size
+	if s.times != nil {
+		d.Mtime, d.Ctime = *s.times, *s.times
+	}
 }
 
 // resizeInPlace handles the truncates that free nothing: growing, and any

@@ -79,6 +79,10 @@ type Writer struct {
 	gen     uint32
 	open    map[uint64]int // open handles per inode (unlinked files live until 0)
 	invalid func(ino uint64)
+
+	// afterRemoveStep, when set (tests), runs between two steps of a
+	// removeRange, once the first is durable; an error stops the removal.
+	afterRemoveStep func() error
 }
 
 // ClusterLock is the lock that makes a clustered mount coherent: a node
