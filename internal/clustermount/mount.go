@@ -392,7 +392,9 @@ func (mt *Mount) recoverNode(n base.NodeID) {
 		mg.Log.Error("recovering a dead node failed; its locks stay until a node recovers it", "node", n, "err", err)
 		return
 	}
-	if err := mg.DLM.RecoveryDone(mt.UUID, n); err != nil {
+	// Another survivor that recovered the slot first may have told the
+	// lock manager already: then there is nothing left to say.
+	if err := mg.DLM.RecoveryDone(mt.UUID, n); err != nil && !errors.Is(err, dlm.ErrNotRecovering) {
 		mg.Log.Error("telling the lock manager the recovery is done", "node", n, "err", err)
 	}
 	if slot >= 0 {

@@ -121,25 +121,40 @@ func (m *Mounted) RecoverSlot(slot int) (*SlotRecovery, error) {
 	if err != nil {
 		return nil, err
 	}
+	rep := &SlotRecovery{Slot: slot}
+	if err := m.recoverSlotLocked(rep, jblk, laBlk, tlBlk); err != nil {
+		return rep, err
+	}
+	// Home before the lock can go to another node (the checkpoint takes
+	// the metadata lock itself: it must not be held here).
+	if err := m.Journal.Checkpoint(); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+// recoverSlotLocked is RecoverSlot's work under the metadata lock.
+func (m *Mounted) recoverSlotLocked(rep *SlotRecovery, jblk, laBlk, tlBlk uint64) error {
+	slot := rep.Slot
 	w := m.FS.W
 	w.Meta.Lock()
 	defer w.Meta.Unlock()
 	// The dead node's journal holds changes made under the lock this
 	// node now has: nothing this node cached of them is current.
 	m.Cache.ForgetAll()
-	rep := &SlotRecovery{Slot: slot}
+	var err error
 	rep.Journal, err = journal.Recover(m.Cache, jblk, journal.Config{ClusterSize: m.SB.ClusterSize(), Name: fmt.Sprintf("journal:%04d", slot)})
 	if err != nil {
-		return rep, fmt.Errorf("%s: replaying journal:%04d: %w", m.Path, slot, err)
+		return fmt.Errorf("%s: replaying journal:%04d: %w", m.Path, slot, err)
 	}
 	m.Cache.ForgetAll()
 	geo, err := alloc.NewGeometry(m.Volume.Super)
 	if err != nil {
-		return rep, err
+		return err
 	}
 	h, err := m.Journal.Begin(16)
 	if err != nil {
-		return rep, err
+		return err
 	}
 	tl := &extent.TruncateLog{C: m.Cache, Blkno: tlBlk, FreeClusters: m.global.FreeClusters}
 	errs := []error{alloc.RecoverLocalAlloc(h, m.Cache, geo, laBlk, m.global)}
@@ -148,13 +163,9 @@ func (m *Mounted) RecoverSlot(slot int) (*SlotRecovery, error) {
 	}
 	errs = append(errs, h.Stop())
 	if err := errors.Join(errs...); err != nil {
-		return rep, fmt.Errorf("%s: recovering slot %d's local alloc and truncate log: %w", m.Path, slot, err)
+		return fmt.Errorf("%s: recovering slot %d's local alloc and truncate log: %w", m.Path, slot, err)
 	}
-	// Home before the lock can go to another node.
-	if err := m.Journal.Checkpoint(); err != nil {
-		return rep, err
-	}
-	return rep, nil
+	return nil
 }
 
 // RecoverOrphansOf deletes the inodes left in slot's orphan directory

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"o2go/internal/testutil"
+	"o2go/internal/testutil/realtools"
+)
+
+// mountCluster is a procCluster whose agents mount its image.
+type mountCluster struct {
+	*procCluster
+	mnt map[int]string
+}
+
+func newMountCluster(t *testing.T, n int) *mountCluster {
+	t.Helper()
+	testutil.RequireFUSE(t)
+	mc := &mountCluster{procCluster: newProcCluster(t, n, loopbackIPs(n)), mnt: map[int]string{}}
+	t.Cleanup(func() {
+		for _, m := range mc.mnt {
+			_ = syscall.Unmount(m, syscall.MNT_DETACH)
+		}
+	})
+	return mc
+}
+
+// mount mounts the image on node i through its agent (o2go mount --socket).
+func (mc *mountCluster) mount(i int, opts ...string) string {
+	mc.t.Helper()
+	m := filepath.Join(mc.dir, fmt.Sprintf("m%d", i))
+	if err := os.MkdirAll(m, 0o755); err != nil {
+		mc.t.Fatal(err)
+	}
+	args := append([]string{"mount", "--socket", mc.agents[i].socket}, opts...)
+	out, err := exec.Command(mc.bin, append(args, mc.img, m)...).CombinedOutput()
+	if err != nil {
+		mc.t.Fatalf("o2go mount on node %d: %v\n%s", i, err, out)
+	}
+	mc.mnt[i] = m
+	return m
+}
+
+// umount unmounts node i's mount the way an operator does (umount(8)).
+func (mc *mountCluster) umount(i int) {
+	mc.t.Helper()
+	if out, err := exec.Command("umount", mc.mnt[i]).CombinedOutput(); err != nil {
+		mc.t.Fatalf("umount on node %d: %v\n%s", i, err, out)
+	}
+	delete(mc.mnt, i)
+}
+
+// waitUnmounted waits until agent i serves no mount any more (its unmount
+// released the slot and left the lock domain).
+func (mc *mountCluster) waitUnmounted(i int) {
+	mc.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var ms []map[string]any
+		if err := mc.call(i, "fs.mounts", &ms); err == nil && len(ms) == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	mc.t.Fatalf("agent %d still serves a mount 30 s after umount", i)
+}
+
+// within runs f, failing the test when it does not return in d (a hung
+// clustered operation).
+func within(t *testing.T, d time.Duration, what string, f func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(d):
+		t.Fatalf("%s: still hanging after %v", what, d)
+	}
+}
+
+func appendLine(path, line string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(line + "\n")
+	return errors.Join(err, f.Close())
+}
+
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return lines
+}
+
+// TestClusteredMountThreeNodes is issue 7's core: three agents mount one
+// volume at once through `o2go mount --socket`; concurrent appends from
+// every node interleave without loss; what one node writes, renames or
+// removes, the next one sees at once; kill -9 of a node is recovered by a
+// survivor (its fsynced data is there, the others go on), the node comes
+// back into its slot, and after every node unmounts fsck.ocfs2 finds the
+// volume clean.
+func TestClusteredMountThreeNodes(t *testing.T) {
+	mc := newMountCluster(t, 3)
+	for i := 0; i < 3; i++ {
+		mc.start(i)
+	}
+	mc.waitView([]int{0, 1, 2}, nodes(0, 1, 2), 30*time.Second)
+	for i := 0; i < 3; i++ {
+		mc.mount(i)
+	}
+
+	// Concurrent appends, O_APPEND from three nodes.
+	const per = 40
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < per; j++ {
+				if err := appendLine(filepath.Join(mc.mnt[i], "log"), fmt.Sprintf("node%d line%03d", i, j)); err != nil {
+					errs <- fmt.Errorf("node %d append %d: %w", i, j, err)
+					return
+				}
+			}
+		}()
+	}
+	within(t, 2*time.Minute, "concurrent appends", func() error { wg.Wait(); close(errs); return <-errs })
+	first := readLines(t, filepath.Join(mc.mnt[0], "log"))
+	if len(first) != 3*per {
+		t.Fatalf("node 0 reads %d lines, want %d", len(first), 3*per)
+	}
+	sorted := slices.Clone(first)
+	slices.Sort(sorted)
+	if len(slices.Compact(sorted)) != 3*per {
+		t.Fatalf("lines lost or doubled: %d distinct of %d", len(slices.Compact(sorted)), 3*per)
+	}
+	for i := 1; i < 3; i++ {
+		if got := readLines(t, filepath.Join(mc.mnt[i], "log")); !slices.Equal(got, first) {
+			t.Fatalf("node %d reads another log than node 0 (%d lines)", i, len(got))
+		}
+	}
+
+	// A read on a node gets the last write, whichever node made it.
+	for round := 0; round < 6; round++ {
+		w, r := round%3, (round+1)%3
+		want := fmt.Sprintf("round %d written on node %d\n", round, w)
+		if err := os.WriteFile(filepath.Join(mc.mnt[w], "shared"), []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(mc.mnt[r], "shared"))
+		if err != nil || string(got) != want {
+			t.Fatalf("round %d: node %d reads %q (%v), node %d wrote %q", round, r, got, err, w, want)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(mc.mnt[1], "dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(mc.mnt[2], "shared"), filepath.Join(mc.mnt[2], "dir", "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(mc.mnt[0], "shared")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("node 0 still sees a file node 2 renamed away: %v", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(mc.mnt[0], "dir", "moved")); err != nil || !strings.HasPrefix(string(got), "round 5") {
+		t.Fatalf("node 0 reads the renamed file as %q (%v)", got, err)
+	}
+
+	// Node 2 writes and fsyncs, then dies with the volume mounted.
+	durable := bytes.Repeat([]byte("fsynced on node 2 before it died\n"), 300)
+	f, err := os.Create(filepath.Join(mc.mnt[2], "durable"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(durable); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := mc.agents[2].cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-mc.agents[2].done
+	_ = syscall.Unmount(mc.mnt[2], syscall.MNT_DETACH)
+	delete(mc.mnt, 2)
+	mc.waitView([]int{0, 1}, nodes(0, 1), 30*time.Second)
+	// The survivors go on once one of them has recovered node 2's slot.
+	within(t, time.Minute, "appending on node 0 after node 2 died", func() error {
+		return appendLine(filepath.Join(mc.mnt[0], "log"), "node0 after the death")
+	})
+	within(t, time.Minute, "appending on node 1 after node 2 died", func() error {
+		return appendLine(filepath.Join(mc.mnt[1], "log"), "node1 after the death")
+	})
+	if got, err := os.ReadFile(filepath.Join(mc.mnt[1], "durable")); err != nil || !bytes.Equal(got, durable) {
+		t.Fatalf("node 1 reads %d bytes of what node 2 fsynced (%v), want %d", len(got), err, len(durable))
+	}
+	recovered := strings.Contains(mc.agents[0].logText(), "recovered a dead node's slot") ||
+		strings.Contains(mc.agents[1].logText(), "recovered a dead node's slot")
+	if !recovered {
+		t.Fatal("no survivor logged the recovery of node 2's slot")
+	}
+
+	// Node 2 comes back and mounts again.
+	mc.start(2)
+	mc.waitView([]int{0, 1, 2}, nodes(0, 1, 2), 30*time.Second)
+	mc.mount(2)
+	if got := readLines(t, filepath.Join(mc.mnt[2], "log")); len(got) != 3*per+2 {
+		t.Fatalf("node 2 reads %d lines after its return, want %d", len(got), 3*per+2)
+	}
+	if got, err := os.ReadFile(filepath.Join(mc.mnt[2], "durable")); err != nil || !bytes.Equal(got, durable) {
+		t.Fatalf("node 2 reads back %d bytes of its fsynced file (%v)", len(got), err)
+	}
+
+	for i := 0; i < 3; i++ {
+		mc.umount(i)
+		mc.waitUnmounted(i)
+	}
+	realtools.RequireFsckClean(t, mc.img)
+}
