@@ -29,6 +29,8 @@ func newMountCluster(t *testing.T, n int) *mountCluster {
 	t.Helper()
 	testutil.RequireFUSE(t)
 	mc := &mountCluster{procCluster: newProcCluster(t, n, loopbackIPs(n)), mnt: map[int]string{}}
+	// Room for every node's local alloc window and the tests' files.
+	mc.img = realtools.MkfsImage(t, 256<<20, "-b", "4096", "-C", "4096", "-N", "4", "-J", "size=4M")
 	t.Cleanup(func() {
 		for _, m := range mc.mnt {
 			_ = syscall.Unmount(m, syscall.MNT_DETACH)
@@ -194,6 +196,8 @@ func TestClusteredMountThreeNodes(t *testing.T) {
 		t.Fatalf("node 0 reads the renamed file as %q (%v)", got, err)
 	}
 
+	unlinkWhileOpenElsewhere(t, mc.mnt[0], mc.mnt[1])
+
 	// Node 2 writes and fsyncs, then dies with the volume mounted.
 	durable := bytes.Repeat([]byte("fsynced on node 2 before it died\n"), 300)
 	f, err := os.Create(filepath.Join(mc.mnt[2], "durable"))
@@ -246,4 +250,58 @@ func TestClusteredMountThreeNodes(t *testing.T) {
 		mc.waitUnmounted(i)
 	}
 	realtools.RequireFsckClean(t, mc.img)
+}
+
+func freeBlocks(t *testing.T, mnt string) uint64 {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(mnt, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Bfree
+}
+
+// unlinkWhileOpenElsewhere: a file open on node a and removed on node b
+// lives on for a (reads and writes through its descriptor) and is deleted
+// when a closes it, as on a local file system.
+func unlinkWhileOpenElsewhere(t *testing.T, a, b string) {
+	t.Helper()
+	data := bytes.Repeat([]byte("kept alive by an open descriptor on the other node\n"), 40000) // 2 MB
+	if err := os.WriteFile(filepath.Join(a, "victim"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(a, "victim"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := os.Remove(filepath.Join(b, "victim")); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{a, b} {
+		if _, err := os.Stat(filepath.Join(m, "victim")); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s: the removed name is still there: %v", m, err)
+		}
+	}
+	got := make([]byte, len(data))
+	if _, err := f.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("reading a file removed by another node through its open descriptor: %v (equal %v)", err, bytes.Equal(got, data))
+	}
+	if _, err := f.WriteAt([]byte("still writable"), 0); err != nil {
+		t.Fatalf("writing a file removed by another node through its open descriptor: %v", err)
+	}
+	// Free space counts the global bitmap, whose numbers also move with
+	// the nodes' local alloc windows: compare around the close only.
+	open := freeBlocks(t, b)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := open + uint64(len(data))/4096 - 16
+	deadline := time.Now().Add(20 * time.Second)
+	for freeBlocks(t, b) < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("the space of a removed file did not come back after its last close: %d free blocks, %d while it was open, the file holds %d", freeBlocks(t, b), open, len(data)/4096)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -181,6 +181,7 @@ func (mg *Manager) mount(ctx context.Context, spec, mountpoint string, opts fuse
 	}
 	mt.m, mt.Slot = m, slot
 	m.FS.W.Cluster = mt.lock
+	m.FS.W.Opens = newOpenLocks(mg.DLM, mt.UUID, mg.Log)
 	release()
 	undo = undo[:len(undo)-2] // the volume and its lock now go with Unmount
 	undo = append(undo, func() { mt.unmountVolume() })

@@ -454,7 +454,7 @@ func (f *FS) Readlink(_ <-chan struct{}, h *fuse.InHeader) ([]byte, fuse.Status)
 }
 
 func (f *FS) openHandle(ino uint64) uint64 {
-	f.fs.Open(ino)
+	f.fs.OpenHandle(ino)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.nextFh++
@@ -514,7 +514,7 @@ func (f *FS) Release(_ <-chan struct{}, in *fuse.ReleaseIn) {
 	f.mu.Unlock()
 	if ok {
 		// Release cannot fail; deleting an unlinked file can meet damage.
-		if err := f.fs.Release(ino); err != nil {
+		if err := f.fs.ReleaseHandle(ino); err != nil {
 			f.status(err)
 		}
 	}

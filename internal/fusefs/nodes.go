@@ -40,10 +40,10 @@ func newNodeTable(root uint64, rootGen uint32) *nodeTable {
 // more kernel lookup of it.
 func (t *nodeTable) ref(ino uint64, gen uint32) uint64 {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if id, ok := t.byIno[ino]; ok {
 		if e := t.byNode[id]; e.gen == gen || id == fuse.FUSE_ROOT_ID {
 			e.lookups++
+			t.mu.Unlock()
 			return id
 		}
 	}
@@ -51,7 +51,10 @@ func (t *nodeTable) ref(ino uint64, gen uint32) uint64 {
 	t.next++
 	t.byNode[id] = &nodeEntry{ino: ino, gen: gen, lookups: 1}
 	t.byIno[ino] = id
+	t.mu.Unlock()
 	if t.hold != nil {
+		// Outside the table lock: on a clustered mount holding an inode
+		// may wait for another node (its open lock).
 		t.hold(ino)
 	}
 	return id

@@ -1,6 +1,7 @@
 package inode
 
 import (
+	"errors"
 	"fmt"
 	"syscall"
 
@@ -261,7 +262,7 @@ func (f *FS) Unlink(parent uint64, name string, isDir bool) error {
 		return saveInode(tx, pd, pb)
 	})
 	if err == nil && victim != 0 {
-		err = f.deleteIfUnused(victim)
+		_, err = f.deleteIfUnused(victim)
 	}
 	return err
 }
@@ -314,8 +315,8 @@ func (f *FS) Open(ino uint64) {
 	f.W.mu.Unlock()
 }
 
-// Release drops a handle and deletes the inode when it was its last and
-// the inode has no name left.
+// Release drops a use and deletes the inode when it was its last and the
+// inode has no name left.
 func (f *FS) Release(ino uint64) error {
 	if f.W == nil {
 		return nil
@@ -327,34 +328,100 @@ func (f *FS) Release(ino uint64) error {
 		delete(f.W.open, ino)
 	}
 	f.W.mu.Unlock()
-	if !last {
+	if !last && !f.W.clustered() {
 		return nil
 	}
-	if f.W.Alloc.DiscardReservation != nil {
+	if last && f.W.Alloc.DiscardReservation != nil {
 		f.W.Alloc.DiscardReservation(ino)
 	}
-	return f.deleteIfUnused(ino)
+	_, err := f.deleteIfUnused(ino)
+	return err
 }
 
+// OpenHandle is Open for an open file or directory handle; on a clustered
+// mount it also holds the inode's open lock, so that the inode outlives a
+// removal on another node until the handle is released (ReleaseHandle).
+// There, only handles keep an unlinked inode: the kernel here may know an
+// inode another node deleted, and then reads ESTALE, as over NFS.
+func (f *FS) OpenHandle(ino uint64) {
+	if f.W == nil {
+		return
+	}
+	f.W.mu.Lock()
+	if f.W.handles == nil {
+		f.W.handles = map[uint64]int{}
+	}
+	f.W.handles[ino]++
+	f.W.mu.Unlock()
+	if f.W.Opens != nil {
+		f.W.Opens.Hold(ino)
+	}
+	f.Open(ino)
+}
+
+// ReleaseHandle is Release for a handle OpenHandle counted.
+func (f *FS) ReleaseHandle(ino uint64) error {
+	if f.W == nil {
+		return nil
+	}
+	f.W.mu.Lock()
+	if f.W.handles[ino]--; f.W.handles[ino] <= 0 {
+		delete(f.W.handles, ino)
+	}
+	f.W.mu.Unlock()
+	if f.W.Opens != nil {
+		f.W.Opens.Drop(ino)
+	}
+	return f.Release(ino)
+}
+
+// clustered says whether other nodes share the volume.
+func (w *Writer) clustered() bool { return w.Opens != nil }
+
+// isOpen says whether this node keeps ino alive: any use on a local
+// mount, an open handle on a clustered one (see OpenHandle).
 func (f *FS) isOpen(ino uint64) bool {
 	f.W.mu.Lock()
 	defer f.W.mu.Unlock()
+	if f.W.clustered() {
+		return f.W.handles[ino] > 0
+	}
 	return f.W.open[ino] > 0
 }
 
-// deleteIfUnused deletes an orphaned inode nobody has open.
-func (f *FS) deleteIfUnused(ino uint64) error {
+// deleteIfUnused deletes an orphaned inode nobody uses: not this node,
+// nor, on a clustered mount, any other (its open lock). It reports whether
+// it deleted.
+func (f *FS) deleteIfUnused(ino uint64) (bool, error) {
 	if f.isOpen(ino) {
-		return nil
+		return false, nil
 	}
-	d, err := f.Inode(ino)
-	if err != nil {
-		return err
+	unused := func() (bool, error) {
+		d, err := f.Stat(ino)
+		if errors.Is(err, syscall.ESTALE) {
+			return false, nil // another node deleted it first
+		}
+		if err != nil {
+			return false, err
+		}
+		return d.Links == 0 && d.Flags&ondisk.InodeOrphaned != 0, nil
 	}
-	if d.Links != 0 || d.Flags&ondisk.InodeOrphaned == 0 {
-		return nil
+	if ok, err := unused(); !ok || err != nil {
+		return false, err
 	}
-	return f.Delete(ino)
+	if f.W.Opens != nil {
+		done, ok, err := f.W.Opens.Claim(ino)
+		if err != nil || !ok {
+			return false, err
+		}
+		defer done()
+		// Look again under the claim: another node may have deleted it
+		// (and the block may hold a new inode) meanwhile.
+		if ok, err := unused(); !ok || err != nil {
+			return false, err
+		}
+	}
+	return true, f.Delete(ino)
 }
 
 // Delete frees an orphaned inode: its data (in steps, through the truncate
@@ -417,19 +484,35 @@ func (f *FS) Delete(ino uint64) error {
 	})
 }
 
-// RecoverOrphans deletes the inodes left in the slot's orphan directory by
-// a crash (the mount-time part of the kernel's orphan recovery). It
-// returns how many it deleted.
+// RecoverOrphans deletes the inodes left in the slot's orphan directory
+// (by a crash, or by uses that ended with the mount). It is called when the
+// mount has no user: at mount time (the kernel's orphan recovery) and once
+// the file system is detached at unmount, so it first forgets the uses
+// still counted (the kernel need not send all its FORGETs before it
+// unmounts). It returns how many it deleted; on a clustered mount an inode
+// another node still uses stays for that node to delete.
 func (f *FS) RecoverOrphans() (int, error) {
 	w, err := f.writer()
 	if err != nil {
 		return 0, err
 	}
+	w.mu.Lock()
+	handles := w.handles
+	w.open, w.handles = nil, nil
+	w.mu.Unlock()
+	if w.Opens != nil {
+		for ino, n := range handles {
+			for range n {
+				w.Opens.Drop(ino)
+			}
+		}
+	}
 	return f.RecoverOrphanDir(w.OrphanDir)
 }
 
 // RecoverOrphanDir deletes the inodes in orphan directory dir (this
-// slot's, or a dead node's on a clustered volume) and returns how many.
+// slot's, or a dead node's on a clustered volume) that nobody uses, and
+// returns how many.
 func (f *FS) RecoverOrphanDir(dir uint64) (int, error) {
 	if _, err := f.writer(); err != nil {
 		return 0, err
@@ -438,12 +521,19 @@ func (f *FS) RecoverOrphanDir(dir uint64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	for i, ino := range victims {
-		if err := f.Delete(ino); err != nil {
-			return i, fmt.Errorf("orphan inode %d: %w", ino, err)
+	n := 0
+	for _, ino := range victims {
+		// One still in use (here, or by another node of a clustered
+		// mount) is deleted by its last user instead.
+		deleted, err := f.deleteIfUnused(ino)
+		if err != nil {
+			return n, fmt.Errorf("orphan inode %d: %w", ino, err)
+		}
+		if deleted {
+			n++
 		}
 	}
-	return len(victims), nil
+	return n, nil
 }
 
 // orphans lists the inodes in orphan directory dir.

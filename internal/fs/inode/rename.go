@@ -203,7 +203,7 @@ func (f *FS) Rename(oldParent uint64, oldName string, newParent uint64, newName 
 		return s.save()
 	})
 	if err == nil && victim != 0 {
-		err = f.deleteIfUnused(victim)
+		_, err = f.deleteIfUnused(victim)
 	}
 	return err
 }

@@ -74,15 +74,34 @@ type Writer struct {
 	// local mount), taken before Meta: shared by readers, exclusive by
 	// every change.
 	Cluster ClusterLock
+	// Opens are the open locks of a clustered mount (nil: a local mount):
+	// an unlinked inode lives until no node uses it any more.
+	Opens OpenLocks
 
 	mu      sync.Mutex
 	gen     uint32
-	open    map[uint64]int // open handles per inode (unlinked files live until 0)
+	open    map[uint64]int // uses per inode: handles and kernel references (unlinked files live until 0)
+	handles map[uint64]int // open handles per inode (OpenHandle)
 	invalid func(ino uint64)
 
 	// afterRemoveStep, when set (tests), runs between two steps of a
 	// removeRange, once the first is durable; an error stops the removal.
 	afterRemoveStep func() error
+}
+
+// OpenLocks are OCFS2's open locks, one per inode: a node holds an
+// inode's shared while it uses the inode (an open file, or its kernel
+// knowing the inode); the node that would delete an unlinked inode first
+// claims it exclusive without waiting, and leaves the inode in an orphan
+// directory when another node still holds it; that node deletes it when
+// it lets go. Hold and Drop pair up and count; Hold may wait for a claim
+// to end. Neither is called with the cluster lock or Meta held.
+type OpenLocks interface {
+	Hold(ino uint64)
+	Drop(ino uint64)
+	// Claim takes ino's open lock exclusive if no node (this one
+	// included) uses ino; done ends the claim. ok false: in use.
+	Claim(ino uint64) (done func(), ok bool, err error)
 }
 
 // ClusterLock is the lock that makes a clustered mount coherent: a node
