@@ -62,6 +62,7 @@ type Mount struct {
 	mu    sync.Mutex
 	gone  bool // unmounted: nothing to flush any more
 	recMu sync.Mutex
+	locks *fileLocks // flock and fcntl locks, once serving
 }
 
 // superLockName is the volume lock's name: OCFS2's superblock lock.
@@ -193,7 +194,12 @@ func (mg *Manager) mount(ctx context.Context, spec, mountpoint string, opts fuse
 	} else if n > 0 {
 		mg.Log.Info("deleted orphan inodes left by a crash", "count", n)
 	}
-	f := fusefs.New(m.FS, fusefs.Options{Clustered: true, Statfs: m.Statfs, NoUserXattr: !opts.UserXattr, NoACL: !opts.ACL})
+	locks, err := newFileLocks(mg.Agent, mg.DLM, uuid, mg.Log)
+	if err != nil {
+		return nil, err
+	}
+	mt.locks = locks
+	f := fusefs.New(m.FS, fusefs.Options{Clustered: true, Statfs: m.Statfs, NoUserXattr: !opts.UserXattr, NoACL: !opts.ACL, Locks: locks})
 	srv, err := fusefs.Mount(f, mountpoint, fusefs.MountConfig{Device: device, AllowOther: os.Geteuid() == 0, Debug: opts.Debug})
 	if err != nil {
 		return nil, err
@@ -318,6 +324,9 @@ func (mt *Mount) unmountVolume() error {
 		release()
 	} else {
 		errs = append(errs, err)
+	}
+	if mt.locks != nil {
+		mt.locks.close()
 	}
 	errs = append(errs, mt.lock.Close())
 	lctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -51,6 +51,9 @@ type Options struct {
 	// nothing (attributes and names expire at once, file I/O is direct):
 	// every access reaches the volume, under the cluster lock.
 	Clustered bool
+	// Locks serves flock(2) and fcntl(2) locks across the nodes of a
+	// clustered mount (nil: the kernel keeps them, for this node only).
+	Locks FileLocks
 }
 
 // The errors= policies of mount.ocfs2(8).
@@ -512,6 +515,9 @@ func (f *FS) Release(_ <-chan struct{}, in *fuse.ReleaseIn) {
 	ino, ok := f.handles[in.Fh]
 	delete(f.handles, in.Fh)
 	f.mu.Unlock()
+	if ok && f.opts.Locks != nil {
+		f.opts.Locks.ReleaseHandle(ino, in.Fh)
+	}
 	if ok {
 		// Release cannot fail; deleting an unlinked file can meet damage.
 		if err := f.fs.ReleaseHandle(ino); err != nil {
@@ -520,9 +526,15 @@ func (f *FS) Release(_ <-chan struct{}, in *fuse.ReleaseIn) {
 	}
 }
 
-// Flush implements fuse.RawFileSystem (close(2): nothing to do, data
-// already went to the device).
-func (f *FS) Flush(_ <-chan struct{}, in *fuse.FlushIn) fuse.Status { return fuse.OK }
+// Flush implements fuse.RawFileSystem (close(2)): the data already went
+// to the device; the closing process's POSIX locks on the file end here
+// when this file system keeps them (FUSE's contract for lock owners).
+func (f *FS) Flush(_ <-chan struct{}, in *fuse.FlushIn) fuse.Status {
+	if f.opts.Locks != nil {
+		f.opts.Locks.ReleaseOwner(f.ino(in.NodeId), in.LockOwner)
+	}
+	return fuse.OK
+}
 
 // Fsync implements fuse.RawFileSystem: a journal commit.
 func (f *FS) Fsync(_ <-chan struct{}, in *fuse.FsyncIn) fuse.Status { return f.status(f.fs.Fsync()) }

@@ -36,6 +36,7 @@ func Mount(f *FS, mountpoint string, cfg MountConfig) (*fuse.Server, error) {
 		MaxReadAhead:  MaxWrite,
 		Options:       []string{"default_permissions"},
 		Debug:         cfg.Debug,
+		EnableLocks:   f.opts.Locks != nil,
 		DisableXAttrs: false,
 		// The kernel checks ACLs (reading system.posix_acl_access) and
 		// rewrites the access ACL on chmod; fs/inode inherits default ACLs.
