@@ -257,7 +257,9 @@ func (d *DLM) applyFrom(rd dlm.Ready, direct bool) []func() {
 			}
 			delete(d.leaves, e.Domain)
 		case dlm.EventDeadlock:
-			d.a.logf("dlm: %s/%s: conversion deadlock: %s", e.Domain, e.Resource, e.Detail)
+			// Routine for a file system's PR->EX raises (the refused node
+			// gives way and asks again); counted in dlm state.
+			d.a.log.Debug("dlm: conversion deadlock broken", "domain", e.Domain, "resource", e.Resource, "detail", e.Detail)
 		}
 		for _, fn := range d.subs {
 			fn := fn

@@ -67,8 +67,11 @@ type Held interface {
 type Flusher func(from, to Mode) error
 
 // RequestRetry is how long one request to the lock manager may wait
-// before it is cancelled and made again.
-var RequestRetry = time.Second
+// before it is cancelled and made again: a safety net (counted in
+// Stats.Retries, which should stay 0) against a blocking notification
+// that never came; the lock manager notifies every holder in the way of
+// a queued request, after every grant.
+var RequestRetry = 5 * time.Second
 
 // Lock is one cluster lock cached on this node: many local users share it
 // at the level the strongest of them needed; it goes down only when
@@ -99,7 +102,8 @@ type Stats struct {
 	Acquires     uint64 `json:"acquires"` // users served
 	Requests     uint64 `json:"requests"` // DLM requests and up-conversions
 	Downconverts uint64 `json:"downconverts"`
-	Blocks       uint64 `json:"blocks"` // blocking notifications received
+	Blocks       uint64 `json:"blocks"`  // blocking notifications received
+	Retries      uint64 `json:"retries"` // requests re-made after RequestRetry
 }
 
 // NewLock returns lock name on svc; flush runs before every downconvert.
@@ -173,9 +177,7 @@ func (l *Lock) raise(ctx context.Context, want Mode, recovery bool) error {
 	l.converting = true
 	l.stats.Requests++
 	held := l.held
-	// A request that waits long is asked again: the new request makes
-	// the lock manager notify whoever holds the lock then (a holder
-	// granted after this request queued may never have been told).
+	// A request that waits very long is asked again (RequestRetry).
 	rctx, cancel := context.WithTimeout(ctx, RequestRetry)
 	l.cancelUp = cancel
 	l.mu.Unlock()
@@ -196,6 +198,9 @@ func (l *Lock) raise(ctx context.Context, want Mode, recovery bool) error {
 				l.startDown()
 			}
 			return ctx.Err()
+		}
+		if rctx.Err() == context.DeadlineExceeded {
+			l.stats.Retries++
 		}
 		if l.err != nil {
 			return l.err
@@ -255,7 +260,9 @@ func (l *Lock) startDown() {
 }
 
 // down waits for the local users to finish, flushes and converts down to
-// the highest mode compatible with what the other node wants.
+// the highest mode compatible with what the other node wants. A blocking
+// notification that arrives while it converts (another node asking for
+// more than the first) is not lost: it goes down again.
 func (l *Lock) down() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -263,35 +270,39 @@ func (l *Lock) down() {
 		l.downing = false
 		l.cond.Broadcast()
 	}()
-	for l.users > 0 || l.converting || l.recovering {
-		l.cond.Wait()
-	}
-	if l.err != nil || l.held == nil || compatible(l.mode, l.wanted) {
-		l.blocked = false
-		return
-	}
-	from, to := l.mode, NL
-	if l.wanted == PR {
-		to = PR
-	}
-	held := l.held
-	l.converting = true // no other request on the lock meanwhile
-	l.mu.Unlock()
-	err := l.flush(from, to)
-	if err == nil {
-		err = held.Convert(context.Background(), Request{Mode: to})
-	}
-	l.mu.Lock()
-	l.converting = false
-	if err != nil {
-		// A node that cannot write its changes home must not let another
-		// read past them: the lock stays, and every user fails.
-		l.err = fmt.Errorf("cluster lock %s: giving it up: %w", l.Name, err)
-	} else {
+	for {
+		for l.users > 0 || l.converting || l.recovering {
+			l.cond.Wait()
+		}
+		if l.err != nil || l.held == nil || compatible(l.mode, l.wanted) {
+			l.blocked = false
+			return
+		}
+		from, to := l.mode, NL
+		if l.wanted == PR {
+			to = PR
+		}
+		held := l.held
+		l.converting = true // no other request on the lock meanwhile
+		l.mu.Unlock()
+		err := l.flush(from, to)
+		if err == nil {
+			err = held.Convert(context.Background(), Request{Mode: to})
+		}
+		l.mu.Lock()
+		l.converting = false
+		if err != nil {
+			// A node that cannot write its changes home must not let another
+			// read past them: the lock stays, and every user fails.
+			l.err = fmt.Errorf("cluster lock %s: giving it up: %w", l.Name, err)
+			l.blocked = false
+			return
+		}
 		l.mode = to
 		l.stats.Downconverts++
+		// l.wanted is the strongest mode asked for since the notification
+		// that started this: if a later one asked for more, go on down.
 	}
-	l.blocked = false
 }
 
 // Recover runs fn holding the lock EX with the recovery flag, which passes
