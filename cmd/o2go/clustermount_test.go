@@ -305,3 +305,71 @@ func unlinkWhileOpenElsewhere(t *testing.T, a, b string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+func TestMountHelperArgs(t *testing.T) {
+	for _, c := range []struct {
+		argv []string
+		want string
+		ok   bool
+		err  bool
+	}{
+		{[]string{"/usr/bin/o2go", "mount", "a", "b"}, "", false, false},
+		{[]string{"/sbin/mount.fuse.o2go", "/dev/sdb", "/srv", "-o", "rw,_netdev,node=n1"}, "mount -o rw,_netdev,node=n1 /dev/sdb /srv", true, false},
+		{[]string{"mount.fuse.o2go", "UUID=AB", "/srv", "-n", "-orw", "-o", "noatime"}, "mount -o rw,noatime UUID=AB /srv", true, false},
+		{[]string{"mount.o2go", "/dev/sdb", "/srv"}, "mount /dev/sdb /srv", true, false},
+		{[]string{"mount.fuse.o2go", "/dev/sdb"}, "", true, true},
+		{[]string{"mount.fuse.o2go", "/dev/sdb", "/srv", "--bogus"}, "", true, true},
+	} {
+		args, ok, err := mountHelperArgs(c.argv)
+		if ok != c.ok || (err != nil) != c.err || strings.Join(args, " ") != c.want {
+			t.Errorf("%q: %q %v %v, want %q %v err=%v", c.argv, args, ok, err, c.want, c.ok, c.err)
+		}
+	}
+	if o, n, s := agentOptions("rw,node=n1,_netdev,socket=/run/x.sock", "", ""); o != "rw,_netdev" || n != "n1" || s != "/run/x.sock" {
+		t.Errorf("agentOptions: %q %q %q", o, n, s)
+	}
+	if _, n, _ := agentOptions("node=n1", "flag", ""); n != "flag" {
+		t.Errorf("the --node flag must win over node=: %q", n)
+	}
+}
+
+// TestClusteredMountFromFstab: an fstab entry of type fuse.o2go with
+// _netdev mounts a clustered volume through the agent (mount(8) calls
+// /sbin/mount.fuse.o2go, a link to o2go), and umount(8) ends it.
+func TestClusteredMountFromFstab(t *testing.T) {
+	mc := newMountCluster(t, 1)
+	mc.start(0)
+	mc.waitView([]int{0}, nodes(0), 30*time.Second)
+	const helper = "/sbin/mount.fuse.o2go"
+	if _, err := os.Lstat(helper); errors.Is(err, os.ErrNotExist) {
+		if err := os.Symlink(mc.bin, helper); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(helper) })
+	} else if target, _ := os.Readlink(helper); target != mc.bin {
+		t.Logf("using the installed %s (-> %s)", helper, target)
+	}
+	mnt := filepath.Join(mc.dir, "fstab-mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fstab := filepath.Join(mc.dir, "fstab")
+	line := fmt.Sprintf("%s %s fuse.o2go _netdev,noatime,socket=%s 0 0\n", mc.img, mnt, mc.agents[0].socket)
+	if err := os.WriteFile(fstab, []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-T", fstab, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount -T %s %s: %v\n%s", fstab, mnt, err, out)
+	}
+	mc.mnt[0] = mnt
+	var ms []map[string]any
+	if err := mc.call(0, "fs.mounts", &ms); err != nil || len(ms) != 1 || ms[0]["mountpoint"] != mnt {
+		t.Fatalf("the agent does not serve the fstab mount: %v %v", ms, err)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "from-fstab"), []byte("ok\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mc.umount(0)
+	mc.waitUnmounted(0)
+	realtools.RequireFsckClean(t, mc.img)
+}

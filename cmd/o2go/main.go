@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -49,8 +51,50 @@ disk heartbeat, messaging, quorum, fencing, a DLM, and HA failover of services.`
 // subcommands is filled by the init functions of the files of this package.
 var subcommands []func() *cobra.Command
 
+// mountHelperArgs turns the command line mount(8) gives a mount helper
+// (`/sbin/mount.fuse.o2go SOURCE TARGET [-o OPTIONS] [-n] [-s] [-v]`, for
+// fstab entries of type fuse.o2go) into o2go's own: mount -o OPTIONS
+// SOURCE TARGET. ok is false when o2go was not called as that helper.
+func mountHelperArgs(argv []string) (args []string, ok bool, err error) {
+	if name := filepath.Base(argv[0]); name != "mount.fuse.o2go" && name != "mount.o2go" {
+		return nil, false, nil
+	}
+	var pos []string
+	opts := ""
+	for i := 1; i < len(argv); i++ {
+		switch a := argv[i]; {
+		case a == "-o" && i+1 < len(argv):
+			i++
+			opts = strings.Trim(opts+","+argv[i], ",")
+		case strings.HasPrefix(a, "-o"):
+			opts = strings.Trim(opts+","+a[2:], ",")
+		case a == "-n" || a == "-s" || a == "-v" || a == "-f" || a == "-r" || a == "-w":
+			// mount(8)'s: no mtab, sloppy, verbose, fake, ro, rw; -r/-w also come as options.
+		case strings.HasPrefix(a, "-"):
+			return nil, true, fmt.Errorf("%s: unknown flag %s (usage: %s SOURCE TARGET [-o OPTIONS])", argv[0], a, argv[0])
+		default:
+			pos = append(pos, a)
+		}
+	}
+	if len(pos) != 2 {
+		return nil, true, fmt.Errorf("usage: %s SOURCE TARGET [-o OPTIONS] (got %d arguments)", argv[0], len(pos))
+	}
+	args = []string{"mount"}
+	if opts != "" {
+		args = append(args, "-o", opts)
+	}
+	return append(args, pos...), true, nil
+}
+
 func main() {
-	err := newRootCommand().Execute()
+	root := newRootCommand()
+	if args, ok, err := mountHelperArgs(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "o2go:", err)
+		os.Exit(1)
+	} else if ok {
+		root.SetArgs(args)
+	}
+	err := root.Execute()
 	if err == nil {
 		return
 	}

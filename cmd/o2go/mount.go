@@ -50,6 +50,12 @@ Options (-o, comma separated) are mount.ocfs2(8)'s that apply:
   atime_quantum=SECONDS, noatime, localalloc=MB, resv_level=0..8,
   dir_resv_level=0..8, coherency=full|buffered, user_xattr, nouser_xattr,
   acl, noacl, nocluster, preferred_slot=N; _netdev and defaults are accepted.
+  node=NAME and socket=PATH choose the agent of a clustered volume, as
+  --node and --socket do.
+
+In /etc/fstab, with /sbin/mount.fuse.o2go a symbolic link to o2go (mount(8)
+calls it for file systems of type fuse.o2go):
+  UUID=…  /srv/shared  fuse.o2go  _netdev,node=node1  0 0
 
 A local volume (mkfs --fs-features=local) mounts on this node. A clustered
 volume needs the cluster agent, or -o nocluster when no other node uses it.
@@ -69,6 +75,8 @@ EXIT STATUS
   2  (-f) errors=panic stopped the server after a metadata error`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// fstab entries choose the agent with options.
+			optString, nodeName, socket = agentOptions(optString, nodeName, socket)
 			opts, err := fusefs.ParseMountOptions(optString)
 			if err != nil {
 				return err
@@ -109,6 +117,28 @@ EXIT STATUS
 	cmd.Flags().StringVar(&nodeName, "node", "", "clustered volumes: mount through the agent of node `NAME` (default: the host name)")
 	cmd.Flags().StringVar(&socket, "socket", "", "clustered volumes: the agent's control socket `PATH` (default /run/o2go/NODE.sock)")
 	return cmd
+}
+
+// agentOptions takes node=NAME and socket=PATH (how an fstab entry says
+// which agent mounts a clustered volume) out of a -o list; the flags, when
+// given, win.
+func agentOptions(opts, nodeName, socket string) (string, string, string) {
+	var keep []string
+	for _, o := range strings.Split(opts, ",") {
+		switch k, v, _ := strings.Cut(o, "="); k {
+		case "node":
+			if nodeName == "" {
+				nodeName = v
+			}
+		case "socket":
+			if socket == "" {
+				socket = v
+			}
+		default:
+			keep = append(keep, o)
+		}
+	}
+	return strings.Join(keep, ","), nodeName, socket
 }
 
 // isClustered reports whether device holds a volume that is not local.
