@@ -369,7 +369,13 @@ func TestClusteredMountFromFstab(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(mnt, "from-fstab"), []byte("ok\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mc.umount(0)
-	mc.waitUnmounted(0)
+	// o2go umount waits until the agent has left the volume.
+	if out, err := exec.Command(mc.bin, "umount", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("o2go umount: %v\n%s", err, out)
+	}
+	delete(mc.mnt, 0)
+	if err := mc.call(0, "fs.mounts", &ms); err != nil || len(ms) != 0 {
+		t.Fatalf("o2go umount returned while the agent still serves the mount: %v %v", ms, err)
+	}
 	realtools.RequireFsckClean(t, mc.img)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -289,6 +290,58 @@ func liveNodes(device string) ([]int, error) {
 	return live, nil
 }
 
+// agentSocketOf returns the control socket of process pid when it is an
+// o2go agent (a clustered mount's server), else "".
+func agentSocketOf(pid int) string {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return ""
+	}
+	args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+	if !slices.Contains(args, "agent") {
+		return ""
+	}
+	nodeName := ""
+	for i, a := range args {
+		k, v, hasV := strings.Cut(a, "=")
+		if !hasV && i+1 < len(args) {
+			v = args[i+1]
+		}
+		switch k {
+		case "--socket":
+			return v
+		case "--node":
+			nodeName = v
+		}
+	}
+	if nodeName == "" {
+		nodeName, _ = os.Hostname()
+	}
+	return node.DefaultSocket(nodeName)
+}
+
+// waitAgentUnmounted waits until the agent at socket no longer serves mp.
+func waitAgentUnmounted(socket, mp string, deadline time.Time) error {
+	for {
+		var ms []clustermount.MountInfo
+		cl, err := node.DialControl(socket)
+		if err == nil {
+			err = cl.Call("fs.mounts", nil, &ms)
+			cl.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("%s is unmounted; asking its agent (%s) whether it left the volume cleanly: %w", mp, socket, err)
+		}
+		if !slices.ContainsFunc(ms, func(m clustermount.MountInfo) bool { return m.Mountpoint == mp }) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s is unmounted, but its agent (%s) is still leaving the volume", mp, socket)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func newUmountCommand() *cobra.Command {
 	var timeout time.Duration
 	cmd := &cobra.Command{
@@ -317,6 +370,7 @@ EXIT STATUS
 					pid = m.PID
 				}
 			}
+			agent := agentSocketOf(pid)
 			if err := syscall.Unmount(mp, 0); err != nil {
 				return fmt.Errorf("unmounting %s: %w", mp, err)
 			}
@@ -324,6 +378,11 @@ EXIT STATUS
 				return nil
 			}
 			deadline := time.Now().Add(timeout)
+			if agent != "" {
+				// A clustered mount: the agent goes on serving the others;
+				// wait until it has left this one (slot, locks, domain).
+				return waitAgentUnmounted(agent, mp, deadline)
+			}
 			for syscall.Kill(pid, 0) == nil {
 				if time.Now().After(deadline) {
 					return fmt.Errorf("%s is unmounted, but the o2go process %d is still cleaning up after %v", mp, pid, timeout)
