@@ -30,8 +30,8 @@ func (mt *Mount) Info() MountInfo {
 	return MountInfo{Device: mt.Device, Mountpoint: mt.Mountpoint, UUID: mt.UUID, Slot: mt.Slot, Since: mt.Started, VolumeLock: mt.LockState()}
 }
 
-// RegisterControl adds fs.mount and fs.mounts to the agent's control
-// server.
+// RegisterControl adds fs.mount, fs.mounts and fs.locks to the agent's
+// control server.
 func (mg *Manager) RegisterControl(cs *node.ControlServer) {
 	cs.Register("fs.mount", func(ctx context.Context, req *node.ControlRequest) (any, error) {
 		var p MountParams
@@ -53,5 +53,12 @@ func (mg *Manager) RegisterControl(cs *node.ControlServer) {
 			out = append(out, mt.Info())
 		}
 		return out, nil
+	})
+	cs.Register("fs.locks", func(ctx context.Context, req *node.ControlRequest) (any, error) {
+		var p FsLocksParams
+		if err := req.Decode(&p); err != nil {
+			return nil, err
+		}
+		return mg.FsLocks(p)
 	})
 }

@@ -1,0 +1,364 @@
+package clustermount
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"o2go/internal/base"
+	"o2go/internal/dlm"
+	"o2go/internal/fs/lockglue"
+	"o2go/internal/ondisk"
+)
+
+// The fs_locks view: the cluster locks of each clustered mount as the file
+// system on this node sees them (the counterpart of debugfs.ocfs2's
+// fs_locks), joined with what the lock manager knows of the same
+// resources (dlm_locks): the level this node's lock is granted, a request
+// under way and, where this node masters the resource, the other nodes
+// queued on it. Following a hang (ocfs2(7), DLM DEBUGGING) starts here:
+// the busy locks (-B) of the node whose processes hang, then the master's
+// dlm_locks of each, then fs_locks on the holder.
+
+// FsLocksParams are the parameters of the fs.locks control method.
+type FsLocksParams struct {
+	// Mount names one mount: its mount point or device (absolute paths),
+	// or its UUID (with or without "UUID="). Empty: every mount.
+	Mount string `json:"mount,omitempty"`
+	// Busy keeps only the busy locks (debugfs.ocfs2 fs_locks -B).
+	Busy bool `json:"busy,omitempty"`
+}
+
+// MountLocks are the file-system locks of one clustered mount.
+type MountLocks struct {
+	Device     string      `json:"device"`
+	Mountpoint string      `json:"mountpoint"`
+	UUID       string      `json:"uuid"` // the lock domain
+	Slot       int         `json:"slot"`
+	Node       base.NodeID `json:"node"` // this node
+	Locks      []FsLock    `json:"locks"`
+}
+
+// FsLock is one file-system lock of a mount on this node.
+type FsLock struct {
+	Name       string `json:"name"`  // printable (ondisk.LockName.String)
+	Type       string `json:"type"`  // decoded: Super, Open, ...
+	Inode      uint64 `json:"inode"` // the block number in the name: the inode, 2 for the superblock
+	Generation uint32 `json:"generation,omitempty"`
+	// Mode is the level this node holds as the file system sees it (NL,
+	// PR, EX), "none" when it holds nothing. An open lock whose request
+	// is under way shows the lock manager's granted level instead.
+	Mode string `json:"mode"`
+	// Holders are the local users: for the volume lock, the operations
+	// inside it; for an open lock, the open handles and kernel uses of
+	// the inode (while a request is under way, every use counted, the
+	// one waiting included).
+	Holders int `json:"holders"`
+	// Busy: a request is under way (debugfs.ocfs2's Busy flag): a lock,
+	// a conversion or an unlock at the lock manager, a downconvert, or an
+	// open lock's request or delete claim.
+	Busy bool `json:"busy"`
+	// Pending is the action under way: lock, convert, downconvert,
+	// unlock, cancel; Requested the level it asks for.
+	Pending   string `json:"pending_action,omitempty"`
+	Requested string `json:"requested_mode,omitempty"`
+	// Blocked: another node waits for BlockingMode, which this node's
+	// level excludes; the downconvert follows the last local user. Open
+	// locks take no blocking notifications (a delete never waits for
+	// them) and are never blocked.
+	Blocked      bool   `json:"blocked"`
+	BlockingMode string `json:"blocking_mode,omitempty"`
+	// Master is the node that masters the resource; Waiters the other
+	// nodes' requests queued there, known when this node is the master.
+	Master       base.NodeID `json:"master"`
+	MasteredHere bool        `json:"mastered_here"`
+	Waiters      []Waiter    `json:"waiters,omitempty"`
+	// Stats count what the lock did since the mount (the volume lock
+	// only: open locks keep no counts).
+	Stats *lockglue.Stats `json:"stats,omitempty"`
+	// Untracked: this node holds the resource in the volume's lock domain
+	// but the file system does not know it: a lock taken with o2go lock
+	// in the domain, or a leaked one.
+	Untracked bool `json:"untracked,omitempty"`
+}
+
+// Waiter is another node's request queued at the master.
+type Waiter struct {
+	Node      base.NodeID `json:"node"`
+	Queue     string      `json:"queue"` // Converting, Blocked, Fresh (during recovery)
+	Mode      dlm.Mode    `json:"mode"`  // granted ("-": none yet)
+	Requested dlm.Mode    `json:"requested"`
+}
+
+// IsBusy says whether the lock is in use or in motion: local users, a
+// request or downconvert under way, another node blocked on it (fs_locks
+// -B).
+func (l FsLock) IsBusy() bool {
+	return l.Holders > 0 || l.Busy || l.Blocked || l.Pending != ""
+}
+
+// ErrNoSuchMount is fs.locks' answer when no clustered mount matches.
+var ErrNoSuchMount = errors.New("no such clustered mount")
+
+// FsLocks returns the file-system locks of the node's clustered mounts (in
+// mount point order), or of the one p names.
+func (mg *Manager) FsLocks(p FsLocksParams) ([]MountLocks, error) {
+	mounts := mg.Mounts()
+	slices.SortFunc(mounts, func(a, b *Mount) int { return strings.Compare(a.Mountpoint, b.Mountpoint) })
+	if p.Mount != "" {
+		// A path inside a mount is never stat'ed: this process serves it,
+		// and a hung mount must not hang its own debugging.
+		clean := filepath.Clean(p.Mount)
+		statOK := !slices.ContainsFunc(mounts, func(mt *Mount) bool {
+			return clean == mt.Mountpoint || strings.HasPrefix(clean, mt.Mountpoint+"/")
+		})
+		var one []*Mount
+		for _, mt := range mounts {
+			if mt.names(p.Mount, statOK) {
+				one = append(one, mt)
+			}
+		}
+		if len(one) == 0 {
+			return nil, noSuchMount(p.Mount, mounts)
+		}
+		mounts = one
+	}
+	out := []MountLocks{}
+	for _, mt := range mounts {
+		ml := mt.fsLocks()
+		if p.Busy {
+			ml.Locks = slices.DeleteFunc(ml.Locks, func(l FsLock) bool { return !l.IsBusy() })
+		}
+		out = append(out, ml)
+	}
+	return out, nil
+}
+
+func noSuchMount(arg string, mounts []*Mount) error {
+	if len(mounts) == 0 {
+		return fmt.Errorf("%w: %s (this node has no clustered mount)", ErrNoSuchMount, arg)
+	}
+	var have []string
+	for _, mt := range mounts {
+		have = append(have, fmt.Sprintf("%s on %s", mt.Device, mt.Mountpoint))
+	}
+	return fmt.Errorf("%w: %s (this node mounts %s)", ErrNoSuchMount, arg, strings.Join(have, ", "))
+}
+
+// names says whether arg names the mount: its mount point, its device
+// (with statOK, the same file under another path too) or its UUID.
+func (mt *Mount) names(arg string, statOK bool) bool {
+	if u, ok := strings.CutPrefix(arg, "UUID="); ok || !strings.Contains(arg, "/") {
+		if !ok {
+			u = arg
+		}
+		return strings.EqualFold(strings.ReplaceAll(u, "-", ""), mt.UUID)
+	}
+	clean := filepath.Clean(arg)
+	if clean == mt.Mountpoint || clean == mt.Device {
+		return true
+	}
+	if !statOK {
+		return false
+	}
+	a, err := os.Stat(clean)
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(mt.Device)
+	return err == nil && os.SameFile(a, b)
+}
+
+// fsLocks gathers the mount's locks: the volume lock first, then the open
+// locks and any other lock this node holds in the domain, by name.
+func (mt *Mount) fsLocks() MountLocks {
+	self := base.NodeID(mt.mg.Agent.Self().Number)
+	ml := MountLocks{Device: mt.Device, Mountpoint: mt.Mountpoint, UUID: mt.UUID, Slot: mt.Slot, Node: self}
+	vol := mt.lock.State()
+
+	// The open locks and the lock manager's view, read together: no open
+	// lock entry comes or goes meanwhile, so a lock the lock manager
+	// shows without an entry is not the file system's (an entry exists
+	// from before its lock is requested until after it is released).
+	// Nobody takes openLocks.mu after the lock manager's lock, nor waits
+	// on an open lock's mu under it.
+	var opens []openLockState
+	ol, _ := mt.m.FS.W.Opens.(*openLocks)
+	if ol != nil {
+		ol.mu.Lock()
+	}
+	res, err := mt.mg.DLM.Locks(mt.UUID, "")
+	if err != nil {
+		res = nil // the domain is gone: the mount is ending
+	}
+	if ol != nil {
+		opens = ol.snapshot()
+		ol.mu.Unlock()
+	}
+	byName := map[string]*dlm.ResourceState{}
+	for i := range res {
+		byName[res[i].Name] = &res[i]
+	}
+
+	// The volume lock.
+	v := FsLock{Mode: vol.Mode, Holders: vol.Users, Blocked: vol.Blocked, BlockingMode: vol.Wanted}
+	st := vol.Stats
+	v.Stats = &st
+	if vol.Blocked {
+		// Blocked lasts until the downconvert is done.
+		v.Busy, v.Pending, v.Requested = true, "downconvert", downTo(vol.Wanted)
+	}
+	r := byName[vol.Name]
+	own, others := splitLocal(r, vol.Mode, vol.Blocked)
+	ml.Locks = append(ml.Locks, v.decorate(vol.Name, r, own, self))
+	var rest []FsLock
+	if len(others) > 0 {
+		rest = append(rest, FsLock{Mode: grantedMode(others), Untracked: true}.decorate(vol.Name, r, others, self))
+	}
+	delete(byName, vol.Name)
+
+	for _, o := range opens {
+		name := openLockName(o.ino)
+		l := FsLock{Holders: o.holders, Busy: o.busy, Mode: "none"}
+		if o.held {
+			l.Mode = lockglue.PR.String()
+		}
+		r := byName[name]
+		own, others := splitLocal(r, l.Mode, o.busy)
+		if o.busy {
+			// Its state cannot be read without waiting: the lock
+			// manager's grant says the level.
+			l.Mode = grantedMode(own)
+		}
+		rest = append(rest, l.decorate(name, r, own, self))
+		if len(others) > 0 {
+			rest = append(rest, FsLock{Mode: grantedMode(others), Untracked: true}.decorate(name, r, others, self))
+		}
+		delete(byName, name)
+	}
+	for name, r := range byName {
+		if len(r.Local) == 0 {
+			continue // known here as master or cached only
+		}
+		rest = append(rest, FsLock{Mode: grantedMode(r.Local), Untracked: true}.decorate(name, r, r.Local, self))
+	}
+	slices.SortStableFunc(rest, func(a, b FsLock) int { return strings.Compare(a.Name, b.Name) })
+	ml.Locks = append(ml.Locks, rest...)
+	return ml
+}
+
+// splitLocal tells the file system's lock among this node's locks on r
+// (it has one at most) from the others (o2go lock in the volume's domain,
+// or a leak): its lock is the one granted the level it holds (mode),
+// else (a change it has not recorded yet) the one the lock manager shows
+// a request on, else the first.
+func splitLocal(r *dlm.ResourceState, mode string, busy bool) (own, others []dlm.LocalLock) {
+	if r == nil {
+		return nil, nil
+	}
+	pick := -1
+	if mode != "none" {
+		pick = slices.IndexFunc(r.Local, func(x dlm.LocalLock) bool { return x.Mode.String() == mode })
+	}
+	if pick < 0 && (busy || mode != "none") {
+		// A grant or downconvert the file system has not recorded yet.
+		pick = slices.IndexFunc(r.Local, func(x dlm.LocalLock) bool { return x.Pending != dlm.OpNone })
+		if pick < 0 && len(r.Local) > 0 {
+			pick = 0
+		}
+	}
+	for i, x := range r.Local {
+		if i == pick {
+			own = append(own, x)
+		} else {
+			others = append(others, x)
+		}
+	}
+	return own, others
+}
+
+// openLockState is one open lock entry as fs.locks reads it.
+type openLockState struct {
+	ino     uint64
+	holders int
+	held    bool // PR held (when not busy)
+	busy    bool // a request, release or claim under way: its mutex is taken
+}
+
+// snapshot reads every entry without waiting: an entry whose mutex is
+// taken is busy, and then counts its references as holders. Under o.mu.
+func (o *openLocks) snapshot() []openLockState {
+	out := make([]openLockState, 0, len(o.locks))
+	for ino, l := range o.locks {
+		s := openLockState{ino: ino, holders: l.refs}
+		if l.mu.TryLock() {
+			s.holders, s.held = l.holds, l.held != nil
+			l.mu.Unlock()
+		} else {
+			s.busy = true
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// decorate names l and adds the lock manager's view of the resource: its
+// master, the request under way on local (this node's locks that l
+// stands for), the other nodes queued at the master.
+func (l FsLock) decorate(name string, r *dlm.ResourceState, local []dlm.LocalLock, self base.NodeID) FsLock {
+	l.Name, l.Type = name, "unknown"
+	if n, err := ondisk.ParseLockName(name); err == nil {
+		l.Name, l.Type, l.Inode, l.Generation = n.String(), n.Type.Name(), n.Blkno, n.Generation
+	} else {
+		l.Name = fmt.Sprintf("%q", name)
+	}
+	if r == nil {
+		return l
+	}
+	l.Master, l.MasteredHere = r.Master, r.Mastered
+	for _, x := range local {
+		if x.Pending == dlm.OpNone {
+			continue
+		}
+		l.Busy = true
+		l.Pending, l.Requested = x.Pending.String(), x.Requested.String()
+		if x.Pending == dlm.OpConvert && x.Requested < x.Mode {
+			l.Pending = "downconvert"
+		}
+		if x.Pending == dlm.OpUnlock {
+			l.Requested = ""
+		}
+	}
+	for _, q := range r.Queues {
+		if q.Node == self || q.Queue == "Granted" {
+			continue
+		}
+		l.Waiters = append(l.Waiters, Waiter{Node: q.Node, Queue: q.Queue, Mode: q.Mode, Requested: q.Requested})
+	}
+	return l
+}
+
+// grantedMode is the highest level locks are granted, "none" when none
+// is.
+func grantedMode(locks []dlm.LocalLock) string {
+	best := dlm.ModeNone
+	for _, x := range locks {
+		best = max(best, x.Mode)
+	}
+	if best == dlm.ModeNone {
+		return "none"
+	}
+	return best.String()
+}
+
+// downTo is the level a blocked lock goes down to for a node waiting for
+// wanted: PR stays compatible with PR, anything else needs NL.
+func downTo(wanted string) string {
+	if wanted == lockglue.PR.String() {
+		return lockglue.PR.String()
+	}
+	return lockglue.NL.String()
+}
