@@ -211,7 +211,10 @@ func Validate(in *Config, topo Topology) (*Resolved, error) {
 			} else {
 				g.Fallback = FallbackNever
 			}
-		case FallbackHigher, FallbackNever:
+		case FallbackNever:
+		case FallbackHigher:
+			// "never" is what a concurrent group resolves to: a resolved
+			// configuration validates again as it is.
 			if g.Startup == StartupAll {
 				add("group %s: fallback does not apply to a concurrent group (startup %q): remove it", g.Name, StartupAll)
 			}
@@ -241,6 +244,15 @@ func Validate(in *Config, topo Topology) (*Resolved, error) {
 			rseen[r.Name] = true
 			resNames[r.Name] = g.Name
 			validateResource(r, where, nets, addrs, add)
+			if g.Startup == StartupAll && r.Type == TypeFS {
+				// Mounted on every node at once: only a clustered volume.
+				switch {
+				case r.FSType != "" && r.FSType != "o2go":
+					add("%s: a concurrent group mounts its file systems on every node at once, which %s cannot do: use a clustered o2go volume (fstype \"o2go\"), or put the file system in a group that is not concurrent", where, r.FSType)
+				case r.FSType == "o2go" && hasMountOption(r.Options, "nocluster"):
+					add("%s: -o nocluster mounts the volume on one node only, and a concurrent group mounts it on every node: drop nocluster, or make the group not concurrent", where)
+				}
+			}
 		}
 	}
 	// Mount points shared by groups that could meet on one node.
@@ -520,4 +532,15 @@ func resolve(cfg *Config, topo Topology) *Resolved {
 		visit(n)
 	}
 	return r
+}
+
+// hasMountOption reports whether the comma-separated mount options include
+// opt.
+func hasMountOption(options, opt string) bool {
+	for _, o := range strings.Split(options, ",") {
+		if strings.TrimSpace(o) == opt {
+			return true
+		}
+	}
+	return false
 }

@@ -25,6 +25,7 @@ func goodConfig() *Config {
 			}},
 			{Name: "agents", Nodes: []string{"n1", "n2", "n3"}, Startup: StartupAll, Resources: []Resource{
 				{Name: "mon", Type: TypeOCF, Agent: "heartbeat:Dummy", Params: map[string]string{"state": "/run/x"}},
+				{Name: "shared-fs", Type: TypeFS, Device: "UUID=0123456789ABCDEF0123456789ABCDEF", Mountpoint: "/srv/all", FSType: "o2go", Options: "noatime"},
 			}},
 		},
 		Events: []EventScripts{{Event: EvNodeDown, Pre: "/etc/ha/pre", Post: "/etc/ha/post", Recovery: "/etc/ha/rec", Retries: 2}},
@@ -54,6 +55,15 @@ func TestValidateAcceptsAGoodConfig(t *testing.T) {
 	if got := r.Group("agents").Fallover; got != FalloverOffline {
 		t.Errorf("concurrent group fallover %q", got)
 	}
+	// Nodes validate the resolved configuration the coordinator commits:
+	// it must pass as it is, and resolve to itself.
+	again, err := Validate(r.Config, topo3())
+	if err != nil {
+		t.Fatalf("the resolved configuration is refused: %v", err)
+	}
+	if again.Config.Digest() != r.Config.Digest() {
+		t.Errorf("resolving twice changes the configuration:\n%s\n%s", r.Config.Marshal(), again.Config.Marshal())
+	}
 }
 
 // Acceptance 3: bad configurations are refused with a message that says
@@ -82,6 +92,8 @@ func TestValidateRefusesBadConfigs(t *testing.T) {
 			[]string{"network \"priv\" is not defined"}},
 		{"bad policy", func(c *Config) { c.Groups[0].Fallback = "sometimes" },
 			[]string{"fallback \"sometimes\"", "higher", "never"}},
+		{"fallback of a concurrent group", func(c *Config) { c.Groups[2].Fallback = FallbackHigher },
+			[]string{"group agents", "fallback does not apply to a concurrent group"}},
 		{"duplicate group", func(c *Config) { c.Groups[2].Name = "db" },
 			[]string{"group db is defined twice"}},
 		{"shared mount point", func(c *Config) {
@@ -89,6 +101,12 @@ func TestValidateRefusesBadConfigs(t *testing.T) {
 		}, []string{"mount point /srv/db", "db-fs", "web-fs"}},
 		{"different node with a concurrent group", func(c *Config) { c.Groups[1].DifferentNode = []string{"agents"} },
 			[]string{"concurrent group runs everywhere"}},
+		{"local file system in a concurrent group", func(c *Config) {
+			c.Groups[2].Resources = append(c.Groups[2].Resources, Resource{Name: "shared", Type: TypeFS, Device: "/dev/sdc", Mountpoint: "/srv/shared", FSType: "xfs"})
+		}, []string{"group agents", `"shared"`, "every node at once", "xfs cannot", "clustered o2go volume"}},
+		{"nocluster volume in a concurrent group", func(c *Config) {
+			c.Groups[2].Resources = append(c.Groups[2].Resources, Resource{Name: "shared", Type: TypeFS, Device: "/dev/sdc", Mountpoint: "/srv/shared", FSType: "o2go", Options: "noatime,nocluster"})
+		}, []string{"group agents", "nocluster mounts the volume on one node only", "drop nocluster"}},
 		{"retries without recovery", func(c *Config) { c.Events[0].Recovery = "" },
 			[]string{"retries 2 without a recovery script"}},
 		{"unknown event", func(c *Config) { c.Events[0].Event = "node_sideways" },
