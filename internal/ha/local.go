@@ -687,6 +687,9 @@ func (n *Node) OpDone(r OpResult) {
 	case OpStart:
 		if r.Status == OpOK {
 			res.state = resRunning
+			if r.Detail != "" {
+				n.note(Record{Event: g.event, Phase: PhaseInfo, Group: g.name, Resource: name, Detail: r.Detail})
+			}
 			break
 		}
 		res.state = resFailed

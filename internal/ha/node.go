@@ -15,6 +15,14 @@ const LockDomain = "o2go-ha"
 // LockName is the DLM resource name of group's ownership lock.
 func LockName(group string) string { return "G:" + group }
 
+// FSLockName is the DLM resource name, in LockDomain, of the lock a node
+// holds EX while it starts an o2go volume with UUID uuid (superblock UUID
+// in hex): the check whether another node has the volume mounted, the
+// fsck that may follow and the mount. Two nodes starting the volume at once
+// (a concurrent group) take turns, so that neither checks or repairs it
+// while the other mounts it.
+func FSLockName(uuid string) string { return "F:" + uuid }
+
 // LockMode is a group lock's mode as HA asks for it; the driver maps it to
 // the DLM's (LockExclusive: EX, LockShared: PR, LockNone: release or cancel).
 type LockMode uint8
@@ -75,7 +83,9 @@ const (
 
 func (s OpStatus) String() string { return [...]string{"ok", "not running", "failed"}[s] }
 
-// OpResult reports an Op.
+// OpResult reports an Op. Detail says why it failed; on a start that
+// succeeded, a note for the history (e.g. why a file system's fsck was
+// skipped).
 type OpResult struct {
 	ID     uint64
 	Status OpStatus

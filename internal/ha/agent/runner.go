@@ -2,7 +2,9 @@
 // resource operations, event scripts and local checks the HA core
 // (internal/ha) asks for. Service addresses are added and removed with
 // netlink and announced with gratuitous ARP; file systems are checked (fsck)
-// and mounted — o2go volumes with `o2go mount`; applications run their
+// and mounted — o2go volumes with `o2go mount`, clustered ones through the
+// node's agent and checked only while no node has them mounted
+// (o2gofs.go); applications run their
 // start/stop/monitor scripts; OCF resource agents run unchanged (OCF_ROOT,
 // OCF_RESKEY_* parameters, the start/stop/monitor/meta-data actions and OCF's
 // exit codes); processes are started and supervised (they die with the
@@ -35,9 +37,14 @@ type Runner struct {
 	Node string
 	// OCFRoot is where OCF resource agents live (default /usr/lib/ocf).
 	OCFRoot string
-	// O2go is the o2go binary that mounts o2go volumes (default: this
-	// executable).
+	// O2go is the o2go binary that checks and mounts o2go volumes
+	// (default: this executable).
 	O2go string
+	// AgentSocket is the control socket of this node's agent, through
+	// which clustered o2go volumes mount and HA's volume locks are taken
+	// (o2go mount/lock --socket). Empty: the agent of node Node at its
+	// default socket (o2go mount/lock --node).
+	AgentSocket string
 	// Logf, when set, logs what the runner does.
 	Logf func(format string, args ...any)
 
@@ -86,13 +93,14 @@ func (r *Runner) Do(ctx context.Context, op ha.Op) ha.OpResult {
 		defer cancel()
 	}
 	var st ha.OpStatus
+	var note string
 	var err error
 	res := &op.Resource
 	switch res.Type {
 	case ha.TypeIP:
 		st, err = r.ip(ctx, op.Kind, res)
 	case ha.TypeFS:
-		st, err = r.fs(ctx, op.Kind, res)
+		st, note, err = r.fs(ctx, op.Kind, res)
 	case ha.TypeApp:
 		st, err = r.app(ctx, op.Kind, res)
 	case ha.TypeOCF:
@@ -102,7 +110,7 @@ func (r *Runner) Do(ctx context.Context, op ha.Op) ha.OpResult {
 	default:
 		st, err = ha.OpFailed, fmt.Errorf("resource %s: unknown type %q", res.Name, res.Type)
 	}
-	out := ha.OpResult{ID: op.ID, Status: st}
+	out := ha.OpResult{ID: op.ID, Status: st, Detail: note}
 	if err != nil {
 		out.Status = ha.OpFailed
 		out.Detail = err.Error()
