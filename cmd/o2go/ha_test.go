@@ -16,6 +16,7 @@ import (
 
 	"o2go/internal/cluster/config"
 	"o2go/internal/ha"
+	"o2go/internal/node"
 	"o2go/internal/testutil"
 	"o2go/internal/testutil/realtools"
 )
@@ -129,10 +130,14 @@ func newHAClusterWith(t *testing.T, n int, tm config.Timeouts) *haCluster {
 	return hc
 }
 
-// startHA runs agent i as `o2go ha agent`.
+// startHA runs agent i as `o2go ha agent`, on its node's default control
+// socket (/run/o2go/NODE.sock), as deployed: its resource agents reach it
+// there (o2go mount --node, o2go lock --node).
 func (hc *haCluster) startHA(i int) {
 	pc := hc.procCluster
-	a := &procAgent{i: i, done: make(chan struct{}), socket: filepath.Join(pc.dir, pc.names[i]+".sock")}
+	a := &procAgent{i: i, done: make(chan struct{}), socket: node.DefaultSocket(pc.names[i])}
+	// An agent killed with -9 leaves its socket file behind.
+	pc.t.Cleanup(func() { _ = os.Remove(a.socket) })
 	args := []string{"ip", "netns", "exec", fmt.Sprintf("%sn%d", hc.tag, i), pc.bin, "ha", "agent", "--config", pc.conf,
 		"--sysconfig", pc.sysconf, "--node", pc.names[i], "--socket", a.socket, "--heartbeat", pc.img,
 		"--ha-dir", filepath.Join(hc.haDir, pc.names[i])}
@@ -230,17 +235,20 @@ func (hc *haCluster) appPid(i int) int {
 }
 
 // Acceptance 2: a service address and an application whose data lives on
-// an o2go volume, in one group over three nodes, a client in its own
-// namespace. kill -9 of the owner: the group comes up on the next node and
-// the client finds its data; killing the application restarts it, then the
-// group falls over; o2go ha move loses nothing; the event scripts run in
-// order and show in o2go ha events. Acceptance 3 through the command: a bad
-// addition is refused with what to fix, and nothing changes.
+// an o2go clustered mount, in one group over three nodes, a client in its
+// own namespace. kill -9 of the owner: the group comes up on the next node
+// and the client finds its data; killing the application restarts it, then
+// the group falls over; o2go ha move loses nothing; the event scripts run
+// in order and show in o2go ha events. Acceptance 3 through the command: a
+// bad addition is refused with what to fix, and nothing changes.
 //
-// The data volume is one o2go image mounted by the group's owner only
-// (-o nocluster, exclusive through the group's lock), the HACMP way; the
-// clustered mount (several nodes at once) is not needed for a failover
-// group.
+// The data volume is mounted the usual OCFS2 way: by every node at once, in
+// a concurrent group (echo-data) that the application's group (echo)
+// depends on. The first node to start it checks it (o2go fsck), the others
+// find it in use and skip the check, saying so in the history. When the
+// owner dies, a survivor that has the volume mounted recovers its slot
+// (journal replay), and the application starts on the next node over data
+// that is already there.
 func TestHAFailoverInNetns(t *testing.T) {
 	testutil.Long(t)
 	hc := newHACluster(t, 3)
@@ -270,6 +278,7 @@ func TestHAFailoverInNetns(t *testing.T) {
 	if out, err := hc.cli(1, "add", "-f", good); err != nil {
 		t.Fatalf("add: %v\n%s", err, out)
 	}
+	hc.waitOnline(2, "echo-data", strings.Join(names, ","), 60*time.Second)
 	hc.waitOnline(2, "echo", names[0], 30*time.Second)
 	if out, err := hc.cli(2, "verify"); err != nil {
 		t.Fatalf("verify: %v\n%s", err, out)
@@ -280,9 +289,33 @@ func TestHAFailoverInNetns(t *testing.T) {
 		}
 	}
 	// Scripts in order on the owner.
-	evs, _ := os.ReadFile(evlog)
-	if want := "rg_online notify " + names[0] + " \nrg_online pre " + names[0] + " \nrg_online post " + names[0] + " ok\nrg_online notify " + names[0] + " ok\n"; string(evs) != want {
+	evs := groupLines(evlog, "echo")
+	if want := "rg_online notify " + names[0] + " \nrg_online pre " + names[0] + " \nrg_online post " + names[0] + " ok\nrg_online notify " + names[0] + " ok\n"; evs != want {
 		t.Errorf("event scripts ran as\n%s\nwant\n%s", evs, want)
+	}
+	// The volume came online on every node; one checked it, the two
+	// others found it mounted and said why they did not.
+	data := groupLines(evlog, "echo-data")
+	for _, n := range names {
+		if !strings.Contains(data, "rg_online post "+n+" ok\n") {
+			t.Errorf("echo-data did not come online on %s:\n%s", n, data)
+		}
+	}
+	out, err = hc.cli(1, "events", "-n", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skips := strings.Count(out, "resource=echo-fs: fsck of "); skips != 2 || !strings.Contains(out, "skipped: nodes hold slots in its slot map — node ") {
+		t.Errorf("want two starts of echo-fs that skip fsck with the reason (the volume is in use), got %d:\n%s", skips, out)
+	}
+	fscked := 0
+	for i := 0; i < 3; i++ {
+		if strings.Contains(hc.agents[i].logText(), "echo-fs: o2go fsck -p ") {
+			fscked++
+		}
+	}
+	if fscked != 1 {
+		t.Errorf("%d nodes ran fsck on the volume, want exactly the first to start it", fscked)
 	}
 
 	// kill -9 of the owner.
@@ -294,6 +327,10 @@ func TestHAFailoverInNetns(t *testing.T) {
 	}
 	failover := time.Since(killed)
 	hc.waitOnline(1, "echo", names[1], 10*time.Second)
+	hc.waitOnline(1, "echo-data", names[1]+","+names[2], 10*time.Second)
+	if !strings.Contains(hc.agents[1].logText()+hc.agents[2].logText(), "recovered a dead node's slot") {
+		t.Errorf("no survivor logged the recovery of %s's slot", names[0])
+	}
 	// Within the cluster stack's bound plus the group's start time on the
 	// new node (rg_online start to complete in the history), plus a margin
 	// for a loaded machine.
@@ -345,16 +382,47 @@ func TestHAFailoverInNetns(t *testing.T) {
 	for _, want := range []string{"rg_online pre group=echo", "rg_online post group=echo", "node_down start args=" + names[0] + ",failed",
 		"resource_failed start group=echo resource=echo-app", "restarts within 1m0s used up", "rg_error start group=echo",
 		"rg_move start group=echo args=echo,move," + names[1]} {
-		if !strings.Contains(out, want) {
+		if !containsRecord(out, want) {
 			t.Errorf("events lack %q:\n%s", want, out)
 		}
+	}
+	// The volume stayed where it was through all of it.
+	if containsRecord(out, "rg_offline start group=echo-data") || containsRecord(out, "rg_error start group=echo-data") {
+		t.Errorf("the volume's group moved or failed:\n%s", out)
 	}
 	if t.Failed() {
 		t.Logf("events:\n%s", out)
 	}
 }
 
-// onlineTook is how long the group's last rg_online on node took (start
+// groupLines are the lines of the event script log about group, without
+// the group's name.
+func groupLines(evlog, group string) string {
+	b, _ := os.ReadFile(evlog)
+	var out strings.Builder
+	for _, l := range strings.SplitAfter(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, group+" "); ok {
+			out.WriteString(rest)
+		}
+	}
+	return out.String()
+}
+
+// containsRecord reports whether the history text holds want as a whole
+// record or the start of one whose next field follows (so that
+// "group=echo" does not match "group=echo-data").
+func containsRecord(history, want string) bool {
+	for _, l := range strings.Split(history, "\n") {
+		if i := strings.Index(l, want); i >= 0 {
+			if rest := l[i+len(want):]; rest == "" || rest[0] == ' ' || rest[0] == ':' || rest[0] == ',' {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// onlineTook is how long group echo's last rg_online on node took (start
 // to complete), from agent i's history.
 func (hc *haCluster) onlineTook(i int, node string) time.Duration {
 	hc.t.Helper()
@@ -368,7 +436,7 @@ func (hc *haCluster) onlineTook(i int, node string) time.Duration {
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
 			hc.t.Fatalf("events --json line %q: %v", l, err)
 		}
-		if r.Event != ha.EvRGOnline || r.Node != node {
+		if r.Event != ha.EvRGOnline || r.Node != node || r.Group != "echo" {
 			continue
 		}
 		switch r.Phase {
@@ -397,16 +465,20 @@ func retryAsk(hc *haCluster, req string, within time.Duration) (string, error) {
 	}
 }
 
-// echoGroup describes the test's group: a service address, an o2go volume
-// mounted by the owner only, the echo server with its data on it; rg_online
-// scripts log to the returned file.
+// echoGroup describes the test's groups: echo-data, concurrent, mounts a
+// clustered o2go volume on every node; echo, a service address and the
+// echo server with its data on the volume, runs on one node where
+// echo-data is online (parent and same node). The event scripts of
+// rg_online log "GROUP EVENT PHASE NODE STATUS" lines to the returned file.
 func (hc *haCluster) echoGroup() (ha.Fragment, string) {
 	t := hc.t
-	data := realtools.MkfsImage(t, 64<<20, "-b", "4096", "-C", "4096", "-N", "2", "-M", "local", "-J", "size=4M")
+	// Four slots (three nodes and a spare), each node's journal and local
+	// alloc window, and the data.
+	data := realtools.MkfsImage(t, 128<<20, "-b", "4096", "-C", "4096", "-N", "4", "-J", "size=4M")
 	mp := filepath.Join(hc.dir, "data")
 	evlog := filepath.Join(hc.dir, "events.log")
 	script := filepath.Join(hc.dir, "ev.sh")
-	os.WriteFile(script, []byte("#!/bin/sh\necho \"$O2GO_HA_EVENT $O2GO_HA_PHASE $O2GO_HA_NODE $O2GO_HA_STATUS\" >> "+evlog+"\n"), 0o755)
+	os.WriteFile(script, []byte("#!/bin/sh\necho \"$O2GO_HA_GROUP $O2GO_HA_EVENT $O2GO_HA_PHASE $O2GO_HA_NODE $O2GO_HA_STATUS\" >> "+evlog+"\n"), 0o755)
 	names := hc.names
 	perNode := map[string][]string{}
 	for i, n := range names {
@@ -415,13 +487,18 @@ func (hc *haCluster) echoGroup() (ha.Fragment, string) {
 	cfg := ha.Fragment{
 		Networks: []ha.Network{{Name: "pub", PerNode: perNode}},
 		Events:   []ha.EventScripts{{Event: ha.EvRGOnline, Pre: script, Post: script, Notify: script}},
-		Groups: []ha.Group{{Name: "echo", Nodes: names, Startup: ha.StartupHome, Fallback: ha.FallbackNever, Resources: []ha.Resource{
-			{Name: "echo-ip", Type: ha.TypeIP, Address: hc.vip + "/24", Network: "pub"},
-			{Name: "echo-fs", Type: ha.TypeFS, Device: data, Mountpoint: mp, FSType: "o2go", Options: "nocluster"},
-			{Name: "echo-app", Type: ha.TypeProcess, Command: []string{os.Args[0], "-test.run=^TestHAEchoHelper$"},
-				Env: []string{"O2GO_HA_ECHO=" + hc.vip + ":7000," + filepath.Join(mp, "data.txt")}, RestartAttempts: 2,
-				MonitorInterval: ha.Duration(300 * time.Millisecond), RestartInterval: ha.Duration(time.Minute)},
-		}}},
+		Groups: []ha.Group{
+			{Name: "echo-data", Nodes: names, Startup: ha.StartupAll, Resources: []ha.Resource{
+				{Name: "echo-fs", Type: ha.TypeFS, Device: data, Mountpoint: mp, FSType: "o2go"},
+			}},
+			{Name: "echo", Nodes: names, Startup: ha.StartupHome, Fallback: ha.FallbackNever,
+				Parents: []string{"echo-data"}, SameNode: []string{"echo-data"}, Resources: []ha.Resource{
+					{Name: "echo-ip", Type: ha.TypeIP, Address: hc.vip + "/24", Network: "pub"},
+					{Name: "echo-app", Type: ha.TypeProcess, Command: []string{os.Args[0], "-test.run=^TestHAEchoHelper$"},
+						Env: []string{"O2GO_HA_ECHO=" + hc.vip + ":7000," + filepath.Join(mp, "data.txt")}, RestartAttempts: 2,
+						MonitorInterval: ha.Duration(300 * time.Millisecond), RestartInterval: ha.Duration(time.Minute)},
+				}},
+		},
 	}
 	return cfg, evlog
 }
