@@ -138,5 +138,6 @@ EXIT STATUS
 	f.BoolVarP(&image, "image", "i", false, "not supported: o2image files")
 	_ = f.MarkHidden("write")
 	_ = f.MarkHidden("image")
+	cmd.AddCommand(newDebugFsLocksCommand())
 	return cmd
 }

@@ -13,22 +13,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"o2go/internal/clustermount"
+	"o2go/internal/fs/lockglue"
 )
 
 // o2go debug fs_locks is a subcommand of o2go debug, whose file does not
 // add it: hook it onto the debug command as the root command is built.
-func init() {
-	for i, mk := range subcommands {
-		subcommands[i] = func() *cobra.Command {
-			cmd := mk()
-			if cmd.Name() == "debug" {
-				cmd.AddCommand(newDebugFsLocksCommand())
-			}
-			return cmd
-		}
-	}
-}
-
 func newDebugFsLocksCommand() *cobra.Command {
 	var nodeName, socket string
 	var busy, asJSON bool
@@ -148,7 +137,7 @@ func printFsLocks(w io.Writer, mounts []clustermount.MountLocks, busy bool) {
 			continue
 		}
 		tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-		fmt.Fprintln(tw, "LOCKRES\tTYPE\tINODE\tMODE\tHOLDERS\tPENDING\tBLOCKED\tMASTER\tWAITERS\tACQUIRES\tREQUESTS\tDOWNCONV\tBLOCKS")
+		fmt.Fprintln(tw, "LOCKRES\tTYPE\tINODE\tMODE\tHOLDERS\tPENDING\tBLOCKED\tMASTER\tWAITERS\tACQUIRES\tREQUESTS\tDOWNCONV\tBLOCKS\tPR GETS/WAITS/MAX\tEX GETS/WAITS/MAX")
 		for _, l := range m.Locks {
 			pending := "-"
 			if l.Pending != "" {
@@ -170,9 +159,12 @@ func printFsLocks(w io.Writer, mounts []clustermount.MountLocks, busy bool) {
 				}
 				waiters = strings.Join(ws, " ")
 			}
-			stats := "-\t-\t-\t-"
+			stats := "-\t-\t-\t-\t-\t-"
 			if s := l.Stats; s != nil {
-				stats = fmt.Sprintf("%d\t%d\t%d\t%d", s.Acquires, s.Requests, s.Downconverts, s.Blocks)
+				waits := func(w lockglue.WaitStats) string {
+					return fmt.Sprintf("%d/%d/%s", w.Gets, w.Waits, w.Max.Round(time.Microsecond))
+				}
+				stats = fmt.Sprintf("%d\t%d\t%d\t%d\t%s\t%s", s.Acquires, s.Requests, s.Downconverts, s.Blocks, waits(s.PR), waits(s.EX))
 			}
 			if l.Untracked {
 				stats += "\tuntracked"

@@ -104,6 +104,33 @@ type Stats struct {
 	Downconverts uint64 `json:"downconverts"`
 	Blocks       uint64 `json:"blocks"`  // blocking notifications received
 	Retries      uint64 `json:"retries"` // requests re-made after RequestRetry
+	// PR and EX: the users served at each level and how long those that
+	// had to wait (for the lock manager, or for a downconvert) waited,
+	// as debugfs.ocfs2's fs_locks shows for the kernel.
+	PR WaitStats `json:"pr"`
+	EX WaitStats `json:"ex"`
+}
+
+// WaitStats are the gets of one level and their waits.
+type WaitStats struct {
+	Gets  uint64        `json:"gets"`
+	Waits uint64        `json:"waits"` // gets that could not be served at once
+	Total time.Duration `json:"wait_total_ns"`
+	Max   time.Duration `json:"wait_max_ns"`
+}
+
+// count records a get at level m. Under mu.
+func (s *Stats) count(m Mode, waited bool, d time.Duration) {
+	w := &s.PR
+	if m == EX {
+		w = &s.EX
+	}
+	w.Gets++
+	if waited {
+		w.Waits++
+		w.Total += d
+		w.Max = max(w.Max, d)
+	}
 }
 
 // NewLock returns lock name on svc; flush runs before every downconvert.
@@ -126,27 +153,36 @@ func (l *Lock) Lock(exclusive bool) (func(), error) {
 
 // Acquire is Lock with a context and any mode.
 func (l *Lock) Acquire(ctx context.Context, want Mode) (func(), error) {
+	start := time.Now()
+	waited := false
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	got := func() func() {
+		l.stats.count(want, waited, time.Since(start))
+		return l.use()
+	}
 	for {
 		if l.err != nil {
 			return nil, l.err
 		}
 		switch {
 		case l.recovering || l.blocked:
+			waited = true
 			l.cond.Wait()
 		case l.held != nil && l.mode >= want:
-			return l.use(), nil
+			return got(), nil
 		case l.converting:
+			waited = true
 			l.cond.Wait()
 		default:
+			waited = true
 			if err := l.raise(ctx, want, false); err != nil {
 				return nil, err
 			}
 			if l.held != nil && l.mode >= want {
 				// The requester uses what it waited for even if another
 				// node asked meanwhile: the downconvert follows its use.
-				return l.use(), nil
+				return got(), nil
 			}
 		}
 	}

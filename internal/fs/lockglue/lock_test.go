@@ -165,8 +165,15 @@ func TestNodesExcludeAndAllProgress(t *testing.T) {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if s := l.State(); s.Acquires != users*rounds {
+		s := l.State()
+		if s.Acquires != users*rounds || s.PR.Gets+s.EX.Gets != s.Acquires {
 			t.Fatalf("%+v", s)
+		}
+		// Three nodes contend: some gets waited, and the waits add up.
+		for _, w := range []WaitStats{s.PR, s.EX} {
+			if w.Waits == 0 || w.Waits > w.Gets || w.Max <= 0 || w.Total < w.Max {
+				t.Fatalf("wait statistics %+v of %+v", w, s)
+			}
 		}
 	}
 	if len(d.held) != 0 {
