@@ -392,7 +392,30 @@ func TestHAFailoverInNetns(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("events:\n%s", out)
+		return
 	}
+
+	// Stopping the groups, the application first, unmounts the volume on
+	// every node; it is left clean (the dead node's slot was recovered).
+	for _, g := range []string{"echo", "echo-data"} {
+		if out, err := hc.cli(2, "stop", g, "--wait", "60s"); err != nil {
+			t.Fatalf("stop %s: %v\n%s", g, err, out)
+		}
+	}
+	for _, i := range []int{1, 2} {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var ms []map[string]any
+			if err := hc.call(i, "fs.mounts", &ms); err == nil && len(ms) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("agent %d still serves the volume 30 s after echo-data stopped", i)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	realtools.RequireFsckClean(t, cfg.Groups[0].Resources[0].Device)
 }
 
 // groupLines are the lines of the event script log about group, without
