@@ -7,6 +7,21 @@
 // wired in (internal/fs/lockglue), and serves FUSE. When a node of the
 // domain dies, a survivor recovers the dead node's slot before anything
 // conflicting is granted. Unmount gives the slot and the locks back.
+//
+// The locks, by OCFS2 name:
+//   - S (the superblock lock) is the volume lock: every metadata read holds
+//     it PR, every change EX; before it goes down a node checkpoints its
+//     journal (from EX) and forgets its cached metadata (to NL). One lock
+//     for all metadata makes every node coherent at once, and serializes
+//     changes cluster-wide: OCFS2's per-inode metadata and data locks (M,
+//     W), with size and times in the value block, are the next step.
+//   - O (one per inode, openlock.go): held PR by each open handle, claimed
+//     EX NOQUEUE to delete, so an unlinked file outlives the other nodes'
+//     handles.
+//   - F (one per open handle, filelocks.go): flock(2). fcntl(2) byte ranges
+//     use a per-inode mutex in the same domain and ask the other nodes.
+//   - Recovery takes S EX with the recovery flag (it passes the ghosts of
+//     the dead node's locks).
 package clustermount
 
 import (
