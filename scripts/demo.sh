@@ -232,7 +232,8 @@ for i in 1 2 3; do
 	mkdir "mnt$i"
 	run o2go mount --socket "$(sock "$i")" volume.img "mnt$i"
 done
-run findmnt -t fuse.o2go -o TARGET,SOURCE,FSTYPE | grep -e TARGET -e "$work"
+show mount -t fuse.o2go
+mount -t fuse.o2go | grep -F "$work/" # only the demo's mounts
 run o2go debug -R slotmap volume.img
 note "who uses the volume, as an operator finds out on any machine that sees the disk:"
 note "o2go from the heartbeat area (sampled twice), mounted.ocfs2 from the slot map"
@@ -384,7 +385,7 @@ run debugfs.ocfs2 -R "ls -l /" volume.img
 debugfs.ocfs2 -R "dump /durable.bin $work/durable.bin" volume.img
 debugfs.ocfs2 -R "dump /shared.log $work/shared.log" volume.img
 debugfs.ocfs2 -R "dump /reports/random.bin $work/random.bin" volume.img
-row() { printf '%-40s %-24s %-24s %s\n' "$@"; }
+row() { printf '%-46s %-24s %-24s %s\n' "$@"; }
 row "sha256 of" "through o2go (FUSE)" "through debugfs.ocfs2" ""
 for f in "durable.bin:$durable:fsynced on node3, then kill -9" "shared.log:$log_sha:three nodes appending" \
 	"random.bin:$want:node2 wrote, node1 moved"; do
