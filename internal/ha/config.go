@@ -169,8 +169,12 @@ type Resource struct {
 	Interface string `json:"interface,omitempty"`
 
 	// fs: Device mounted on Mountpoint. FSType "o2go" mounts an OCFS2
-	// volume with o2go's FUSE mount; any other type is mounted with
-	// mount(8) after fsck -p (unless NoFsck).
+	// volume with o2go's FUSE mount: a clustered volume through the
+	// node's agent, on as many nodes as run the group (a concurrent group
+	// mounts it everywhere), after o2go fsck -p only while no node has it
+	// mounted (unless NoFsck); Options "nocluster" mounts it on one node
+	// without the cluster. Any other type is mounted with mount(8) after
+	// fsck -p (unless NoFsck), and cannot be in a concurrent group.
 	Device     string `json:"device,omitempty"`
 	Mountpoint string `json:"mountpoint,omitempty"`
 	FSType     string `json:"fstype,omitempty"`
