@@ -379,3 +379,52 @@ func TestClusteredMountFromFstab(t *testing.T) {
 	}
 	realtools.RequireFsckClean(t, mc.img)
 }
+
+// TestClusteredMountRecoversANodeThatDiedAlone: a node dies while it is the
+// only one with the volume mounted, so no survivor recovers it; the next
+// node to mount finds its slot in the slot map, replays its journal (the
+// fsynced file is there) and frees the slot, as the kernel's mount does.
+func TestClusteredMountRecoversANodeThatDiedAlone(t *testing.T) {
+	mc := newMountCluster(t, 3)
+	for i := 0; i < 3; i++ {
+		mc.start(i)
+	}
+	mc.waitView([]int{0, 1, 2}, nodes(0, 1, 2), 30*time.Second)
+	m0 := mc.mount(0)
+	data := bytes.Repeat([]byte("fsynced by node 0, alone, before it died\n"), 500)
+	f, err := os.Create(filepath.Join(m0, "alone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := mc.agents[0].cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-mc.agents[0].done
+	_ = syscall.Unmount(m0, syscall.MNT_DETACH)
+	delete(mc.mnt, 0)
+	mc.waitView([]int{1, 2}, nodes(1, 2), 30*time.Second)
+
+	m1 := mc.mount(1)
+	if got, err := os.ReadFile(filepath.Join(m1, "alone")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("node 1 reads %d bytes of the file node 0 fsynced before it died alone (%v), want %d", len(got), err, len(data))
+	}
+	if !strings.Contains(mc.agents[1].logText(), "recovered the slot of a node that died with the volume mounted") {
+		t.Fatal("node 1 did not log the recovery of node 0's slot")
+	}
+	mc.umount(1)
+	mc.waitUnmounted(1)
+	// Node 0's old slot was freed with the recovery, node 1's at umount:
+	// debugfs.ocfs2 lists no slot in use.
+	out := realtools.Debugfs(t, mc.img, "slotmap")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 1 {
+		t.Fatalf("slots still in use after every node unmounted:\n%s", out)
+	}
+	realtools.RequireFsckClean(t, mc.img)
+}

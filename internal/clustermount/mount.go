@@ -31,6 +31,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -198,9 +199,13 @@ func (mg *Manager) mount(ctx context.Context, spec, mountpoint string, opts fuse
 	mt.m, mt.Slot = m, slot
 	m.FS.W.Cluster = mt.lock
 	m.FS.W.Opens = newOpenLocks(mg.DLM, mt.UUID, mg.Log)
+	absent, rerr := mt.recoverAbsentSlots()
 	release()
 	undo = undo[:len(undo)-2] // the volume and its lock now go with Unmount
 	undo = append(undo, func() { mt.unmountVolume() })
+	if rerr != nil {
+		return nil, rerr
+	}
 	if m.Load.WasDirty {
 		mg.Log.Info("recovered this node's slot after an unclean shutdown", "device", device, "slot", slot)
 	}
@@ -208,6 +213,13 @@ func (mg *Manager) mount(ctx context.Context, spec, mountpoint string, opts fuse
 		return nil, fmt.Errorf("%s: orphan recovery: %w", device, err)
 	} else if n > 0 {
 		mg.Log.Info("deleted orphan inodes left by a crash", "count", n)
+	}
+	for _, s := range absent {
+		if n, err := m.RecoverOrphansOf(s); err != nil {
+			return nil, fmt.Errorf("%s: orphan recovery of slot %d: %w", device, s, err)
+		} else if n > 0 {
+			mg.Log.Info("deleted a dead node's orphan inodes", "slot", s, "count", n)
+		}
 	}
 	locks, err := newFileLocks(mg.Agent, mg.DLM, uuid, mg.Log)
 	if err != nil {
@@ -359,6 +371,45 @@ func (mt *Mount) unmountVolume() error {
 		mg.Log.Info("unmounted", "device", mt.Device, "mountpoint", mt.Mountpoint)
 	}
 	return err
+}
+
+// recoverAbsentSlots recovers the slots of nodes that died while no other
+// node had the volume mounted (nobody recovered them then): every slot the
+// slot map holds for a node outside the volume's lock domain, as the
+// kernel's mount does (ocfs2_mark_dead_nodes, then recovery). A node that
+// mounts joins the domain before it takes a slot under the volume lock,
+// which the caller holds EX: such a slot's node is dead. Its orphans are
+// the caller's to delete once the volume lock is released; their slots
+// are returned.
+func (mt *Mount) recoverAbsentSlots() ([]int, error) {
+	mg := mt.mg
+	sm, err := mt.m.ReadSlotMap()
+	if err != nil {
+		return nil, err
+	}
+	var live []base.NodeID
+	for _, d := range mg.DLM.State() {
+		if d.Domain == mt.UUID {
+			live = d.DomainMap
+		}
+	}
+	var done []int
+	for s, sl := range sm.Slots {
+		if s == mt.Slot || !sl.Valid || slices.Contains(live, base.NodeID(sl.Node)) {
+			continue
+		}
+		rep, err := mt.m.RecoverSlot(s)
+		if err != nil {
+			return done, fmt.Errorf("%s: recovering slot %d of node %d, which died with the volume mounted: %w", mt.Device, s, sl.Node, err)
+		}
+		sm.Slots[s].Valid = false
+		if err := mt.m.WriteSlotMap(sm); err != nil {
+			return done, err
+		}
+		mg.Log.Info("recovered the slot of a node that died with the volume mounted", "node", sl.Node, "slot", s, "replayed", rep.Journal != nil && !rep.Journal.Skipped)
+		done = append(done, s)
+	}
+	return done, nil
 }
 
 // onDLMEvent starts the recovery of a dead node in a volume's domain once
