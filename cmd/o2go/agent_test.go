@@ -33,6 +33,15 @@ var (
 	binErr  error
 )
 
+// TestMain removes the binary o2goBinary built once the tests are done.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // o2goBinary builds the o2go binary once for the package's tests.
 func o2goBinary(t *testing.T) string {
 	t.Helper()

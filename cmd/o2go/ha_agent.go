@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"os/signal"
 	"syscall"
 	"time"
@@ -18,9 +19,17 @@ func init() { haSubcommands = append(haSubcommands, newHAAgentCommand) }
 
 // startAgentHA starts the DLM and HA on agent a (before a.Run): what the
 // agent command does for HA. dir "" is node.DefaultHADir.
-func startAgentHA(a *node.Agent, d *node.DLM, dir string, logf func(string, ...any)) (*node.HA, error) {
+func startAgentHA(a *node.Agent, d *node.DLM, dir, socket string, logf func(string, ...any)) (*node.HA, error) {
 	rt := agent.NewRunner(a.Self().Name)
 	rt.Logf = logf
+	if socket != "" {
+		// Clustered file systems mount through this agent's socket.
+		abs, err := filepath.Abs(socket)
+		if err != nil {
+			return nil, err
+		}
+		rt.AgentSocket = abs
+	}
 	return node.StartHA(a, d, rt, node.HAOptions{Dir: dir})
 }
 
@@ -51,7 +60,7 @@ EXIT STATUS
 				return err
 			}
 			logf := func(format string, args ...any) { ra.log.Info(fmt.Sprintf(format, args...)) }
-			h, err := startAgentHA(ra.a, ra.dlm, haDir, logf)
+			h, err := startAgentHA(ra.a, ra.dlm, haDir, af.socket, logf)
 			if err != nil {
 				return err
 			}
