@@ -56,11 +56,16 @@ type Mounted struct {
 	inodes  *alloc.ChainAllocator
 	blocks  *alloc.ChainAllocator
 	cluster *alloc.ClusterAllocator
-	resvMu  sync.Mutex
-	resv    map[uint64]*alloc.Reservation
-	closed  bool
-	stop    chan struct{}
-	stopped chan struct{}
+	geo     alloc.Geometry
+	// others are other slots' suballocators, opened to free what their
+	// nodes allocated (a clustered volume: a file made on another node).
+	othersMu sync.Mutex
+	others   map[string]*alloc.ChainAllocator
+	resvMu   sync.Mutex
+	resv     map[uint64]*alloc.Reservation
+	closed   bool
+	stop     chan struct{}
+	stopped  chan struct{}
 
 	// failed is the error that made the mount read-only (SetReadOnly);
 	// unmounting lets the clean unmount's own changes through.
@@ -174,6 +179,7 @@ func MountVolume(v *Volume, opts MountOptions) (*Mounted, error) {
 	if err != nil {
 		return fail(err)
 	}
+	m.geo = geo
 	if m.global, err = alloc.OpenGlobalBitmap(v.Cache, geo, gbBlk); err != nil {
 		return fail(err)
 	}
@@ -213,8 +219,8 @@ func MountVolume(v *Volume, opts MountOptions) (*Mounted, error) {
 	m.cluster = alloc.NewClusterAllocator(m.global, m.local)
 	w.Journal = journalAdapter{m}
 	w.Alloc = inode.Allocators{
-		Inodes:             suballocAdapter{m.inodes},
-		Blocks:             suballocAdapter{m.blocks},
+		Inodes:             suballocAdapter{m.inodes, m, ondisk.SysInodeAlloc},
+		Blocks:             suballocAdapter{m.blocks, m, ondisk.SysExtentAlloc},
 		Clusters:           clusterAdapter{m},
 		Truncate:           tl,
 		DiscardReservation: m.discardReservation,
@@ -357,7 +363,16 @@ func noSpace(err error) error {
 	return err
 }
 
-type suballocAdapter struct{ a *alloc.ChainAllocator }
+// suballocAdapter is the slot's inode or extent block suballocator for
+// the write engine: it allocates from this slot's, and frees each object
+// into the allocator of the slot it came from (its i_suballoc_slot), as
+// the kernel does: on a clustered volume a file made on another node goes
+// back to that node's allocator.
+type suballocAdapter struct {
+	a    *alloc.ChainAllocator
+	m    *Mounted
+	kind ondisk.SystemFileKind
+}
 
 func (s suballocAdapter) NewMetaBlock(tx metacache.Tx) (extent.MetaBlock, error) {
 	o, err := s.a.ClaimObject(tx, 0)
@@ -368,7 +383,41 @@ func (s suballocAdapter) NewMetaBlock(tx metacache.Tx) (extent.MetaBlock, error)
 }
 
 func (s suballocAdapter) FreeMetaBlock(tx metacache.Tx, b extent.MetaBlock) error {
-	return s.a.FreeObject(tx, alloc.Object(b))
+	a := s.a
+	if int(b.Slot) != s.m.Slot {
+		var err error
+		if a, err = s.m.otherAllocator(s.kind, int(b.Slot)); err != nil {
+			return err
+		}
+	}
+	return a.FreeObject(tx, alloc.Object(b))
+}
+
+// otherAllocator returns another slot's suballocator of kind. The caller
+// changes it under the cluster lock, as any metadata.
+func (m *Mounted) otherAllocator(kind ondisk.SystemFileKind, slot int) (*alloc.ChainAllocator, error) {
+	if slot < 0 || slot >= int(m.SB.MaxSlots) {
+		return nil, fmt.Errorf("%s: an object names suballocator slot %d (the volume has %d slots)", m.Path, slot, m.SB.MaxSlots)
+	}
+	name := fmt.Sprintf("%s:%04d", kind, slot)
+	m.othersMu.Lock()
+	defer m.othersMu.Unlock()
+	if a := m.others[name]; a != nil {
+		return a, nil
+	}
+	blk, err := m.SystemFile(kind, slot)
+	if err != nil {
+		return nil, err
+	}
+	a, err := alloc.OpenSuballocator(m.Cache, m.geo, blk, uint16(slot), m.global, name)
+	if err != nil {
+		return nil, err
+	}
+	if m.others == nil {
+		m.others = map[string]*alloc.ChainAllocator{}
+	}
+	m.others[name] = a
+	return a, nil
 }
 
 type clusterAdapter struct{ m *Mounted }
