@@ -417,6 +417,22 @@ func TestClusteredMountFromFstab(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(mnt, "from-fstab"), []byte("ok\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// While the agent has it mounted, the volume is seen in use: a
+	// nocluster mount on this machine is refused, mounted -f names the node.
+	other := filepath.Join(mc.dir, "nocluster-mnt")
+	if err := os.Mkdir(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(mc.bin, "mount", "-o", "nocluster", mc.img, other).CombinedOutput(); err == nil {
+		_ = syscall.Unmount(other, syscall.MNT_DETACH)
+		t.Fatalf("a nocluster mount beside the agent's clustered mount was accepted:\n%s", out)
+	}
+	// (Without --config it names nodes by number, as mounted.ocfs2 does.)
+	out, err := exec.Command(mc.bin, "mounted", "-f", mc.img).CombinedOutput()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if f := strings.Fields(lines[len(lines)-1]); err != nil || len(f) == 0 || f[len(f)-1] != "0" {
+		t.Fatalf("o2go mounted -f does not show node 0 heartbeating: %v\n%s", err, out)
+	}
 	// o2go umount waits until the agent has left the volume.
 	if out, err := exec.Command(mc.bin, "umount", mnt).CombinedOutput(); err != nil {
 		t.Fatalf("o2go umount: %v\n%s", err, out)

@@ -290,36 +290,6 @@ func liveNodes(device string) ([]int, error) {
 	return live, nil
 }
 
-// agentSocketOf returns the control socket of process pid when it is an
-// o2go agent (a clustered mount's server), else "".
-func agentSocketOf(pid int) string {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return ""
-	}
-	args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
-	if !slices.Contains(args, "agent") {
-		return ""
-	}
-	nodeName := ""
-	for i, a := range args {
-		k, v, hasV := strings.Cut(a, "=")
-		if !hasV && i+1 < len(args) {
-			v = args[i+1]
-		}
-		switch k {
-		case "--socket":
-			return v
-		case "--node":
-			nodeName = v
-		}
-	}
-	if nodeName == "" {
-		nodeName, _ = os.Hostname()
-	}
-	return node.DefaultSocket(nodeName)
-}
-
 // waitAgentUnmounted waits until the agent at socket no longer serves mp.
 func waitAgentUnmounted(socket, mp string, deadline time.Time) error {
 	for {
@@ -364,13 +334,12 @@ EXIT STATUS
 			if err != nil {
 				return err
 			}
-			pid := 0
+			pid, agent := 0, ""
 			for _, m := range mounts {
 				if m.Mountpoint == mp {
-					pid = m.PID
+					pid, agent = m.PID, m.Socket
 				}
 			}
-			agent := agentSocketOf(pid)
 			if err := syscall.Unmount(mp, 0); err != nil {
 				return fmt.Errorf("unmounting %s: %w", mp, err)
 			}

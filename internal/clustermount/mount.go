@@ -232,8 +232,18 @@ func (mg *Manager) mount(ctx context.Context, spec, mountpoint string, opts fuse
 		return nil, err
 	}
 	mg.Log.Info("mounted", "device", device, "uuid", uuid, "slot", slot, "mountpoint", mountpoint)
+	socket := mg.Agent.Control().Path()
+	if abs, err := filepath.Abs(socket); err == nil {
+		socket = abs
+	}
+	unregister, err := fusefs.RegisterAgentMount(fusefs.LockInfo{PID: os.Getpid(), Device: device, Mountpoint: mountpoint, UUID: uuid, Socket: socket})
+	if err != nil {
+		mg.Log.Warn("recording the mount in "+fusefs.RunDir+" (o2go umount will not wait for it)", "err", err)
+		unregister = func() {}
+	}
 	go func() {
 		srv.Wait()
+		defer unregister()
 		mt.unmountVolume() // it logs how the unmount went
 		mg.mu.Lock()
 		delete(mg.mounts, mountpoint)

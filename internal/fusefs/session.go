@@ -47,6 +47,30 @@ type LockInfo struct {
 	Device     string `json:"device"`
 	Mountpoint string `json:"mountpoint"`
 	UUID       string `json:"uuid"`
+	// Socket is the control socket of the agent serving a clustered
+	// mount (RegisterAgentMount); empty for a mount of its own process.
+	Socket string `json:"socket,omitempty"`
+}
+
+// RegisterAgentMount records a clustered mount an agent serves, beside the
+// lock files of local mounts, so that o2go umount finds its agent and a
+// -o nocluster mount of the same volume on this machine is refused. Several
+// agents (test and demo nodes) may mount one volume on one machine: the
+// record takes no lock. The returned function removes it.
+func RegisterAgentMount(li LockInfo) (func(), error) {
+	if err := os.MkdirAll(RunDir, 0o755); err != nil {
+		return nil, err
+	}
+	name := li.UUID + strings.ReplaceAll(li.Mountpoint, "/", "_") + ".agent"
+	p := filepath.Join(RunDir, name)
+	raw, err := json.Marshal(li)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(p, append(raw, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	return func() { os.Remove(p) }, nil
 }
 
 // Run mounts the volume, calls ready (with nil, or the error that stopped
@@ -214,6 +238,14 @@ func (s *Session) lock(uuid string) error {
 	fl, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
+	}
+	if ms, _ := Mounts(); ms != nil {
+		for _, m := range ms {
+			if m.UUID == uuid && m.Socket != "" {
+				fl.Close()
+				return fmt.Errorf("volume %s (%s) is mounted on this machine through the cluster agent at %s (pid %d, %s): unmount it there first", uuid, s.Device, m.Mountpoint, m.PID, m.Socket)
+			}
+		}
 	}
 	if err := unix.Flock(int(fl.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		var li LockInfo

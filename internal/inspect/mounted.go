@@ -220,7 +220,7 @@ func (mv *MountedVolume) findNodes(opts MountedOptions, now time.Time, names *co
 			if dead == 0 {
 				dead = 31 * 2 * time.Second // o2cb's default dead threshold
 			}
-			age := now.Sub(time.Unix(int64(h.Seq), 0))
+			age := now.Sub(heartbeatTime(h.Seq))
 			live = age <= dead+2*time.Second && age >= -dead
 		}
 		if !live {
@@ -390,4 +390,15 @@ func PrintMounted(w io.Writer, vols []MountedVolume, full bool) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// heartbeatTime is when a heartbeat block's hb_seq says it was written:
+// the kernel's o2hb writes wall-clock seconds, o2go's heartbeat wall-clock
+// milliseconds (it beats more often than once a second, and hb_seq must
+// change every beat). Seconds stay below 1e11 until the year 5138.
+func heartbeatTime(seq uint64) time.Time {
+	if seq >= 1e11 {
+		return time.UnixMilli(int64(seq))
+	}
+	return time.Unix(int64(seq), 0)
 }

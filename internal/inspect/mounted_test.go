@@ -221,3 +221,13 @@ func TestMountedFullShowsHeartbeatingNodes(t *testing.T) {
 		t.Errorf("sampled liveness: %+v %v, want node 5 only", vols, bad)
 	}
 }
+
+func TestHeartbeatTimeReadsKernelSecondsAndO2goMilliseconds(t *testing.T) {
+	now := time.Unix(1795000000, 0)
+	if got := heartbeatTime(uint64(now.Unix())); !got.Equal(now) {
+		t.Errorf("kernel hb_seq (seconds): %v, want %v", got, now)
+	}
+	if got := heartbeatTime(uint64(now.UnixMilli()) + 250); !got.Equal(now.Add(250 * time.Millisecond)) {
+		t.Errorf("o2go hb_seq (milliseconds): %v, want %v", got, now.Add(250*time.Millisecond))
+	}
+}
