@@ -878,10 +878,10 @@ func TestClusteredMetadataStorm(t *testing.T) {
 }
 
 // requireFsckCleanExplained is realtools.RequireFsckClean that, on a
-// problem, shows debugfs.ocfs2's view of every inode the problems name and
-// keeps the evidence outside the test's temporary directory: a sparse copy
-// of the image and, when record is not nil, the storm's record of
-// operations.
+// problem, shows debugfs.ocfs2's view of every inode the problems name
+// and, when O2GO_STORM_KEEP names a directory, keeps the evidence there: a
+// sparse copy of the image and, when record is not nil, the storm's record
+// of operations.
 func requireFsckCleanExplained(t *testing.T, img string, seed uint64, record func() string) {
 	t.Helper()
 	r := realtools.Fsck(t, img, "-fn")
@@ -898,8 +898,9 @@ func requireFsckCleanExplained(t *testing.T, img string, seed uint64, record fun
 			t.Logf("debugfs.ocfs2 -R 'stat <%s>':\n%s", m[1], realtools.Debugfs(t, img, fmt.Sprintf("stat <%s>", m[1])))
 		}
 	}
-	keep := filepath.Join(os.TempDir(), fmt.Sprintf("o2go-%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), seed))
-	if err := os.MkdirAll(keep, 0o755); err == nil {
+	if dir := os.Getenv("O2GO_STORM_KEEP"); dir == "" {
+		t.Logf("set O2GO_STORM_KEEP=DIR to keep the image (and the record of operations) in DIR")
+	} else if keep := filepath.Join(dir, fmt.Sprintf("o2go-%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), seed)); os.MkdirAll(keep, 0o755) == nil {
 		if out, err := exec.Command("cp", "--sparse=always", img, filepath.Join(keep, "vol.img")).CombinedOutput(); err != nil {
 			t.Logf("keeping the image: %v %s", err, out)
 		}
@@ -1721,7 +1722,8 @@ func TestVolumeLockRecoverWithRequestPending(t *testing.T) {
 // connected before node 0 had seen node 2's heartbeat, node 0 refused the
 // connection ("node 2 is not heartbeating (yet)"), node 2 took the drop
 // for a lost link and evicted node 0 at once (quorum.Evictions: a node not
-// yet in the view goes before one that is), through its kill block.
+// yet in the view goes before one that is), through its kill block. A
+// race of a few hundred milliseconds: seen in about 1 rejoin in 40.
 func TestClusteredRejoinAfterKill(t *testing.T) {
 	pc := newProcCluster(t, 3, loopbackIPs(3))
 	for i := 0; i < 3; i++ {
@@ -1730,7 +1732,7 @@ func TestClusteredRejoinAfterKill(t *testing.T) {
 	pc.waitView([]int{0, 1, 2}, nodes(0, 1, 2), 30*time.Second)
 	const rounds = 8
 	for r := 0; r < rounds; r++ {
-		v := r % 3
+		v := r % 2 // node 2 connects to both others: only nodes 0 and 1 refuse
 		var rest []int
 		for i := 0; i < 3; i++ {
 			if i != v {
