@@ -238,6 +238,11 @@ func (l *Lock) raise(ctx context.Context, want Mode, recovery bool) error {
 		if rctx.Err() == context.DeadlineExceeded {
 			l.stats.Retries++
 		}
+		if l.recovering {
+			// Cancelled for a recovery, or the recovery's own request
+			// refused: the caller waits for the recovery or asks again.
+			return nil
+		}
 		if l.err != nil {
 			return l.err
 		}
@@ -327,6 +332,7 @@ func (l *Lock) down() {
 		}
 		l.mu.Lock()
 		l.converting = false
+		l.cond.Broadcast() // Recover may wait for the conversion to end
 		if err != nil {
 			// A node that cannot write its changes home must not let another
 			// read past them: the lock stays, and every user fails.
@@ -351,6 +357,12 @@ func (l *Lock) Recover(ctx context.Context, fn func() error) error {
 			l.cond.Wait()
 		}
 		l.recovering = true
+		if l.cancelUp != nil {
+			// A user's request waits behind the dead node's lock, which
+			// only this recovery can clear: give it up (the user asks
+			// again after the recovery).
+			l.cancelUp()
+		}
 		for l.users > 0 || l.converting {
 			l.cond.Wait()
 		}
