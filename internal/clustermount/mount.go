@@ -324,7 +324,7 @@ func (mt *Mount) flush(from, to lockglue.Mode) error {
 		}
 	}
 	if to == lockglue.NL {
-		mt.m.ForgetCached()
+		return mt.m.ForgetCached()
 	}
 	return nil
 }

@@ -431,6 +431,8 @@ func (j *Journal) closeRunning() error {
 			var err error
 			if !r.empty() {
 				err = j.closeLocked()
+			} else {
+				j.releaseClean(r)
 			}
 			j.mu.Unlock()
 			j.unlockMeta()
@@ -446,6 +448,19 @@ func (j *Journal) closeRunning() error {
 		}
 		j.mu.Unlock()
 	}
+}
+
+// releaseClean lets go of the blocks an empty running transaction holds:
+// handles joined them (Access) but changed none, or rolled their changes
+// back. Left pinned they would outlive a cache flush (metacache.ForgetAll
+// keeps pinned blocks) and serve stale copies once another node of a
+// clustered volume changes them. Under mu, with no handle open.
+func (j *Journal) releaseClean(r *transaction) {
+	for blk := range r.bufs {
+		j.unpin(blk)
+	}
+	clear(r.bufs)
+	r.order = r.order[:0]
 }
 
 func (j *Journal) unlockMeta() {

@@ -729,3 +729,42 @@ func TestLogNeverFillsCompletely(t *testing.T) {
 		}
 	}
 }
+
+// TestAccessedButUnchangedBlocksAreReleased: a handle that joins a block
+// and changes nothing (an operation that failed and rolled back) leaves an
+// empty transaction; a commit must let go of the block, or a cache flush
+// keeps it (pinned) and a clustered mount later reads it stale.
+func TestAccessedButUnchangedBlocksAreReleased(t *testing.T) {
+	v := small.build(t)
+	j, c, _ := load(t, v, v.mem, small.cfg())
+	defer j.Shutdown()
+	h, err := j.Begin(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Get(v.homeStart + 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Access(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.CommitAndWait(); err != nil {
+		t.Fatal(err)
+	}
+	if kept := c.ForgetAll(); kept != 0 {
+		t.Fatalf("%d blocks still pinned after the commit of a transaction that changed nothing", kept)
+	}
+	// Another writer changes the block at home; a new read sees it.
+	v.mem.WriteAt(filled(v.bs, 0x77), int64(v.homeStart+3)*int64(v.bs))
+	b, err = c.Get(v.homeStart + 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b.Data, filled(v.bs, 0x77)) {
+		t.Fatal("the cache serves a stale copy of a block another writer changed")
+	}
+}

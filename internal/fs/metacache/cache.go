@@ -176,8 +176,9 @@ func (c *Cache) Forget(blknos ...uint64) {
 	}
 }
 
-// ForgetAll drops every unpinned block.
-func (c *Cache) ForgetAll() {
+// ForgetAll drops every unpinned block and returns how many it kept
+// (pinned by an open transaction).
+func (c *Cache) ForgetAll() (kept int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for blk, b := range c.bufs {
@@ -186,6 +187,7 @@ func (c *Cache) ForgetAll() {
 			delete(c.bufs, blk)
 		}
 	}
+	return len(c.bufs)
 }
 
 // Stats reports cache effectiveness and how many single-bit errors META_ECC

@@ -85,12 +85,17 @@ func (m *Mounted) WriteBack() error {
 }
 
 // ForgetCached drops every metadata block this node cached: another node
-// may change them once this node's lock goes down to NL.
-func (m *Mounted) ForgetCached() {
+// may change them once this node's lock goes down to NL. A block the
+// journal still pins would survive and later be read stale: that is an
+// error (the lock must then not go down).
+func (m *Mounted) ForgetCached() error {
 	w := m.FS.W
 	w.Meta.Lock()
-	m.Cache.ForgetAll()
-	w.Meta.Unlock()
+	defer w.Meta.Unlock()
+	if kept := m.Cache.ForgetAll(); kept > 0 {
+		return fmt.Errorf("%s: %d cached metadata blocks are still pinned by the journal: another node's changes to them would be missed", m.Path, kept)
+	}
+	return nil
 }
 
 // SlotRecovery says what RecoverSlot did.
