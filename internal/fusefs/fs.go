@@ -152,7 +152,16 @@ func (f *FS) status(err error) fuse.Status {
 	if isVolumeError(err) {
 		f.volumeError(err)
 	}
-	return fuse.Status(inode.Errno(err))
+	errno := inode.Errno(err)
+	if errno == syscall.ESTALE && f.opts.Clustered {
+		// The kernel looked the name up, then asked about the inode it
+		// found, which another node deleted in between (only open
+		// handles keep an inode alive across nodes, see
+		// inode.FS.OpenHandle): to the caller the name is gone, as if
+		// the removal had come first.
+		errno = syscall.ENOENT
+	}
+	return fuse.Status(errno)
 }
 
 func (f *FS) fillAttr(d *ondisk.Dinode, a *fuse.Attr) {

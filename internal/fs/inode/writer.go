@@ -200,7 +200,9 @@ func (f *FS) runLocked(credits int, fn func(tx metacache.Tx) error) error {
 // inodeForWrite returns a private, mutable copy of inode blkno and its
 // buffer, already joined to tx.
 func (f *FS) inodeForWrite(tx metacache.Tx, blkno uint64) (*ondisk.Dinode, *metacache.Buffer, error) {
-	d, err := f.C.Dinode(blkno)
+	// f.Inode: an inode deleted meanwhile (by another node of a clustered
+	// volume) is ESTALE, not damage for errors= to act on.
+	d, err := f.Inode(blkno)
 	if err != nil {
 		return nil, nil, err
 	}
