@@ -121,6 +121,7 @@ type link struct {
 	hb          bool   // the peer heartbeats
 	conn        ConnID // current attempt or connection
 	up          bool   // conn passed the handshake
+	heard       bool   // a frame came on conn: the peer kept it (quorum was told ConnUp)
 	errored     bool   // quorum was told ConnErr and not yet ConnUp (o2net's persistent error)
 	dialedOnce  bool
 	lastDial    time.Duration
@@ -185,7 +186,7 @@ func (l *Links) closeConn(p base.NodeID, k *link, reason string) {
 	if k.conn != 0 {
 		l.ready.Closes = append(l.ready.Closes, Close{Peer: p, Conn: k.conn, Reason: reason})
 	}
-	k.conn, k.up, k.keepSent = 0, false, false
+	k.conn, k.up, k.keepSent, k.heard = 0, false, false, false
 }
 
 // lose records that quorum must hear ConnErr (once) and arms StillUp.
@@ -225,7 +226,7 @@ func (l *Links) HeartbeatDown(now time.Duration, p base.NodeID) {
 	if k == nil || !k.hb {
 		return
 	}
-	wasUp := k.up
+	wasUp := k.up && k.heard
 	k.hb = false
 	l.closeConn(p, k, "node stopped heartbeating")
 	if wasUp && !k.errored {
@@ -258,9 +259,22 @@ func (l *Links) Accept(now time.Duration, p base.NodeID) (ConnID, error) {
 	return k.conn, nil
 }
 
+// established: conn passed the handshake. The link counts as connected
+// (ConnUp) only once a frame comes back on it: the accepting side decides
+// after the handshake whether to keep the connection, and one it closes
+// at once (its peer is not heartbeating there yet: a node just restarted)
+// is a connect attempt that failed, not a link lost (a lost link leads to
+// evictions). A keepalive request goes out at once to hear the peer.
 func (l *Links) established(now time.Duration, p base.NodeID, k *link) {
-	k.up = true
-	k.lastRecv, k.keepSent = now, false
+	k.up, k.heard = true, false
+	k.lastRecv, k.reason = now, ""
+	k.keepSent, k.keepAt = true, now
+	l.ready.Frames = append(l.ready.Frames, Frame{Peer: p, Conn: k.conn, Header: KeepaliveRequest})
+}
+
+// heardFrom: the first frame on the connection: now it is up for quorum.
+func (l *Links) heardFrom(now time.Duration, p base.NodeID, k *link) {
+	k.heard = true
 	k.expireArmed, k.stillArmed = false, false
 	k.errored = false
 	k.since, k.reason = now, ""
@@ -293,12 +307,14 @@ func (l *Links) Closed(now time.Duration, p base.NodeID, conn ConnID, reason str
 	if k == nil || k.conn != conn || conn == 0 {
 		return
 	}
-	wasUp := k.up
-	k.conn, k.up, k.keepSent = 0, false, false
+	wasUp := k.up && k.heard
+	k.conn, k.up, k.keepSent, k.heard = 0, false, false, false
 	if wasUp {
 		l.note("o2net: No longer connected to node %d: %s", p, reason)
 		l.lose(now, p, k, reason)
 	} else {
+		// A connect attempt that failed (or a connection the peer closed
+		// before a word): retried; given up on when the connect expires.
 		k.reason = reason
 	}
 }
@@ -312,6 +328,9 @@ func (l *Links) Received(now time.Duration, p base.NodeID, conn ConnID, h Header
 		return false
 	}
 	k.lastRecv, k.keepSent = now, false
+	if !k.heard {
+		l.heardFrom(now, p, k)
+	}
 	if h.Magic == MagicKeepReq {
 		l.ready.Frames = append(l.ready.Frames, Frame{Peer: p, Conn: conn, Header: KeepaliveResponse})
 	}
@@ -405,7 +424,7 @@ func (l *Links) HasReady() bool { return !l.ready.empty() }
 func (l *Links) Connected() base.NodeMap {
 	var m base.NodeMap
 	for _, p := range l.cfg.Nodes.Nodes() {
-		if k := l.peers[p]; k != nil && k.up {
+		if k := l.peers[p]; k != nil && k.up && k.heard {
 			m.Add(p)
 		}
 	}
@@ -439,7 +458,7 @@ func (l *Links) Status(p base.NodeID) LinkStatus {
 	}
 	st := LinkStatus{Peer: p, Conn: k.conn, Since: k.since, Reason: k.reason}
 	switch {
-	case k.up:
+	case k.up && k.heard:
 		st.State, st.LastRecv = LinkUp, k.lastRecv
 	case !k.hb:
 		st.State = LinkIdle
