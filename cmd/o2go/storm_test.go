@@ -604,9 +604,15 @@ func (r stormRecord) String() string {
 	return fmt.Sprintf("%10s %10s node %d worker %d op %3d: %s %s -> %s", fmtDur(r.inv), fmtDur(r.comp), r.node, r.worker, r.k, r.op, r.args, r.outcome)
 }
 
+// pathErr are what a path operation may meet in a storm. ESTALE comes from
+// the kernel's dentry cache, not from o2go (a clustered mount answers
+// ENOENT for an inode deleted under a name, see fusefs.FS.status): a lookup
+// that finds a directory this node knows under another name (another node
+// renamed it) must move the alias, and gives up with ESTALE while a local
+// rename holds the rename lock (d_splice_alias); NFS clients see the same.
 var (
 	enoent  = syscall.ENOENT
-	pathErr = []syscall.Errno{syscall.ENOENT, syscall.ENOTDIR, syscall.ELOOP}
+	pathErr = []syscall.Errno{syscall.ENOENT, syscall.ENOTDIR, syscall.ELOOP, syscall.ESTALE}
 )
 
 func errnos(extra ...syscall.Errno) []syscall.Errno { return append(slices.Clone(pathErr), extra...) }
