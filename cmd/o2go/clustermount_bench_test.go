@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"o2go/internal/clustermount"
 	"o2go/internal/fs/lockglue"
@@ -51,17 +50,6 @@ func logLoad(t *testing.T) {
 	}
 	t.Logf("load average at the start: %s", load())
 	t.Cleanup(func() { t.Logf("load average at the end: %s", load()) })
-}
-
-// benchAlignedBuffer returns n bytes aligned for O_DIRECT.
-func benchAlignedBuffer(n int) []byte {
-	const align = 4096
-	b := make([]byte, n+align)
-	off := int(uintptr(unsafe.Pointer(&b[0])) & (align - 1))
-	if off != 0 {
-		off = align - off
-	}
-	return b[off : off+n : off+n]
 }
 
 // mountNocluster mounts the image the way an operator does while no node
@@ -151,53 +139,6 @@ func (tr lockTraffic) String() string {
 	return fmt.Sprintf("%d lock requests, %d downconverts, %d re-asked after RequestRetry", tr.requests, tr.downconverts, tr.retries)
 }
 
-// seqWriteDirect writes size bytes to a new file at p in O_DIRECT requests
-// of len(buf) and fsyncs it.
-func seqWriteDirect(p string, buf []byte, size int64) (time.Duration, error) {
-	start := time.Now()
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_DIRECT, 0o644)
-	if err != nil {
-		return 0, err
-	}
-	for off := int64(0); off < size; off += int64(len(buf)) {
-		if _, err := f.Write(buf); err != nil {
-			f.Close()
-			return 0, err
-		}
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return 0, err
-	}
-	if err := f.Close(); err != nil {
-		return 0, err
-	}
-	return time.Since(start), nil
-}
-
-// seqReadDirect reads the file at p to its end in O_DIRECT requests of
-// len(buf).
-func seqReadDirect(p string, buf []byte) (time.Duration, int64, error) {
-	start := time.Now()
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_DIRECT, 0)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer f.Close()
-	var total int64
-	for {
-		n, err := f.Read(buf)
-		total += int64(n)
-		if errors.Is(err, io.EOF) || n == 0 && err == nil {
-			break
-		}
-		if err != nil {
-			return 0, total, err
-		}
-	}
-	return time.Since(start), total, nil
-}
-
 // smallFiles creates n files of len(data) bytes in a new directory dir
 // (create, write, close each) and returns the time taken; the files are
 // removed afterwards, untimed.
@@ -236,11 +177,11 @@ func runSingleNodeRound(t *testing.T, dir, what string, round int, buf []byte) s
 	var r singleNodeRound
 	p := filepath.Join(dir, fmt.Sprintf("seq%d", round))
 	var err error
-	if r.write, err = seqWriteDirect(p, buf, benchSeqSize); err != nil {
+	if r.write, err = testutil.SeqWriteDirect(p, buf, benchSeqSize); err != nil {
 		t.Fatalf("%s: sequential write: %v", what, err)
 	}
 	var n int64
-	if r.read, n, err = seqReadDirect(p, buf); err != nil || n != benchSeqSize {
+	if r.read, n, err = testutil.SeqReadDirect(p, buf); err != nil || n != benchSeqSize {
 		t.Fatalf("%s: sequential read of %d bytes: %v", what, n, err)
 	}
 	if err := os.Remove(p); err != nil {
@@ -272,7 +213,7 @@ func TestBenchClusterSingleNode(t *testing.T) {
 	testutil.Bench(t)
 	logLoad(t)
 	mc := newMountCluster(t, 3)
-	buf := benchAlignedBuffer(1 << 20)
+	buf := testutil.AlignedBuffer(1 << 20)
 	rng := rand.New(rand.NewPCG(7, 5))
 	for i := range buf {
 		buf[i] = byte(rng.Uint32())

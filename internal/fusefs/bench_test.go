@@ -1,9 +1,7 @@
 package fusefs
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -11,7 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -145,64 +142,6 @@ func benchSetup(t *testing.T) {
 	testutil.RequireFUSE(t)
 }
 
-// alignedBuffer returns n bytes aligned for O_DIRECT.
-func alignedBuffer(n int) []byte {
-	const align = 4096
-	b := make([]byte, n+align)
-	off := int(uintptr(unsafe.Pointer(&b[0])) & (align - 1))
-	if off != 0 {
-		off = align - off
-	}
-	return b[off : off+n : off+n]
-}
-
-// seqWrite writes size bytes to a new file at p with O_DIRECT, in chunks
-// of len(buf), then fsyncs; it returns the time taken.
-func seqWrite(p string, buf []byte, size int64) (time.Duration, error) {
-	start := time.Now()
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_DIRECT, 0o644)
-	if err != nil {
-		return 0, err
-	}
-	for off := int64(0); off < size; off += int64(len(buf)) {
-		if _, err := f.Write(buf); err != nil {
-			f.Close()
-			return 0, err
-		}
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return 0, err
-	}
-	if err := f.Close(); err != nil {
-		return 0, err
-	}
-	return time.Since(start), nil
-}
-
-// seqRead reads the file at p to its end with O_DIRECT, in chunks of
-// len(buf); it returns the time taken and the bytes read.
-func seqRead(p string, buf []byte) (time.Duration, int64, error) {
-	start := time.Now()
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_DIRECT, 0)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer f.Close()
-	var total int64
-	for {
-		n, err := f.Read(buf)
-		total += int64(n)
-		if errors.Is(err, io.EOF) || n == 0 && err == nil {
-			break
-		}
-		if err != nil {
-			return 0, total, err
-		}
-	}
-	return time.Since(start), total, nil
-}
-
 func mibPerSec(bytes int64, d time.Duration) float64 {
 	return float64(bytes) / (1 << 20) / d.Seconds()
 }
@@ -218,7 +157,7 @@ func TestBenchSequentialIO(t *testing.T) {
 	o2go, _ := mountO2goBench(t, 3<<30, "")
 	loop := mountLoopbackBench(t, t.TempDir(), false)
 	pass := mountLoopbackBench(t, t.TempDir(), true)
-	buf := alignedBuffer(MaxWrite)
+	buf := testutil.AlignedBuffer(MaxWrite)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range buf {
 		buf[i] = byte(rng.Uint32())
@@ -227,11 +166,11 @@ func TestBenchSequentialIO(t *testing.T) {
 	for round := range 3 {
 		for i, m := range []*benchMount{o2go, loop, pass} {
 			p := filepath.Join(m.dir, fmt.Sprintf("seq%d", round))
-			w, err := seqWrite(p, buf, size)
+			w, err := testutil.SeqWriteDirect(p, buf, size)
 			if err != nil {
 				t.Fatalf("%s: write: %v", m.name, err)
 			}
-			r, n, err := seqRead(p, buf)
+			r, n, err := testutil.SeqReadDirect(p, buf)
 			if err != nil || n != size {
 				t.Fatalf("%s: read %d bytes: %v", m.name, n, err)
 			}
