@@ -256,6 +256,10 @@ for i in 1 2 3; do
 done
 ! timeout 10 test -e mnt2/random.bin || fail "node2 still sees random.bin where node1 renamed it away"
 ok "written on node2, moved by node1 into the directory node3 made, the same bytes on all three"
+run cp mnt1/greeting mnt1/scratch
+run rm mnt3/scratch
+! timeout 10 test -e mnt1/scratch || fail "node1 still sees scratch, which node3 removed"
+ok "node3 removed a file node1 made: its inode went back to node1's slot allocator"
 
 step "Three nodes append to one log file at the same time (O_APPEND across the cluster)"
 per=300
