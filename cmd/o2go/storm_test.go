@@ -10,7 +10,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -30,7 +29,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"o2go/internal/clustermount"
-	"o2go/internal/fs/lockglue"
 	"o2go/internal/testutil/realtools"
 )
 
@@ -1601,127 +1599,6 @@ func TestClusteredDeleteOtherSlotsObjects(t *testing.T) {
 	mc.umount(1)
 	mc.waitUnmounted(1)
 	realtools.RequireFsckClean(t, mc.img)
-}
-
-// blockingLockService is a lock manager for one lock whose first
-// down-conversion waits until release closes (it closes converting
-// first); everything else is granted at once.
-type blockingLockService struct {
-	mu         sync.Mutex
-	onBlock    func(lockglue.Mode)
-	mode       lockglue.Mode
-	downs      int
-	converting chan struct{}
-	release    chan struct{}
-}
-
-func (s *blockingLockService) Lock(ctx context.Context, name string, r lockglue.Request, onBlock func(lockglue.Mode)) (lockglue.Held, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.onBlock, s.mode = onBlock, r.Mode
-	return s, nil
-}
-
-func (s *blockingLockService) Convert(ctx context.Context, r lockglue.Request) error {
-	s.mu.Lock()
-	first := r.Mode < s.mode && s.downs == 0
-	if r.Mode < s.mode {
-		s.downs++
-	}
-	s.mu.Unlock()
-	if first {
-		close(s.converting)
-		<-s.release
-	}
-	s.mu.Lock()
-	s.mode = r.Mode
-	s.mu.Unlock()
-	return nil
-}
-
-func (s *blockingLockService) Unlock() error { return nil }
-
-// TestVolumeLockRecoverDuringDownconvert (a lockglue test, here until
-// internal/fs/lockglue takes it): a node dies while a survivor's volume
-// lock is going down for another node (the flush and the DLM conversion
-// run without the lock's mutex). The recovery must run once the
-// downconvert is over. It was the deadlock TestClusteredKillMidStorm met
-// now and then (a survivor hung for good): Recover waited for the
-// conversion to end, the downconvert for the recovery to end.
-func TestVolumeLockRecoverDuringDownconvert(t *testing.T) {
-	svc := &blockingLockService{converting: make(chan struct{}), release: make(chan struct{})}
-	l := lockglue.NewLock(svc, "S000000000000000000000200000000", func(from, to lockglue.Mode) error { return nil })
-	release, err := l.Lock(true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	release() // cached EX, no user
-	go svc.onBlock(lockglue.EX)
-	<-svc.converting // the downconvert runs, without the lock's mutex
-	recovered := make(chan error, 1)
-	go func() { recovered <- l.Recover(context.Background(), func() error { return nil }) }()
-	time.Sleep(200 * time.Millisecond) // Recover waits for the conversion
-	close(svc.release)
-	select {
-	case err := <-recovered:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("Recover still waits 5 s after the downconvert ended (lock state %+v)", l.State())
-	}
-}
-
-// pendingLockService is a lock manager for one lock held by a dead node
-// that is not recovered yet: an ordinary request waits (until its context
-// ends), a recovery request passes the dead node's ghost at once.
-type pendingLockService struct{ pending chan struct{} }
-
-func (s *pendingLockService) Lock(ctx context.Context, name string, r lockglue.Request, onBlock func(lockglue.Mode)) (lockglue.Held, error) {
-	if r.Recovery {
-		return s, nil
-	}
-	close(s.pending)
-	<-ctx.Done()
-	return nil, ctx.Err()
-}
-
-func (s *pendingLockService) Convert(ctx context.Context, r lockglue.Request) error { return nil }
-func (s *pendingLockService) Unlock() error                                         { return nil }
-
-// TestVolumeLockRecoverWithRequestPending (a lockglue test, here until
-// internal/fs/lockglue takes it): a survivor's user waits for the
-// volume lock, which the dead node held, when the recovery starts. The
-// recovery must run at once: the waiting request cannot be granted before
-// it. In the kill storm it ran only when the waiting request gave up
-// (lockglue.RequestRetry, 5 s: recovery 5.0 s after every kill, 9 s with
-// RequestRetry at 9 s, and Stats.Retries, which "should stay 0", at 1);
-// with the fix, 2.0-2.4 s after the kill, milliseconds after the down
-// event.
-func TestVolumeLockRecoverWithRequestPending(t *testing.T) {
-	saved := lockglue.RequestRetry
-	lockglue.RequestRetry = time.Minute
-	t.Cleanup(func() { lockglue.RequestRetry = saved })
-	svc := &pendingLockService{pending: make(chan struct{})}
-	l := lockglue.NewLock(svc, "S000000000000000000000200000000", func(from, to lockglue.Mode) error { return nil })
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel() // ends the waiting request
-	go func() {
-		if release, err := l.Acquire(ctx, lockglue.EX); err == nil {
-			release()
-		}
-	}()
-	<-svc.pending
-	recovered := make(chan error, 1)
-	go func() { recovered <- l.Recover(context.Background(), func() error { return nil }) }()
-	select {
-	case err := <-recovered:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatalf("the recovery still waits 2 s later, behind the pending request (lock state %+v)", l.State())
-	}
 }
 
 // TestClusteredRejoinAfterKill: a node killed (kill -9) and restarted
