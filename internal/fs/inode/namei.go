@@ -300,79 +300,83 @@ func (f *FS) orphan(tx metacache.Tx, d *ondisk.Dinode) error {
 	return saveInode(tx, od, ob)
 }
 
-// Open notes that ino is in use (an open handle, or the kernel knowing
-// the inode); Release the reverse. An unlinked inode lives until its last
-// use is released, as an unlinked file does on a local file system.
+// Open notes that ino is in use (the kernel knowing the inode); Release
+// the reverse. An unlinked inode lives until its last use is released, as
+// an unlinked file does on a local file system.
 func (f *FS) Open(ino uint64) {
 	if f.W == nil {
 		return
 	}
 	f.W.mu.Lock()
-	if f.W.open == nil {
-		f.W.open = map[uint64]int{}
-	}
-	f.W.open[ino]++
+	countUse(&f.W.open, ino, 1)
 	f.W.mu.Unlock()
 }
 
-// Release drops a use and deletes the inode when it was its last and the
-// inode has no name left.
-func (f *FS) Release(ino uint64) error {
-	if f.W == nil {
-		return nil
-	}
-	f.W.mu.Lock()
-	f.W.open[ino]--
-	last := f.W.open[ino] <= 0
-	if last {
-		delete(f.W.open, ino)
-	}
-	f.W.mu.Unlock()
-	if !last && !f.W.clustered() {
-		return nil
-	}
-	if last && f.W.Alloc.DiscardReservation != nil {
-		f.W.Alloc.DiscardReservation(ino)
-	}
-	_, err := f.deleteIfUnused(ino)
-	return err
-}
+// Release drops a use and deletes the inode when it was what kept it
+// alive (isOpen) and the inode has no name left.
+func (f *FS) Release(ino uint64) error { return f.release(ino, false) }
 
 // OpenHandle is Open for an open file or directory handle; on a clustered
 // mount it also holds the inode's open lock, so that the inode outlives a
 // removal on another node until the handle is released (ReleaseHandle).
 // There, only handles keep an unlinked inode: the kernel here may know an
-// inode another node deleted, and then reads ESTALE, as over NFS.
+// inode another node deleted, and then hears ENOENT (see fusefs).
 func (f *FS) OpenHandle(ino uint64) {
 	if f.W == nil {
 		return
 	}
 	f.W.mu.Lock()
-	if f.W.handles == nil {
-		f.W.handles = map[uint64]int{}
-	}
-	f.W.handles[ino]++
+	countUse(&f.W.handles, ino, 1)
+	countUse(&f.W.open, ino, 1)
 	f.W.mu.Unlock()
 	if f.W.Opens != nil {
 		f.W.Opens.Hold(ino)
 	}
-	f.Open(ino)
 }
 
 // ReleaseHandle is Release for a handle OpenHandle counted.
 func (f *FS) ReleaseHandle(ino uint64) error {
+	if f.W != nil && f.W.Opens != nil {
+		f.W.Opens.Drop(ino)
+	}
+	return f.release(ino, true)
+}
+
+func (f *FS) release(ino uint64, handle bool) error {
 	if f.W == nil {
 		return nil
 	}
 	f.W.mu.Lock()
-	if f.W.handles[ino]--; f.W.handles[ino] <= 0 {
-		delete(f.W.handles, ino)
+	uses := countUse(&f.W.open, ino, -1)
+	handles := f.W.handles[ino]
+	if handle {
+		handles = countUse(&f.W.handles, ino, -1)
 	}
 	f.W.mu.Unlock()
-	if f.W.Opens != nil {
-		f.W.Opens.Drop(ino)
+	if uses == 0 && f.W.Alloc.DiscardReservation != nil {
+		f.W.Alloc.DiscardReservation(ino)
 	}
-	return f.Release(ino)
+	// Only the end of what isOpen counts can free an unlinked inode.
+	if f.W.clustered() && (!handle || handles > 0) || !f.W.clustered() && uses > 0 {
+		return nil
+	}
+	_, err := f.deleteIfUnused(ino)
+	return err
+}
+
+// countUse adds delta to (*m)[ino], dropping the entry at zero, and
+// returns the new count. Under W.mu.
+func countUse(m *map[uint64]int, ino uint64, delta int) int {
+	if *m == nil {
+		*m = map[uint64]int{}
+	}
+	n := (*m)[ino] + delta
+	if n <= 0 {
+		delete(*m, ino)
+		return 0
+	}
+	(*m)[ino] = n
+	return n
 }
 
 // clustered says whether other nodes share the volume.
