@@ -3,7 +3,6 @@ package clustermount
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -80,8 +79,7 @@ func flockName(ino uint64) string {
 func posixMutexName(ino uint64) string { return fmt.Sprintf("o2go-posix:%016x", ino) }
 
 func busyErr(err error) error {
-	var ng *node.ErrNotGranted
-	if errors.As(err, &ng) && ng.Status == dlm.StatusBusy {
+	if isBusy(err) {
 		return syscall.EAGAIN
 	}
 	return err
@@ -143,14 +141,7 @@ func posixType(t uint32) (lockglue.PosixType, error) {
 // SetPosix implements fusefs.FileLocks.
 func (fl *fileLocks) SetPosix(ctx context.Context, ino uint64, r fusefs.PosixRequest, wait bool) error {
 	if r.Type == syscall.F_UNLCK {
-		fl.mu.Lock()
-		if t := fl.posix[ino]; t != nil {
-			t.Unlock(r.Owner, r.Start, r.End)
-			if t.Empty() {
-				delete(fl.posix, ino)
-			}
-		}
-		fl.mu.Unlock()
+		fl.unlockPosix(ino, r.Owner, r.Start, r.End)
 		return nil
 	}
 	typ, err := posixType(r.Type)
@@ -246,11 +237,15 @@ func (fl *fileLocks) GetPosix(ctx context.Context, ino uint64, r fusefs.PosixReq
 }
 
 // ReleaseOwner implements fusefs.FileLocks.
-func (fl *fileLocks) ReleaseOwner(ino, owner uint64) {
+func (fl *fileLocks) ReleaseOwner(ino, owner uint64) { fl.unlockPosix(ino, owner, 0, lockglue.ToEOF) }
+
+// unlockPosix drops owner's byte-range locks on [start, end] of ino
+// (local: unlocking never conflicts with anyone).
+func (fl *fileLocks) unlockPosix(ino, owner, start, end uint64) {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
 	if t := fl.posix[ino]; t != nil {
-		t.Unlock(owner, 0, lockglue.ToEOF)
+		t.Unlock(owner, start, end)
 		if t.Empty() {
 			delete(fl.posix, ino)
 		}
@@ -265,7 +260,7 @@ func (fl *fileLocks) askOthers(ctx context.Context, ino, start, end uint64, typ 
 	p := encodePosixQuery(posixQuery{ino, start, end, typ})
 	self := fl.agent.Self().Number
 	answer := posixFree
-	for _, n := range fl.members() {
+	for _, n := range fl.d.DomainMembers(fl.domain) {
 		if n == self {
 			continue
 		}
@@ -281,7 +276,7 @@ func (fl *fileLocks) askOthers(ctx context.Context, ino, start, end uint64, typ 
 			if ctx.Err() != nil {
 				return 0, ctx.Err()
 			}
-			if !slices.Contains(fl.members(), n) {
+			if !slices.Contains(fl.d.DomainMembers(fl.domain), n) {
 				break
 			}
 			select {
@@ -295,16 +290,6 @@ func (fl *fileLocks) askOthers(ctx context.Context, ino, start, end uint64, typ 
 		}
 	}
 	return answer, nil
-}
-
-// members returns the nodes in the volume's lock domain.
-func (fl *fileLocks) members() []base.NodeID {
-	for _, s := range fl.d.State() {
-		if s.Domain == fl.domain {
-			return s.DomainMap
-		}
-	}
-	return nil
 }
 
 // posixQuery is msgPosixQuery's payload: inode, first and last byte

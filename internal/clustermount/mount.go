@@ -215,10 +215,8 @@ func (mg *Manager) mount(ctx context.Context, spec, mountpoint string, opts fuse
 		mg.Log.Info("deleted orphan inodes left by a crash", "count", n)
 	}
 	for _, s := range absent {
-		if n, err := m.RecoverOrphansOf(s); err != nil {
-			return nil, fmt.Errorf("%s: orphan recovery of slot %d: %w", device, s, err)
-		} else if n > 0 {
-			mg.Log.Info("deleted a dead node's orphan inodes", "slot", s, "count", n)
+		if err := mt.deleteOrphansOf(s); err != nil {
+			return nil, err
 		}
 	}
 	locks, err := newFileLocks(mg.Agent, mg.DLM, uuid, mg.Log)
@@ -397,29 +395,49 @@ func (mt *Mount) recoverAbsentSlots() ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	var live []base.NodeID
-	for _, d := range mg.DLM.State() {
-		if d.Domain == mt.UUID {
-			live = d.DomainMap
-		}
-	}
+	live := mg.DLM.DomainMembers(mt.UUID)
 	var done []int
 	for s, sl := range sm.Slots {
 		if s == mt.Slot || !sl.Valid || slices.Contains(live, base.NodeID(sl.Node)) {
 			continue
 		}
-		rep, err := mt.m.RecoverSlot(s)
-		if err != nil {
+		if err := mt.recoverDeadSlot(sm, s, "recovered the slot of a node that died with the volume mounted"); err != nil {
 			return done, fmt.Errorf("%s: recovering slot %d of node %d, which died with the volume mounted: %w", mt.Device, s, sl.Node, err)
 		}
-		sm.Slots[s].Valid = false
-		if err := mt.m.WriteSlotMap(sm); err != nil {
-			return done, err
-		}
-		mg.Log.Info("recovered the slot of a node that died with the volume mounted", "node", sl.Node, "slot", s, "replayed", rep.Journal != nil && !rep.Journal.Skipped)
 		done = append(done, s)
 	}
 	return done, nil
+}
+
+// recoverDeadSlot recovers slot s of a dead node (journal, local alloc,
+// truncate log: volume.Mounted.RecoverSlot) and frees it in sm, logging
+// what with the node and whether a journal was replayed. The caller holds
+// the volume lock EX.
+func (mt *Mount) recoverDeadSlot(sm *ondisk.SlotMap, s int, what string) error {
+	node := sm.Slots[s].Node
+	rep, err := mt.m.RecoverSlot(s)
+	if err != nil {
+		return err
+	}
+	sm.Slots[s].Valid = false
+	if err := mt.m.WriteSlotMap(sm); err != nil {
+		return err
+	}
+	mt.mg.Log.Info(what, "node", node, "slot", s, "replayed", rep.Journal != nil && !rep.Journal.Skipped)
+	return nil
+}
+
+// deleteOrphansOf deletes the orphans a dead node left in slot s, through
+// ordinary deletes (so without the volume lock held).
+func (mt *Mount) deleteOrphansOf(s int) error {
+	n, err := mt.m.RecoverOrphansOf(s)
+	if err != nil {
+		return fmt.Errorf("%s: deleting the orphans of slot %d: %w", mt.Device, s, err)
+	}
+	if n > 0 {
+		mt.mg.Log.Info("deleted a dead node's orphan inodes", "slot", s, "count", n)
+	}
+	return nil
 }
 
 // onDLMEvent starts the recovery of a dead node in a volume's domain once
@@ -462,16 +480,7 @@ func (mt *Mount) recoverNode(n base.NodeID) {
 			return nil // recovered by another survivor, or never mounted
 		}
 		slot = s
-		rep, err := mt.m.RecoverSlot(s)
-		if err != nil {
-			return err
-		}
-		sm.Slots[s].Valid = false
-		if err := mt.m.WriteSlotMap(sm); err != nil {
-			return err
-		}
-		mg.Log.Info("recovered a dead node's slot", "node", n, "slot", s, "replayed", rep.Journal != nil && !rep.Journal.Skipped)
-		return nil
+		return mt.recoverDeadSlot(sm, s, "recovered a dead node's slot")
 	})
 	if err != nil {
 		// Without the recovery no node may go on: the ghosts stay.
@@ -484,10 +493,8 @@ func (mt *Mount) recoverNode(n base.NodeID) {
 		mg.Log.Error("telling the lock manager the recovery is done", "node", n, "err", err)
 	}
 	if slot >= 0 {
-		if k, err := mt.m.RecoverOrphansOf(slot); err != nil {
-			mg.Log.Error("deleting a dead node's orphans", "node", n, "slot", slot, "err", err)
-		} else if k > 0 {
-			mg.Log.Info("deleted a dead node's orphan inodes", "node", n, "count", k)
+		if err := mt.deleteOrphansOf(slot); err != nil {
+			mg.Log.Error("deleting a dead node's orphans failed; the next mount in its slot deletes them", "node", n, "err", err)
 		}
 	}
 }

@@ -2,7 +2,6 @@ package clustermount
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 
@@ -117,8 +116,7 @@ func (o *openLocks) Claim(ino uint64) (func(), bool, error) {
 	if err != nil {
 		l.mu.Unlock()
 		o.put(ino, l)
-		var ng *node.ErrNotGranted
-		if errors.As(err, &ng) && ng.Status == dlm.StatusBusy {
+		if isBusy(err) {
 			return nil, false, nil
 		}
 		return nil, false, err

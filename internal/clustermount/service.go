@@ -49,9 +49,15 @@ func dlmFlags(r lockglue.Request) dlm.Flags {
 	return f
 }
 
-func busy(err error) error {
+// isBusy says whether err is the lock manager refusing a NOQUEUE request
+// that cannot be granted now.
+func isBusy(err error) bool {
 	var ng *node.ErrNotGranted
-	if errors.As(err, &ng) && ng.Status == dlm.StatusBusy {
+	return errors.As(err, &ng) && ng.Status == dlm.StatusBusy
+}
+
+func busy(err error) error {
+	if isBusy(err) {
 		return lockglue.ErrBusy
 	}
 	return err

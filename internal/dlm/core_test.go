@@ -1,6 +1,7 @@
 package dlm
 
 import (
+	"slices"
 	"testing"
 
 	"o2go/internal/base"
@@ -199,4 +200,22 @@ func itoa(i int) string {
 		s = string(rune('0'+i%10)) + s
 	}
 	return s
+}
+
+func TestDomainMembersIsTheStateViewsDomainMap(t *testing.T) {
+	net := newTestNet(1, 2, 3)
+	for _, x := range []base.NodeID{1, 3} {
+		_ = net.call(x, func(n *Node) (Ready, error) { return n.Join("vol", false) })
+	}
+	net.settle(1 << 20)
+	for _, x := range []base.NodeID{1, 3} {
+		n := net.node(x)
+		got, want := n.DomainMembers("vol"), n.State()[0].DomainMap
+		if !slices.Equal(got, want) || len(got) != 2 {
+			t.Fatalf("node %d: DomainMembers %v, state view's domain map %v", x, got, want)
+		}
+	}
+	if got := net.node(2).DomainMembers("vol"); got != nil {
+		t.Fatalf("node 2, not in the domain: %v", got)
+	}
 }

@@ -383,3 +383,14 @@ func printable(s string) string {
 	}
 	return s
 }
+
+// DomainMembers returns the nodes of domain name's current view (its
+// domain map), nil for a domain this node is not in. Unlike State it does
+// not walk the resources: for callers on a hot path.
+func (n *Node) DomainMembers(name string) []base.NodeID {
+	d := n.domains[Key(name)]
+	if d == nil || d.name != name {
+		return nil
+	}
+	return d.view.members.Nodes()
+}

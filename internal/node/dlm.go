@@ -491,6 +491,13 @@ func (d *DLM) State() []dlm.DomainState {
 	return d.core.State()
 }
 
+// DomainMembers returns the nodes in domain name (see dlm.Node.DomainMembers).
+func (d *DLM) DomainMembers(name string) []base.NodeID {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.core.DomainMembers(name)
+}
+
 // Locks is the debug view of one resource, or of every resource known here
 // when name is empty (o2dlm's dlm_locks).
 func (d *DLM) Locks(domain, name string) ([]dlm.ResourceState, error) {
