@@ -99,7 +99,7 @@ type Lock struct {
 
 // Stats count what a lock did (the fs_locks view).
 type Stats struct {
-	Acquires     uint64 `json:"acquires"` // users served
+	Acquires     uint64 `json:"acquires"` // users served (PR.Gets + EX.Gets, filled by State)
 	Requests     uint64 `json:"requests"` // DLM requests and up-conversions
 	Downconverts uint64 `json:"downconverts"`
 	Blocks       uint64 `json:"blocks"`  // blocking notifications received
@@ -191,7 +191,6 @@ func (l *Lock) Acquire(ctx context.Context, want Mode) (func(), error) {
 // use counts a user. Under mu.
 func (l *Lock) use() func() {
 	l.users++
-	l.stats.Acquires++
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -447,6 +446,7 @@ func (l *Lock) State() LockState {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := LockState{Name: l.Name, Mode: l.mode.String(), Users: l.users, Blocked: l.blocked, Stats: l.stats}
+	s.Acquires = s.PR.Gets + s.EX.Gets
 	if l.held == nil {
 		s.Mode = "none"
 	}
