@@ -1,7 +1,6 @@
 package fusefs
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -296,20 +295,17 @@ func Mounts() ([]LockInfo, error) {
 
 // checkKernelMounts refuses a device the kernel's own ocfs2 has mounted.
 func checkKernelMounts(device string) error {
-	f, err := os.Open("/proc/mounts")
+	table, err := volume.ReadMountTable("/proc/mounts")
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
 	want, _ := filepath.EvalSymlinks(device)
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 3 || fields[2] != "ocfs2" {
+	for _, m := range table {
+		if m.FSType != "ocfs2" {
 			continue
 		}
-		if src, _ := filepath.EvalSymlinks(fields[0]); src == want {
-			return fmt.Errorf("%s is mounted by the kernel's ocfs2 at %s", device, fields[1])
+		if src, _ := filepath.EvalSymlinks(m.Source); src == want {
+			return fmt.Errorf("%s is mounted by the kernel's ocfs2 at %s", device, m.Mountpoint)
 		}
 	}
 	return nil

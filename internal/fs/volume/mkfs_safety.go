@@ -1,7 +1,6 @@
 package volume
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -98,25 +96,6 @@ func (id *deviceIdentity) matches(path string) bool {
 	return st.Mode&unix.S_IFMT == unix.S_IFREG && st.Dev == id.dev && st.Ino == id.ino
 }
 
-// unescapeMount undoes /proc/mounts' octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // DeviceInUse says why the device at path must not be formatted now, or
 // "" when nothing here uses it. mounts is the mount table to read
 // ("/proc/mounts" normally) and sysBlock the sysfs block directory
@@ -126,21 +105,12 @@ func DeviceInUse(path, mounts, sysBlock string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if f, err := os.Open(mounts); err == nil {
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) < 3 {
-				continue
-			}
-			src, dir, typ := unescapeMount(fields[0]), unescapeMount(fields[1]), fields[2]
-			if id.matches(src) {
-				f.Close()
-				return fmt.Sprintf("it is mounted on %s (%s)", dir, typ), nil
+	if table, err := ReadMountTable(mounts); err == nil {
+		for _, m := range table {
+			if id.matches(m.Source) {
+				return fmt.Sprintf("it is mounted on %s (%s)", m.Mountpoint, m.FSType), nil
 			}
 		}
-		f.Close()
 	}
 	if id.block {
 		var st unix.Stat_t

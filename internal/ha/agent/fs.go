@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"o2go/internal/fs/volume"
 	"o2go/internal/ha"
 )
 
@@ -99,7 +100,7 @@ func fsTypeMatches(want, got string) bool {
 // mountedAt reports whether something is mounted at mp, and its type
 // (the last mount there: the one in use).
 func mountedAt(mp string) (bool, string, error) {
-	ms, err := mounts()
+	ms, err := volume.ReadMountTable("/proc/self/mounts")
 	if err != nil {
 		return false, "", err
 	}
@@ -109,8 +110,8 @@ func mountedAt(mp string) (bool, string, error) {
 	}
 	found, fstype := false, ""
 	for _, m := range ms {
-		if m.mountpoint == mp {
-			found, fstype = true, m.fstype
+		if m.Mountpoint == mp {
+			found, fstype = true, m.FSType
 		}
 	}
 	return found, fstype, nil

@@ -6,10 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -254,61 +252,14 @@ func mountedFrom(dev string) string {
 	if err != nil {
 		return ""
 	}
-	ms, err := mounts()
+	ms, err := volume.ReadMountTable("/proc/self/mounts")
 	if err != nil {
 		return ""
 	}
 	for _, m := range ms {
-		if strings.HasPrefix(m.fstype, "fuse") && filepath.Clean(m.source) == abs {
-			return m.mountpoint
+		if strings.HasPrefix(m.FSType, "fuse") && filepath.Clean(m.Source) == abs {
+			return m.Mountpoint
 		}
 	}
 	return ""
-}
-
-// mountEntry is one line of /proc/self/mountinfo.
-type mountEntry struct{ mountpoint, fstype, source string }
-
-// mounts lists the mounts this process sees.
-func mounts() ([]mountEntry, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []mountEntry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 10 {
-			continue
-		}
-		for i := 6; i+2 < len(fields); i++ {
-			if fields[i] == "-" {
-				out = append(out, mountEntry{mountpoint: unescapeMount(fields[4]), fstype: fields[i+1], source: unescapeMount(fields[i+2])})
-				break
-			}
-		}
-	}
-	return out, sc.Err()
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
