@@ -39,6 +39,18 @@ func newMountCluster(t *testing.T, n int) *mountCluster {
 	return mc
 }
 
+// startAll starts every node's agent and waits until they all see each
+// other.
+func (mc *mountCluster) startAll() {
+	mc.t.Helper()
+	all := make([]int, len(mc.names))
+	for i := range all {
+		mc.start(i)
+		all[i] = i
+	}
+	mc.waitView(all, nodes(all...), 30*time.Second)
+}
+
 // mount mounts the image on node i through its agent (o2go mount --socket).
 func (mc *mountCluster) mount(i int, opts ...string) string {
 	mc.t.Helper()
@@ -131,10 +143,7 @@ func readLines(t *testing.T, path string) []string {
 // volume clean.
 func TestClusteredMountThreeNodes(t *testing.T) {
 	mc := newMountCluster(t, 3)
-	for i := 0; i < 3; i++ {
-		mc.start(i)
-	}
-	mc.waitView([]int{0, 1, 2}, nodes(0, 1, 2), 30*time.Second)
+	mc.startAll()
 	for i := 0; i < 3; i++ {
 		mc.mount(i)
 	}
@@ -450,10 +459,7 @@ func TestClusteredMountFromFstab(t *testing.T) {
 // fsynced file is there) and frees the slot, as the kernel's mount does.
 func TestClusteredMountRecoversANodeThatDiedAlone(t *testing.T) {
 	mc := newMountCluster(t, 3)
-	for i := 0; i < 3; i++ {
-		mc.start(i)
-	}
-	mc.waitView([]int{0, 1, 2}, nodes(0, 1, 2), 30*time.Second)
+	mc.startAll()
 	m0 := mc.mount(0)
 	data := bytes.Repeat([]byte("fsynced by node 0, alone, before it died\n"), 500)
 	f, err := os.Create(filepath.Join(m0, "alone"))

@@ -103,9 +103,7 @@ func waitsThen(t *testing.T, what string, f func() error) func() {
 // its process.
 func TestClusteredFileLocks(t *testing.T) {
 	mc := newMountCluster(t, 2)
-	mc.start(0)
-	mc.start(1)
-	mc.waitView([]int{0, 1}, nodes(0, 1), 30*time.Second)
+	mc.startAll()
 	m0, m1 := mc.mount(0), mc.mount(1)
 	if err := os.WriteFile(filepath.Join(m0, "lockme"), make([]byte, 100), 0o644); err != nil {
 		t.Fatal(err)

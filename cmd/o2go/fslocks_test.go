@@ -70,9 +70,7 @@ func fsLocksName(t *testing.T, typ ondisk.LockType, blkno uint64) string {
 // mount point, device or UUID; the errors name what is wrong.
 func TestFsLocksTwoNodes(t *testing.T) {
 	mc := newMountCluster(t, 2)
-	mc.start(0)
-	mc.start(1)
-	mc.waitView([]int{0, 1}, nodes(0, 1), 30*time.Second)
+	mc.startAll()
 	m0 := mc.mount(0)
 	mc.mount(1)
 
@@ -215,9 +213,7 @@ func TestFsLocksTwoNodes(t *testing.T) {
 // show the blocking notification and the downconvert it answered with.
 func TestFsLocksBlockedVolumeLock(t *testing.T) {
 	mc := newMountCluster(t, 2)
-	mc.start(0)
-	mc.start(1)
-	mc.waitView([]int{0, 1}, nodes(0, 1), 30*time.Second)
+	mc.startAll()
 	m0 := mc.mount(0)
 	mc.mount(1)
 	if err := os.WriteFile(filepath.Join(m0, "before"), []byte("x"), 0o644); err != nil {

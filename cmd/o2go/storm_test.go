@@ -64,12 +64,7 @@ func stormRand(seed uint64, k int) *rand.Rand {
 func startMounted(t *testing.T, n int) *mountCluster {
 	t.Helper()
 	mc := newMountCluster(t, n)
-	var all []int
-	for i := 0; i < n; i++ {
-		mc.start(i)
-		all = append(all, i)
-	}
-	mc.waitView(all, nodes(all...), 30*time.Second)
+	mc.startAll()
 	for i := 0; i < n; i++ {
 		mc.mount(i)
 	}
@@ -1552,9 +1547,7 @@ func capLines(ls []string, n int) []string {
 // came from".)
 func TestClusteredDeleteOtherSlotsObjects(t *testing.T) {
 	mc := newMountCluster(t, 2)
-	mc.start(0)
-	mc.start(1)
-	mc.waitView([]int{0, 1}, nodes(0, 1), 30*time.Second)
+	mc.startAll()
 	m0, m1 := mc.mount(0), mc.mount(1)
 	big := bytes.Repeat([]byte("v"), 3000) // beyond the inode: an xattr block
 	for _, c := range []struct {
@@ -1670,9 +1663,7 @@ func lastLines(s string, n int) string {
 func TestClusteredCreateUnlinkRace(t *testing.T) {
 	seed := stormSeed(t)
 	mc := newMountCluster(t, 2)
-	mc.start(0)
-	mc.start(1)
-	mc.waitView([]int{0, 1}, nodes(0, 1), 30*time.Second)
+	mc.startAll()
 	mc.mount(0)
 	mc.mount(1)
 	if err := os.Mkdir(filepath.Join(mc.mnt[0], "D"), 0o755); err != nil {
@@ -1744,9 +1735,7 @@ func formatRecords(records [][]stormRecord) string {
 // meanwhile the other node deletes that inode.)
 func TestClusteredPathOpsRaceRemoval(t *testing.T) {
 	mc := newMountCluster(t, 2)
-	mc.start(0)
-	mc.start(1)
-	mc.waitView([]int{0, 1}, nodes(0, 1), 30*time.Second)
+	mc.startAll()
 	m0, m1 := mc.mount(0), mc.mount(1)
 	if err := os.Mkdir(filepath.Join(m0, "D"), 0o755); err != nil {
 		t.Fatal(err)
