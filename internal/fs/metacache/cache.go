@@ -31,9 +31,10 @@ type Buffer struct {
 	Blkno uint64
 	Data  []byte
 
-	checked bool // META_ECC check verified (or corrected) since it was read
-	decoded any  // the ondisk structure decoded from Data, shared read-only
-	pins    int  // > 0: the journal holds it; never evicted
+	checked bool   // META_ECC check verified (or corrected) since it was read
+	decoded any    // the ondisk structure decoded from Data, shared read-only
+	pins    int    // > 0: the journal holds it; never evicted
+	owner   uint64 // the inode whose cluster lock covers it; 0: not known
 	elem    *list.Element
 }
 
@@ -62,6 +63,8 @@ type Cache struct {
 	bufs  map[uint64]*Buffer
 	lru   *list.List // front = most recently used
 	limit int
+	// byOwner indexes bufs by Buffer.owner (0 included), for ForgetOwner.
+	byOwner map[uint64]map[uint64]*Buffer
 
 	hits, misses, corrected uint64
 }
@@ -72,7 +75,8 @@ func New(dev blockdev.Device, blockSize int, opts Options) *Cache {
 	if limit <= 0 {
 		limit = DefaultLimitBytes / blockSize
 	}
-	return &Cache{dev: dev, bs: blockSize, opts: opts, bufs: map[uint64]*Buffer{}, lru: list.New(), limit: limit}
+	return &Cache{dev: dev, bs: blockSize, opts: opts, bufs: map[uint64]*Buffer{}, lru: list.New(), limit: limit,
+		byOwner: map[uint64]map[uint64]*Buffer{}}
 }
 
 // Device is the device under the cache.
@@ -113,8 +117,7 @@ func (c *Cache) Get(blkno uint64) (*Buffer, error) {
 		return b, nil
 	}
 	b := &Buffer{Blkno: blkno, Data: data}
-	b.elem = c.lru.PushFront(b)
-	c.bufs[blkno] = b
+	c.addLocked(b)
 	c.evictLocked()
 	return b, nil
 }
@@ -134,8 +137,7 @@ func (c *Cache) GetChecked(blkno uint64, checkOffset int, structName string) (*B
 	}
 	corrected, err := ondisk.VerifyBlockCheck(b.Data, checkOffset, structName)
 	if err != nil {
-		delete(c.bufs, blkno) // do not serve unverified bytes later
-		c.lru.Remove(b.elem)
+		c.removeLocked(b) // do not serve unverified bytes later
 		return nil, c.annotate(err, blkno)
 	}
 	if corrected {
@@ -170,10 +172,83 @@ func (c *Cache) Forget(blknos ...uint64) {
 	defer c.mu.Unlock()
 	for _, blk := range blknos {
 		if b, ok := c.bufs[blk]; ok && b.pins == 0 {
-			c.lru.Remove(b.elem)
-			delete(c.bufs, blk)
+			c.removeLocked(b)
 		}
 	}
+}
+
+// ForgetOwner drops the blocks of inode owner and every block whose owner
+// is not known (see SetOwner): what a cluster lock protected once it goes
+// down to NL. It returns how many of owner's blocks it had to keep because
+// the journal pins them (which the caller, having written everything home
+// first, treats as an error).
+func (c *Cache) ForgetOwner(owner uint64) (kept int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, o := range []uint64{0, owner} {
+		for _, b := range c.byOwner[o] {
+			if b.pins == 0 {
+				c.removeLocked(b)
+			} else if o != 0 {
+				kept++
+			}
+		}
+	}
+	return kept
+}
+
+// SetOwner records that b belongs to inode owner: its cluster lock is the
+// one that protects b (ForgetOwner). The typed readers that know the owner
+// set it (an inode owns itself, a directory its blocks); other blocks stay
+// unowned, which costs only that they are forgotten more often.
+func (c *Cache) SetOwner(b *Buffer, owner uint64) {
+	c.mu.Lock()
+	if c.bufs[b.Blkno] == b {
+		c.setOwnerLocked(b, owner)
+	}
+	c.mu.Unlock()
+}
+
+// addLocked caches b, newest in the LRU order. Under mu.
+func (c *Cache) addLocked(b *Buffer) {
+	b.elem = c.lru.PushFront(b)
+	c.bufs[b.Blkno] = b
+	c.indexLocked(b)
+}
+
+func (c *Cache) indexLocked(b *Buffer) {
+	m := c.byOwner[b.owner]
+	if m == nil {
+		m = map[uint64]*Buffer{}
+		c.byOwner[b.owner] = m
+	}
+	m[b.Blkno] = b
+}
+
+func (c *Cache) unindexLocked(b *Buffer) {
+	if m := c.byOwner[b.owner]; m != nil {
+		delete(m, b.Blkno)
+		if len(m) == 0 {
+			delete(c.byOwner, b.owner)
+		}
+	}
+}
+
+// setOwnerLocked moves b to owner's index. Under mu.
+func (c *Cache) setOwnerLocked(b *Buffer, owner uint64) {
+	if b.owner == owner {
+		return
+	}
+	c.unindexLocked(b)
+	b.owner = owner
+	c.indexLocked(b)
+}
+
+// removeLocked drops b from the cache. Under mu.
+func (c *Cache) removeLocked(b *Buffer) {
+	c.lru.Remove(b.elem)
+	delete(c.bufs, b.Blkno)
+	c.unindexLocked(b)
 }
 
 // ForgetAll drops every unpinned block and returns how many it kept
@@ -181,10 +256,9 @@ func (c *Cache) Forget(blknos ...uint64) {
 func (c *Cache) ForgetAll() (kept int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for blk, b := range c.bufs {
+	for _, b := range c.bufs {
 		if b.pins == 0 {
-			c.lru.Remove(b.elem)
-			delete(c.bufs, blk)
+			c.removeLocked(b)
 		}
 	}
 	return len(c.bufs)
@@ -211,8 +285,7 @@ func (c *Cache) evictLocked() {
 		// Never evict the most recent block: its reader is about to use
 		// (and perhaps pin) it, even when every other block is pinned.
 		if b.pins == 0 && e != c.lru.Front() {
-			c.lru.Remove(e)
-			delete(c.bufs, b.Blkno)
+			c.removeLocked(b)
 		}
 		e = prev
 	}

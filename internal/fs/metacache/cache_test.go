@@ -76,3 +76,51 @@ func TestGetCheckedVerifiesAndCorrects(t *testing.T) {
 		t.Fatal("a block that failed its check stayed cached")
 	}
 }
+
+// TestForgetOwner checks what a cluster lock going to NL drops: its
+// inode's blocks and every block of unknown owner, never another inode's,
+// and never a pinned block (which it counts when it is the owner's).
+func TestForgetOwner(t *testing.T) {
+	dev := blockdev.NewMemory("mem0", 64*4096, 512)
+	f := blockdev.NewFaulty(dev)
+	c := New(f, 4096, Options{})
+	get := func(b uint64) *Buffer {
+		t.Helper()
+		buf, err := c.Get(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return buf
+	}
+	for b, owner := range map[uint64]uint64{1: 10, 2: 10, 3: 20, 4: 0} {
+		c.SetOwner(get(b), owner)
+	}
+	pinned := get(5)
+	c.SetOwner(pinned, 10)
+	c.Pin(pinned)
+	if kept := c.ForgetOwner(10); kept != 1 {
+		t.Fatalf("ForgetOwner kept %d pinned blocks of the owner, want 1", kept)
+	}
+	reads := func() int64 { r, _, _ := f.Ops(); return r }
+	before := reads()
+	get(3)
+	get(5)
+	if reads() != before {
+		t.Fatal("ForgetOwner(10) dropped another inode's block or a pinned one")
+	}
+	for _, b := range []uint64{1, 2, 4} {
+		get(b)
+	}
+	if got := reads() - before; got != 3 {
+		t.Fatalf("after ForgetOwner(10), %d of blocks 1, 2 (owner 10) and 4 (unknown) were read again, want 3", got)
+	}
+	// A block taken anew is nobody's until a reader says whose it is.
+	nb, err := c.NewBuffer(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ForgetOwner(99)
+	if _, ok := c.bufs[nb.Blkno]; ok {
+		t.Fatal("a block NewBuffer reset kept its old owner")
+	}
+}

@@ -55,9 +55,7 @@ func (c *Cache) insert(first uint64, buf []byte, run []uint64) {
 			continue // a reader or writer got there first: theirs is current
 		}
 		off := int(b-first) * c.bs
-		nb := &Buffer{Blkno: b, Data: slices.Clone(buf[off : off+c.bs])}
-		nb.elem = c.lru.PushFront(nb)
-		c.bufs[b] = nb
+		c.addLocked(&Buffer{Blkno: b, Data: slices.Clone(buf[off : off+c.bs])})
 		c.misses++
 	}
 	c.evictLocked()

@@ -45,12 +45,12 @@ func (c *Cache) NewBuffer(blkno uint64) (*Buffer, error) {
 		// Keep the same *Buffer: a journal may hold it pinned.
 		clear(old.Data)
 		old.decoded, old.checked = nil, true
+		c.setOwnerLocked(old, 0) // whatever it was, it is not any more
 		c.lru.MoveToFront(old.elem)
 		return old, nil
 	}
 	b := &Buffer{Blkno: blkno, Data: make([]byte, c.bs), checked: true}
-	b.elem = c.lru.PushFront(b)
-	c.bufs[blkno] = b
+	c.addLocked(b)
 	c.evictLocked()
 	return b, nil
 }

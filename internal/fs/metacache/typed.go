@@ -5,10 +5,18 @@ import "o2go/internal/ondisk"
 // decodedOf returns the structure decoded from b earlier, if any. Decoded
 // structures are shared and read-only, like Data; whoever changes Data
 // (the journal) drops them with b.Invalidate.
-func (c *Cache) decodedOf(b *Buffer) any {
+func (c *Cache) decodedOf(b *Buffer, owner uint64) any {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.ownLocked(b, owner)
 	return b.decoded
+}
+
+// ownLocked records owner (when known) for b if b is still cached. Under mu.
+func (c *Cache) ownLocked(b *Buffer, owner uint64) {
+	if owner != 0 && c.bufs[b.Blkno] == b {
+		c.setOwnerLocked(b, owner)
+	}
 }
 
 func (c *Cache) setDecoded(b *Buffer, v any) {
@@ -23,7 +31,7 @@ func (c *Cache) InvalidateDecoded(b *Buffer) { c.setDecoded(b, nil) }
 // ExtentBlock returns the extent block at blkno, checked (META_ECC,
 // signature, counts, own block number, volume generation, record order).
 func (c *Cache) ExtentBlock(blkno uint64) (*ondisk.ExtentBlock, error) {
-	return typed(c, blkno, ondisk.ExtentBlockCheckOffset, "extent block", ondisk.DecodeExtentBlock,
+	return typed(c, blkno, 0, ondisk.ExtentBlockCheckOffset, "extent block", ondisk.DecodeExtentBlock,
 		func(eb *ondisk.ExtentBlock) error {
 			if err := eb.SelfCheck(blkno, c.opts.FSGeneration); err != nil {
 				return err
@@ -34,13 +42,14 @@ func (c *Cache) ExtentBlock(blkno uint64) (*ondisk.ExtentBlock, error) {
 
 // typed is the common path of the typed getters: a checked read, the
 // decoded form if a previous call left one, else decode + identity checks.
-func typed[T any](c *Cache, blkno uint64, checkOff int, name string, decode func([]byte) (T, error), self func(T) error) (T, error) {
+// A known owner (not 0) is recorded for the block (SetOwner).
+func typed[T any](c *Cache, blkno, owner uint64, checkOff int, name string, decode func([]byte) (T, error), self func(T) error) (T, error) {
 	var zero T
 	b, err := c.GetChecked(blkno, checkOff, name)
 	if err != nil {
 		return zero, err
 	}
-	if v, ok := c.decodedOf(b).(T); ok {
+	if v, ok := c.decodedOf(b, owner).(T); ok {
 		return v, nil
 	}
 	v, err := decode(b.Data)
@@ -58,7 +67,7 @@ func typed[T any](c *Cache, blkno uint64, checkOff int, name string, decode func
 // own block number and volume generation, as the kernel checks an inode
 // before trusting it, and the order of its root extent records.
 func (c *Cache) Dinode(blkno uint64) (*ondisk.Dinode, error) {
-	return typed(c, blkno, ondisk.DinodeCheckOffset, "dinode", ondisk.DecodeDinode,
+	return typed(c, blkno, blkno, ondisk.DinodeCheckOffset, "dinode", ondisk.DecodeDinode,
 		func(d *ondisk.Dinode) error {
 			if err := d.SelfCheck(blkno, c.opts.FSGeneration); err != nil {
 				return err
@@ -88,31 +97,40 @@ func (c *Cache) DinodeBlock(blkno uint64) (*ondisk.Dinode, []byte, error) {
 
 // GroupDesc returns the group descriptor at blkno, checked.
 func (c *Cache) GroupDesc(blkno uint64) (*ondisk.GroupDesc, error) {
-	return typed(c, blkno, ondisk.GroupDescCheckOffset, "group descriptor", ondisk.DecodeGroupDesc,
+	g, err := typed(c, blkno, 0, ondisk.GroupDescCheckOffset, "group descriptor", ondisk.DecodeGroupDesc,
 		func(g *ondisk.GroupDesc) error { return g.SelfCheck(blkno, c.opts.FSGeneration) })
+	if err == nil {
+		// A group belongs to its allocator: that inode's lock covers it.
+		c.mu.Lock()
+		if b := c.bufs[blkno]; b != nil {
+			c.ownLocked(b, g.ParentDinode)
+		}
+		c.mu.Unlock()
+	}
+	return g, err
 }
 
 // DXRoot returns the indexed-directory root at blkno of directory dir.
 func (c *Cache) DXRoot(blkno, dir uint64) (*ondisk.DXRoot, error) {
-	return typed(c, blkno, ondisk.DXRootCheckOffset, "dx root", ondisk.DecodeDXRoot,
+	return typed(c, blkno, dir, ondisk.DXRootCheckOffset, "dx root", ondisk.DecodeDXRoot,
 		func(r *ondisk.DXRoot) error { return r.SelfCheck(blkno, c.opts.FSGeneration, dir) })
 }
 
 // DXLeaf returns the indexed-directory leaf at blkno.
 func (c *Cache) DXLeaf(blkno uint64) (*ondisk.DXLeaf, error) {
-	return typed(c, blkno, ondisk.DXLeafCheckOffset, "dx leaf", ondisk.DecodeDXLeaf,
+	return typed(c, blkno, 0, ondisk.DXLeafCheckOffset, "dx leaf", ondisk.DecodeDXLeaf,
 		func(l *ondisk.DXLeaf) error { return l.SelfCheck(blkno, c.opts.FSGeneration) })
 }
 
 // XattrBlock returns the xattr block at blkno.
 func (c *Cache) XattrBlock(blkno uint64) (*ondisk.XattrBlock, error) {
-	return typed(c, blkno, ondisk.XattrBlockCheckOffset, "xattr block", ondisk.DecodeXattrBlock,
+	return typed(c, blkno, 0, ondisk.XattrBlockCheckOffset, "xattr block", ondisk.DecodeXattrBlock,
 		func(x *ondisk.XattrBlock) error { return x.SelfCheck(blkno, c.opts.FSGeneration) })
 }
 
 // RefcountBlock returns the refcount tree block at blkno.
 func (c *Cache) RefcountBlock(blkno uint64) (*ondisk.RefcountBlock, error) {
-	return typed(c, blkno, ondisk.RefcountBlockCheckOffset, "refcount block", ondisk.DecodeRefcountBlock,
+	return typed(c, blkno, 0, ondisk.RefcountBlockCheckOffset, "refcount block", ondisk.DecodeRefcountBlock,
 		func(r *ondisk.RefcountBlock) error { return r.SelfCheck(blkno, c.opts.FSGeneration) })
 }
 
@@ -126,12 +144,13 @@ func (c *Cache) DirBlock(blkno, dir uint64) (area []byte, trailer *ondisk.DirTra
 		return nil, nil, err
 	}
 	if !ondisk.HasDirTrailerSignature(b.Data) {
+		c.SetOwner(b, dir)
 		return b.Data, nil, nil
 	}
 	if _, err := c.GetChecked(blkno, ondisk.DirBlockCheckOffset(c.bs), "directory block"); err != nil {
 		return nil, nil, err
 	}
-	t, err := typed(c, blkno, -1, "directory block", ondisk.DecodeDirTrailer,
+	t, err := typed(c, blkno, dir, -1, "directory block", ondisk.DecodeDirTrailer,
 		func(t *ondisk.DirTrailer) error { return t.SelfCheck(blkno, dir) })
 	if err != nil {
 		return nil, nil, err
