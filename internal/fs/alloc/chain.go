@@ -45,6 +45,22 @@ type ChainAllocator struct {
 	hint uint64
 	// growHint is the global bitmap group the last new group came from.
 	growHint uint64
+	// guard, when set, runs before the allocator reads its inode to use
+	// it (SetGuard).
+	guard func() error
+}
+
+// SetGuard has fn run before every use of the allocator that reads its
+// inode (every claim and free): on a clustered mount, the check that the
+// running operation holds the allocator's cluster lock, which must come
+// before anything is read under it.
+func (a *ChainAllocator) SetGuard(fn func() error) { a.guard = fn }
+
+func (a *ChainAllocator) checkGuard() error {
+	if a.guard == nil {
+		return nil
+	}
+	return a.guard()
 }
 
 // GlobalInodeAllocSlot is the i_suballoc_slot of objects allocated from
@@ -120,6 +136,9 @@ type allocInode struct {
 
 // load reads and checks the allocator inode and returns a private copy.
 func (a *ChainAllocator) load() (*allocInode, error) {
+	if err := a.checkGuard(); err != nil {
+		return nil, err
+	}
 	shared, err := a.c.Dinode(a.blkno)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.name, err)

@@ -102,6 +102,9 @@ func (a *ChainAllocator) FreeObject(tx metacache.Tx, o Object) error {
 // slot is the allocator's and its bit maps to its block in its group
 // (GroupBlkno, or Blkno - Bit when 0, as the kernel derives it).
 func (a *ChainAllocator) FreeObjects(tx metacache.Tx, objs []Object) error {
+	if err := a.checkGuard(); err != nil { // before the groups are read
+		return err
+	}
 	runs := make([]bitRun, 0, len(objs))
 	for _, o := range objs {
 		if o.Slot != a.slot {

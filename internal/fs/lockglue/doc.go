@@ -9,8 +9,13 @@
 // Lock names follow OCFS2's lockid format (ondisk.LockName), so a lock
 // shown by `o2go dlm locks` decodes to an inode like the kernel's:
 //
-//	S  SUPER   the volume lock: PR to read and cache any metadata, EX to
-//	           change any of it (see Coherence below)
+//	M  META    one per inode: PR to read the inode and cache what hangs
+//	           off it, EX to change it (its data too, in o2go)
+//	T  REFCNT  one per refcount tree, the same way
+//	R  RENAME  EX while a move between directories runs
+//	S  SUPER   the volume lock: every operation holds it PR; a mount, an
+//	           unmount or a recovery holds it EX (the slot map, a dead
+//	           node's journal)
 //	O  OPEN    one per inode in use on this node, PR; a delete tries EX
 //	           without waiting and leaves the inode orphaned while another
 //	           node still uses it
@@ -18,13 +23,11 @@
 //
 // # Coherence
 //
-// The first clustered mount serializes metadata with one lock per volume
-// (the superblock lock) rather than OCFS2's lock per inode: readers on
-// every node share it, a node that changes anything holds it alone. That
-// is coarse — two nodes writing different files take turns — but it makes
-// every path of the single-node write engine coherent at once, with no
-// path that could touch metadata unlocked. Per-inode locks are the next
-// step; the Lock type below is already per resource.
+// Each Lock is one of these resources cached on the node. What an
+// operation needs, and in which order a node takes a set of them, is the
+// write engine's business (fs/inode: LockSet, Writer.Need) and the
+// mount's (internal/clustermount: the lock table); lockglue keeps each
+// lock coherent.
 //
 // A node keeps a lock at the level it last needed after an operation ends:
 // the next operation finds it cached and asks no one. When another node
@@ -32,8 +35,8 @@
 // lock is then blocked (new local users wait), and once its last local
 // user is done the node flushes before it gives the lock up — its journal
 // commits and every logged block is written home (checkpoint); when it
-// keeps nothing (down to NL) it also forgets its metadata cache and the
-// kernel's FUSE caches — and converts down to the highest level compatible
+// keeps nothing (down to NL) it also forgets what it cached under the
+// lock — and converts down to the highest level compatible
 // with the request. The other node then reads home locations that are
 // current: "a read on a node gets the last write".
 //
@@ -42,5 +45,7 @@
 // After a node dies, the DLM keeps the dead node's locks as ghosts until
 // the file system has recovered the node (its journal replayed...); a
 // survivor takes the volume lock with the recovery flag, which passes the
-// ghosts, while its own users wait (Lock.Recover).
+// ghosts, while its own users wait (Lock.Recover); the dead node's inode
+// locks stay ghosts until then, so nothing it changed is read before its
+// journal is replayed.
 package lockglue

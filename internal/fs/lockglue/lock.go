@@ -140,15 +140,29 @@ func NewLock(svc Service, name string, flush Flusher) *Lock {
 	return l
 }
 
-// Lock implements inode.ClusterLock: it waits until this node holds the
-// lock at PR (or EX when exclusive) and counts one local user until the
-// returned function is called.
+// Lock waits until this node holds the lock at PR (or EX when
+// exclusive) and counts one local user until the returned function is
+// called.
 func (l *Lock) Lock(exclusive bool) (func(), error) {
 	want := PR
 	if exclusive {
 		want = EX
 	}
 	return l.Acquire(context.Background(), want)
+}
+
+// TryAcquire counts one more local user at want only if that needs no
+// waiting at all: the lock is held here at want or more, no other node
+// waits for it, and nothing (a conversion, a recovery) is under way. It
+// never asks the lock manager.
+func (l *Lock) TryAcquire(want Mode) (func(), bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil || l.recovering || l.blocked || l.converting || l.held == nil || l.mode < want {
+		return nil, false
+	}
+	l.stats.count(want, false, 0)
+	return l.use(), true
 }
 
 // Acquire is Lock with a context and any mode.
