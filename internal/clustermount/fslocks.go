@@ -52,10 +52,10 @@ type FsLock struct {
 	// PR, EX), "none" when it holds nothing. An open lock whose request
 	// is under way shows the lock manager's granted level instead.
 	Mode string `json:"mode"`
-	// Holders are the local users: for the volume lock, the operations
-	// inside it; for an open lock, the open handles and kernel uses of
-	// the inode (while a request is under way, every use counted, the
-	// one waiting included).
+	// Holders are the local users: for the volume, inode, refcount and
+	// rename locks, the operations inside them; for an open lock, the
+	// open handles and kernel uses of the inode (while a request is under
+	// way, every use counted, the one waiting included).
 	Holders int `json:"holders"`
 	// Busy: a request is under way (debugfs.ocfs2's Busy flag): a lock,
 	// a conversion or an unlock at the lock manager, a downconvert, or an
@@ -76,8 +76,8 @@ type FsLock struct {
 	Master       base.NodeID `json:"master"`
 	MasteredHere bool        `json:"mastered_here"`
 	Waiters      []Waiter    `json:"waiters,omitempty"`
-	// Stats count what the lock did since the mount (the volume lock
-	// only: open locks keep no counts).
+	// Stats count what the lock did since the mount (not for open
+	// locks, which keep no counts).
 	Stats *lockglue.Stats `json:"stats,omitempty"`
 	// Untracked: this node holds the resource in the volume's lock domain
 	// but the file system does not know it: a lock taken with o2go lock
@@ -172,8 +172,9 @@ func (mt *Mount) names(arg string, statOK bool) bool {
 	return err == nil && os.SameFile(a, b)
 }
 
-// fsLocks gathers the mount's locks: the volume lock first, then the open
-// locks and any other lock this node holds in the domain, by name.
+// fsLocks gathers the mount's locks: the volume lock first, then the
+// inode, refcount, rename and open locks and any other lock this node
+// holds in the domain, by name.
 func (mt *Mount) fsLocks() MountLocks {
 	self := base.NodeID(mt.mg.Agent.Self().Number)
 	ml := MountLocks{Device: mt.Device, Mountpoint: mt.Mountpoint, UUID: mt.UUID, Slot: mt.Slot, Node: self}
@@ -203,22 +204,30 @@ func (mt *Mount) fsLocks() MountLocks {
 		byName[res[i].Name] = &res[i]
 	}
 
-	// The volume lock.
-	v := FsLock{Mode: vol.Mode, Holders: vol.Users, Blocked: vol.Blocked, BlockingMode: vol.Wanted}
-	st := vol.Stats
-	v.Stats = &st
-	if vol.Blocked {
-		// Blocked lasts until the downconvert is done.
-		v.Busy, v.Pending, v.Requested = true, "downconvert", downTo(vol.Wanted)
-	}
-	r := byName[vol.Name]
-	own, others := splitLocal(r, vol.Mode, vol.Blocked)
-	ml.Locks = append(ml.Locks, v.decorate(vol.Name, r, own, self))
+	// The volume lock, then the inode, refcount and rename locks.
 	var rest []FsLock
-	if len(others) > 0 {
-		rest = append(rest, FsLock{Mode: grantedMode(others), Untracked: true}.decorate(vol.Name, r, others, self))
+	glued := func(st lockglue.LockState) FsLock {
+		l := FsLock{Mode: st.Mode, Holders: st.Users, Blocked: st.Blocked, BlockingMode: st.Wanted}
+		stats := st.Stats
+		l.Stats = &stats
+		if st.Blocked {
+			// Blocked lasts until the downconvert is done.
+			l.Busy, l.Pending, l.Requested = true, "downconvert", downTo(st.Wanted)
+		}
+		r := byName[st.Name]
+		own, others := splitLocal(r, st.Mode, st.Blocked)
+		if len(others) > 0 {
+			rest = append(rest, FsLock{Mode: grantedMode(others), Untracked: true}.decorate(st.Name, r, others, self))
+		}
+		delete(byName, st.Name)
+		return l.decorate(st.Name, r, own, self)
 	}
-	delete(byName, vol.Name)
+	ml.Locks = append(ml.Locks, glued(vol))
+	if mt.table != nil {
+		for _, st := range mt.table.states() {
+			rest = append(rest, glued(st))
+		}
+	}
 
 	for _, o := range opens {
 		name := openLockName(o.ino)

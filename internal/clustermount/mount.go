@@ -9,19 +9,29 @@
 // conflicting is granted. Unmount gives the slot and the locks back.
 //
 // The locks, by OCFS2 name:
-//   - S (the superblock lock) is the volume lock: every metadata read holds
-//     it PR, every change EX; before it goes down a node checkpoints its
-//     journal (from EX) and forgets its cached metadata (to NL). One lock
-//     for all metadata makes every node coherent at once, and serializes
-//     changes cluster-wide: OCFS2's per-inode metadata and data locks (M,
-//     W), with size and times in the value block, are the next step.
+//   - M (one per inode, fslocks_table.go): PR to read the inode and what
+//     hangs off it (extents, directory blocks, xattrs), EX to change it;
+//     o2go also guards the inode's data with it. Allocators are inodes
+//     too: a slot's own stay EX on its node, the global bitmap moves to
+//     whoever claims or frees clusters. Before M goes down from EX a node
+//     writes its journal home; going to NL it forgets the inode's blocks
+//     (and those it cannot tell the owner of). Every operation takes its
+//     set in one order (inode.LockSet.Sorted), so no two wait for each
+//     other.
+//   - T (a refcount tree) and R (the rename lock, EX for a move between
+//     directories) the same way.
+//   - S (the superblock lock): every operation holds it PR, last; mounts,
+//     unmounts and recoveries take it EX (the slot map; a dead node's
+//     journal, local alloc and truncate log), before which every node
+//     writes everything home and forgets everything it cached.
 //   - O (one per inode, openlock.go): held PR by each open handle, claimed
 //     EX NOQUEUE to delete, so an unlinked file outlives the other nodes'
 //     handles.
 //   - F (one per open handle, filelocks.go): flock(2). fcntl(2) byte ranges
 //     use a per-inode mutex in the same domain and ask the other nodes.
 //   - Recovery takes S EX with the recovery flag (it passes the ghosts of
-//     the dead node's locks).
+//     the dead node's locks); the dead node's M locks stay as ghosts until
+//     the recovery is done, so nothing it changed is read before.
 package clustermount
 
 import (
@@ -74,7 +84,8 @@ type Mount struct {
 
 	mg    *Manager
 	m     *volume.Mounted
-	lock  *lockglue.Lock
+	lock  *lockglue.Lock // S, the volume lock
+	table *lockTable     // every other file-system lock
 	mu    sync.Mutex
 	gone  bool // unmounted: nothing to flush any more
 	recMu sync.Mutex
@@ -197,7 +208,8 @@ func (mg *Manager) mount(ctx context.Context, spec, mountpoint string, opts fuse
 		return nil, err
 	}
 	mt.m, mt.Slot = m, slot
-	m.FS.W.Cluster = mt.lock
+	mt.table = newLockTable(mt, dlmService{d: mg.DLM, domain: uuid})
+	m.FS.W.Cluster = mt.table
 	m.FS.W.Opens = newOpenLocks(mg.DLM, mt.UUID, mg.Log)
 	absent, rerr := mt.recoverAbsentSlots()
 	release()
@@ -307,8 +319,15 @@ func (mg *Manager) freeSlot(v *volume.Volume, slot int) error {
 	return v.WriteSlotMap(sm)
 }
 
-// flush is the volume lock's Flusher: write home what EX allowed, forget
-// what NL no longer protects.
+// flush is the volume lock's Flusher. Every operation holds S shared; a
+// node takes it exclusive to change the slot map or to recover a dead
+// node's slot, which writes anywhere (the dead node's journal, the global
+// bitmap) without the inode locks. So before S goes down at all a node
+// writes everything home and forgets everything it cached: going to NL,
+// another node is about to write without inode locks; coming down from
+// EX, what this node read under S alone (at mount, in a recovery) is
+// covered by no inode lock, so no other node's change would make it
+// forget it later.
 func (mt *Mount) flush(from, to lockglue.Mode) error {
 	mt.mu.Lock()
 	gone := mt.gone || mt.m == nil
@@ -316,15 +335,10 @@ func (mt *Mount) flush(from, to lockglue.Mode) error {
 	if gone {
 		return nil // Unmount wrote everything home and closed the volume
 	}
-	if from == lockglue.EX {
-		if err := mt.m.WriteBack(); err != nil {
-			return err
-		}
+	if err := mt.m.WriteBack(); err != nil {
+		return err
 	}
-	if to == lockglue.NL {
-		return mt.m.ForgetCached()
-	}
-	return nil
+	return mt.m.ForgetCached()
 }
 
 func (mt *Mount) markGone() {
@@ -362,6 +376,9 @@ func (mt *Mount) unmountVolume() error {
 	}
 	if mt.locks != nil {
 		mt.locks.close()
+	}
+	if mt.table != nil {
+		errs = append(errs, mt.table.closeAll())
 	}
 	errs = append(errs, mt.lock.Close())
 	lctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -67,7 +67,7 @@ func (f *FS) Write(ino uint64, p []byte, off int64) (int, error) {
 	if end := off + int64(len(p)); off != AtEOF && (end > f.maxFileBytes() || end < off) {
 		return 0, syscall.EFBIG
 	}
-	err := f.run(8, func(tx metacache.Tx) error {
+	err := f.run(inodes(true, ino), 8, func(tx metacache.Tx) error {
 		d, b, err := f.inodeForWrite(tx, ino)
 		if err != nil {
 			return err
@@ -75,15 +75,16 @@ func (f *FS) Write(ino uint64, p []byte, off int64) (int, error) {
 		if !d.IsReg() {
 			return syscall.EINVAL
 		}
-		if off == AtEOF {
+		at := off // not off itself: a round that starts again sees AtEOF
+		if at == AtEOF {
 			// O_APPEND: the end as the volume has it now, under the
 			// lock that orders this write with every other node's.
-			off = int64(d.Size)
-			if end := off + int64(len(p)); end > f.maxFileBytes() || end < off {
+			at = int64(d.Size)
+			if end := at + int64(len(p)); end > f.maxFileBytes() || end < at {
 				return syscall.EFBIG
 			}
 		}
-		if err := f.writeLocked(tx, d, p, off); err != nil {
+		if err := f.writeLocked(tx, d, p, at); err != nil {
 			return err
 		}
 		now := diskTime(f.W.now())

@@ -6,36 +6,11 @@ import (
 	"o2go/internal/ondisk"
 )
 
-// rlock takes what a reader of a mounted volume holds: the cluster lock
-// shared on a clustered mount (first: it may wait for another node), then
-// the volume's metadata lock shared (writers change buffers in place under
-// the exclusive side). It takes nothing for read-only access, where
-// nothing changes.
-func (f *FS) rlock() (func(), error) {
-	w := f.W
-	if w == nil {
-		return func() {}, nil
-	}
-	release := func() {}
-	if w.Cluster != nil {
-		r, err := w.Cluster.Lock(false)
-		if err != nil {
-			return nil, err
-		}
-		release = r
-	}
-	w.Meta.RLock()
-	return func() {
-		w.Meta.RUnlock()
-		release()
-	}, nil
-}
-
 // Stat returns a snapshot of inode ino (the FUSE getattr path). An inode
 // that was deleted since the caller learned its number is ESTALE, as for
 // a stale NFS handle: the kernel then looks the name up again.
 func (f *FS) Stat(ino uint64) (*ondisk.Dinode, error) {
-	unlock, err := f.rlock()
+	unlock, err := f.rlock(ino)
 	if err != nil {
 		return nil, err
 	}
@@ -50,23 +25,26 @@ func isFreedInode(err error) bool {
 	return errors.As(err, &ce) && ce.Struct == "dinode" && ce.Field == "i_flags"
 }
 
-// LookupStat finds name in directory parent and returns its inode.
+// LookupStat finds name in directory parent and returns its inode: the
+// name under the directory's lock, then the inode under its own (on a
+// clustered mount the two steps may see another node's change between
+// them, as a lookup racing with a rename may on any file system).
 func (f *FS) LookupStat(parent uint64, name string) (*ondisk.Dinode, error) {
-	unlock, err := f.rlock()
+	unlock, err := f.rlock(parent)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
 	ino, err := f.Lookup(parent, name)
+	unlock()
 	if err != nil {
 		return nil, err
 	}
-	return f.Inode(ino)
+	return f.Stat(ino)
 }
 
 // ReadFile reads file data like pread, under the metadata lock.
 func (f *FS) ReadFile(ino uint64, p []byte, off int64) (int, error) {
-	unlock, err := f.rlock()
+	unlock, err := f.rlock(ino)
 	if err != nil {
 		return 0, err
 	}
@@ -80,7 +58,7 @@ func (f *FS) ReadFile(ino uint64, p []byte, off int64) (int, error) {
 
 // ReadLink returns the target of symlink ino.
 func (f *FS) ReadLink(ino uint64) (string, error) {
-	unlock, err := f.rlock()
+	unlock, err := f.rlock(ino)
 	if err != nil {
 		return "", err
 	}
@@ -94,7 +72,7 @@ func (f *FS) ReadLink(ino uint64) (string, error) {
 
 // ListXattrs returns the full names of ino's xattrs.
 func (f *FS) ListXattrs(ino uint64) ([]string, error) {
-	unlock, err := f.rlock()
+	unlock, err := f.rlock(ino)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +94,7 @@ func (f *FS) ListXattrs(ino uint64) ([]string, error) {
 
 // GetXattr returns the value of ino's xattr name; found is false without it.
 func (f *FS) GetXattr(ino uint64, name string) ([]byte, bool, error) {
-	unlock, err := f.rlock()
+	unlock, err := f.rlock(ino)
 	if err != nil {
 		return nil, false, err
 	}
@@ -141,7 +119,7 @@ type DirEntry struct {
 // directory changes: a listing resumed after an insert or delete neither
 // repeats nor skips names that were there all along.
 func (f *FS) ReadDir(ino uint64, cookie uint64, fn func(e DirEntry) bool) error {
-	unlock, err := f.rlock()
+	unlock, err := f.rlock(ino)
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ func (f *FS) Create(parent uint64, name string, n NewNode, who Caller) (uint64, 
 		return 0, err
 	}
 	var ino uint64
-	err := f.run(16, func(tx metacache.Tx) error {
+	err := f.run(inodes(true, parent), 16, func(tx metacache.Tx) error {
 		pd, pb, err := f.inodeForWrite(tx, parent)
 		if err != nil {
 			return err
@@ -108,6 +108,12 @@ func (f *FS) newInode(tx metacache.Tx, parent *ondisk.Dinode, n NewNode, who Cal
 	if err != nil {
 		return nil, nil, err
 	}
+	// Another node may still cache what this block held (an inode it saw
+	// before this one's deletion): taking the new inode's lock makes it
+	// let go.
+	if err := f.W.Need(InodeLock(obj.Blkno), true); err != nil {
+		return nil, nil, err
+	}
 	now := diskTime(f.W.now())
 	mode := n.Mode
 	gid := who.GID
@@ -163,7 +169,7 @@ func (f *FS) Link(ino, parent uint64, name string) error {
 	if err := dir.ValidateName(name); err != nil {
 		return err
 	}
-	return f.run(8, func(tx metacache.Tx) error {
+	return f.run(inodes(true, ino, parent), 8, func(tx metacache.Tx) error {
 		d, b, err := f.inodeForWrite(tx, ino)
 		if err != nil {
 			return err
@@ -203,7 +209,8 @@ func (f *FS) Link(ino, parent uint64, name string) error {
 // in the same transaction, and is deleted once nobody has it open.
 func (f *FS) Unlink(parent uint64, name string, isDir bool) error {
 	var victim uint64
-	err := f.run(16, func(tx metacache.Tx) error {
+	err := f.run(inodes(true, parent), 16, func(tx metacache.Tx) error {
+		victim = 0 // a round that starts again starts from nothing
 		pd, pb, err := f.inodeForWrite(tx, parent)
 		if err != nil {
 			return err
@@ -431,7 +438,7 @@ func (f *FS) deleteIfUnused(ino uint64) (bool, error) {
 // Delete frees an orphaned inode: its data (in steps, through the truncate
 // log), directory blocks, xattrs, then its orphan entry and its inode bit.
 func (f *FS) Delete(ino uint64) error {
-	d, err := f.Inode(ino)
+	d, err := f.Stat(ino)
 	if err != nil {
 		return err
 	}
@@ -447,7 +454,7 @@ func (f *FS) Delete(ino uint64) error {
 			return err
 		}
 	}
-	return f.run(16, func(tx metacache.Tx) error {
+	return f.run(inodes(true, ino), 16, func(tx metacache.Tx) error {
 		d, b, err := f.inodeForWrite(tx, ino)
 		if err != nil {
 			return err
@@ -542,7 +549,7 @@ func (f *FS) RecoverOrphanDir(dir uint64) (int, error) {
 
 // orphans lists the inodes in orphan directory dir.
 func (f *FS) orphans(dir uint64) ([]uint64, error) {
-	unlock, err := f.rlock()
+	unlock, err := f.rlock(dir)
 	if err != nil {
 		return nil, err
 	}

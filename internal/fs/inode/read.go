@@ -31,6 +31,9 @@ func (f *FS) SystemDirBlkno() uint64 { return f.SB.SystemDirBlkno }
 // caller learned its number is ESTALE (like a stale NFS handle: the kernel
 // looks the name up again), not corruption.
 func (f *FS) Inode(blkno uint64) (*ondisk.Dinode, error) {
+	if err := f.W.Need(InodeLock(blkno), false); err != nil {
+		return nil, err
+	}
 	d, err := f.C.Dinode(blkno)
 	if isFreedInode(err) {
 		return nil, &PathError{Op: "read", Path: fmt.Sprintf("inode %d", blkno), Err: fmt.Errorf("deleted: %w", syscall.ESTALE)}

@@ -38,6 +38,9 @@ func (f *FS) refcountSupported() bool {
 	return f.SB.Features.Incompat&ondisk.IncompatRefcountTree != 0
 }
 
+// refcountLock is the cluster lock of the refcount tree rooted at root.
+func refcountLock(root uint64) LockID { return LockID{Kind: LockRefcount, Blkno: root} }
+
 // refTree returns the refcount tree of d, which must have one: an extent
 // flagged REFCOUNTED in an inode without a tree is damage.
 func (f *FS) refTree(tx metacache.Tx, d *ondisk.Dinode) (*extent.RefcountTree, error) {
@@ -48,6 +51,9 @@ func (f *FS) refTree(tx metacache.Tx, d *ondisk.Dinode) (*extent.RefcountTree, e
 	case !f.refcountSupported():
 		return nil, f.C.Annotate(&ondisk.CorruptError{Struct: "dinode", Field: "i_dyn_features",
 			Msg: "the inode has a refcount tree, but the volume lacks the refcount feature"}, d.Blkno)
+	}
+	if err := f.W.Need(refcountLock(d.RefcountLoc), tx != nil); err != nil {
+		return nil, err
 	}
 	var alloc extent.MetaAllocator
 	if f.W != nil {
@@ -350,7 +356,7 @@ func (f *FS) remap(src uint64, srcOff int64, dst uint64, dstOff, n int64, clone 
 		c = next
 	}
 	now := diskTime(f.W.now())
-	return n, f.run(4, func(tx metacache.Tx) error {
+	return n, f.run(inodes(true, dst), 4, func(tx metacache.Tx) error {
 		d, b, err := f.inodeForWrite(tx, dst)
 		if err != nil {
 			return err
@@ -394,7 +400,7 @@ func (f *FS) cloneLength(srcOff, dstOff, n, srcSize int64) (int64, error) {
 // turns an inline dst into an extent-mapped one. Inodes already on two
 // different trees cannot share: EOPNOTSUPP.
 func (f *FS) attachTrees(src, dst uint64) error {
-	return f.run(8, func(tx metacache.Tx) error {
+	return f.run(inodes(true, src, dst), 8, func(tx metacache.Tx) error {
 		sd, sb, err := f.inodeForWrite(tx, src)
 		if err != nil {
 			return err
@@ -412,6 +418,11 @@ func (f *FS) attachTrees(src, dst uint64) error {
 		case !sHas && !dHas:
 			root, err := extent.NewRefcountTree(f.C, tx, f.W.Alloc.Blocks, f.W.nextGeneration())
 			if err != nil {
+				return err
+			}
+			// A tree that another node's cache may know under this block
+			// (an older tree there, deleted) must be dropped there.
+			if err := f.W.Need(refcountLock(root), true); err != nil {
 				return err
 			}
 			sd.DynFeatures |= ondisk.DynHasRefcount
@@ -447,6 +458,9 @@ func (f *FS) attachTrees(src, dst uint64) error {
 
 // join attaches d to the refcount tree at root.
 func (f *FS) join(tx metacache.Tx, d *ondisk.Dinode, root uint64) error {
+	if err := f.W.Need(refcountLock(root), true); err != nil {
+		return err
+	}
 	rt := &extent.RefcountTree{C: f.C, Tx: tx, Alloc: f.W.Alloc.Blocks, Root: root}
 	if err := rt.Attach(); err != nil {
 		return err
@@ -466,7 +480,7 @@ const shareStepPieces = 32
 // returns where the next step starts.
 func (f *FS) shareStep(src, dst uint64, c, end uint32, delta int64) (uint32, error) {
 	next := c
-	err := f.run(8+4*shareStepPieces, func(tx metacache.Tx) error {
+	err := f.run(inodes(true, src, dst), 8+4*shareStepPieces, func(tx metacache.Tx) error {
 		next = c
 		sd, sb, err := f.inodeForWrite(tx, src)
 		if err != nil {

@@ -79,7 +79,14 @@ func (f *FS) Rename(oldParent uint64, oldName string, newParent uint64, newName 
 		return syscall.EBUSY
 	}
 	var victim uint64
-	err := f.run(32, func(tx metacache.Tx) error {
+	locks := inodes(true, oldParent, newParent)
+	if oldParent != newParent {
+		// A move between directories is serialized cluster-wide, as OCFS2
+		// does, so that two nodes never move directories into each other.
+		locks.Add(LockID{Kind: LockRename}, true)
+	}
+	err := f.run(locks, 32, func(tx metacache.Tx) error {
+		victim = 0 // a round that starts again starts from nothing
 		s := &editSet{f: f, tx: tx, inode: map[uint64]*ondisk.Dinode{}, buf: map[uint64]*metacache.Buffer{}}
 		op, err := s.get(oldParent)
 		if err != nil {

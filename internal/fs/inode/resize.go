@@ -43,7 +43,7 @@ func (f *FS) FlushTruncateLog() error {
 	if err := w.Journal.Checkpoint(); err != nil {
 		return err
 	}
-	return f.run(4, func(tx metacache.Tx) error {
+	return f.run(LockSet{InodeLock(w.GlobalBitmap): true}, 4, func(tx metacache.Tx) error {
 		_, err := w.Alloc.Truncate.Flush(tx)
 		return err
 	})
@@ -60,7 +60,7 @@ func (f *FS) FlushTruncateLog() error {
 func (f *FS) removeRange(ino uint64, from, to uint32, shrink *shrinkTo) error {
 	for {
 		var done bool
-		err := f.run(16, func(tx metacache.Tx) error {
+		err := f.run(inodes(true, ino), 16, func(tx metacache.Tx) error {
 			d, b, err := f.inodeForWrite(tx, ino)
 			if err != nil {
 				return err
@@ -137,7 +137,7 @@ func (f *FS) Truncate(ino uint64, size int64) error {
 	if _, err := f.writer(); err != nil {
 		return err
 	}
-	d, err := f.Inode(ino)
+	d, err := f.Stat(ino)
 	if err != nil {
 		return err
 	}
@@ -150,7 +150,7 @@ func (f *FS) Truncate(ino uint64, size int64) error {
 	now := diskTime(f.W.now())
 	setTimes := func(d *ondisk.Dinode) { d.Mtime, d.Ctime = now, now }
 	if size >= int64(d.Size) || d.Inline != nil {
-		return f.run(8, func(tx metacache.Tx) error {
+		return f.run(inodes(true, ino), 8, func(tx metacache.Tx) error {
 			d, b, err := f.inodeForWrite(tx, ino)
 			if err != nil {
 				return err
@@ -167,7 +167,7 @@ func (f *FS) Truncate(ino uint64, size int64) error {
 	if size%(int64(1)<<cbits) != 0 {
 		// Zero the kept cluster's tail first, as the kernel does: those bytes
 		// go whether or not the rest of the truncate survives a crash.
-		if err := f.run(4, func(tx metacache.Tx) error {
+		if err := f.run(inodes(true, ino), 4, func(tx metacache.Tx) error {
 			d, b, err := f.inodeForWrite(tx, ino)
 			if err != nil {
 				return err
@@ -292,7 +292,7 @@ func (f *FS) Fallocate(ino uint64, mode uint32, off, length int64) error {
 		// are removed (punch) or turned into unwritten extents (zero range).
 		firstFull := uint32((off + cs - 1) >> cbits)
 		lastFull := uint32(end >> cbits) // exclusive
-		err := f.run(8, func(tx metacache.Tx) error {
+		err := f.run(inodes(true, ino), 8, func(tx metacache.Tx) error {
 			d, b, err := f.inodeForWrite(tx, ino)
 			if err != nil {
 				return err
@@ -348,7 +348,7 @@ func (f *FS) Fallocate(ino uint64, mode uint32, off, length int64) error {
 		}
 		return f.removeRange(ino, firstFull, lastFull, nil)
 	}
-	return f.run(8, func(tx metacache.Tx) error {
+	return f.run(inodes(true, ino), 8, func(tx metacache.Tx) error {
 		d, b, err := f.inodeForWrite(tx, ino)
 		if err != nil {
 			return err
@@ -448,6 +448,11 @@ func (f *FS) zeroPartial(tx metacache.Tx, d *ondisk.Dinode, from, to int64) erro
 // Seek implements lseek's SEEK_DATA (whence 3) and SEEK_HOLE (4): unwritten
 // extents count as holes, as in the kernel.
 func (f *FS) Seek(ino uint64, off int64, whence int) (int64, error) {
+	unlock, err := f.rlock(ino)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
 	d, err := f.Inode(ino)
 	if err != nil {
 		return 0, err

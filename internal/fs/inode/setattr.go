@@ -31,7 +31,7 @@ func (f *FS) Setattr(ino uint64, c AttrChange) error {
 	if c.Mode == nil && c.UID == nil && c.GID == nil && c.Atime == nil && c.Mtime == nil && !c.AtimeNow && !c.MtimeNow && !c.KillSUIDGID {
 		return nil
 	}
-	return f.run(2, func(tx metacache.Tx) error {
+	return f.run(inodes(true, ino), 2, func(tx metacache.Tx) error {
 		d, b, err := f.inodeForWrite(tx, ino)
 		if err != nil {
 			return err
@@ -76,7 +76,7 @@ func (f *FS) TouchAtime(ino uint64) error {
 	if f.W == nil || f.W.Opts.NoAtime {
 		return nil
 	}
-	d, err := f.Inode(ino)
+	d, err := f.Stat(ino)
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func (f *FS) TouchAtime(ino uint64) error {
 	}
 	at := time.Unix(int64(d.Atime.Sec), int64(d.Atime.Nsec))
 	if later(d.Mtime, d.Atime) || later(d.Ctime, d.Atime) || now.Sub(at) >= q {
-		return f.run(1, func(tx metacache.Tx) error {
+		return f.run(inodes(true, ino), 1, func(tx metacache.Tx) error {
 			d, b, err := f.inodeForWrite(tx, ino)
 			if err != nil {
 				return err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -70,13 +71,24 @@ type Writer struct {
 	OrphanDir uint64
 	Opts      Options
 
-	// Cluster is the cluster-wide lock of a clustered mount (nil: a
-	// local mount), taken before Meta: shared by readers, exclusive by
-	// every change.
-	Cluster ClusterLock
+	// Cluster are the cluster locks of a clustered mount (nil: a local
+	// mount), taken before Meta (see clusterlocks.go).
+	Cluster ClusterLocks
+	// SlotLocks are the inodes of the slot's own system files (its
+	// allocators, truncate log, orphan directory) whose locks every change
+	// holds exclusive on a clustered mount: only this node uses them, so
+	// they stay cached here and cost nothing.
+	SlotLocks []uint64
+	// GlobalBitmap is the global bitmap's inode (its lock is taken by what
+	// frees or claims clusters there).
+	GlobalBitmap uint64
 	// Opens are the open locks of a clustered mount (nil: a local mount):
 	// an unlinked inode lives until no node uses it any more.
 	Opens OpenLocks
+
+	held     LockSet  // the running operation's cluster locks (under Meta)
+	extra    []func() // releases of the locks Need took on the spot
+	restarts atomic.Uint64
 
 	mu      sync.Mutex
 	gen     uint32
@@ -102,17 +114,6 @@ type OpenLocks interface {
 	// Claim takes ino's open lock exclusive if no node (this one
 	// included) uses ino; done ends the claim. ok false: in use.
 	Claim(ino uint64) (done func(), ok bool, err error)
-}
-
-// ClusterLock is the lock that makes a clustered mount coherent: a node
-// reads only while it holds it shared and changes anything only while it
-// holds it exclusive, and before it gives the lock up to another node it
-// writes every change home and forgets what it cached (the implementation,
-// internal/fs/lockglue, does that on the other node's request). Lock waits
-// until the lock is held at least at the level asked; the returned
-// function ends this use. Uses never nest.
-type ClusterLock interface {
-	Lock(exclusive bool) (release func(), err error)
 }
 
 // ErrReadOnly is returned by every change to a volume mounted read-only.
@@ -159,26 +160,6 @@ func (w *Writer) nextGeneration() uint32 {
 // the kernel's back (e.g. orphan cleanup).
 func (w *Writer) OnInvalidate(fn func(ino uint64)) { w.invalid = fn }
 
-// run executes fn as one journaled, undoable operation under the
-// exclusive metadata lock: if fn fails, every buffer it changed is put
-// back before the handle stops.
-func (f *FS) run(credits int, fn func(tx metacache.Tx) error) error {
-	w, err := f.writer()
-	if err != nil {
-		return err
-	}
-	if w.Cluster != nil {
-		release, err := w.Cluster.Lock(true)
-		if err != nil {
-			return err
-		}
-		defer release()
-	}
-	w.Meta.Lock()
-	defer w.Meta.Unlock()
-	return f.runLocked(credits, fn)
-}
-
 func (f *FS) runLocked(credits int, fn func(tx metacache.Tx) error) error {
 	h, err := f.W.Journal.Begin(credits)
 	if err != nil {
@@ -200,6 +181,9 @@ func (f *FS) runLocked(credits int, fn func(tx metacache.Tx) error) error {
 // inodeForWrite returns a private, mutable copy of inode blkno and its
 // buffer, already joined to tx.
 func (f *FS) inodeForWrite(tx metacache.Tx, blkno uint64) (*ondisk.Dinode, *metacache.Buffer, error) {
+	if err := f.W.Need(InodeLock(blkno), true); err != nil {
+		return nil, nil, err
+	}
 	// f.Inode: an inode deleted meanwhile (by another node of a clustered
 	// volume) is ESTALE, not damage for errors= to act on.
 	d, err := f.Inode(blkno)

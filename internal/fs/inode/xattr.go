@@ -40,7 +40,7 @@ func (f *FS) retryFreedFull(op func() error) error {
 }
 
 func (f *FS) setXattr(ino uint64, name string, value []byte, flags xattr.SetFlags) error {
-	return f.run(16, func(tx metacache.Tx) error {
+	return f.run(inodes(true, ino), 16, func(tx metacache.Tx) error {
 		d, b, err := f.inodeForWrite(tx, ino)
 		if err != nil {
 			return err
@@ -62,7 +62,7 @@ func (f *FS) RemoveXattr(ino uint64, name string) error {
 }
 
 func (f *FS) removeXattr(ino uint64, name string) error {
-	return f.run(16, func(tx metacache.Tx) error {
+	return f.run(inodes(true, ino), 16, func(tx metacache.Tx) error {
 		d, b, err := f.inodeForWrite(tx, ino)
 		if err != nil {
 			return err
@@ -80,7 +80,7 @@ func (f *FS) removeXattr(ino uint64, name string) error {
 func (f *FS) destroyXattrsAll(ino uint64) error {
 	for {
 		var done bool
-		err := f.run(16, func(tx metacache.Tx) error {
+		err := f.run(inodes(true, ino), 16, func(tx metacache.Tx) error {
 			d, b, err := f.inodeForWrite(tx, ino)
 			if err != nil {
 				return err

@@ -11,8 +11,9 @@ import (
 )
 
 // What a clustered mount needs of the volume beyond a local one: the slot
-// map, another slot's recovery, and dropping what this node cached. The
-// caller (the cluster mount) holds the volume's cluster lock as each says.
+// map, another slot's recovery, and dropping what this node cached (all
+// of it, or what one inode's lock covered). The caller (the cluster
+// mount) holds the volume's cluster lock as each says.
 
 // slotMapLocation returns the block holding the slot map and its size.
 func (v *Volume) slotMapLocation() (blk uint64, size int, err error) {
@@ -94,6 +95,21 @@ func (m *Mounted) ForgetCached() error {
 	defer w.Meta.Unlock()
 	if kept := m.Cache.ForgetAll(); kept > 0 {
 		return fmt.Errorf("%s: %d cached metadata blocks are still pinned by the journal: another node's changes to them would be missed", m.Path, kept)
+	}
+	return nil
+}
+
+// ForgetInode drops what this node cached under the cluster lock of inode
+// (or refcount tree) blkno, and every block whose owner it does not know,
+// when that lock goes down to NL: another node may change them now. The
+// caller wrote everything home first (WriteBack), so a block of blkno the
+// journal still pins is an error, as in ForgetCached.
+func (m *Mounted) ForgetInode(blkno uint64) error {
+	w := m.FS.W
+	w.Meta.Lock()
+	defer w.Meta.Unlock()
+	if kept := m.Cache.ForgetOwner(blkno); kept > 0 {
+		return fmt.Errorf("%s: %d cached metadata blocks of inode %d are still pinned by the journal: another node's changes to them would be missed", m.Path, kept, blkno)
 	}
 	return nil
 }

@@ -217,6 +217,11 @@ func MountVolume(v *Volume, opts MountOptions) (*Mounted, error) {
 		return fail(err)
 	}
 	m.cluster = alloc.NewClusterAllocator(m.global, m.local)
+	w.SlotLocks = []uint64{iaBlk, eaBlk, laBlk, tlBlk, orphan}
+	w.GlobalBitmap = gbBlk
+	for _, a := range []*alloc.ChainAllocator{m.global.Allocator(), m.inodes, m.blocks} {
+		m.guard(a)
+	}
 	w.Journal = journalAdapter{m}
 	w.Alloc = inode.Allocators{
 		Inodes:             suballocAdapter{m.inodes, m, ondisk.SysInodeAlloc},
@@ -272,29 +277,12 @@ func (m *Mounted) Unmount() error {
 	if err := m.FS.FlushTruncateLog(); err != nil {
 		errs = append(errs, err)
 	}
-	w := m.FS.W
-	if c := w.Cluster; c != nil {
-		// The window goes back to the global bitmap: a change.
-		release, err := c.Lock(true)
-		if err != nil {
-			errs = append(errs, err)
-		} else {
-			defer release()
-		}
-	}
-	w.Meta.Lock()
-	h, err := m.Journal.Begin(8)
-	if err == nil {
-		if err := m.local.Shutdown(h); err != nil {
-			errs = append(errs, err)
-		}
-		if err := h.Stop(); err != nil {
-			errs = append(errs, err)
-		}
-	} else {
+	// The window goes back to the global bitmap: a change under its lock.
+	if err := m.FS.Change(inode.LockSet{inode.InodeLock(m.global.Blkno()): true}, 8, func(tx metacache.Tx) error {
+		return m.local.Shutdown(tx)
+	}); err != nil {
 		errs = append(errs, err)
 	}
-	w.Meta.Unlock()
 	if err := m.Journal.Shutdown(); err != nil {
 		errs = append(errs, err)
 	}
@@ -393,6 +381,12 @@ func (s suballocAdapter) FreeMetaBlock(tx metacache.Tx, b extent.MetaBlock) erro
 	return a.FreeObject(tx, alloc.Object(b))
 }
 
+// guard has allocator a check, before each use, that the running
+// operation holds a's cluster lock (inode.Writer.Need).
+func (m *Mounted) guard(a *alloc.ChainAllocator) {
+	a.SetGuard(func() error { return m.FS.W.Need(inode.InodeLock(a.Blkno()), true) })
+}
+
 // otherAllocator returns another slot's suballocator of kind. The caller
 // changes it under the cluster lock, as any metadata.
 func (m *Mounted) otherAllocator(kind ondisk.SystemFileKind, slot int) (*alloc.ChainAllocator, error) {
@@ -409,10 +403,15 @@ func (m *Mounted) otherAllocator(kind ondisk.SystemFileKind, slot int) (*alloc.C
 	if err != nil {
 		return nil, err
 	}
+	// Opening reads the allocator: under its cluster lock.
+	if err := m.FS.W.Need(inode.InodeLock(blk), true); err != nil {
+		return nil, err
+	}
 	a, err := alloc.OpenSuballocator(m.Cache, m.geo, blk, uint16(slot), m.global, name)
 	if err != nil {
 		return nil, err
 	}
+	m.guard(a)
 	if m.others == nil {
 		m.others = map[string]*alloc.ChainAllocator{}
 	}
@@ -445,26 +444,21 @@ func (c clusterAdapter) FreeClusters(tx metacache.Tx, start, n uint32) error {
 // bitmap's free bits plus what the slot's local alloc window holds unused
 // (those are marked used in the global bitmap while the window has them).
 func (m *Mounted) Statfs() (total, free uint64, err error) {
-	if c := m.FS.W.Cluster; c != nil {
-		release, err := c.Lock(false)
+	locks := inode.LockSet{inode.InodeLock(m.global.Blkno()): false, inode.InodeLock(m.local.Blkno()): false}
+	err = m.FS.Read(locks, func() error {
+		g, err := m.Cache.Dinode(m.global.Blkno())
 		if err != nil {
-			return 0, 0, err
+			return err
 		}
-		defer release()
-	}
-	m.FS.W.Meta.RLock()
-	defer m.FS.W.Meta.RUnlock()
-	g, err := m.Cache.Dinode(m.global.Blkno())
-	if err != nil {
-		return 0, 0, err
-	}
-	gb := g.Bitmap()
-	total, free = uint64(gb.Total), uint64(gb.Total-gb.Used)
-	if la, err := m.Cache.Dinode(m.local.Blkno()); err == nil {
-		lb := la.Bitmap()
-		free += uint64(lb.Total - lb.Used)
-	}
-	return total, free, nil
+		gb := g.Bitmap()
+		total, free = uint64(gb.Total), uint64(gb.Total-gb.Used)
+		if la, err := m.Cache.Dinode(m.local.Blkno()); err == nil {
+			lb := la.Bitmap()
+			free += uint64(lb.Total - lb.Used)
+		}
+		return nil
+	})
+	return total, free, err
 }
 
 // rereadSuper decodes the superblock again into the existing v.Super and

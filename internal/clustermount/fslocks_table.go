@@ -1,0 +1,244 @@
+package clustermount
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+
+	"o2go/internal/fs/inode"
+	"o2go/internal/fs/lockglue"
+	"o2go/internal/ondisk"
+)
+
+// lockTable is a mount's cluster locks of the file system: one
+// lockglue.Lock per inode (OCFS2's metadata lock, "M"), per refcount tree
+// ("T") and the rename lock ("R"), made on first use and given up (flushed
+// to NL and unlocked) once idle when the table outgrows its bound. It
+// implements inode.ClusterLocks: an operation's locks are taken in the
+// order inode.LockSet.Sorted gives, then the volume lock (S) shared, last,
+// so that an operation waiting for a dead node's lock (which stays until
+// the node is recovered) never holds the volume lock the recovery needs.
+type lockTable struct {
+	mt    *Mount
+	svc   lockglue.Service
+	limit int // locks kept; idle ones past it are given up
+
+	mu       sync.Mutex
+	locks    map[inode.LockID]*tableLock
+	closing  map[inode.LockID]chan struct{} // given up, not yet unlocked
+	tick     uint64                         // use clock, for the idle order
+	evicting bool
+}
+
+// tableLock is one lock of the table.
+type tableLock struct {
+	id   inode.LockID
+	lock *lockglue.Lock
+	refs int    // acquisitions and uses under way: not evictable while > 0
+	used uint64 // lockTable.tick at the last use
+}
+
+// defaultLockLimit is how many file-system locks a mount keeps cached:
+// OCFS2 keeps one per inode in memory; o2go bounds them so that listing a
+// huge directory does not pin a lock (and its lock resource on the
+// master) per file forever.
+const defaultLockLimit = 16384
+
+func newLockTable(mt *Mount, svc lockglue.Service) *lockTable {
+	return &lockTable{mt: mt, svc: svc, limit: defaultLockLimit,
+		locks: map[inode.LockID]*tableLock{}, closing: map[inode.LockID]chan struct{}{}}
+}
+
+// lockName is id's OCFS2 lock name (generation 0: the block alone says
+// which inode, see openLocks).
+func lockName(id inode.LockID) string {
+	n := ondisk.LockName{Type: ondisk.LockMeta, Blkno: id.Blkno}
+	switch id.Kind {
+	case inode.LockRename:
+		n = ondisk.LockName{Type: ondisk.LockRename}
+	case inode.LockRefcount:
+		n.Type = ondisk.LockRefcount
+	}
+	s, _ := n.Encode()
+	return s
+}
+
+// get returns id's lock, counting a reference put gives back.
+func (t *lockTable) get(id inode.LockID) *tableLock {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for {
+		ch := t.closing[id]
+		if ch == nil {
+			break
+		}
+		// The old lock is being given up: the new one starts after it.
+		t.mu.Unlock()
+		<-ch
+		t.mu.Lock()
+	}
+	l := t.locks[id]
+	if l == nil {
+		l = &tableLock{id: id, lock: lockglue.NewLock(t.svc, lockName(id), t.flusher(id))}
+		t.locks[id] = l
+	}
+	l.refs++
+	t.tick++
+	l.used = t.tick
+	return l
+}
+
+func (t *lockTable) put(l *tableLock) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l.refs--
+	if len(t.locks) > t.limit && !t.evicting {
+		t.evicting = true
+		go t.evict()
+	}
+}
+
+// Lock implements inode.ClusterLocks.
+func (t *lockTable) Lock(set inode.LockSet) (func(), error) {
+	ctx := context.Background()
+	var releases []func()
+	undo := func() {
+		for _, r := range slices.Backward(releases) {
+			r()
+		}
+	}
+	for _, id := range set.Sorted() {
+		l := t.get(id)
+		mode := lockglue.PR
+		if set[id] {
+			mode = lockglue.EX
+		}
+		r, err := l.lock.Acquire(ctx, mode)
+		if err != nil {
+			t.put(l)
+			undo()
+			return nil, err
+		}
+		releases = append(releases, func() { r(); t.put(l) })
+	}
+	r, err := t.mt.lock.Acquire(ctx, lockglue.PR)
+	if err != nil {
+		undo()
+		return nil, err
+	}
+	releases = append(releases, r)
+	var once sync.Once
+	return func() { once.Do(undo) }, nil
+}
+
+// TryLock implements inode.ClusterLocks.
+func (t *lockTable) TryLock(id inode.LockID, exclusive bool) (func(), bool) {
+	t.mu.Lock()
+	l := t.locks[id]
+	if l == nil {
+		t.mu.Unlock()
+		return nil, false
+	}
+	l.refs++
+	t.mu.Unlock()
+	mode := lockglue.PR
+	if exclusive {
+		mode = lockglue.EX
+	}
+	r, ok := l.lock.TryAcquire(mode)
+	if !ok {
+		t.put(l)
+		return nil, false
+	}
+	return func() { r(); t.put(l) }, true
+}
+
+// flusher is lock id's Flusher: write home what EX allowed to change,
+// forget what NL no longer protects. The rename lock protects no block.
+func (t *lockTable) flusher(id inode.LockID) lockglue.Flusher {
+	return func(from, to lockglue.Mode) error {
+		mt := t.mt
+		mt.mu.Lock()
+		gone := mt.gone || mt.m == nil
+		mt.mu.Unlock()
+		if gone || id.Kind == inode.LockRename {
+			return nil
+		}
+		if from == lockglue.EX {
+			if err := mt.m.WriteBack(); err != nil {
+				return err
+			}
+		}
+		if to == lockglue.NL {
+			return mt.m.ForgetInode(id.Blkno)
+		}
+		return nil
+	}
+}
+
+// evict gives up the least recently used idle locks until the table is
+// back to three quarters of its bound.
+func (t *lockTable) evict() {
+	t.mu.Lock()
+	var idle []*tableLock
+	for _, l := range t.locks {
+		if l.refs == 0 {
+			idle = append(idle, l)
+		}
+	}
+	slices.SortFunc(idle, func(a, b *tableLock) int { return cmp.Compare(a.used, b.used) })
+	n := min(len(idle), len(t.locks)-t.limit*3/4)
+	victims := idle[:max(n, 0)]
+	for _, l := range victims {
+		delete(t.locks, l.id)
+		t.closing[l.id] = make(chan struct{})
+	}
+	t.mu.Unlock()
+	for _, l := range victims {
+		if err := l.lock.Close(); err != nil {
+			t.mt.mg.Log.Error("giving up an idle file-system lock", "lock", l.lock.Name, "err", err)
+		}
+		t.mu.Lock()
+		close(t.closing[l.id])
+		delete(t.closing, l.id)
+		t.mu.Unlock()
+	}
+	t.mu.Lock()
+	t.evicting = false
+	t.mu.Unlock()
+}
+
+// closeAll gives every lock up (unmount, once the volume is unmounted:
+// nothing is left to flush).
+func (t *lockTable) closeAll() error {
+	t.mu.Lock()
+	locks := make([]*tableLock, 0, len(t.locks))
+	for _, l := range t.locks {
+		locks = append(locks, l)
+	}
+	t.mu.Unlock()
+	var first error
+	for _, l := range locks {
+		if err := l.lock.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// states returns the state of every lock of the table, by name.
+func (t *lockTable) states() []lockglue.LockState {
+	t.mu.Lock()
+	locks := make([]*tableLock, 0, len(t.locks))
+	for _, l := range t.locks {
+		locks = append(locks, l)
+	}
+	t.mu.Unlock()
+	out := make([]lockglue.LockState, 0, len(locks))
+	for _, l := range locks {
+		out = append(out, l.lock.State())
+	}
+	slices.SortFunc(out, func(a, b lockglue.LockState) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}

@@ -1,0 +1,149 @@
+package volume
+
+import (
+	"bytes"
+	"maps"
+	"sync"
+	"syscall"
+	"testing"
+
+	"o2go/internal/fs/inode"
+	"o2go/internal/testutil/realtools"
+)
+
+// grudgingLocks are cluster locks that grant every set and never a lock
+// on the spot (TryLock): every lock an operation finds it needs makes it
+// start again, so the engine's whole retry path runs, and the sets show
+// what each operation ended up holding.
+type grudgingLocks struct {
+	mu   sync.Mutex
+	sets []inode.LockSet
+}
+
+func (g *grudgingLocks) Lock(set inode.LockSet) (func(), error) {
+	g.mu.Lock()
+	g.sets = append(g.sets, maps.Clone(set))
+	g.mu.Unlock()
+	return func() {}, nil
+}
+
+func (g *grudgingLocks) TryLock(inode.LockID, bool) (func(), bool) { return nil, false }
+
+// took reports whether some set since mark held id at exclusive or more.
+func (g *grudgingLocks) took(mark int, id inode.LockID, exclusive bool) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, s := range g.sets[mark:] {
+		if s.Covers(id, exclusive) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *grudgingLocks) mark() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.sets)
+}
+
+// TestClusterLockDiscipline runs the write engine as a clustered mount
+// does, with locks that make every operation discover what it needs:
+// each operation completes correctly after its retries, ends up holding
+// the locks OCFS2 would take (the victim of an unlink, the rename lock,
+// the global bitmap for a new window, the slot's own system files), and
+// the volume passes fsck.ocfs2 afterwards.
+func TestClusterLockDiscipline(t *testing.T) {
+	realtools.Require(t)
+	img := realtools.MkfsImage(t, 128<<20, "-b", "4096", "-C", "4096", "-N", "2")
+	m, err := Mount(img, DefaultMountOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &grudgingLocks{}
+	fs, w := m.FS, m.FS.W
+	w.Cluster = g
+	root := m.SB.RootBlkno
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	dirMode := inode.NewNode{Mode: syscall.S_IFDIR | 0o755}
+	fileMode := inode.NewNode{Mode: syscall.S_IFREG | 0o644}
+
+	d, err := fs.Create(root, "d", dirMode, inode.Caller{})
+	must("mkdir d", err)
+	e, err := fs.Create(root, "e", dirMode, inode.Caller{})
+	must("mkdir e", err)
+	mark := g.mark()
+	f, err := fs.Create(d, "f", fileMode, inode.Caller{})
+	must("create d/f", err)
+	if !g.took(mark, inode.InodeLock(f), true) {
+		t.Error("a create did not take its new inode's lock")
+	}
+	data := bytes.Repeat([]byte("o2go cluster locks "), 60000) // ~1 MiB: clusters from a new window
+	mark = g.mark()
+	_, err = fs.Write(f, data, 0)
+	must("write d/f", err)
+	if !g.took(mark, inode.InodeLock(w.GlobalBitmap), true) {
+		t.Error("a write that needed a local alloc window did not take the global bitmap's lock")
+	}
+	must("link e/g", fs.Link(f, e, "g"))
+	mark = g.mark()
+	must("rename d/f e/h", fs.Rename(d, "f", e, "h", 0))
+	if !g.took(mark, inode.LockID{Kind: inode.LockRename}, true) {
+		t.Error("a rename between directories did not take the rename lock")
+	}
+	must("setxattr", fs.SetXattr(f, "user.color", []byte("blue"), 0))
+	must("truncate", fs.Truncate(f, int64(len(data)/2)))
+	must("fallocate", fs.Fallocate(f, 0, int64(len(data)), 1<<20))
+
+	got := make([]byte, len(data)/2)
+	n, err := fs.ReadFile(f, got, 0)
+	must("read e/h", err)
+	if n != len(got) || !bytes.Equal(got, data[:len(got)]) {
+		t.Fatalf("read back %d bytes that differ from what was written", n)
+	}
+	if v, ok, err := fs.GetXattr(f, "user.color"); err != nil || !ok || string(v) != "blue" {
+		t.Fatalf("getxattr: %q %v %v", v, ok, err)
+	}
+	if d, err := fs.LookupStat(e, "h"); err != nil || d.Blkno != f || d.Links != 2 {
+		t.Fatalf("lookup e/h: %+v %v", d, err)
+	}
+
+	must("unlink e/g", fs.Unlink(e, "g", false))
+	mark = g.mark()
+	must("unlink e/h", fs.Unlink(e, "h", false))
+	if !g.took(mark, inode.InodeLock(f), true) {
+		t.Error("an unlink did not take its victim's lock")
+	}
+	if _, err := fs.Stat(f); err == nil {
+		t.Error("the unlinked file's inode is still valid: it was not deleted")
+	}
+	must("rmdir d", fs.Unlink(root, "d", true))
+
+	if w.LockRestarts() == 0 {
+		t.Error("no operation started again: the locks were not discovered")
+	}
+	g.mu.Lock()
+	for i, s := range g.sets {
+		change := false
+		for id, ex := range s {
+			change = change || ex
+			if ex && id.Kind == inode.LockInode && id.Blkno == m.SB.SystemDirBlkno {
+				t.Errorf("set %d holds the system directory exclusive", i)
+			}
+		}
+		for _, b := range w.SlotLocks {
+			if change && !s.Covers(inode.InodeLock(b), true) {
+				t.Errorf("set %d changes the volume without the slot's system file %d", i, b)
+			}
+		}
+	}
+	g.mu.Unlock()
+	t.Logf("%d lock sets, %d operations started again", g.mark(), w.LockRestarts())
+	must("unmount", m.Unmount())
+	realtools.RequireFsckClean(t, img)
+}
