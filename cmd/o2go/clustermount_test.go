@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"o2go/internal/clustermount"
 	"o2go/internal/testutil"
 	"o2go/internal/testutil/realtools"
 )
@@ -496,5 +497,58 @@ func TestClusteredMountRecoversANodeThatDiedAlone(t *testing.T) {
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 1 {
 		t.Fatalf("slots still in use after every node unmounted:\n%s", out)
 	}
+	realtools.RequireFsckClean(t, mc.img)
+}
+
+// TestClusteredOrphanScan: a file open on node 0 and removed on node 1
+// waits in node 1's orphan directory for node 0 to close it; node 0 dies
+// instead. Its recovery deletes node 0's own orphans only: the survivors'
+// orphan scan (every 2 s here, 5 min by default) finds the file nobody
+// uses any more and deletes it, long before node 1 unmounts.
+func TestClusteredOrphanScan(t *testing.T) {
+	t.Setenv(clustermount.OrphanScanIntervalEnv, "2s")
+	mc := newMountCluster(t, 3)
+	mc.startAll()
+	m0, m1 := mc.mount(0), mc.mount(1)
+	mc.mount(2)
+	data := bytes.Repeat([]byte("open on node 0, removed on node 1\n"), 30000)
+	if err := os.WriteFile(filepath.Join(m0, "kept"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(m0, "kept"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := os.Remove(filepath.Join(m1, "kept")); err != nil {
+		t.Fatal(err)
+	}
+	// Scans meanwhile leave it alone: node 0 holds it open.
+	time.Sleep(5 * time.Second)
+	const scanned = "orphan scan deleted orphan inodes"
+	for _, i := range []int{1, 2} {
+		if strings.Contains(mc.agents[i].logText(), scanned) {
+			t.Fatalf("node %d's orphan scan deleted a file node 0 still has open", i)
+		}
+	}
+	if err := mc.agents[0].cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-mc.agents[0].done
+	_ = syscall.Unmount(m0, syscall.MNT_DETACH)
+	delete(mc.mnt, 0)
+	mc.waitView([]int{1, 2}, nodes(1, 2), 30*time.Second)
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(mc.agents[1].logText()+mc.agents[2].logText(), scanned) {
+		if time.Now().After(deadline) {
+			t.Fatal("no survivor's orphan scan deleted the file node 0 held open when it died")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, i := range []int{1, 2} {
+		mc.umount(i)
+		mc.waitUnmounted(i)
+	}
+	requireNoOrphans(t, mc.img, 4)
 	realtools.RequireFsckClean(t, mc.img)
 }

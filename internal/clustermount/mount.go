@@ -29,6 +29,8 @@
 //     handles.
 //   - F (one per open handle, filelocks.go): flock(2). fcntl(2) byte ranges
 //     use a per-inode mutex in the same domain and ask the other nodes.
+//   - P (the orphan scan lock, orphanscan.go): taken EX without waiting by
+//     the node that scans every slot's orphan directory.
 //   - Recovery takes S EX with the recovery flag (it passes the ghosts of
 //     the dead node's locks); the dead node's M locks stay as ghosts until
 //     the recovery is done, so nothing it changed is read before.
@@ -82,14 +84,17 @@ type Mount struct {
 	Slot                     int
 	Started                  time.Time
 
-	mg    *Manager
-	m     *volume.Mounted
-	lock  *lockglue.Lock // S, the volume lock
-	table *lockTable     // every other file-system lock
-	mu    sync.Mutex
-	gone  bool // unmounted: nothing to flush any more
-	recMu sync.Mutex
-	locks *fileLocks // flock and fcntl locks, once serving
+	mg       *Manager
+	m        *volume.Mounted
+	lock     *lockglue.Lock // S, the volume lock
+	table    *lockTable     // every other file-system lock
+	mu       sync.Mutex
+	gone     bool // unmounted: nothing to flush any more
+	recMu    sync.Mutex
+	locks    *fileLocks    // flock and fcntl locks, once serving
+	scan     chan struct{} // closed to stop the orphan scan
+	scanDone chan struct{}
+	stopScan sync.Once
 }
 
 // superLockName is the volume lock's name: OCFS2's superblock lock.
@@ -241,6 +246,11 @@ func (mg *Manager) mount(ctx context.Context, spec, mountpoint string, opts fuse
 	if err != nil {
 		return nil, err
 	}
+	mt.scan, mt.scanDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(mt.scanDone)
+		mt.orphanScanLoop(mt.scan)
+	}()
 	mg.Log.Info("mounted", "device", device, "uuid", uuid, "slot", slot, "mountpoint", mountpoint)
 	socket := mg.Agent.Control().Path()
 	if abs, err := filepath.Abs(socket); err == nil {
@@ -353,6 +363,10 @@ func (mt *Mount) markGone() {
 func (mt *Mount) unmountVolume() error {
 	mg := mt.mg
 	var errs []error
+	if mt.scan != nil {
+		mt.stopScan.Do(func() { close(mt.scan) })
+		<-mt.scanDone
+	}
 	if _, err := mt.m.FS.RecoverOrphans(); err != nil {
 		mg.Log.Error("deleting orphans at unmount; the next mount retries", "err", err)
 	}
