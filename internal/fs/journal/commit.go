@@ -240,12 +240,19 @@ func (j *Journal) commitLocked(tx *transaction) {
 		if j.inClosed[lb.blkno]--; j.inClosed[lb.blkno] <= 0 {
 			delete(j.inClosed, lb.blkno)
 		}
-		if old := j.cp[lb.blkno]; old != nil {
-			old.owner.owned--
+		e := j.cp[lb.blkno]
+		if e != nil {
+			j.disown(e)
 			j.unpin(lb.blkno) // the older copy's reference; the new one keeps the transaction's
+		} else {
+			e = &cpEntry{blkno: lb.blkno}
+			j.cp[lb.blkno] = e
 		}
-		j.cp[lb.blkno] = &cpEntry{blkno: lb.blkno, data: lb.data, owner: tx}
+		e.data, e.owner = lb.data, tx
 		tx.owned++
+	}
+	if tx.owned == 0 {
+		j.releaseImage(tx) // it logged revokes only
 	}
 	j.inLog = append(j.inLog, tx)
 	j.committed = tx.seq
@@ -253,7 +260,7 @@ func (j *Journal) commitLocked(tx *transaction) {
 	j.stats.BlocksLogged += uint64(len(tx.logged))
 	j.stats.LogWrites += uint64(tx.nlog)
 	j.stats.Revoked += uint64(tx.nrev)
-	tx.logged = nil // tx.image stays: the checkpoint entries point into it
+	tx.logged = nil // tx.image stays until no checkpoint entry points into it
 	j.cond.Broadcast()
 }
 
@@ -261,8 +268,19 @@ func (j *Journal) commitLocked(tx *transaction) {
 // longer wanted). Under mu.
 func (j *Journal) dropEntryLocked(e *cpEntry) {
 	delete(j.cp, e.blkno)
-	e.owner.owned--
+	j.disown(e)
 	j.unpin(e.blkno)
+}
+
+// disown detaches a checkpoint entry from the transaction whose image
+// holds its copy; the image is reused once no entry points into it. Under
+// mu.
+func (j *Journal) disown(e *cpEntry) {
+	tx := e.owner
+	e.owner, e.data = nil, nil
+	if tx.owned--; tx.owned == 0 {
+		j.releaseImage(tx)
+	}
 }
 
 // maxHomeRun bounds one checkpoint write (blocks).
@@ -274,9 +292,11 @@ const maxHomeRun = 256
 // superblock, synced before the space is reused. Under ioMu.
 func (j *Journal) checkpointLocked() error {
 	j.mu.Lock()
-	entries := make([]*cpEntry, 0, len(j.cp))
+	// Copies of the entries: commitLocked reuses an entry for the block's
+	// next committed copy, and only the copy written here may be dropped.
+	entries := make([]cpEntry, 0, len(j.cp))
 	for _, e := range j.cp {
-		entries = append(entries, e)
+		entries = append(entries, *e)
 	}
 	j.mu.Unlock()
 	sort.Slice(entries, func(a, b int) bool { return entries[a].blkno < entries[b].blkno })
@@ -308,8 +328,8 @@ func (j *Journal) checkpointLocked() error {
 	}
 	j.mu.Lock()
 	for _, e := range entries {
-		if j.cp[e.blkno] == e {
-			j.dropEntryLocked(e)
+		if cur := j.cp[e.blkno]; cur != nil && cur.owner == e.owner {
+			j.dropEntryLocked(cur)
 			j.stats.CheckpointedBlocks++
 		}
 	}
@@ -383,11 +403,20 @@ func (j *Journal) imageBuffer(n int) []byte {
 	return b[:n]
 }
 
-// recycle keeps the image of a transaction that left the log: no
-// checkpoint entry points into it any more (its owned count is zero).
-// Under mu.
+// recycle forgets a transaction that left the log. Under mu.
 func (j *Journal) recycle(tx *transaction) {
 	base.Assert(tx.owned == 0, "journal: recycling transaction %d with %d blocks not home", tx.seq, tx.owned)
+	j.releaseImage(tx)
+}
+
+// releaseImage keeps the log image of a committed transaction for reuse
+// once no checkpoint entry points into it (its owned count is zero):
+// every copy it logged is home or superseded by a newer commit, though
+// the transaction may still hold log space. A block rewritten by every
+// transaction thus cycles through two images instead of one fresh
+// allocation per commit, whose page faults and zeroing cost more than
+// the copy itself. Under mu.
+func (j *Journal) releaseImage(tx *transaction) {
 	if tx.image != nil && len(j.spare) < spareImages {
 		j.spare = append(j.spare, tx.image[:cap(tx.image)])
 	}

@@ -213,9 +213,12 @@ func (h *Handle) Revoke(blkno uint64) {
 		}
 	}
 	j.mu.Lock()
-	e := j.cp[blkno]
+	var e cpEntry // a copy: commitLocked reuses entries
+	if cur := j.cp[blkno]; cur != nil {
+		e = *cur
+	}
 	j.mu.Unlock()
-	if e == nil {
+	if e.owner == nil {
 		return
 	}
 	if err := j.c.WriteBlock(blkno, e.data); err != nil {
@@ -223,8 +226,8 @@ func (h *Handle) Revoke(blkno uint64) {
 		return
 	}
 	j.mu.Lock()
-	if j.cp[blkno] == e {
-		j.dropEntryLocked(e)
+	if cur := j.cp[blkno]; cur != nil && cur.owner == e.owner {
+		j.dropEntryLocked(cur)
 		j.stats.CheckpointedBlocks++
 	}
 	j.mu.Unlock()

@@ -130,7 +130,7 @@ type Journal struct {
 	pins       map[uint64]*pinRef
 	// inClosed counts, per block, the closed transactions logging it.
 	inClosed  map[uint64]int
-	spare     [][]byte // log images of transactions that left the log, for reuse
+	spare     [][]byte // log images no checkpoint entry points into, for reuse
 	used      int      // log blocks from the durable tail to head
 	committed uint32
 	err       error
