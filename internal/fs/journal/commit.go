@@ -22,20 +22,24 @@ const ioAlign = 4096
 func (j *Journal) closeLocked() error {
 	r := j.running
 	bs := j.bs
-	blocks := make([]*txBuf, 0, r.dirty)
-	seen := make(map[uint64]bool, r.dirty)
+	// r.order may name a block twice (revoked, then dirtied again) or a
+	// block no longer dirty; queued keeps the first live mention.
+	blocks := j.closing[:0]
 	for _, blk := range r.order {
 		tb := r.bufs[blk]
-		if tb == nil || !tb.dirty || seen[blk] {
+		if tb == nil || !tb.dirty || tb.queued {
 			continue
 		}
-		seen[blk] = true
+		tb.queued = true
 		blocks = append(blocks, tb)
 	}
 	revokes := make([]uint64, 0, len(r.revokes))
 	for _, blk := range r.revokeOrder {
-		if _, ok := r.revokes[blk]; ok && !seen[blk] {
-			seen[blk] = true
+		if _, ok := r.revokes[blk]; !ok {
+			continue
+		}
+		delete(r.revokes, blk) // a second mention of blk is a duplicate
+		if tb := r.bufs[blk]; tb == nil || !tb.queued {
 			revokes = append(revokes, blk)
 		}
 	}
@@ -46,7 +50,7 @@ func (j *Journal) closeLocked() error {
 	r.nrev = nr
 	r.revoked = revokes
 	r.image = j.imageBuffer((r.nlog - 1) * bs)
-	r.logged = make([]loggedBlock, 0, nd)
+	r.logged = j.loggedBuffer(nd)
 	p := 0
 	for i := 0; i < nr; i += j.revCap {
 		// Each record is written twice: fsck.ocfs2 1.8.7 reads only the
@@ -63,10 +67,10 @@ func (j *Journal) closeLocked() error {
 	}
 	for i := 0; i < nd; i += j.descCap {
 		chunk := blocks[i:min(i+j.descCap, nd)]
-		d := ondisk.DescriptorBlock{Sequence: r.seq, Tags: make([]ondisk.JournalBlockTag, len(chunk))}
+		d := ondisk.DescriptorBlock{Sequence: r.seq, Tags: j.tags[:0]}
 		dp := p
 		p++
-		for k, tb := range chunk {
+		for _, tb := range chunk {
 			dst := r.image[p*bs : (p+1)*bs]
 			copy(dst, tb.b.Data)
 			data := dst
@@ -75,7 +79,7 @@ func (j *Journal) closeLocked() error {
 				flags = ondisk.JBD2FlagEscape
 				data = append([]byte(nil), tb.b.Data...)
 			}
-			d.Tags[k] = ondisk.JournalBlockTag{Blocknr: tb.b.Blkno, Flags: flags, UUID: j.jf.sb.UUID}
+			d.Tags = append(d.Tags, ondisk.JournalBlockTag{Blocknr: tb.b.Blkno, Flags: flags, UUID: j.jf.sb.UUID})
 			r.logged = append(r.logged, loggedBlock{blkno: tb.b.Blkno, data: data})
 			p++
 		}
@@ -83,21 +87,26 @@ func (j *Journal) closeLocked() error {
 		if err := d.Encode(r.image[dp*bs:(dp+1)*bs], j.is64); err != nil {
 			return fmt.Errorf("transaction %d: %w", r.seq, err)
 		}
+		j.tags = d.Tags
 	}
 	base.Assert(p == r.nlog-1, "journal: transaction %d laid out %d blocks, want %d", r.seq, p, r.nlog-1)
+	clear(blocks)
+	j.closing = blocks[:0]
 	// Buffers only accessed leave with their pins; logged ones keep theirs
 	// until they are home.
 	for blk, tb := range r.bufs {
 		if !tb.dirty {
 			j.unpin(blk)
 		}
+		*tb = txBuf{}
+		j.freeBufs = append(j.freeBufs, tb)
 	}
-	for _, lb := range r.logged {
-		j.inClosed[lb.blkno]++
-	}
+	next := &transaction{seq: r.seq + 1, bufs: r.bufs, revokes: r.revokes, order: r.order[:0], revokeOrder: r.revokeOrder[:0]}
+	clear(next.bufs)
+	clear(next.revokes)
 	r.bufs, r.order, r.revokes, r.revokeOrder = nil, nil, nil, nil
 	j.closed = append(j.closed, r)
-	j.running = newTransaction(r.seq + 1)
+	j.running = next
 	return nil
 }
 
@@ -189,7 +198,10 @@ func (j *Journal) writeTx(tx *transaction) error {
 	}
 	now := j.now()
 	cb := ondisk.CommitBlock{Sequence: tx.seq, CommitSec: uint64(now.Unix()), CommitNsec: uint32(now.Nanosecond())}
-	blk := blockdev.AlignedBuffer(j.bs, ioAlign)
+	if j.commitBlk == nil {
+		j.commitBlk = blockdev.AlignedBuffer(j.bs, ioAlign)
+	}
+	blk := j.commitBlk
 	cb.Encode(blk)
 	if err := j.jf.write(uint64(pos), blk); err != nil {
 		return err
@@ -237,9 +249,6 @@ func (j *Journal) relogsRevoked(tx *transaction) bool {
 // mu.
 func (j *Journal) commitLocked(tx *transaction) {
 	for _, lb := range tx.logged {
-		if j.inClosed[lb.blkno]--; j.inClosed[lb.blkno] <= 0 {
-			delete(j.inClosed, lb.blkno)
-		}
 		e := j.cp[lb.blkno]
 		if e != nil {
 			j.disown(e)
@@ -260,7 +269,10 @@ func (j *Journal) commitLocked(tx *transaction) {
 	j.stats.BlocksLogged += uint64(len(tx.logged))
 	j.stats.LogWrites += uint64(tx.nlog)
 	j.stats.Revoked += uint64(tx.nrev)
-	tx.logged = nil // tx.image stays until no checkpoint entry points into it
+	// tx.image stays until no checkpoint entry points into it.
+	clear(tx.logged)
+	j.spareLogged = tx.logged[:0]
+	tx.logged, tx.loggedSet = nil, nil
 	j.cond.Broadcast()
 }
 
@@ -310,7 +322,10 @@ func (j *Journal) checkpointLocked() error {
 		if k-i == 1 {
 			buf = entries[i].data
 		} else {
-			buf = blockdev.AlignedBuffer((k-i)*bs, ioAlign)
+			if j.homeRun == nil {
+				j.homeRun = blockdev.AlignedBuffer(maxHomeRun*bs, ioAlign)
+			}
+			buf = j.homeRun[:(k-i)*bs]
 			for n, e := range entries[i:k] {
 				copy(buf[n*bs:], e.data)
 			}
@@ -401,6 +416,47 @@ func (j *Journal) imageBuffer(n int) []byte {
 	b := j.spare[best]
 	j.spare = append(j.spare[:best], j.spare[best+1:]...)
 	return b[:n]
+}
+
+// loggedBuffer returns an empty list for n logged blocks, reusing the one
+// of the last committed transaction. Under mu.
+func (j *Journal) loggedBuffer(n int) []loggedBlock {
+	b := j.spareLogged
+	j.spareLogged = nil
+	if cap(b) < n {
+		return make([]loggedBlock, 0, n)
+	}
+	return b[:0]
+}
+
+// newTxBuf returns a zeroed txBuf, reusing those of closed transactions.
+// Under mu.
+func (j *Journal) newTxBuf() *txBuf {
+	if n := len(j.freeBufs); n > 0 {
+		tb := j.freeBufs[n-1]
+		j.freeBufs = j.freeBufs[:n-1]
+		return tb
+	}
+	return &txBuf{}
+}
+
+// logsInClosed reports whether a closed transaction not yet written logs
+// blkno. Each closed transaction indexes its blocks on the first question
+// (Revoke asks, rarely), which keeps the commit path free of per-block
+// bookkeeping. Under mu.
+func (j *Journal) logsInClosed(blkno uint64) bool {
+	for _, tx := range j.closed {
+		if tx.loggedSet == nil {
+			tx.loggedSet = make(map[uint64]struct{}, len(tx.logged))
+			for _, lb := range tx.logged {
+				tx.loggedSet[lb.blkno] = struct{}{}
+			}
+		}
+		if _, ok := tx.loggedSet[blkno]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // recycle forgets a transaction that left the log. Under mu.

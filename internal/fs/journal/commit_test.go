@@ -2,6 +2,7 @@ package journal
 
 import (
 	"bytes"
+	"runtime"
 	"testing"
 
 	"o2go/internal/blockdev"
@@ -131,4 +132,29 @@ func TestCheckpointWritesCopiesFromReusedImages(t *testing.T) {
 	}
 	h.Stop()
 	j.Abandon()
+}
+
+// TestSteadyCommitsAllocateLittle guards the commit path against
+// per-transaction allocations: committing the same 256 blocks over and
+// over must reuse the log images (a fresh 1 MiB image costs page faults
+// and zeroing that outweigh the copy into it), the transaction's tables,
+// its per-block records and the checkpoint entries.
+func TestSteadyCommitsAllocateLittle(t *testing.T) {
+	const n = 256
+	l := layout{bs: 4096, journalBlocks: 4096, homeBlocks: n}
+	v := l.build(t)
+	j, _, err := Load(v.cache(v.mem, 0), fixtureIno, l.cfg())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Abandon()
+	commitRounds(t, j, v, n, 3) // warm: cache, images, tables
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const rounds = 8
+	commitRounds(t, j, v, n, rounds)
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / rounds; per > 4<<10 {
+		t.Fatalf("a commit of %d blocks allocates %d bytes; want under 4 KiB (images, tables and entries reused)", n, per)
+	}
 }

@@ -42,10 +42,19 @@
 // first closes the transaction: under the shared metadata lock and with no
 // handle open, every dirtied buffer is copied into the transaction's log
 // image; the next transaction opens at once and the log I/O happens
-// outside the lock. Buffers stay pinned in the metadata cache from their
-// first Access until their newest committed copy is home; to keep the
-// cache working the journal checkpoints once it pins half the cache's
-// limit, and caps a transaction at a quarter of it.
+// outside the lock. Writing it takes what any JBD2 commit must: one write
+// per stretch of the log the wrap and the journal's extents leave
+// contiguous (revoke blocks, descriptors and copies together), a sync,
+// the commit block, a sync — OCFS2 never sets ASYNC_COMMIT, so both
+// barriers stay. The image's copies are also what the checkpoint writes
+// home; an image is reused as soon as newer commits supersede every copy
+// in it, so a steady stream of commits copies into a few warm images
+// instead of allocating (and page-faulting) one per transaction.
+//
+// Buffers stay pinned in the metadata cache from their first Access until
+// their newest committed copy is home; to keep the cache working the
+// journal checkpoints once it pins half the cache's limit, and caps a
+// transaction at a quarter of it.
 //
 // Ordered data: file data must reach the disk before the metadata that
 // points at it commits. The data path writes a file's data to the device

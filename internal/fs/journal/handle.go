@@ -95,7 +95,8 @@ func (h *Handle) join(b *metacache.Buffer) *txBuf {
 	tx := h.tx
 	tb, ok := tx.bufs[b.Blkno]
 	if !ok {
-		tb = &txBuf{b: b}
+		tb = h.j.newTxBuf()
+		tb.b = b
 		tx.bufs[b.Blkno] = tb
 		h.j.pin(b)
 	} else if tb.b != b {
@@ -199,7 +200,7 @@ func (h *Handle) Revoke(blkno uint64) {
 		tx.revokes[blkno] = struct{}{}
 		tx.revokeOrder = append(tx.revokeOrder, blkno)
 	}
-	flush := j.inClosed[blkno] > 0
+	flush := j.logsInClosed(blkno)
 	_, home := j.cp[blkno]
 	j.mu.Unlock()
 	if !flush && !home {

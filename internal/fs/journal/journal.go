@@ -117,6 +117,9 @@ type Journal struct {
 	// holding ioMu. No device I/O happens under mu.
 	ioMu sync.Mutex
 	head uint32 // next log block to write (under ioMu, copied under mu)
+	// Reused I/O buffers, under ioMu: the commit block, and the
+	// checkpoint's run of neighbouring home blocks.
+	commitBlk, homeRun []byte
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -128,14 +131,18 @@ type Journal struct {
 	logRevoked map[uint64]uint32
 	cp         map[uint64]*cpEntry
 	pins       map[uint64]*pinRef
-	// inClosed counts, per block, the closed transactions logging it.
-	inClosed  map[uint64]int
-	spare     [][]byte // log images no checkpoint entry points into, for reuse
-	used      int      // log blocks from the durable tail to head
-	committed uint32
-	err       error
-	shutdown  bool
-	stats     Stats
+	spare      [][]byte // log images no checkpoint entry points into, for reuse
+	// Scratch reused by closeLocked and commitLocked, so that a commit
+	// allocates nothing in the steady state.
+	closing     []*txBuf
+	tags        []ondisk.JournalBlockTag
+	spareLogged []loggedBlock
+	freeBufs    []*txBuf
+	used        int // log blocks from the durable tail to head
+	committed   uint32
+	err         error
+	shutdown    bool
+	stats       Stats
 
 	kick     chan struct{}
 	quit     chan struct{}
@@ -160,11 +167,14 @@ type transaction struct {
 	started     time.Time
 
 	// closed
-	image   []byte // log blocks but the commit block, in log order
-	logged  []loggedBlock
-	nlog    int // log blocks including the commit block
-	nrev    int
-	revoked []uint64 // blocks its revoke records name
+	image  []byte // log blocks but the commit block, in log order
+	logged []loggedBlock
+	// loggedSet indexes logged, built when Revoke first asks (see
+	// logsInClosed).
+	loggedSet map[uint64]struct{}
+	nlog      int // log blocks including the commit block
+	nrev      int
+	revoked   []uint64 // blocks its revoke records name
 
 	// committed
 	start uint32 // first log block
@@ -172,8 +182,9 @@ type transaction struct {
 }
 
 type txBuf struct {
-	b     *metacache.Buffer
-	dirty bool
+	b      *metacache.Buffer
+	dirty  bool
+	queued bool // closeLocked laid it out
 }
 
 // loggedBlock is one block copy of a closed transaction.
@@ -255,13 +266,12 @@ func newJournal(jf *journalFile, cfg Config, next uint32) *Journal {
 	j := &Journal{
 		jf: jf, c: jf.c, cfg: cfg, name: jf.name, bs: jf.bs, is64: sb.Has64Bit(),
 		first: sb.First, maxlen: sb.MaxLen, capacity: int(sb.MaxLen - sb.First),
-		head:     sb.First,
-		running:  newTransaction(next),
-		cp:       map[uint64]*cpEntry{},
-		pins:     map[uint64]*pinRef{},
-		inClosed: map[uint64]int{},
-		kick:     make(chan struct{}, 1),
-		quit:     make(chan struct{}),
+		head:    sb.First,
+		running: newTransaction(next),
+		cp:      map[uint64]*cpEntry{},
+		pins:    map[uint64]*pinRef{},
+		kick:    make(chan struct{}, 1),
+		quit:    make(chan struct{}),
 	}
 	j.committed = next - 1
 	j.cond = sync.NewCond(&j.mu)
@@ -456,8 +466,10 @@ func (j *Journal) closeRunning() error {
 // keeps pinned blocks) and serve stale copies once another node of a
 // clustered volume changes them. Under mu, with no handle open.
 func (j *Journal) releaseClean(r *transaction) {
-	for blk := range r.bufs {
+	for blk, tb := range r.bufs {
 		j.unpin(blk)
+		*tb = txBuf{}
+		j.freeBufs = append(j.freeBufs, tb)
 	}
 	clear(r.bufs)
 	r.order = r.order[:0]
