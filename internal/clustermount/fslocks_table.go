@@ -81,6 +81,9 @@ func (t *lockTable) get(id inode.LockID) *tableLock {
 	l := t.locks[id]
 	if l == nil {
 		l = &tableLock{id: id, lock: lockglue.NewLock(t.svc, lockName(id), t.flusher(id))}
+		if id.Kind == inode.LockInode {
+			l.lock.SetValue(t.valueOf(id.Blkno))
+		}
 		t.locks[id] = l
 	}
 	l.refs++
@@ -152,6 +155,39 @@ func (t *lockTable) TryLock(id inode.LockID, exclusive bool) (func(), bool) {
 		return nil, false
 	}
 	return func() { r(); t.put(l) }, true
+}
+
+// TakeValue implements inode.ClusterLocks.
+func (t *lockTable) TakeValue(id inode.LockID) ([inode.LockValueLen]byte, bool) {
+	t.mu.Lock()
+	l := t.locks[id]
+	t.mu.Unlock()
+	if l == nil {
+		return [inode.LockValueLen]byte{}, false
+	}
+	v, ok := l.lock.TakeValue()
+	return v, ok
+}
+
+// valueOf is the value block inode blkno's lock stores going down from
+// EX: the inode as this node leaves it (no operation uses the lock any
+// more; the flush that follows writes it home), read from the cache.
+func (t *lockTable) valueOf(blkno uint64) func() *lockglue.ValueBlock {
+	return func() *lockglue.ValueBlock {
+		mt := t.mt
+		mt.mu.Lock()
+		gone := mt.gone || mt.m == nil
+		mt.mu.Unlock()
+		if gone {
+			return nil
+		}
+		d, err := mt.m.Cache.Dinode(blkno)
+		if err != nil {
+			d = nil // deleted (or unreadable): the value says not in use
+		}
+		v := lockglue.ValueBlock(inode.LockValueOf(d).Encode())
+		return &v
+	}
 }
 
 // flusher is lock id's Flusher: write home what EX allowed to change,

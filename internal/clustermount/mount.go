@@ -14,10 +14,12 @@
 //     o2go also guards the inode's data with it. Allocators are inodes
 //     too: a slot's own stay EX on its node, the global bitmap moves to
 //     whoever claims or frees clusters. Before M goes down from EX a node
-//     writes its journal home; going to NL it forgets the inode's blocks
-//     (and those it cannot tell the owner of). Every operation takes its
-//     set in one order (inode.LockSet.Sorted), so no two wait for each
-//     other.
+//     writes its journal home and leaves in the lock's value block the
+//     inode's size, times and attributes (inode.LockValue), which the next
+//     holder checks the inode block it reads against; going to NL it
+//     forgets the inode's blocks (and those it cannot tell the owner of).
+//     Every operation takes its set in one order (inode.LockSet.Sorted),
+//     so no two wait for each other.
 //   - T (a refcount tree) and R (the rename lock, EX for a move between
 //     directories) the same way.
 //   - S (the superblock lock): every operation holds it PR, last; mounts,

@@ -3,6 +3,7 @@ package clustermount
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"o2go/internal/dlm"
 	"o2go/internal/fs/lockglue"
@@ -16,7 +17,27 @@ type dlmService struct {
 	domain string
 }
 
-type dlmHeld struct{ l *node.Lock }
+// dlmHeld is a granted lock, with the value block its last grant read.
+type dlmHeld struct {
+	l     *node.Lock
+	mu    sync.Mutex
+	value lockglue.ValueBlock
+	valid bool
+}
+
+// note records the value block an AST carries.
+func (h *dlmHeld) note(a dlm.AST) {
+	h.mu.Lock()
+	h.value, h.valid = lockglue.ValueBlock(a.LVB), a.LVBRead && a.LVBValid
+	h.mu.Unlock()
+}
+
+// LastValue implements lockglue.ValueReader.
+func (h *dlmHeld) LastValue() (lockglue.ValueBlock, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.value, h.valid
+}
 
 func dlmMode(m lockglue.Mode) dlm.Mode {
 	switch m {
@@ -64,16 +85,27 @@ func busy(err error) error {
 }
 
 func (s dlmService) Lock(ctx context.Context, name string, r lockglue.Request, onBlock func(lockglue.Mode)) (lockglue.Held, error) {
-	l, _, err := s.d.Lock(ctx, s.domain, name, dlmMode(r.Mode), dlmFlags(r), func(b dlm.BAST) { onBlock(glueMode(b.Mode)) })
+	l, a, err := s.d.Lock(ctx, s.domain, name, dlmMode(r.Mode), dlmFlags(r), func(b dlm.BAST) { onBlock(glueMode(b.Mode)) })
 	if err != nil {
 		return nil, busy(err)
 	}
-	return dlmHeld{l}, nil
+	h := &dlmHeld{l: l}
+	h.note(a)
+	return h, nil
 }
 
-func (h dlmHeld) Convert(ctx context.Context, r lockglue.Request) error {
-	_, err := h.l.Convert(ctx, dlmMode(r.Mode), dlmFlags(r), nil)
-	return busy(err)
+func (h *dlmHeld) Convert(ctx context.Context, r lockglue.Request) error {
+	var lvb *dlm.LVB
+	if r.Value != nil {
+		v := dlm.LVB(*r.Value)
+		lvb = &v
+	}
+	a, err := h.l.Convert(ctx, dlmMode(r.Mode), dlmFlags(r), lvb)
+	if err != nil {
+		return busy(err)
+	}
+	h.note(a)
+	return nil
 }
 
-func (h dlmHeld) Unlock() error { return h.l.Unlock(nil) }
+func (h *dlmHeld) Unlock() error { return h.l.Unlock(nil) }

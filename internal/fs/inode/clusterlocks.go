@@ -107,6 +107,10 @@ type ClusterLocks interface {
 	// it needs no waiting: this node holds it at the level asked and no
 	// other node waits for it.
 	TryLock(id LockID, exclusive bool) (release func(), ok bool)
+	// TakeValue returns, once per grant of inode lock id, the value block
+	// the grant read (LockValue), for the first read of the inode to
+	// check; ok false when there is none to check.
+	TakeValue(id LockID) (v [LockValueLen]byte, ok bool)
 }
 
 // needLockError is an operation finding it needs a lock it does not

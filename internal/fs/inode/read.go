@@ -38,6 +38,15 @@ func (f *FS) Inode(blkno uint64) (*ondisk.Dinode, error) {
 	if isFreedInode(err) {
 		return nil, &PathError{Op: "read", Path: fmt.Sprintf("inode %d", blkno), Err: fmt.Errorf("deleted: %w", syscall.ESTALE)}
 	}
+	if err == nil && f.W != nil && f.W.Cluster != nil {
+		// The first read under a fresh grant checks what the lock's value
+		// block says the last node to change the inode left.
+		if v, ok := f.W.Cluster.TakeValue(InodeLock(blkno)); ok {
+			if err := checkLockValue(v, d); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return d, err
 }
 

@@ -38,7 +38,9 @@
 // keeps nothing (down to NL) it also forgets what it cached under the
 // lock — and converts down to the highest level compatible
 // with the request. The other node then reads home locations that are
-// current: "a read on a node gets the last write".
+// current: "a read on a node gets the last write". Going down from EX
+// it also stores a value block (SetValue: for an inode, its size, times
+// and attributes), which the next grant reads (TakeValue).
 //
 // # Recovery
 //

@@ -44,6 +44,24 @@ type Request struct {
 	Try bool
 	// Recovery passes the ghosts of dead nodes' locks (recovery only).
 	Recovery bool
+	// Value, on a conversion down from EX, is stored in the lock's value
+	// block (nil: the block stays as it is).
+	Value *ValueBlock
+}
+
+// ValueBlockLen is the size of a lock value block.
+const ValueBlockLen = 64
+
+// ValueBlock is a lock value block: a few bytes the lock manager keeps
+// with the resource, written by a holder as it gives up EX and read by
+// whoever is granted the lock next.
+type ValueBlock [ValueBlockLen]byte
+
+// ValueReader is what a Held whose lock manager keeps value blocks also
+// offers: the value block its last grant read; valid is false when a
+// holder that could have written it died (or nothing was read).
+type ValueReader interface {
+	LastValue() (v ValueBlock, valid bool)
 }
 
 // Service is the lock manager lockglue runs on (the agent's DLM).
@@ -95,6 +113,52 @@ type Lock struct {
 	cancelUp   context.CancelFunc // cancels a pending up-conversion
 	err        error
 	stats      Stats
+
+	value func() *ValueBlock // what to store going down from EX (SetValue)
+	// fresh is the value block the last grant read, until Value takes it.
+	fresh      ValueBlock
+	freshValid bool
+}
+
+// SetValue has fn give the value block to store each time the lock goes
+// down from EX (called before the flush, once the last local user is
+// done): the state of what it protects as this node leaves it, for the
+// next holder. fn returns nil to store nothing.
+func (l *Lock) SetValue(fn func() *ValueBlock) {
+	l.mu.Lock()
+	l.value = fn
+	l.mu.Unlock()
+}
+
+// TakeValue returns, once per grant, the value block the grant read (ok
+// false: none, already taken, or invalid because a holder died).
+func (l *Lock) TakeValue() (v ValueBlock, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	v, ok = l.fresh, l.freshValid
+	l.freshValid = false
+	return v, ok
+}
+
+// noteValue records what a grant read. Under mu.
+func (l *Lock) noteValue(h Held) {
+	l.freshValid = false
+	if r, ok := h.(ValueReader); ok {
+		l.fresh, l.freshValid = r.LastValue()
+	}
+}
+
+// downRequest is the Request of a conversion down from from to to.
+// Not under mu.
+func (l *Lock) downRequest(from, to Mode) Request {
+	r := Request{Mode: to}
+	l.mu.Lock()
+	fn := l.value
+	l.mu.Unlock()
+	if from == EX && fn != nil {
+		r.Value = fn()
+	}
+	return r
 }
 
 // Stats count what a lock did (the fs_locks view).
@@ -272,6 +336,7 @@ func (l *Lock) raise(ctx context.Context, want Mode, recovery bool) error {
 		return nil
 	}
 	l.held, l.mode = held, want
+	l.noteValue(held)
 	if l.blocked {
 		l.startDown()
 	}
@@ -339,9 +404,10 @@ func (l *Lock) down() {
 		held := l.held
 		l.converting = true // no other request on the lock meanwhile
 		l.mu.Unlock()
+		req := l.downRequest(from, to) // before the flush forgets what it reads
 		err := l.flush(from, to)
 		if err == nil {
-			err = held.Convert(context.Background(), Request{Mode: to})
+			err = held.Convert(context.Background(), req)
 		}
 		l.mu.Lock()
 		l.converting = false
@@ -439,7 +505,12 @@ func (l *Lock) Close() error {
 	}
 	var errs []error
 	if from > NL {
+		req := l.downRequest(from, NL)
 		errs = append(errs, l.flush(from, NL))
+		if req.Value != nil {
+			// Leave the value block current for the next holder.
+			errs = append(errs, held.Convert(context.Background(), req))
+		}
 	}
 	errs = append(errs, held.Unlock())
 	return errors.Join(errs...)

@@ -340,3 +340,88 @@ func TestVolumeLockRecoverWithRequestPending(t *testing.T) {
 		t.Fatalf("the recovery still waits 2 s later, behind the pending request (lock state %+v)", l.State())
 	}
 }
+
+// valueService is one node's lock manager that keeps a value block: it
+// grants everything, stores a down-conversion's value and hands the
+// stored block to the next grant.
+type valueService struct {
+	mu     sync.Mutex
+	stored ValueBlock
+	valid  bool
+	held   *valueHeld
+}
+
+type valueHeld struct {
+	s         *valueService
+	read      ValueBlock
+	readValid bool
+}
+
+func (s *valueService) Lock(_ context.Context, _ string, r Request, _ func(Mode)) (Held, error) {
+	h := &valueHeld{s: s}
+	s.held = h
+	return h, h.Convert(context.Background(), r)
+}
+
+func (h *valueHeld) Convert(_ context.Context, r Request) error {
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
+	if r.Value != nil {
+		h.s.stored, h.s.valid = *r.Value, true
+	}
+	h.read, h.readValid = h.s.stored, h.s.valid
+	return nil
+}
+
+func (h *valueHeld) Unlock() error { return nil }
+
+func (h *valueHeld) LastValue() (ValueBlock, bool) { return h.read, h.readValid }
+
+// TestValueBlock: going down from EX the lock stores what SetValue's
+// function gives, computed before the flush; a grant's value is taken
+// once.
+func TestValueBlock(t *testing.T) {
+	s := &valueService{}
+	var order []string
+	l := NewLock(s, "M000000000000000000000000000042", func(from, to Mode) error {
+		order = append(order, "flush")
+		return nil
+	})
+	var v ValueBlock
+	v[0], v[63] = 7, 9
+	l.SetValue(func() *ValueBlock { order = append(order, "value"); return &v })
+	release, err := l.Acquire(context.Background(), EX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := l.TakeValue(); ok {
+		t.Fatal("the first grant of a lock never written has a value")
+	}
+	release()
+	l.onBlock(PR) // another node asks: down to PR, storing the value
+	deadline := time.Now().Add(5 * time.Second)
+	for l.State().Mode != "PR" {
+		if time.Now().After(deadline) {
+			t.Fatal("the lock did not go down to PR")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if len(order) != 2 || order[0] != "value" || order[1] != "flush" {
+		t.Fatalf("order %v, want the value computed before the flush", order)
+	}
+	if !s.valid || s.stored != v {
+		t.Fatalf("stored %v (valid %v), want %v", s.stored[:2], s.valid, v[:2])
+	}
+	// Up again: the grant reads the value, taken once.
+	release, err = l.Acquire(context.Background(), EX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if got, ok := l.TakeValue(); !ok || got != v {
+		t.Fatalf("the grant after the value was stored took %v, %v", got[:2], ok)
+	}
+	if _, ok := l.TakeValue(); ok {
+		t.Fatal("a grant's value was taken twice")
+	}
+}

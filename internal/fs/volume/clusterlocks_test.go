@@ -29,6 +29,10 @@ func (g *grudgingLocks) Lock(set inode.LockSet) (func(), error) {
 
 func (g *grudgingLocks) TryLock(inode.LockID, bool) (func(), bool) { return nil, false }
 
+func (g *grudgingLocks) TakeValue(inode.LockID) ([inode.LockValueLen]byte, bool) {
+	return [inode.LockValueLen]byte{}, false
+}
+
 // took reports whether some set since mark held id at exclusive or more.
 func (g *grudgingLocks) took(mark int, id inode.LockID, exclusive bool) bool {
 	g.mu.Lock()
