@@ -84,6 +84,9 @@ func (t *lockTable) get(id inode.LockID) *tableLock {
 		if id.Kind == inode.LockInode {
 			l.lock.SetValue(t.valueOf(id.Blkno))
 		}
+		if id.Kind != inode.LockRename {
+			l.lock.OnFreshGrant(t.forgetUnowned)
+		}
 		t.locks[id] = l
 	}
 	l.refs++
@@ -155,6 +158,20 @@ func (t *lockTable) TryLock(id inode.LockID, exclusive bool) (func(), bool) {
 		return nil, false
 	}
 	return func() { r(); t.put(l) }, true
+}
+
+// forgetUnowned runs when an inode or refcount lock is granted to this
+// node anew: a metadata block this node freed and still caches (its owner
+// unknown) may have been used again by another node under this lock.
+// Blocks with a known owner are checked on read instead (metacache).
+func (t *lockTable) forgetUnowned() {
+	mt := t.mt
+	mt.mu.Lock()
+	gone := mt.gone || mt.m == nil
+	mt.mu.Unlock()
+	if !gone {
+		mt.m.ForgetUnowned()
+	}
 }
 
 // TakeValue implements inode.ClusterLocks.

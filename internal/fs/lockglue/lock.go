@@ -115,6 +115,7 @@ type Lock struct {
 	stats      Stats
 
 	value func() *ValueBlock // what to store going down from EX (SetValue)
+	onFresh func()           // after a grant to a lock not held (OnFreshGrant)
 	// fresh is the value block the last grant read, until Value takes it.
 	fresh      ValueBlock
 	freshValid bool
@@ -127,6 +128,15 @@ type Lock struct {
 func (l *Lock) SetValue(fn func() *ValueBlock) {
 	l.mu.Lock()
 	l.value = fn
+	l.mu.Unlock()
+}
+
+// OnFreshGrant has fn run each time the lock is granted PR or EX while
+// this node held it at NL or not at all, before any user gets it: what
+// the node cached that no lock of its own covered may have changed.
+func (l *Lock) OnFreshGrant(fn func()) {
+	l.mu.Lock()
+	l.onFresh = fn
 	l.mu.Unlock()
 }
 
@@ -295,12 +305,17 @@ func (l *Lock) raise(ctx context.Context, want Mode, recovery bool) error {
 	l.cancelUp = cancel
 	l.mu.Unlock()
 	var err error
+	fresh := held == nil || l.mode == NL
+	onFresh := l.onFresh
 	if held == nil {
 		held, err = l.svc.Lock(rctx, l.Name, Request{Mode: want, Recovery: recovery}, l.onBlock)
 	} else {
 		err = held.Convert(rctx, Request{Mode: want, Recovery: recovery})
 	}
 	cancel()
+	if err == nil && fresh && want > NL && onFresh != nil {
+		onFresh() // still converting: every user waits for it
+	}
 	l.mu.Lock()
 	l.converting = false
 	l.cancelUp = nil

@@ -197,6 +197,20 @@ func (c *Cache) ForgetOwner(owner uint64) (kept int) {
 	return kept
 }
 
+// ForgetUnowned drops every unpinned block whose owner is not known:
+// what a node must not trust once it is granted a lock it did not hold
+// (such a block, freed here and used again elsewhere under that lock,
+// would otherwise be read stale).
+func (c *Cache) ForgetUnowned() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range c.byOwner[0] {
+		if b.pins == 0 {
+			c.removeLocked(b)
+		}
+	}
+}
+
 // SetOwner records that b belongs to inode owner: its cluster lock is the
 // one that protects b (ForgetOwner). The typed readers that know the owner
 // set it (an inode owns itself, a directory its blocks); other blocks stay

@@ -124,3 +124,58 @@ func TestForgetOwner(t *testing.T) {
 		t.Fatal("a block NewBuffer reset kept its old owner")
 	}
 }
+
+// TestReadForAnotherOwnerRereads: a block cached for one owner and read
+// for another was freed and used again (by another node, under a lock
+// this node did not hold): the read goes to the device. ForgetUnowned
+// drops the blocks no reader claimed.
+func TestReadForAnotherOwnerRereads(t *testing.T) {
+	dev := blockdev.NewMemory("mem0", 64*4096, 512)
+	f := blockdev.NewFaulty(dev)
+	c := New(f, 4096, Options{})
+	reads := func() int64 { r, _, _ := f.Ops(); return r }
+	if _, _, err := c.DirBlock(7, 10); err != nil {
+		t.Fatal(err)
+	}
+	before := reads()
+	if _, _, err := c.DirBlock(7, 10); err != nil || reads() != before {
+		t.Fatalf("a second read for the same owner went to the device (%v)", err)
+	}
+	if _, _, err := c.DirBlock(7, 20); err != nil || reads() != before+1 {
+		t.Fatalf("a read for another owner was served from the cache (%v)", err)
+	}
+	unowned, err := c.Get(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned, _ := c.Get(9)
+	c.Pin(pinned)
+	c.ForgetUnowned()
+	if _, ok := c.bufs[unowned.Blkno]; ok {
+		t.Fatal("ForgetUnowned kept an unowned block")
+	}
+	if _, ok := c.bufs[7]; !ok {
+		t.Fatal("ForgetUnowned dropped an owned block")
+	}
+	if _, ok := c.bufs[9]; !ok {
+		t.Fatal("ForgetUnowned dropped a pinned block")
+	}
+}
+
+// TestReadAsAnotherStructureRereads: a block cached decoded as one
+// structure and read as another is read anew from the device.
+func TestReadAsAnotherStructureRereads(t *testing.T) {
+	dev := blockdev.NewMemory("mem0", 64*4096, 512)
+	f := blockdev.NewFaulty(dev)
+	c := New(f, 4096, Options{})
+	b, err := c.Get(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.setDecoded(b, &ondisk.DirTrailer{}) // a directory block's, once
+	before, _, _ := f.Ops()
+	c.ExtentBlock(5) // fails its checks on zeros; what matters is the read
+	if after, _, _ := f.Ops(); after != before+1 {
+		t.Fatalf("reading a block cached as a directory block as an extent block made %d device reads, want 1", after-before)
+	}
+}

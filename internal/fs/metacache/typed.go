@@ -12,6 +12,36 @@ func (c *Cache) decodedOf(b *Buffer, owner uint64) any {
 	return b.decoded
 }
 
+// ownerNone is the owner the typed readers of blocks that never have a
+// known owner (extent, xattr, dx leaf and refcount blocks) pass: a cached
+// copy that a reader with an owner left (a directory block, an inode) is
+// one from before the block was freed and used again.
+const ownerNone = ^uint64(0)
+
+// forgetIfOtherOwner drops a cached, unpinned copy of blkno that another
+// owner's read left: the block was freed and used again since (another
+// node's cluster lock covered the new use, not this node's copy), so it
+// is read anew.
+func (c *Cache) forgetIfOtherOwner(blkno, owner uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b := c.bufs[blkno]; b != nil && b.owner != 0 && b.owner != owner && b.pins == 0 {
+		c.removeLocked(b)
+	}
+}
+
+// dropIfDecodedOther drops b, unless pinned, when it is cached decoded
+// as something isType rejects, and reports whether it did.
+func (c *Cache) dropIfDecodedOther(b *Buffer, isType func(any) bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b.decoded == nil || isType(b.decoded) || b.pins > 0 || c.bufs[b.Blkno] != b {
+		return false
+	}
+	c.removeLocked(b)
+	return true
+}
+
 // ownLocked records owner (when known) for b if b is still cached. Under mu.
 func (c *Cache) ownLocked(b *Buffer, owner uint64) {
 	if owner != 0 && c.bufs[b.Blkno] == b {
@@ -31,7 +61,7 @@ func (c *Cache) InvalidateDecoded(b *Buffer) { c.setDecoded(b, nil) }
 // ExtentBlock returns the extent block at blkno, checked (META_ECC,
 // signature, counts, own block number, volume generation, record order).
 func (c *Cache) ExtentBlock(blkno uint64) (*ondisk.ExtentBlock, error) {
-	return typed(c, blkno, 0, ondisk.ExtentBlockCheckOffset, "extent block", ondisk.DecodeExtentBlock,
+	return typed(c, blkno, ownerNone, ondisk.ExtentBlockCheckOffset, "extent block", ondisk.DecodeExtentBlock,
 		func(eb *ondisk.ExtentBlock) error {
 			if err := eb.SelfCheck(blkno, c.opts.FSGeneration); err != nil {
 				return err
@@ -45,9 +75,22 @@ func (c *Cache) ExtentBlock(blkno uint64) (*ondisk.ExtentBlock, error) {
 // A known owner (not 0) is recorded for the block (SetOwner).
 func typed[T any](c *Cache, blkno, owner uint64, checkOff int, name string, decode func([]byte) (T, error), self func(T) error) (T, error) {
 	var zero T
+	if owner != 0 {
+		c.forgetIfOtherOwner(blkno, owner)
+	}
+	if owner == ownerNone {
+		owner = 0
+	}
 	b, err := c.GetChecked(blkno, checkOff, name)
 	if err != nil {
 		return zero, err
+	}
+	if c.dropIfDecodedOther(b, func(v any) bool { _, ok := v.(T); return ok }) {
+		// Cached as another structure: the block was freed and used
+		// again since (by another node); read it anew.
+		if b, err = c.GetChecked(blkno, checkOff, name); err != nil {
+			return zero, err
+		}
 	}
 	if v, ok := c.decodedOf(b, owner).(T); ok {
 		return v, nil
@@ -118,19 +161,19 @@ func (c *Cache) DXRoot(blkno, dir uint64) (*ondisk.DXRoot, error) {
 
 // DXLeaf returns the indexed-directory leaf at blkno.
 func (c *Cache) DXLeaf(blkno uint64) (*ondisk.DXLeaf, error) {
-	return typed(c, blkno, 0, ondisk.DXLeafCheckOffset, "dx leaf", ondisk.DecodeDXLeaf,
+	return typed(c, blkno, ownerNone, ondisk.DXLeafCheckOffset, "dx leaf", ondisk.DecodeDXLeaf,
 		func(l *ondisk.DXLeaf) error { return l.SelfCheck(blkno, c.opts.FSGeneration) })
 }
 
 // XattrBlock returns the xattr block at blkno.
 func (c *Cache) XattrBlock(blkno uint64) (*ondisk.XattrBlock, error) {
-	return typed(c, blkno, 0, ondisk.XattrBlockCheckOffset, "xattr block", ondisk.DecodeXattrBlock,
+	return typed(c, blkno, ownerNone, ondisk.XattrBlockCheckOffset, "xattr block", ondisk.DecodeXattrBlock,
 		func(x *ondisk.XattrBlock) error { return x.SelfCheck(blkno, c.opts.FSGeneration) })
 }
 
 // RefcountBlock returns the refcount tree block at blkno.
 func (c *Cache) RefcountBlock(blkno uint64) (*ondisk.RefcountBlock, error) {
-	return typed(c, blkno, 0, ondisk.RefcountBlockCheckOffset, "refcount block", ondisk.DecodeRefcountBlock,
+	return typed(c, blkno, ownerNone, ondisk.RefcountBlockCheckOffset, "refcount block", ondisk.DecodeRefcountBlock,
 		func(r *ondisk.RefcountBlock) error { return r.SelfCheck(blkno, c.opts.FSGeneration) })
 }
 
@@ -139,6 +182,7 @@ func (c *Cache) RefcountBlock(blkno uint64) (*ondisk.RefcountBlock, error) {
 // (and, with META_ECC, its check) verified; blocks without one are taken
 // whole, which is how unindexed directories of non-META_ECC volumes look.
 func (c *Cache) DirBlock(blkno, dir uint64) (area []byte, trailer *ondisk.DirTrailer, err error) {
+	c.forgetIfOtherOwner(blkno, dir)
 	b, err := c.Get(blkno)
 	if err != nil {
 		return nil, nil, err

@@ -114,6 +114,16 @@ func (m *Mounted) ForgetInode(blkno uint64) error {
 	return nil
 }
 
+// ForgetUnowned drops the cached blocks whose owner is not known (see
+// metacache.Cache.ForgetUnowned), under the metadata lock: no operation
+// holds one of them meanwhile.
+func (m *Mounted) ForgetUnowned() {
+	w := m.FS.W
+	w.Meta.Lock()
+	defer w.Meta.Unlock()
+	m.Cache.ForgetUnowned()
+}
+
 // SlotRecovery says what RecoverSlot did.
 type SlotRecovery struct {
 	Slot    int
