@@ -114,8 +114,8 @@ type Lock struct {
 	err        error
 	stats      Stats
 
-	value func() *ValueBlock // what to store going down from EX (SetValue)
-	onFresh func()           // after a grant to a lock not held (OnFreshGrant)
+	value   func() *ValueBlock // what to store going down from EX (SetValue)
+	onFresh func()             // after a grant to a lock not held (OnFreshGrant)
 	// fresh is the value block the last grant read, until Value takes it.
 	fresh      ValueBlock
 	freshValid bool
