@@ -128,11 +128,13 @@ type dirBlock struct {
 // it has one, or must have one because the directory is indexed) and every
 // entry, so that nothing is written on top of damage.
 func (e *editor) readBlock(blkno uint64) (*dirBlock, error) {
-	buf, err := e.C.Get(blkno)
-	if err != nil {
+	// The checked read first: it may replace a cached copy that is not
+	// this directory's (see metacache), and buf must be the one cached.
+	if _, _, err := e.C.DirBlock(blkno, e.d.Blkno); err != nil {
 		return nil, fmt.Errorf("%s: %w", e.owner(), err)
 	}
-	if _, _, err := e.C.DirBlock(blkno, e.d.Blkno); err != nil {
+	buf, err := e.C.Get(blkno)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", e.owner(), err)
 	}
 	b := &dirBlock{blkno: blkno, buf: buf}

@@ -18,6 +18,15 @@ func (c *Cache) decodedOf(b *Buffer, owner uint64) any {
 // one from before the block was freed and used again.
 const ownerNone = ^uint64(0)
 
+// GetUnowned is Get for a block read without a typed reader that never
+// has an owner (xattr buckets and value blocks): a cached copy an owner's
+// read left is from before the block was freed and used again, and is
+// read anew.
+func (c *Cache) GetUnowned(blkno uint64) (*Buffer, error) {
+	c.forgetIfOtherOwner(blkno, ownerNone)
+	return c.Get(blkno)
+}
+
 // forgetIfOtherOwner drops a cached, unpinned copy of blkno that another
 // owner's read left: the block was freed and used again since (another
 // node's cluster lock covered the new use, not this node's copy), so it

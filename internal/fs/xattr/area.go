@@ -323,7 +323,7 @@ func (e *editor) loadBucket(blkno uint64) (*bucket, error) {
 	}
 	raw := make([]byte, ondisk.XattrBucketSize)
 	for i := 0; i < e.bucketBlocks(); i++ {
-		b, err := e.C.Get(blkno + uint64(i))
+		b, err := e.C.GetUnowned(blkno + uint64(i))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", e.owner(), err)
 		}

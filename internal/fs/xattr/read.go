@@ -129,7 +129,7 @@ func (x Inode) Bucket(blkno uint64) (*ondisk.XattrHeader, error) {
 	bs := x.SB.BlockSize()
 	buf := make([]byte, ondisk.XattrBucketSize)
 	for i := 0; i < ondisk.XattrBucketBlocks(bs); i++ {
-		b, err := x.C.Get(blkno + uint64(i))
+		b, err := x.C.GetUnowned(blkno + uint64(i))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", x.owner(), err)
 		}
@@ -203,7 +203,7 @@ func (x Inode) Value(a Attr) ([]byte, error) {
 		}
 		n := min(uint64(r.Clusters)*cs, e.ValueSize-start)
 		for off := uint64(0); off < n; off += bs {
-			b, err := x.C.Get(r.Blkno + off/bs)
+			b, err := x.C.GetUnowned(r.Blkno + off/bs)
 			if err != nil {
 				return err
 			}

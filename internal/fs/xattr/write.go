@@ -499,7 +499,7 @@ func (e *editor) blockFor(blkno uint64) (*metacache.Buffer, error) {
 	if e.fresh[blkno] {
 		return e.Tx.New(blkno)
 	}
-	b, err := e.C.Get(blkno)
+	b, err := e.C.GetUnowned(blkno)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", e.owner(), err)
 	}
