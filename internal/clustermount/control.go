@@ -23,11 +23,25 @@ type MountInfo struct {
 	Slot       int                `json:"slot"`
 	Since      time.Time          `json:"since"`
 	VolumeLock lockglue.LockState `json:"volume_lock"`
+	// FsLocks are the counts of every file-system lock of the mount since
+	// it began, the volume lock and those given up since included.
+	FsLocks lockglue.Stats `json:"fs_locks"`
+	// LockRestarts counts the operations run again for a cluster lock
+	// they found they needed (inode.Writer.LockRestarts).
+	LockRestarts uint64 `json:"lock_restarts"`
 }
 
 // Info describes the mount.
 func (mt *Mount) Info() MountInfo {
-	return MountInfo{Device: mt.Device, Mountpoint: mt.Mountpoint, UUID: mt.UUID, Slot: mt.Slot, Since: mt.Started, VolumeLock: mt.LockState()}
+	mi := MountInfo{Device: mt.Device, Mountpoint: mt.Mountpoint, UUID: mt.UUID, Slot: mt.Slot, Since: mt.Started, VolumeLock: mt.LockState()}
+	mi.FsLocks = mi.VolumeLock.Stats
+	if mt.table != nil {
+		mi.FsLocks.Add(mt.table.totals())
+	}
+	if mt.m != nil && mt.m.FS.W != nil {
+		mi.LockRestarts = mt.m.FS.W.LockRestarts()
+	}
+	return mi
 }
 
 // RegisterControl adds fs.mount, fs.mounts and fs.locks to the agent's

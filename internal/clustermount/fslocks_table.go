@@ -29,6 +29,7 @@ type lockTable struct {
 	closing  map[inode.LockID]chan struct{} // given up, not yet unlocked
 	tick     uint64                         // use clock, for the idle order
 	evicting bool
+	retired  lockglue.Stats // counts of the locks given up
 }
 
 // tableLock is one lock of the table.
@@ -252,7 +253,9 @@ func (t *lockTable) evict() {
 		if err := l.lock.Close(); err != nil {
 			t.mt.mg.Log.Error("giving up an idle file-system lock", "lock", l.lock.Name, "err", err)
 		}
+		st := l.lock.State().Stats
 		t.mu.Lock()
+		t.retired.Add(st)
 		close(t.closing[l.id])
 		delete(t.closing, l.id)
 		t.mu.Unlock()
@@ -278,6 +281,18 @@ func (t *lockTable) closeAll() error {
 		}
 	}
 	return first
+}
+
+// totals sums the counts of every lock the table has or had.
+func (t *lockTable) totals() lockglue.Stats {
+	states := t.states()
+	t.mu.Lock()
+	sum := t.retired
+	t.mu.Unlock()
+	for _, st := range states {
+		sum.Add(st.Stats)
+	}
+	return sum
 }
 
 // states returns the state of every lock of the table, by name.

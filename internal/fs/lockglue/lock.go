@@ -193,6 +193,24 @@ type WaitStats struct {
 	Max   time.Duration `json:"wait_max_ns"`
 }
 
+// Add adds o's counts to s (totals over many locks).
+func (s *Stats) Add(o Stats) {
+	s.Acquires += o.Acquires
+	s.Requests += o.Requests
+	s.Downconverts += o.Downconverts
+	s.Blocks += o.Blocks
+	s.Retries += o.Retries
+	s.PR.add(o.PR)
+	s.EX.add(o.EX)
+}
+
+func (w *WaitStats) add(o WaitStats) {
+	w.Gets += o.Gets
+	w.Waits += o.Waits
+	w.Total += o.Total
+	w.Max = max(w.Max, o.Max)
+}
+
 // count records a get at level m. Under mu.
 func (s *Stats) count(m Mode, waited bool, d time.Duration) {
 	w := &s.PR
