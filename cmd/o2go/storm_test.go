@@ -869,11 +869,29 @@ func TestClusteredMetadataStorm(t *testing.T) {
 			t.Errorf("node %d lists another tree than node 0:\n%s", i, d)
 		}
 	}
+	mc.logLockTotals()
 	for i := 0; i < 3; i++ {
 		mc.umount(i)
 		mc.waitUnmounted(i)
 	}
 	requireFsckCleanExplained(t, mc.img, seed, func() string { return formatRecords(records) })
+}
+
+// logLockTotals logs what every node's file-system locks did (requests,
+// downconverts, requests re-asked after lockglue.RequestRetry, operations
+// started again for a lock): the context of a failure.
+func (mc *mountCluster) logLockTotals() {
+	mc.t.Helper()
+	for i := range mc.mnt {
+		var ms []clustermount.MountInfo
+		if err := mc.call(i, "fs.mounts", &ms); err != nil || len(ms) != 1 {
+			mc.t.Logf("node %d: fs.mounts: %v (%d mounts)", i, err, len(ms))
+			continue
+		}
+		l := ms[0].FsLocks
+		mc.t.Logf("node %d locks: %d requests, %d downconverts, %d blocking notifications, %d re-asked after RequestRetry, %d operations started again",
+			i, l.Requests, l.Downconverts, l.Blocks, l.Retries, ms[0].LockRestarts)
+	}
 }
 
 // requireFsckCleanExplained is realtools.RequireFsckClean that, on a

@@ -190,6 +190,9 @@ func (f *FS) Link(ino, parent uint64, name string) error {
 		if !pd.IsDir() {
 			return syscall.ENOTDIR
 		}
+		if pd.Links == 0 {
+			return syscall.ENOENT // the directory was removed (see Rename)
+		}
 		if err := dir.Add(f.dirEnv(tx), pd, name, ino, d.FileType()); err != nil {
 			return err
 		}

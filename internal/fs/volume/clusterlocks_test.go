@@ -2,6 +2,7 @@ package volume
 
 import (
 	"bytes"
+	"errors"
 	"maps"
 	"sync"
 	"syscall"
@@ -149,5 +150,51 @@ func TestClusterLockDiscipline(t *testing.T) {
 	g.mu.Unlock()
 	t.Logf("%d lock sets, %d operations started again", g.mark(), w.LockRestarts())
 	must("unmount", m.Unmount())
+	realtools.RequireFsckClean(t, img)
+}
+
+// TestNothingEntersARemovedDirectory: a directory removed while still
+// known (on a clustered mount, another node's kernel looked it up before
+// this node's rmdir) takes no new name: create, link and rename into it
+// fail with ENOENT, as the VFS refuses a dead directory, and the volume
+// stays clean (a name added to it would vanish with it, leaving its inode
+// with a link and no entry).
+func TestNothingEntersARemovedDirectory(t *testing.T) {
+	realtools.Require(t)
+	img := realtools.MkfsImage(t, 64<<20, "-b", "4096", "-C", "4096", "-N", "2")
+	m, err := Mount(img, DefaultMountOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, root := m.FS, m.SB.RootBlkno
+	d, err := fs.Create(root, "d", inode.NewNode{Mode: syscall.S_IFDIR | 0o755}, inode.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := fs.Create(root, "f", inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.Open(d) // known, as a kernel's dentry keeps it
+	if err := fs.Unlink(root, "d", true); err != nil {
+		t.Fatal(err)
+	}
+	for what, err := range map[string]error{
+		"rename into it": fs.Rename(root, "f", d, "g", 0),
+		"link into it":   fs.Link(f, d, "h"),
+	} {
+		if !errors.Is(err, syscall.ENOENT) {
+			t.Errorf("%s: %v, want ENOENT", what, err)
+		}
+	}
+	if _, err := fs.Create(d, "x", inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{}); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("create in it: %v, want ENOENT", err)
+	}
+	if err := fs.Release(d); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Unmount(); err != nil {
+		t.Fatal(err)
+	}
 	realtools.RequireFsckClean(t, img)
 }
