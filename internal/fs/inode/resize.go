@@ -137,48 +137,46 @@ func (f *FS) Truncate(ino uint64, size int64) error {
 	if _, err := f.writer(); err != nil {
 		return err
 	}
-	d, err := f.Stat(ino)
-	if err != nil {
-		return err
-	}
-	if !d.IsReg() {
-		if d.IsDir() {
-			return syscall.EISDIR
-		}
-		return syscall.EINVAL
-	}
 	now := diskTime(f.W.now())
-	setTimes := func(d *ondisk.Dinode) { d.Mtime, d.Ctime = now, now }
-	if size >= int64(d.Size) || d.Inline != nil {
-		return f.run(inodes(true, ino), 8, func(tx metacache.Tx) error {
-			d, b, err := f.inodeForWrite(tx, ino)
-			if err != nil {
-				return err
-			}
-			if err := f.resizeInPlace(tx, d, size); err != nil {
-				return err
-			}
-			setTimes(d)
-			return saveInode(tx, d, b)
-		})
-	}
 	cbits := f.SB.ClusterSizeBits
 	keep := uint32((size + int64(1)<<cbits - 1) >> cbits)
-	if size%(int64(1)<<cbits) != 0 {
-		// Zero the kept cluster's tail first, as the kernel does: those bytes
-		// go whether or not the rest of the truncate survives a crash.
-		if err := f.run(inodes(true, ino), 4, func(tx metacache.Tx) error {
-			d, b, err := f.inodeForWrite(tx, ino)
-			if err != nil {
-				return err
+	// What to do is decided under the inode's lock, from the inode as it
+	// is then: on a clustered mount another node may have grown the file
+	// (or moved its inline data out) since any earlier look.
+	var shrink bool
+	err := f.run(inodes(true, ino), 8, func(tx metacache.Tx) error {
+		shrink = false
+		d, b, err := f.inodeForWrite(tx, ino)
+		if err != nil {
+			return err
+		}
+		if !d.IsReg() {
+			if d.IsDir() {
+				return syscall.EISDIR
+			}
+			return syscall.EINVAL
+		}
+		if size < int64(d.Size) && d.Inline == nil {
+			// Shrinking extents: removeRange's steps follow. Zero the
+			// kept cluster's tail first, as the kernel does: those bytes
+			// go whether or not the rest of the truncate survives a crash.
+			shrink = true
+			if size%(int64(1)<<cbits) == 0 {
+				return nil
 			}
 			if err := f.zeroTail(tx, d, size); err != nil {
 				return err
 			}
 			return saveInode(tx, d, b)
-		}); err != nil {
+		}
+		if err := f.resizeInPlace(tx, d, size); err != nil {
 			return err
 		}
+		d.Mtime, d.Ctime = now, now
+		return saveInode(tx, d, b)
+	})
+	if err != nil || !shrink {
+		return err
 	}
 	return f.removeRange(ino, keep, math.MaxUint32, &shrinkTo{size: size, times: &now})
 }
