@@ -2,6 +2,7 @@ package volume
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"o2go/internal/ondisk"
@@ -42,7 +43,8 @@ import (
 //	grpquota         o2go cannot count usage per user yet (tunefs_feature_quota.go)
 //	refcount         on: the flag; off: refused while a file shares clusters
 //	                 (o2go cannot unshare offline yet), else the flag
-//	discontig-bg     on: the flag; off: refused while a discontiguous group
+//	discontig-bg     on: every suballocator group's bg_size set to 256 bytes,
+//	                 then the flag; off: refused while a discontiguous group
 //	                 exists, else every suballocator group's bg_size set to a
 //	                 whole block's bitmap
 //	clusterinfo      on: this node's cluster stamped with CLUSTERINFO; off: the
@@ -237,7 +239,67 @@ func (t *tunefsVol) enableAppendDIO() error  { return t.toggleFlag("append-dio",
 func (t *tunefsVol) disableAppendDIO() error { return t.toggleFlag("append-dio", false, nil) }
 func (t *tunefsVol) enableRefcount() error   { return t.toggleFlag("refcount", true, nil) }
 func (t *tunefsVol) enableDiscontigBG() error {
-	return t.toggleFlag("discontig-bg", true, nil)
+	if t.already("discontig-bg", true) {
+		return nil
+	}
+	ok, err := t.askFeature("discontig-bg", true)
+	if err != nil || !ok {
+		return err
+	}
+	if err := t.shrinkSuballocBitmaps(); err != nil {
+		return err
+	}
+	t.setFeature("discontig-bg", true)
+	return t.writeSuper()
+}
+
+// shrinkSuballocBitmaps gives every suballocator group the bg_size of a
+// discontig-bg volume (MaxSuballocBitmapBytes): kernels with "ocfs2:
+// reject oversized group bitmap descriptors" (Debian's 6.1 among them)
+// turn a discontig-bg volume read-only on the first larger one they read.
+// tunefs.ocfs2 1.8.7 sets the flag alone and leaves such volumes. The
+// groups go first, so that a crash before the flag leaves a volume every
+// kernel reads (bg_size may be smaller than a whole block's bitmap).
+// global_inode_alloc keeps its whole-block bitmap, as mkfs.ocfs2 makes it
+// on discontig-bg volumes (the kernel never allocates from it).
+func (t *tunefsVol) shrinkSuballocBitmaps() error {
+	small := ondisk.GroupBitmapBytes(t.bs(), true, ondisk.IncompatDiscontigBG)
+	var change []*ondisk.GroupDesc
+	scan := func(name string, blk uint64) error {
+		_, groups, err := t.allocatorGroups(blk)
+		if err != nil {
+			return err
+		}
+		for _, g := range groups {
+			if len(g.Bitmap) <= small {
+				continue
+			}
+			if int(g.Bits) > 8*small || slices.ContainsFunc(g.Bitmap[small:], func(b byte) bool { return b != 0 }) {
+				return tunefsRefuse("group %d of %s has %d bits, more than a discontig-bg volume's %d-byte suballocator bitmap holds", g.Blkno, name, g.Bits, small)
+			}
+			change = append(change, g)
+		}
+		return nil
+	}
+	for _, k := range []ondisk.SystemFileKind{ondisk.SysInodeAlloc, ondisk.SysExtentAlloc} {
+		for slot := 0; slot < int(t.SB.MaxSlots); slot++ {
+			blk, err := t.SystemFile(k, slot)
+			if err != nil {
+				return err
+			}
+			if err := scan(mustName(k, slot), blk); err != nil {
+				return err
+			}
+		}
+	}
+	for _, g0 := range change {
+		g := cloneGroup(g0)
+		g.Bitmap = g.Bitmap[:small]
+		if err := t.writeGroup(g); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 func (t *tunefsVol) enableInlineData() error { return t.toggleFlag("inline-data", true, nil) }
 
