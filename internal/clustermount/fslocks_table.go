@@ -197,7 +197,10 @@ func (t *lockTable) valueOf(blkno uint64) func() *lockglue.ValueBlock {
 		gone := mt.gone || mt.m == nil
 		mt.mu.Unlock()
 		if gone {
-			return nil
+			// Unmounted: the inode cannot be read any more. Store an
+			// empty block rather than leave an older holder's value,
+			// which the next holder would check a newer inode against.
+			return new(lockglue.ValueBlock)
 		}
 		d, err := mt.m.Cache.Dinode(blkno)
 		if err != nil {
@@ -274,14 +277,37 @@ func (t *lockTable) closeAll() error {
 		locks = append(locks, l)
 	}
 	t.mu.Unlock()
-	var first error
-	for _, l := range locks {
-		if err := l.lock.Close(); err != nil && first == nil {
-			first = err
-		}
+	// Many at once: each is a round trip or two to the lock manager, and
+	// a mount may hold thousands.
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+		next  = make(chan *tableLock)
+	)
+	for range min(closeWorkers, len(locks)) {
+		wg.Go(func() {
+			for l := range next {
+				if err := l.lock.Close(); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		})
 	}
+	for _, l := range locks {
+		next <- l
+	}
+	close(next)
+	wg.Wait()
 	return first
 }
+
+// closeWorkers is how many locks closeAll gives up at once.
+const closeWorkers = 16
 
 // totals sums the counts of every lock the table has or had.
 func (t *lockTable) totals() lockglue.Stats {
