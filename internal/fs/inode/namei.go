@@ -435,7 +435,39 @@ func (f *FS) deleteIfUnused(ino uint64) (bool, error) {
 			return false, err
 		}
 	}
-	return true, f.Delete(ino)
+	return true, f.deleting(ino, func() error { return f.Delete(ino) })
+}
+
+// deleting runs fn (the deletion of orphan ino) with ino marked as being
+// deleted by this node, which lets inodeForWrite change it.
+func (f *FS) deleting(ino uint64, fn func() error) error {
+	w := f.W
+	w.mu.Lock()
+	countUse(&w.deletes, ino, 1)
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		countUse(&w.deletes, ino, -1)
+		w.mu.Unlock()
+	}()
+	return fn()
+}
+
+// mayChangeOrphan reports whether this node may change orphan ino: on a
+// local mount always (nothing deletes it while the kernel uses it); on a
+// clustered one only through an open handle here (whose open lock keeps
+// every node from deleting it) or as its deleter. Without either, another
+// node may be deleting it: a change now (a setxattr by a path this
+// node's kernel looked up before the unlink) would be lost with the inode
+// or leak what it allocated.
+func (f *FS) mayChangeOrphan(ino uint64) bool {
+	w := f.W
+	if !w.clustered() {
+		return true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.handles[ino] > 0 || w.deletes[ino] > 0
 }
 
 // Delete frees an orphaned inode: its data (in steps, through the truncate

@@ -94,6 +94,7 @@ type Writer struct {
 	gen     uint32
 	open    map[uint64]int // uses per inode: handles and kernel references (unlinked files live until 0)
 	handles map[uint64]int // open handles per inode (OpenHandle)
+	deletes map[uint64]int // orphans this node is deleting (deleting)
 	invalid func(ino uint64)
 
 	// afterRemoveStep, when set (tests), runs between two steps of a
@@ -189,6 +190,11 @@ func (f *FS) inodeForWrite(tx metacache.Tx, blkno uint64) (*ondisk.Dinode, *meta
 	d, err := f.Inode(blkno)
 	if err != nil {
 		return nil, nil, err
+	}
+	if d.Links == 0 && d.Flags&ondisk.InodeOrphaned != 0 && !f.mayChangeOrphan(blkno) {
+		// Unlinked, and perhaps being deleted by another node: to this
+		// caller the inode is gone, as if the unlink came first.
+		return nil, nil, &PathError{Op: "change", Path: fmt.Sprintf("inode %d", blkno), Err: fmt.Errorf("unlinked and not open here: %w", syscall.ESTALE)}
 	}
 	b, err := f.C.Get(blkno)
 	if err != nil {

@@ -198,3 +198,62 @@ func TestNothingEntersARemovedDirectory(t *testing.T) {
 	}
 	realtools.RequireFsckClean(t, img)
 }
+
+// busyOpens are open locks that always find the inode in use on another
+// node: an unlinked inode stays an orphan here.
+type busyOpens struct{}
+
+func (busyOpens) Hold(uint64)                        {}
+func (busyOpens) Drop(uint64)                        {}
+func (busyOpens) Claim(uint64) (func(), bool, error) { return nil, false, nil }
+
+// TestOrphanChangesNeedAHandle: on a clustered mount an unlinked inode
+// may be being deleted by another node; this node changes it only through
+// an open handle of its own (whose open lock keeps every node from
+// deleting it). A change by a path looked up before the unlink is ESTALE
+// (ENOENT to the caller): it would otherwise be lost with the inode, or
+// leak the clusters it allocated (the metadata storm's CLUSTER_ALLOC_BIT:
+// a 145-byte xattr value's cluster, set while another node deleted the
+// file).
+func TestOrphanChangesNeedAHandle(t *testing.T) {
+	realtools.Require(t)
+	img := realtools.MkfsImage(t, 64<<20, "-b", "4096", "-C", "4096", "-N", "2")
+	m, err := Mount(img, DefaultMountOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, root := m.FS, m.SB.RootBlkno
+	fs.W.Cluster, fs.W.Opens = &grudgingLocks{}, busyOpens{}
+	f, err := fs.Create(root, "f", inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := fs.Create(root, "g", inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.OpenHandle(g)
+	for _, name := range []string{"f", "g"} {
+		if err := fs.Unlink(root, name, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := bytes.Repeat([]byte("B"), 145) // a value outside the entry: a cluster
+	if err := fs.SetXattr(f, "user.x", big, 0); !errors.Is(err, syscall.ESTALE) {
+		t.Fatalf("setxattr on an orphan with no handle here: %v, want ESTALE", err)
+	}
+	if _, err := fs.Write(f, []byte("late"), 0); !errors.Is(err, syscall.ESTALE) {
+		t.Fatalf("write on an orphan with no handle here: %v, want ESTALE", err)
+	}
+	if err := fs.SetXattr(g, "user.x", big, 0); err != nil {
+		t.Fatalf("setxattr through a handle on an unlinked file: %v", err)
+	}
+	if _, err := fs.Write(g, []byte("still mine"), 0); err != nil {
+		t.Fatalf("write through a handle on an unlinked file: %v", err)
+	}
+	fs.W.Cluster, fs.W.Opens = nil, nil // a local mount again: its unmount deletes the orphans
+	if err := m.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	realtools.RequireFsckClean(t, img)
+}
