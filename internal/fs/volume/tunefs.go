@@ -89,8 +89,9 @@ type TunefsOptions struct {
 	Verbose bool
 	Quiet   bool
 
-	// Out receives the query output and -v's messages; ErrOut warnings and
-	// questions. Nil: none.
+	// Out receives the query output and what some operations report (the
+	// cluster stack's); ErrOut -v's messages, warnings and questions, as
+	// tunefs.ocfs2 splits them. Nil: none.
 	Out, ErrOut io.Writer
 	// Confirm asks the operator a question (the terminal); nil when there is
 	// no one to ask.
@@ -348,10 +349,11 @@ func (r *tunefsRun) plan() ([]tunefsOp, error) {
 	return ops, nil
 }
 
-// verbosef prints what tunefs.ocfs2 prints at -v.
+// verbosef prints what tunefs.ocfs2 prints at -v, where it prints it: on
+// stderr, so that stdout carries only the -Q output. -q cancels -v.
 func (r *tunefsRun) verbosef(format string, args ...any) {
-	if r.o.Verbose {
-		fmt.Fprintf(r.out, format, args...)
+	if r.o.Verbose && !r.o.Quiet {
+		fmt.Fprintf(r.eout, format, args...)
 	}
 }
 
