@@ -135,10 +135,18 @@ func TestClusteredFileLocks(t *testing.T) {
 	if err := syscall.Flock(int(a.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); !errors.Is(err, syscall.EWOULDBLOCK) {
 		t.Fatalf("flock SH|NB on node 0 while node 1 holds EX: %v", err)
 	}
-	b.Close() // closing the handle drops its flock
-	if err := syscall.Flock(int(a.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
-		t.Fatalf("flock SH on node 0 after node 1 closed: %v", err)
-	}
+	// Closing the handle drops its flock, once the kernel's release
+	// reaches node 1's server: FUSE sends it after close(2) returns.
+	b.Close()
+	within(t, 10*time.Second, "flock SH on node 0 after node 1 closed", func() error {
+		for {
+			err := syscall.Flock(int(a.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+			if !errors.Is(err, syscall.EWOULDBLOCK) {
+				return err
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
 	c := open(m1)
 	if err := syscall.Flock(int(c.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
 		t.Fatalf("a second shared flock (node 1) beside node 0's: %v", err)
