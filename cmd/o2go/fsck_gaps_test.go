@@ -121,18 +121,22 @@ func TestFsckRefusesMountedVolume(t *testing.T) {
 		}
 	}
 
-	// -n reads: a warning (fsck.ocfs2's words but for the tool's name), then the check.
+	// -n reads, as fsck.ocfs2: a warning (its words but for the tool's
+	// name), then "Do you really want to continue (y/N)"; without an
+	// answer on stdin both abort (32), with y both check.
 	out, errOut, code := runFsck(t, "-fn", img)
 	if !strings.Contains(out, "WARNING!!! Running o2go fsck (read-only) on a device in use (it is mounted on "+mnt) ||
-		!strings.Contains(out, "may detect invalid errors.") || !strings.Contains(out, "Pass 4b") || code&^4 != 0 {
-		t.Errorf("o2go fsck -fn on a mounted volume: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		!strings.Contains(out, "may detect invalid errors.") || !strings.Contains(out, "Do you really want to continue (y/N)") ||
+		!strings.Contains(out, "Aborting operation.") || strings.Contains(out, "Pass 0a") || code != 32 {
+		t.Errorf("o2go fsck -fn on a mounted volume, no answer: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
-	// fsck.ocfs2 then asks "Do you really want to continue (y/N)" and,
-	// with no answer on stdin, aborts (32); o2go goes on without asking,
-	// -n being read-only.
 	if realOut, realCode := fsckReal(t, img, "-fn"); !strings.Contains(realOut, "WARNING!!! Running fsck.ocfs2 (read-only) on a mounted filesystem may detect invalid errors.") ||
 		!strings.Contains(realOut, "Do you really want to continue (y/N)") || realCode != 32 {
 		t.Errorf("fsck.ocfs2 -fn on a mounted volume no longer warns, asks and aborts: exit %d\n%s", realCode, realOut)
+	}
+	out, errOut, code = runFsckAnswering(t, "y\n", "-fn", img)
+	if !strings.Contains(out, "Pass 4b") || code&^4 != 0 {
+		t.Errorf("o2go fsck -fn on a mounted volume, answered y: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 
 	unmount()

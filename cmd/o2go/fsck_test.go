@@ -15,11 +15,17 @@ import (
 // stderr and the exit status main would use.
 func runFsck(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
+	return runFsckAnswering(t, "", args...)
+}
+
+// runFsckAnswering is runFsck with stdin holding input (answers).
+func runFsckAnswering(t *testing.T, input string, args ...string) (string, string, int) {
+	t.Helper()
 	root := newRootCommand()
 	var out, errOut bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errOut)
-	root.SetIn(strings.NewReader(""))
+	root.SetIn(strings.NewReader(input))
 	root.SetArgs(append([]string{"fsck"}, args...))
 	err := root.Execute()
 	code := 0

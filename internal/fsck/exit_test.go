@@ -139,8 +139,17 @@ func TestClusteredVolume(t *testing.T) {
 	img := mkfs(t, 300<<20, "-b", "4096", "-C", "4096", "-N", "4", "--cluster-stack=o2cb", "--cluster-name=fscktest")
 	run := func(answer Answer, skip bool) (Result, string) {
 		var out strings.Builder
-		res := Run(Options{Device: img, Answer: answer, Force: true, SkipClusterCheck: skip, HeartbeatWait: 1500 * time.Millisecond, Out: &out, Err: &out})
+		// -F makes fsck.ocfs2 (and o2go) ask first: yes.
+		res := Run(Options{Device: img, Answer: answer, Force: true, SkipClusterCheck: skip, HeartbeatWait: 1500 * time.Millisecond,
+			Out: &out, Err: &out, In: strings.NewReader("y\n")})
 		return res, out.String()
+	}
+	// Without a yes, -F checks nothing.
+	var noAnswer strings.Builder
+	if res := Run(Options{Device: img, Answer: AnswerYes, Force: true, SkipClusterCheck: true, Out: &noAnswer, Err: &noAnswer, In: strings.NewReader("")}); res.ExitCode != ExitCancelled ||
+		!strings.Contains(noAnswer.String(), "You have disabled the cluster check") || !strings.Contains(noAnswer.String(), "Aborting operation.") ||
+		strings.Contains(noAnswer.String(), "Pass 0a") {
+		t.Fatalf("-fy -F with no answer: exit %d\n%s", res.ExitCode, noAnswer.String())
 	}
 	if res, out := run(AnswerYes, false); res.ExitCode != ExitOK {
 		t.Fatalf("no live node, -fy: exit %d\n%s", res.ExitCode, out)

@@ -189,6 +189,22 @@ func (e opError) Unwrap() error { return e.err }
 
 func (c *checker) printf(format string, args ...any) { fmt.Fprintf(c.out, format, args...) }
 
+// confirm asks fsck.ocfs2's question after a warning (a device in use
+// checked read-only, the cluster check disabled): an answer starting
+// with y goes on; anything else, or none, aborts.
+func (c *checker) confirm() bool {
+	c.printf("Do you really want to continue (y/N): ")
+	var line string
+	if c.o.In != nil {
+		line, _ = bufio.NewReader(c.o.In).ReadString('\n')
+	}
+	if strings.HasPrefix(line, "y") || strings.HasPrefix(line, "Y") {
+		return true
+	}
+	c.printf("Aborting operation.\n")
+	return false
+}
+
 func (c *checker) verbosef(format string, args ...any) {
 	if c.o.Verbose {
 		fmt.Fprintf(c.out, format, args...)
@@ -211,6 +227,7 @@ func (c *checker) run() (int, error) {
 	fmt.Fprintln(o.Err, "o2go fsck", versionString)
 	c.rw = o.Answer != AnswerNo
 
+	proceed := true
 	if reason, err := volume.DeviceInUse(o.Device, "/proc/mounts", "/sys/block"); err != nil {
 		return ExitError, c.fail("%s: %v", o.Device, err)
 	} else if reason != "" {
@@ -220,6 +237,14 @@ func (c *checker) run() (int, error) {
 			c.printf("\nRunning o2go fsck on a device in use may cause SEVERE filesystem damage (%s), abort.\n\n", reason)
 			return ExitCancelled, c.fail("%s is in use: %s", o.Device, reason)
 		}
+		proceed = false
+	}
+	if proceed && o.SkipClusterCheck {
+		c.printf("\nWARNING!!! You have disabled the cluster check. Continue only if you\nare absolutely sure that NO node has this filesystem mounted or is\notherwise accessing it. If unsure, do NOT continue.\n\n")
+		proceed = false
+	}
+	if !proceed && !c.confirm() {
+		return ExitCancelled, c.fail("%s: not confirmed: nothing checked", o.Device)
 	}
 
 	if o.Backup != 0 {
