@@ -3,6 +3,7 @@ package clustermount
 import (
 	"cmp"
 	"context"
+	"maps"
 	"slices"
 	"sync"
 
@@ -117,11 +118,7 @@ func (t *lockTable) Lock(set inode.LockSet) (func(), error) {
 	}
 	for _, id := range set.Sorted() {
 		l := t.get(id)
-		mode := lockglue.PR
-		if set[id] {
-			mode = lockglue.EX
-		}
-		r, err := l.lock.Acquire(ctx, mode)
+		r, err := l.lock.Acquire(ctx, level(set[id]))
 		if err != nil {
 			t.put(l)
 			undo()
@@ -139,6 +136,14 @@ func (t *lockTable) Lock(set inode.LockSet) (func(), error) {
 	return func() { once.Do(undo) }, nil
 }
 
+// level is the lockglue mode of an exclusive or shared use.
+func level(exclusive bool) lockglue.Mode {
+	if exclusive {
+		return lockglue.EX
+	}
+	return lockglue.PR
+}
+
 // TryLock implements inode.ClusterLocks.
 func (t *lockTable) TryLock(id inode.LockID, exclusive bool) (func(), bool) {
 	t.mu.Lock()
@@ -149,11 +154,7 @@ func (t *lockTable) TryLock(id inode.LockID, exclusive bool) (func(), bool) {
 	}
 	l.refs++
 	t.mu.Unlock()
-	mode := lockglue.PR
-	if exclusive {
-		mode = lockglue.EX
-	}
-	r, ok := l.lock.TryAcquire(mode)
+	r, ok := l.lock.TryAcquire(level(exclusive))
 	if !ok {
 		t.put(l)
 		return nil, false
@@ -166,12 +167,8 @@ func (t *lockTable) TryLock(id inode.LockID, exclusive bool) (func(), bool) {
 // unknown) may have been used again by another node under this lock.
 // Blocks with a known owner are checked on read instead (metacache).
 func (t *lockTable) forgetUnowned() {
-	mt := t.mt
-	mt.mu.Lock()
-	gone := mt.gone || mt.m == nil
-	mt.mu.Unlock()
-	if !gone {
-		mt.m.ForgetUnowned()
+	if m := t.mt.live(); m != nil {
+		m.ForgetUnowned()
 	}
 }
 
@@ -192,17 +189,14 @@ func (t *lockTable) TakeValue(id inode.LockID) ([inode.LockValueLen]byte, bool) 
 // more; the flush that follows writes it home), read from the cache.
 func (t *lockTable) valueOf(blkno uint64) func() *lockglue.ValueBlock {
 	return func() *lockglue.ValueBlock {
-		mt := t.mt
-		mt.mu.Lock()
-		gone := mt.gone || mt.m == nil
-		mt.mu.Unlock()
-		if gone {
+		m := t.mt.live()
+		if m == nil {
 			// Unmounted: the inode cannot be read any more. Store an
 			// empty block rather than leave an older holder's value,
 			// which the next holder would check a newer inode against.
 			return new(lockglue.ValueBlock)
 		}
-		d, err := mt.m.Cache.Dinode(blkno)
+		d, err := m.Cache.Dinode(blkno)
 		if err != nil {
 			d = nil // deleted (or unreadable): the value says not in use
 		}
@@ -215,20 +209,17 @@ func (t *lockTable) valueOf(blkno uint64) func() *lockglue.ValueBlock {
 // forget what NL no longer protects. The rename lock protects no block.
 func (t *lockTable) flusher(id inode.LockID) lockglue.Flusher {
 	return func(from, to lockglue.Mode) error {
-		mt := t.mt
-		mt.mu.Lock()
-		gone := mt.gone || mt.m == nil
-		mt.mu.Unlock()
-		if gone || id.Kind == inode.LockRename {
+		m := t.mt.live()
+		if m == nil || id.Kind == inode.LockRename {
 			return nil
 		}
 		if from == lockglue.EX {
-			if err := mt.m.WriteBack(); err != nil {
+			if err := m.WriteBack(); err != nil {
 				return err
 			}
 		}
 		if to == lockglue.NL {
-			return mt.m.ForgetInode(id.Blkno)
+			return m.ForgetInode(id.Blkno)
 		}
 		return nil
 	}
@@ -271,12 +262,7 @@ func (t *lockTable) evict() {
 // closeAll gives every lock up (unmount, once the volume is unmounted:
 // nothing is left to flush).
 func (t *lockTable) closeAll() error {
-	t.mu.Lock()
-	locks := make([]*tableLock, 0, len(t.locks))
-	for _, l := range t.locks {
-		locks = append(locks, l)
-	}
-	t.mu.Unlock()
+	locks := t.snapshot()
 	// Many at once: each is a round trip or two to the lock manager, and
 	// a mount may hold thousands.
 	var (
@@ -323,16 +309,18 @@ func (t *lockTable) totals() lockglue.Stats {
 
 // states returns the state of every lock of the table, by name.
 func (t *lockTable) states() []lockglue.LockState {
-	t.mu.Lock()
-	locks := make([]*tableLock, 0, len(t.locks))
-	for _, l := range t.locks {
-		locks = append(locks, l)
-	}
-	t.mu.Unlock()
+	locks := t.snapshot()
 	out := make([]lockglue.LockState, 0, len(locks))
 	for _, l := range locks {
 		out = append(out, l.lock.State())
 	}
 	slices.SortFunc(out, func(a, b lockglue.LockState) int { return cmp.Compare(a.Name, b.Name) })
 	return out
+}
+
+// snapshot lists the table's locks now.
+func (t *lockTable) snapshot() []*tableLock {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Collect(maps.Values(t.locks))
 }

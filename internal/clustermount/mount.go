@@ -214,7 +214,9 @@ func (mg *Manager) mount(ctx context.Context, spec, mountpoint string, opts fuse
 		release()
 		return nil, err
 	}
+	mt.mu.Lock() // live() reads it from the locks' flushers
 	mt.m, mt.Slot = m, slot
+	mt.mu.Unlock()
 	mt.table = newLockTable(mt, dlmService{d: mg.DLM, domain: uuid})
 	m.FS.W.Cluster = mt.table
 	m.FS.W.Opens = newOpenLocks(mg.DLM, mt.UUID, mg.Log)
@@ -341,16 +343,25 @@ func (mg *Manager) freeSlot(v *volume.Volume, slot int) error {
 // covered by no inode lock, so no other node's change would make it
 // forget it later.
 func (mt *Mount) flush(from, to lockglue.Mode) error {
-	mt.mu.Lock()
-	gone := mt.gone || mt.m == nil
-	mt.mu.Unlock()
-	if gone {
+	m := mt.live()
+	if m == nil {
 		return nil // Unmount wrote everything home and closed the volume
 	}
-	if err := mt.m.WriteBack(); err != nil {
+	if err := m.WriteBack(); err != nil {
 		return err
 	}
-	return mt.m.ForgetCached()
+	return m.ForgetCached()
+}
+
+// live returns the mounted volume, or nil once it is unmounted (or not
+// mounted yet): then a lock going down has nothing to write or forget.
+func (mt *Mount) live() *volume.Mounted {
+	mt.mu.Lock()
+	defer mt.mu.Unlock()
+	if mt.gone {
+		return nil
+	}
+	return mt.m
 }
 
 func (mt *Mount) markGone() {

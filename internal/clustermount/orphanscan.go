@@ -51,15 +51,15 @@ func (mt *Mount) orphanScanLoop(stop <-chan struct{}) {
 }
 
 // scanOrphans deletes the unused orphans of every slot, unless another
-// node scans now. It returns how many it deleted.
-func (mt *Mount) scanOrphans() int {
+// node scans now.
+func (mt *Mount) scanOrphans() {
 	mg := mt.mg
 	held, _, err := mg.DLM.Lock(context.Background(), mt.UUID, orphanScanLockName(), dlm.ModeEX, dlm.NoQueue, nil)
 	if err != nil {
 		if !isBusy(err) {
 			mg.Log.Warn("orphan scan: taking the orphan scan lock", "err", err)
 		}
-		return 0
+		return
 	}
 	defer held.Unlock(nil)
 	total := 0
@@ -73,5 +73,4 @@ func (mt *Mount) scanOrphans() int {
 	if total > 0 {
 		mg.Log.Info("orphan scan deleted orphan inodes nobody uses any more", "count", total)
 	}
-	return total
 }

@@ -185,16 +185,8 @@ func (c *Cache) Forget(blknos ...uint64) {
 func (c *Cache) ForgetOwner(owner uint64) (kept int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, o := range []uint64{0, owner} {
-		for _, b := range c.byOwner[o] {
-			if b.pins == 0 {
-				c.removeLocked(b)
-			} else if o != 0 {
-				kept++
-			}
-		}
-	}
-	return kept
+	c.forgetOwnedLocked(0)
+	return c.forgetOwnedLocked(owner)
 }
 
 // ForgetUnowned drops every unpinned block whose owner is not known:
@@ -204,11 +196,20 @@ func (c *Cache) ForgetOwner(owner uint64) (kept int) {
 func (c *Cache) ForgetUnowned() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, b := range c.byOwner[0] {
+	c.forgetOwnedLocked(0)
+}
+
+// forgetOwnedLocked drops owner's unpinned blocks and returns how many
+// pinned ones it kept. Under mu.
+func (c *Cache) forgetOwnedLocked(owner uint64) (kept int) {
+	for _, b := range c.byOwner[owner] {
 		if b.pins == 0 {
 			c.removeLocked(b)
+		} else {
+			kept++
 		}
 	}
+	return kept
 }
 
 // SetOwner records that b belongs to inode owner: its cluster lock is the

@@ -90,13 +90,7 @@ func (m *Mounted) WriteBack() error {
 // journal still pins would survive and later be read stale: that is an
 // error (the lock must then not go down).
 func (m *Mounted) ForgetCached() error {
-	w := m.FS.W
-	w.Meta.Lock()
-	defer w.Meta.Unlock()
-	if kept := m.Cache.ForgetAll(); kept > 0 {
-		return fmt.Errorf("%s: %d cached metadata blocks are still pinned by the journal: another node's changes to them would be missed", m.Path, kept)
-	}
-	return nil
+	return m.forget("cached metadata blocks", m.Cache.ForgetAll)
 }
 
 // ForgetInode drops what this node cached under the cluster lock of inode
@@ -105,23 +99,26 @@ func (m *Mounted) ForgetCached() error {
 // caller wrote everything home first (WriteBack), so a block of blkno the
 // journal still pins is an error, as in ForgetCached.
 func (m *Mounted) ForgetInode(blkno uint64) error {
-	w := m.FS.W
-	w.Meta.Lock()
-	defer w.Meta.Unlock()
-	if kept := m.Cache.ForgetOwner(blkno); kept > 0 {
-		return fmt.Errorf("%s: %d cached metadata blocks of inode %d are still pinned by the journal: another node's changes to them would be missed", m.Path, kept, blkno)
-	}
-	return nil
+	return m.forget(fmt.Sprintf("cached metadata blocks of inode %d", blkno), func() int { return m.Cache.ForgetOwner(blkno) })
 }
 
 // ForgetUnowned drops the cached blocks whose owner is not known (see
-// metacache.Cache.ForgetUnowned), under the metadata lock: no operation
-// holds one of them meanwhile.
+// metacache.Cache.ForgetUnowned).
 func (m *Mounted) ForgetUnowned() {
+	m.forget("", func() int { m.Cache.ForgetUnowned(); return 0 })
+}
+
+// forget runs drop under the metadata lock (no operation holds a cached
+// block meanwhile); drop returns how many of the blocks it was to drop
+// the journal still pins, which is an error.
+func (m *Mounted) forget(what string, drop func() (kept int)) error {
 	w := m.FS.W
 	w.Meta.Lock()
 	defer w.Meta.Unlock()
-	m.Cache.ForgetUnowned()
+	if kept := drop(); kept > 0 {
+		return fmt.Errorf("%s: %d %s are still pinned by the journal: another node's changes to them would be missed", m.Path, kept, what)
+	}
+	return nil
 }
 
 // SlotRecovery says what RecoverSlot did.
