@@ -232,17 +232,6 @@ func NewLock(svc Service, name string, flush Flusher) *Lock {
 	return l
 }
 
-// Lock waits until this node holds the lock at PR (or EX when
-// exclusive) and counts one local user until the returned function is
-// called.
-func (l *Lock) Lock(exclusive bool) (func(), error) {
-	want := PR
-	if exclusive {
-		want = EX
-	}
-	return l.Acquire(context.Background(), want)
-}
-
 // TryAcquire counts one more local user at want only if that needs no
 // waiting at all: the lock is held here at want or more, no other node
 // waits for it, and nothing (a conversion, a recovery) is under way. It
@@ -257,7 +246,8 @@ func (l *Lock) TryAcquire(want Mode) (func(), bool) {
 	return l.use(), true
 }
 
-// Acquire is Lock with a context and any mode.
+// Acquire waits until this node holds the lock at want or more and
+// counts one local user until the returned function is called.
 func (l *Lock) Acquire(ctx context.Context, want Mode) (func(), error) {
 	start := time.Now()
 	waited := false
@@ -318,13 +308,13 @@ func (l *Lock) raise(ctx context.Context, want Mode, recovery bool) error {
 	l.converting = true
 	l.stats.Requests++
 	held := l.held
+	fresh := held == nil || l.mode == NL // read under mu
+	onFresh := l.onFresh
 	// A request that waits very long is asked again (RequestRetry).
 	rctx, cancel := context.WithTimeout(ctx, RequestRetry)
 	l.cancelUp = cancel
 	l.mu.Unlock()
 	var err error
-	fresh := held == nil || l.mode == NL
-	onFresh := l.onFresh
 	if held == nil {
 		held, err = l.svc.Lock(rctx, l.Name, Request{Mode: want, Recovery: recovery}, l.onBlock)
 	} else {

@@ -117,7 +117,11 @@ func TestNodesExcludeAndAllProgress(t *testing.T) {
 				r := rand.New(rand.NewPCG(uint64(n), uint64(u)))
 				for range rounds {
 					ex := r.IntN(3) == 0
-					release, err := locks[n].Lock(ex)
+					want := PR
+					if ex {
+						want = EX
+					}
+					release, err := locks[n].Acquire(context.Background(), want)
 					if err != nil {
 						t.Error(err)
 						return
@@ -186,7 +190,7 @@ func TestNodesExcludeAndAllProgress(t *testing.T) {
 func TestRecoverExcludesLocalUsers(t *testing.T) {
 	d := newFakeDLM()
 	l := NewLock(d, "S", func(from, to Mode) error { return nil })
-	release, err := l.Lock(false)
+	release, err := l.Acquire(context.Background(), PR)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +210,7 @@ func TestRecoverExcludesLocalUsers(t *testing.T) {
 	}
 	release()
 	time.Sleep(5 * time.Millisecond)
-	r2, err := l.Lock(false)
+	r2, err := l.Acquire(context.Background(), PR)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +273,7 @@ func (s *blockingLockService) Unlock() error { return nil }
 func TestVolumeLockRecoverDuringDownconvert(t *testing.T) {
 	svc := &blockingLockService{converting: make(chan struct{}), release: make(chan struct{})}
 	l := NewLock(svc, "S000000000000000000000200000000", func(from, to Mode) error { return nil })
-	release, err := l.Lock(true)
+	release, err := l.Acquire(context.Background(), EX)
 	if err != nil {
 		t.Fatal(err)
 	}
