@@ -213,7 +213,11 @@ func (f *FS) Change(locks LockSet, credits int, fn func(tx metacache.Tx) error) 
 // the exclusive side). It takes nothing for read-only access, where
 // nothing changes.
 func (f *FS) rlock(blknos ...uint64) (func(), error) {
-	return f.rlockSet(inodes(false, blknos...))
+	var set LockSet // built only where it is used: a local mount's reads take no cluster lock
+	if f.W != nil && f.W.Cluster != nil {
+		set = inodes(false, blknos...)
+	}
+	return f.rlockSet(set)
 }
 
 func (f *FS) rlockSet(set LockSet) (func(), error) {

@@ -48,11 +48,8 @@ func (f *FS) Create(parent uint64, name string, n NewNode, who Caller) (uint64, 
 		if err != nil {
 			return err
 		}
-		if !pd.IsDir() {
-			return syscall.ENOTDIR
-		}
-		if pd.Links == 0 {
-			return syscall.ENOENT // the directory was removed
+		if err := newNameIn(pd); err != nil {
+			return err
 		}
 		if _, found, err := (dir.Dir{C: f.C, SB: f.SB, Inode: pd}).Lookup(name); err != nil {
 			return err
@@ -98,6 +95,22 @@ func (f *FS) Create(parent uint64, name string, n NewNode, who Caller) (uint64, 
 		return saveInode(tx, pd, pb)
 	})
 	return ino, err
+}
+
+// newNameIn says whether a new name may go into directory d: ENOTDIR
+// when it is none, ENOENT when it was removed. A removed directory can
+// still be asked (on a clustered mount, by a node whose kernel knew it
+// before another node's rmdir); as the VFS refuses a dead directory,
+// nothing is created, linked or moved into it, or the name would vanish
+// with it.
+func newNameIn(d *ondisk.Dinode) error {
+	switch {
+	case !d.IsDir():
+		return syscall.ENOTDIR
+	case d.Links == 0:
+		return syscall.ENOENT
+	}
+	return nil
 }
 
 // newInode allocates and initialises an inode in the slot's inode_alloc,
@@ -187,11 +200,8 @@ func (f *FS) Link(ino, parent uint64, name string) error {
 		if err != nil {
 			return err
 		}
-		if !pd.IsDir() {
-			return syscall.ENOTDIR
-		}
-		if pd.Links == 0 {
-			return syscall.ENOENT // the directory was removed (see Rename)
+		if err := newNameIn(pd); err != nil {
+			return err
 		}
 		if err := dir.Add(f.dirEnv(tx), pd, name, ino, d.FileType()); err != nil {
 			return err

@@ -96,14 +96,11 @@ func (f *FS) Rename(oldParent uint64, oldName string, newParent uint64, newName 
 		if err != nil {
 			return err
 		}
-		if !op.IsDir() || !np.IsDir() {
+		if !op.IsDir() {
 			return syscall.ENOTDIR
 		}
-		if np.Links == 0 {
-			// Removed meanwhile (by another node: this node's kernel
-			// knew it before the rmdir): nothing may move into it, as
-			// the VFS refuses a dead directory.
-			return syscall.ENOENT
+		if err := newNameIn(np); err != nil {
+			return err
 		}
 		src, found, err := (dir.Dir{C: f.C, SB: f.SB, Inode: op}).Lookup(oldName)
 		if err != nil {
