@@ -92,6 +92,19 @@ func (mc *mountCluster) waitUnmounted(i int) {
 	mc.t.Fatalf("agent %d still serves a mount 30 s after umount", i)
 }
 
+// kill kills node i's agent (kill -9) and detaches its dead mount.
+func (mc *mountCluster) kill(i int) {
+	mc.t.Helper()
+	if err := mc.agents[i].cmd.Process.Kill(); err != nil {
+		mc.t.Fatal(err)
+	}
+	<-mc.agents[i].done
+	if m, ok := mc.mnt[i]; ok {
+		_ = syscall.Unmount(m, syscall.MNT_DETACH)
+		delete(mc.mnt, i)
+	}
+}
+
 // within runs f, failing the test when it does not return in d (a hung
 // clustered operation).
 func within(t *testing.T, d time.Duration, what string, f func() error) {
@@ -222,12 +235,7 @@ func TestClusteredMountThreeNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	if err := mc.agents[2].cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-mc.agents[2].done
-	_ = syscall.Unmount(mc.mnt[2], syscall.MNT_DETACH)
-	delete(mc.mnt, 2)
+	mc.kill(2)
 	mc.waitView([]int{0, 1}, nodes(0, 1), 30*time.Second)
 	// The survivors go on once one of them has recovered node 2's slot.
 	within(t, time.Minute, "appending on node 0 after node 2 died", func() error {
@@ -474,12 +482,7 @@ func TestClusteredMountRecoversANodeThatDiedAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	if err := mc.agents[0].cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-mc.agents[0].done
-	_ = syscall.Unmount(m0, syscall.MNT_DETACH)
-	delete(mc.mnt, 0)
+	mc.kill(0)
 	mc.waitView([]int{1, 2}, nodes(1, 2), 30*time.Second)
 
 	m1 := mc.mount(1)
@@ -531,12 +534,7 @@ func TestClusteredOrphanScan(t *testing.T) {
 			t.Fatalf("node %d's orphan scan deleted a file node 0 still has open", i)
 		}
 	}
-	if err := mc.agents[0].cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-mc.agents[0].done
-	_ = syscall.Unmount(m0, syscall.MNT_DETACH)
-	delete(mc.mnt, 0)
+	mc.kill(0)
 	mc.waitView([]int{1, 2}, nodes(1, 2), 30*time.Second)
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(mc.agents[1].logText()+mc.agents[2].logText(), scanned) {

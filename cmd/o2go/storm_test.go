@@ -1409,12 +1409,7 @@ func TestClusteredKillMidStorm(t *testing.T) {
 		durableAtKill := ws[victim].fsyncs
 		mu.Unlock()
 		killAt := time.Now()
-		if err := mc.agents[victim].cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		<-mc.agents[victim].done
-		_ = syscall.Unmount(mc.mnt[victim], syscall.MNT_DETACH)
-		delete(mc.mnt, victim)
+		mc.kill(victim)
 		mc.waitOrDump(t, 30*time.Second, "the dead node's worker", ws[victim].done)
 		t.Logf("round %d: node %d killed after %d fsyncs of this round; its worker ended with: %v", round, victim, durableAtKill, ws[victim].err)
 

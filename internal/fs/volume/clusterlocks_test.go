@@ -52,6 +52,34 @@ func (g *grudgingLocks) mark() int {
 	return len(g.sets)
 }
 
+// engineVolume makes a volume of size bytes (4 KiB blocks and clusters,
+// 2 slots) with mkfs.ocfs2 and mounts the write engine on it.
+func engineVolume(t *testing.T, size int64) (*Mounted, string) {
+	t.Helper()
+	realtools.Require(t)
+	img := realtools.MkfsImage(t, size, "-b", "4096", "-C", "4096", "-N", "2")
+	m, err := Mount(img, DefaultMountOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, img
+}
+
+// createNode makes name in directory parent, a directory or a regular
+// file, and returns its inode.
+func createNode(t *testing.T, fs *inode.FS, parent uint64, name string, isDir bool) uint64 {
+	t.Helper()
+	mode := uint32(syscall.S_IFREG | 0o644)
+	if isDir {
+		mode = syscall.S_IFDIR | 0o755
+	}
+	ino, err := fs.Create(parent, name, inode.NewNode{Mode: mode}, inode.Caller{})
+	if err != nil {
+		t.Fatalf("create %s: %v", name, err)
+	}
+	return ino
+}
+
 // TestClusterLockDiscipline runs the write engine as a clustered mount
 // does, with locks that make every operation discover what it needs:
 // each operation completes correctly after its retries, ends up holding
@@ -59,12 +87,7 @@ func (g *grudgingLocks) mark() int {
 // the global bitmap for a new window, the slot's own system files), and
 // the volume passes fsck.ocfs2 afterwards.
 func TestClusterLockDiscipline(t *testing.T) {
-	realtools.Require(t)
-	img := realtools.MkfsImage(t, 128<<20, "-b", "4096", "-C", "4096", "-N", "2")
-	m, err := Mount(img, DefaultMountOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, img := engineVolume(t, 128<<20)
 	g := &grudgingLocks{}
 	fs, w := m.FS, m.FS.W
 	w.Cluster = g
@@ -75,22 +98,16 @@ func TestClusterLockDiscipline(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
-	dirMode := inode.NewNode{Mode: syscall.S_IFDIR | 0o755}
-	fileMode := inode.NewNode{Mode: syscall.S_IFREG | 0o644}
-
-	d, err := fs.Create(root, "d", dirMode, inode.Caller{})
-	must("mkdir d", err)
-	e, err := fs.Create(root, "e", dirMode, inode.Caller{})
-	must("mkdir e", err)
+	d := createNode(t, fs, root, "d", true)
+	e := createNode(t, fs, root, "e", true)
 	mark := g.mark()
-	f, err := fs.Create(d, "f", fileMode, inode.Caller{})
-	must("create d/f", err)
+	f := createNode(t, fs, d, "f", false)
 	if !g.took(mark, inode.InodeLock(f), true) {
 		t.Error("a create did not take its new inode's lock")
 	}
 	data := bytes.Repeat([]byte("o2go cluster locks "), 60000) // ~1 MiB: clusters from a new window
 	mark = g.mark()
-	_, err = fs.Write(f, data, 0)
+	_, err := fs.Write(f, data, 0)
 	must("write d/f", err)
 	if !g.took(mark, inode.InodeLock(w.GlobalBitmap), true) {
 		t.Error("a write that needed a local alloc window did not take the global bitmap's lock")
@@ -160,21 +177,10 @@ func TestClusterLockDiscipline(t *testing.T) {
 // stays clean (a name added to it would vanish with it, leaving its inode
 // with a link and no entry).
 func TestNothingEntersARemovedDirectory(t *testing.T) {
-	realtools.Require(t)
-	img := realtools.MkfsImage(t, 64<<20, "-b", "4096", "-C", "4096", "-N", "2")
-	m, err := Mount(img, DefaultMountOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, img := engineVolume(t, 64<<20)
 	fs, root := m.FS, m.SB.RootBlkno
-	d, err := fs.Create(root, "d", inode.NewNode{Mode: syscall.S_IFDIR | 0o755}, inode.Caller{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := fs.Create(root, "f", inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := createNode(t, fs, root, "d", true)
+	f := createNode(t, fs, root, "f", false)
 	fs.Open(d) // known, as a kernel's dentry keeps it
 	if err := fs.Unlink(root, "d", true); err != nil {
 		t.Fatal(err)
@@ -216,22 +222,11 @@ func (busyOpens) Claim(uint64) (func(), bool, error) { return nil, false, nil }
 // a 145-byte xattr value's cluster, set while another node deleted the
 // file).
 func TestOrphanChangesNeedAHandle(t *testing.T) {
-	realtools.Require(t)
-	img := realtools.MkfsImage(t, 64<<20, "-b", "4096", "-C", "4096", "-N", "2")
-	m, err := Mount(img, DefaultMountOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, img := engineVolume(t, 64<<20)
 	fs, root := m.FS, m.SB.RootBlkno
 	fs.W.Cluster, fs.W.Opens = &grudgingLocks{}, busyOpens{}
-	f, err := fs.Create(root, "f", inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := fs.Create(root, "g", inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := createNode(t, fs, root, "f", false)
+	g := createNode(t, fs, root, "g", false)
 	fs.OpenHandle(g)
 	for _, name := range []string{"f", "g"} {
 		if err := fs.Unlink(root, name, false); err != nil {

@@ -502,22 +502,11 @@ func requireStepDone(t *testing.T, img string, st tunefsStep, before *ondisk.Din
 // feature (and fails the test when they disagree).
 func journals64(t *testing.T, img string) bool {
 	t.Helper()
-	v, err := Open(img, OpenOptions{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	tv := &tunefsVol{Volume: v}
+	tv := openTunefsVol(t, img)
+	defer tv.Close()
 	var seen []bool
-	for slot := 0; slot < int(v.SB.MaxSlots); slot++ {
-		d, err := tv.systemInode(ondisk.SysJournal, slot)
-		if err != nil {
-			t.Fatal(err)
-		}
-		jsb, err := tv.readJournalSuper(d)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for slot := 0; slot < int(tv.SB.MaxSlots); slot++ {
+		_, jsb := journalSuper(t, tv, slot)
 		seen = append(seen, jsb.FeatureIncompat&ondisk.JBD2FeatureIncompat64Bit != 0)
 	}
 	for _, b := range seen[1:] {
@@ -639,12 +628,9 @@ func addInlineFile(t *testing.T, img string) {
 // (global_inode_alloc, inode_alloc and extent_alloc of each slot).
 func suballocBitmapSizes(t *testing.T, img string) map[int]int {
 	t.Helper()
-	v, err := Open(img, OpenOptions{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	tv := &tunefsVol{Volume: v}
+	tv := openTunefsVol(t, img)
+	defer tv.Close()
+	v := tv.Volume
 	sizes := map[int]int{}
 	add := func(blk uint64) {
 		_, groups, err := tv.allocatorGroups(blk)

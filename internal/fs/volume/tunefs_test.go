@@ -184,21 +184,11 @@ func dropDirectoryDiffs(t *testing.T, img string, diffs map[uint64][]int) {
 // the volume's UUID where tunefs.ocfs2 left the old one.
 func checkJournalUUIDs(t *testing.T, img string, diffs map[uint64][]int) {
 	t.Helper()
-	v, err := Open(img, OpenOptions{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	tv := &tunefsVol{Volume: v}
+	tv := openTunefsVol(t, img)
+	defer tv.Close()
+	v := tv.Volume
 	for slot := 0; slot < int(v.SB.MaxSlots); slot++ {
-		d, err := tv.systemInode(ondisk.SysJournal, slot)
-		if err != nil {
-			t.Fatal(err)
-		}
-		jsb, err := tv.readJournalSuper(d)
-		if err != nil {
-			t.Fatal(err)
-		}
+		d, jsb := journalSuper(t, tv, slot)
 		if jsb.UUID != v.SB.UUID {
 			t.Errorf("journal:%04d's superblock has UUID %x, the volume %x", slot, jsb.UUID, v.SB.UUID)
 		}
@@ -306,4 +296,29 @@ func checkBackupReservations(t *testing.T, mine, real string, newBackups map[uin
 func runTool(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	return string(out), err
+}
+
+// openTunefsVol opens img read-only for a test's checks; the caller
+// closes it.
+func openTunefsVol(t *testing.T, img string) *tunefsVol {
+	t.Helper()
+	v, err := Open(img, OpenOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tunefsVol{Volume: v}
+}
+
+// journalSuper reads journal:slot's inode and JBD2 superblock.
+func journalSuper(t *testing.T, tv *tunefsVol, slot int) (*ondisk.Dinode, *ondisk.JournalSuperBlock) {
+	t.Helper()
+	d, err := tv.systemInode(ondisk.SysJournal, slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsb, err := tv.readJournalSuper(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, jsb
 }
