@@ -69,6 +69,15 @@ on and keeps serving reads, and mounts a volume damaged where a read-write
 mount needs it read-only, with a warning; continue fails only the operation
 that met the damage; panic stops the server at once (the next mount replays
 the journal) and refuses a damaged volume. The log names the damaged block.
+On a clustered volume, panic acts as remount-ro on the node that met the
+damage; the other nodes carry on.
+
+coherency= is the manual's: full (the default) serializes every write to a
+file across the nodes; buffered lets writes through O_DIRECT descriptors
+that overwrite data already written inside the file run at once from every
+node (the file's lock held shared), for applications that order their own
+I/O, such as databases. Such writes leave the file's times as they were;
+writes that extend, fill holes or unshare reflinked data stay exclusive.
 
 EXIT STATUS
   0  mounted (or, with -f, served and cleanly unmounted)

@@ -116,12 +116,6 @@ func (mg *Manager) Mount(ctx context.Context, device, mountpoint, options string
 	if opts.NoCluster {
 		return nil, errors.New("-o nocluster mounts without the cluster: use o2go mount without --node")
 	}
-	if opts.ReadOnly {
-		return nil, errors.New("read-only clustered mounts are not supported yet: mount read-write, or use -o ro,nocluster while no node has the volume mounted")
-	}
-	if opts.Coherency != "full" {
-		return nil, fmt.Errorf("coherency=%s: o2go's clustered mounts are always coherency=full (no page cache across nodes)", opts.Coherency)
-	}
 	abs, err := filepath.Abs(mountpoint)
 	if err != nil {
 		return nil, err
@@ -245,7 +239,8 @@ func (mg *Manager) mount(ctx context.Context, spec, mountpoint string, opts fuse
 		return nil, err
 	}
 	mt.locks = locks
-	f := fusefs.New(m.FS, fusefs.Options{Clustered: true, Statfs: m.Statfs, NoUserXattr: !opts.UserXattr, NoACL: !opts.ACL, Locks: locks})
+	f := fusefs.New(m.FS, fusefs.Options{Clustered: true, Statfs: m.Statfs, NoUserXattr: !opts.UserXattr, NoACL: !opts.ACL, Locks: locks,
+		ReadOnly: opts.ReadOnly, Errors: opts.Errors, Log: mg.Log, BufferedCoherency: opts.Coherency == "buffered"})
 	srv, err := fusefs.Mount(f, mountpoint, fusefs.MountConfig{Device: device, AllowOther: os.Geteuid() == 0, Debug: opts.Debug})
 	if err != nil {
 		return nil, err

@@ -54,6 +54,11 @@ type Options struct {
 	// Locks serves flock(2) and fcntl(2) locks across the nodes of a
 	// clustered mount (nil: the kernel keeps them, for this node only).
 	Locks FileLocks
+	// BufferedCoherency is coherency=buffered: writes through O_DIRECT
+	// descriptors that overwrite written data inside the file's size take
+	// the file's lock shared (inode.FS.Overwrite), so they run at once
+	// from every node; other writes stay exclusive (coherency=full).
+	BufferedCoherency bool
 }
 
 // The errors= policies of mount.ocfs2(8).
@@ -513,6 +518,15 @@ func (f *FS) Write(_ <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fu
 		// The kernel placed the write at the end it knows, which another
 		// node may have moved since: append where the end is now.
 		off = inode.AtEOF
+	}
+	if f.opts.BufferedCoherency && in.Flags&syscall.O_DIRECT != 0 && off != inode.AtEOF {
+		ok, err := f.fs.Overwrite(f.ino(in.NodeId), data, off)
+		if err != nil {
+			return 0, f.status(err)
+		}
+		if ok {
+			return uint32(len(data)), fuse.OK
+		}
 	}
 	n, err := f.fs.Write(f.ino(in.NodeId), data, off)
 	return uint32(n), f.status(err)

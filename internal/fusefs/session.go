@@ -121,7 +121,8 @@ func (s *Session) run(ready func(error)) error {
 	}
 	var f *FS
 	var m *volume.Mounted
-	policy := Options{NoUserXattr: !s.Opts.UserXattr, NoACL: !s.Opts.ACL, Errors: s.Opts.Errors, Log: s.Log, Panic: s.panic}
+	policy := Options{NoUserXattr: !s.Opts.UserXattr, NoACL: !s.Opts.ACL, Errors: s.Opts.Errors, Log: s.Log, Panic: s.panic,
+		BufferedCoherency: s.Opts.Coherency == "buffered"}
 	readOnly := s.Opts.ReadOnly
 	if !readOnly {
 		m, err = volume.Mount(s.Device, s.Opts.Volume)

@@ -266,3 +266,58 @@ func (f *FS) writeMapped(d *ondisk.Dinode, p []byte, off int64) error {
 	}
 	return nil
 }
+
+// Overwrite is the write of coherency=buffered for O_DIRECT writers (the
+// databases that mount OCFS2 that way and order their own I/O): when p
+// lands wholly inside regular file ino's size, on clusters that are
+// allocated, written and not shared with a reflink, the bytes go to those
+// clusters under the inode's lock held shared, so writers on every node
+// (and every writer on this one) proceed at once, while a change of the
+// file's metadata (size, extents, truncate) still waits for them and they
+// for it. Such a write changes no metadata: the file's times are left as
+// they are, as the kernel's direct I/O leaves them on disk. ok false says
+// the write is not of that kind and nothing was written: the caller
+// writes it with Write.
+func (f *FS) Overwrite(ino uint64, p []byte, off int64) (ok bool, err error) {
+	if _, err := f.writer(); err != nil {
+		return false, err
+	}
+	if off < 0 || len(p) == 0 {
+		return false, nil
+	}
+	unlock, err := f.rlock(ino)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	d, err := f.Inode(ino)
+	if err != nil {
+		return false, err
+	}
+	end := off + int64(len(p))
+	if !d.IsReg() || d.Inline != nil || end > int64(d.Size) || end < off {
+		return false, nil
+	}
+	if ok, err := f.allWritten(d, off, end); !ok || err != nil {
+		return false, err
+	}
+	return true, f.writeMapped(d, p, off)
+}
+
+// allWritten says whether every cluster of bytes [from, to) of d is
+// mapped by an extent with no flag (neither unwritten nor refcounted).
+func (f *FS) allWritten(d *ondisk.Dinode, from, to int64) (bool, error) {
+	cbits := f.SB.ClusterSizeBits
+	owner := fmt.Sprintf("inode %d", d.Blkno)
+	for pos := from; pos < to; {
+		m, err := extent.Lookup(f.C, d.Extents, uint32(pos>>cbits), owner)
+		if err != nil {
+			return false, err
+		}
+		if !m.Found || m.Rec.Flags != 0 {
+			return false, nil
+		}
+		pos = int64(m.Rec.End()) << cbits
+	}
+	return true, nil
+}
