@@ -54,6 +54,11 @@ func (d *Debugger) Open(device string, backup int) error {
 	d.Close()
 	v, err := volume.Open(device, volume.OpenOptions{ReadOnly: true, Backup: backup, Lenient: true})
 	if err != nil {
+		if backup == 0 {
+			if n, blk, ok := volume.IntactBackup(device); ok {
+				return fmt.Errorf("%w\n(backup superblock %d at block %d is intact: open the volume through it with -s %d)", err, n, blk, n)
+			}
+		}
 		return err
 	}
 	d.vol, d.device = v, device

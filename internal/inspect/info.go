@@ -457,7 +457,14 @@ func filestatPerm(mode uint16) string {
 
 // OpenVolume opens a device or image file read-only for `o2go info`.
 func OpenVolume(path string) (*volume.Volume, error) {
-	return volume.Open(path, volume.OpenOptions{ReadOnly: true})
+	v, err := volume.Open(path, volume.OpenOptions{ReadOnly: true})
+	if err != nil {
+		if n, blk, ok := volume.IntactBackup(path); ok {
+			return nil, fmt.Errorf("%w\n(backup superblock %d at block %d is intact: o2go debug -s %d reads the volume through it, o2go fsck -r %d repairs from it)", err, n, blk, n, n)
+		}
+		return nil, err
+	}
+	return v, nil
 }
 
 // InfoReportJSON is `o2go info --json`: the requested reports, each under

@@ -174,9 +174,6 @@ func probeSuperBlock(dev blockdev.Device, backup int) (*ondisk.Dinode, uint64, i
 		return d, blkno, bs, nil
 	}
 	if firstErr != nil {
-		if ce := new(*ondisk.CorruptError); errors.As(firstErr, ce) && backup == 0 {
-			return nil, 0, 0, fmt.Errorf("%w (a backup superblock may be intact: try -r 1)", firstErr)
-		}
 		return nil, 0, 0, firstErr
 	}
 	reason := "no OCFS2 superblock signature at block 2 for any block size 512..4096"
@@ -188,6 +185,33 @@ func probeSuperBlock(dev blockdev.Device, backup int) (*ondisk.Dinode, uint64, i
 		reason = "this is an OCFS (version 1) volume, which o2go does not read"
 	}
 	return nil, 0, 0, &NotOCFS2Error{Path: name, Reason: reason}
+}
+
+// IntactBackup looks for a backup superblock that validates when the
+// primary does not: the first of backups 1..6 on the device at path, and
+// the block it is at. Tools name it in their error so that an operator
+// whose superblock was overwritten knows what to try (each tool with its
+// own option: debug -s N, fsck -r N). ok is false when the primary
+// superblock is valid (whatever else failed), when no backup validates,
+// and on volumes too small to have backups (under 1 GiB).
+func IntactBackup(path string) (n int, blkno uint64, ok bool) {
+	dev, err := blockdev.Open(path, blockdev.OpenOptions{ReadOnly: true})
+	if err != nil {
+		return 0, 0, false
+	}
+	defer dev.Close()
+	if _, _, _, err := probeSuperBlock(dev, 0); err == nil {
+		return 0, 0, false
+	}
+	for n := 1; n <= ondisk.MaxBackupSuperBlocks; n++ {
+		if ondisk.BackupSuperBlockStart<<(2*(n-1)) >= dev.Size() {
+			break
+		}
+		if _, blkno, _, err := probeSuperBlock(dev, n); err == nil {
+			return n, blkno, true
+		}
+	}
+	return 0, 0, false
 }
 
 // checkFeatures applies ocfs2(7)'s FEATURE FLAGS rules.

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"o2go/internal/testutil/realtools"
+)
+
+// TestToolsPointAtAnIntactBackup: with the primary superblock overwritten,
+// debug and info say which backup superblock is intact and the option
+// that uses it (debug's -s, as debugfs.ocfs2), and debug -s N then works.
+func TestToolsPointAtAnIntactBackup(t *testing.T) {
+	realtools.Require(t)
+	img := realtools.MkfsImage(t, 1100<<20, "-b", "4096", "-N", "2", "-L", "backup", "--fs-features=local")
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("XXXXXX"), 2*4096)
+	f.Close()
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+		err  string
+	}{
+		{[]string{"debug", "-R", "stats", img}, 1, "", "backup superblock 1 at block 262144 is intact: open the volume through it with -s 1"},
+		{[]string{"debug", "-s", "1", "-R", "stats -h", img}, 0, "\tLabel: backup\n", ""},
+		{[]string{"info", "--volinfo", img}, 1, "", "backup superblock 1 at block 262144 is intact: o2go debug -s 1"},
+	} {
+		out, errOut, code := runO2go(t, "", tc.args...)
+		if code != tc.code || !strings.Contains(out, tc.out) || !strings.Contains(errOut, tc.err) || strings.Contains(errOut, "-r 1)") && tc.args[0] == "debug" {
+			t.Errorf("o2go %s: exit %d (want %d)\nstdout %q (want %q)\nstderr %q (want %q)", strings.Join(tc.args, " "), code, tc.code, out, tc.out, errOut, tc.err)
+		}
+	}
+	// A session's open names the same option.
+	out, _, _ := runO2go(t, "open "+img+"\nopen "+img+" -s 1\ncurdev\n", "debug")
+	if !strings.Contains(out, "debugfs: curdev\n"+img) {
+		t.Errorf("open -s 1 in a session: %q", out)
+	}
+}
