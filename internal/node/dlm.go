@@ -48,6 +48,18 @@ type DLM struct {
 	stop    chan struct{}
 	unsub   func()
 	ctlDone bool // the control methods are registered
+	// inCluster: the core has had its first membership (until then it
+	// cannot join a domain: the node is not in the cluster yet).
+	inCluster bool
+	// ctl is the control methods' state: the servers they are registered
+	// on, and the locks each client connection holds. One for the DLM, so
+	// that registering twice on a server (the agent does it when it starts
+	// and at its first membership event) keeps every client's locks.
+	ctl struct {
+		mu      sync.Mutex
+		servers map[*ControlServer]bool
+		owners  map[context.Context]*connLocks
+	}
 }
 
 // dlmPeer is the queue of messages to one peer and its writer goroutine.
@@ -180,6 +192,7 @@ func (d *DLM) membership(e MembershipEvent) {
 	var rd dlm.Ready
 	switch {
 	case e.Initial:
+		d.inCluster = true
 		rd = d.core.Membership(e.Seq, e.Members)
 	case e.Kind == quorum.NodeUp:
 		rd = d.core.NodeUp(e.Seq, e.Node)
@@ -637,9 +650,10 @@ type LockParams struct {
 	TimeoutMs int64  `json:"timeout_ms,omitempty"` // 0: wait as long as the client does
 }
 
-// LockResult is the answer of dlm.lock.
+// LockResult is the answer of dlm.lock and dlm.convert.
 type LockResult struct {
-	Status   string `json:"status"` // ok, busy, timed out
+	Status   string `json:"status"` // ok, busy, timed out (dlm.convert: also deadlock, cancelled...)
+	Detail   string `json:"detail,omitempty"`
 	ID       uint64 `json:"id,omitempty"`
 	Mode     string `json:"mode,omitempty"`
 	LVBValid bool   `json:"lvb_valid,omitempty"`
@@ -651,6 +665,11 @@ type UnlockParams struct {
 	ID   uint64 `json:"id"`
 	Mode string `json:"mode,omitempty"` // dlm.convert: the new mode
 	LVB  string `json:"lvb,omitempty"`  // hex: the value block to store (from PW/EX)
+	// dlm.convert: Try refuses at once (status busy) a conversion that
+	// cannot be granted now; TimeoutMs cancels a pending one after that
+	// long (status timed out, the lock keeps its mode).
+	Try       bool  `json:"try,omitempty"`
+	TimeoutMs int64 `json:"timeout_ms,omitempty"`
 }
 
 // LocksParams are the parameters of dlm.locks.
@@ -690,37 +709,67 @@ type connLocks struct {
 	locks map[dlm.LockID]*Lock
 }
 
-// RegisterControl adds the DLM's methods to the control server: dlm.state,
-// dlm.locks, dlm.lock, dlm.convert and dlm.unlock. A lock taken with
-// dlm.lock belongs to the client's connection: only it can convert or
-// release it, and it is released when the connection closes (the client
-// died), as a dlmfs lock is when its file is closed.
-func (d *DLM) RegisterControl(cs *ControlServer) {
-	var mu sync.Mutex
-	owners := map[context.Context]*connLocks{}
-	ownerOf := func(ctx context.Context) *connLocks {
-		mu.Lock()
-		defer mu.Unlock()
-		o := owners[ctx]
-		if o == nil {
-			o = &connLocks{locks: map[dlm.LockID]*Lock{}}
-			owners[ctx] = o
-			go func() {
-				<-ctx.Done()
-				mu.Lock()
-				delete(owners, ctx)
-				mu.Unlock()
-				o.mu.Lock()
-				held := o.locks
-				o.locks = nil
-				o.mu.Unlock()
-				for _, l := range held {
-					_ = l.Unlock(nil)
-				}
-			}()
-		}
+// ownerOf returns the locks of the client connection whose context is ctx;
+// they are released when it ends.
+func (d *DLM) ownerOf(ctx context.Context) *connLocks {
+	d.ctl.mu.Lock()
+	defer d.ctl.mu.Unlock()
+	if d.ctl.owners == nil {
+		d.ctl.owners = map[context.Context]*connLocks{}
+	}
+	o := d.ctl.owners[ctx]
+	if o != nil {
 		return o
 	}
+	o = &connLocks{locks: map[dlm.LockID]*Lock{}}
+	d.ctl.owners[ctx] = o
+	go func() {
+		<-ctx.Done()
+		d.ctl.mu.Lock()
+		delete(d.ctl.owners, ctx)
+		d.ctl.mu.Unlock()
+		o.mu.Lock()
+		held := o.locks
+		o.locks = nil
+		o.mu.Unlock()
+		for _, l := range held {
+			_ = l.Unlock(nil)
+		}
+	}()
+	return o
+}
+
+// clusterMember reports whether this node has had its first membership:
+// before it, no domain can be joined.
+func (d *DLM) clusterMember() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.inCluster
+}
+
+// notInCluster explains why a request waits or fails on a node outside the
+// cluster.
+func (d *DLM) notInCluster() string {
+	return fmt.Sprintf("node %d is not in the cluster yet (no membership: is its heartbeat started, and does it see the other nodes?)", d.self)
+}
+
+// RegisterControl adds the DLM's methods to the control server: dlm.state,
+// dlm.locks, dlm.lock, dlm.convert and dlm.unlock (once per server: a
+// second call changes nothing). A lock taken with dlm.lock belongs to the
+// client's connection: only it can convert or release it, and it is
+// released when the connection closes (the client died), as a dlmfs lock
+// is when its file is closed.
+func (d *DLM) RegisterControl(cs *ControlServer) {
+	d.ctl.mu.Lock()
+	if d.ctl.servers[cs] {
+		d.ctl.mu.Unlock()
+		return
+	}
+	if d.ctl.servers == nil {
+		d.ctl.servers = map[*ControlServer]bool{}
+	}
+	d.ctl.servers[cs] = true
+	d.ctl.mu.Unlock()
 	cs.Register("dlm.state", func(_ context.Context, req *ControlRequest) (any, error) {
 		return d.State(), nil
 	})
@@ -744,15 +793,30 @@ func (d *DLM) RegisterControl(cs *ControlServer) {
 			}
 			mode = m
 		}
-		o := ownerOf(ctx)
-		if err := d.Join(ctx, p.Domain, false); err != nil {
-			return nil, err
+		if p.TimeoutMs < 0 {
+			return nil, fmt.Errorf("dlm.lock: timeout_ms %d is negative", p.TimeoutMs)
+		}
+		o := d.ownerOf(ctx)
+		// A node outside the cluster cannot even join the domain: a trylock
+		// says so at once instead of waiting for the membership.
+		if p.Try && !d.clusterMember() {
+			return nil, errors.New(d.notInCluster())
 		}
 		lctx := ctx
 		if p.TimeoutMs > 0 {
 			var cancel context.CancelFunc
 			lctx, cancel = context.WithTimeout(ctx, time.Duration(p.TimeoutMs)*time.Millisecond)
 			defer cancel()
+		}
+		if err := d.Join(lctx, p.Domain, false); err != nil {
+			if lctx.Err() != nil && ctx.Err() == nil {
+				r := LockResult{Status: "timed out", Detail: "joining domain " + p.Domain}
+				if !d.clusterMember() {
+					r.Detail = d.notInCluster()
+				}
+				return r, nil
+			}
+			return nil, err
 		}
 		var fl dlm.Flags
 		if p.Try {
@@ -783,7 +847,7 @@ func (d *DLM) RegisterControl(cs *ControlServer) {
 		return r, nil
 	})
 	find := func(ctx context.Context, id uint64) (*connLocks, *Lock, error) {
-		o := ownerOf(ctx)
+		o := d.ownerOf(ctx)
 		o.mu.Lock()
 		defer o.mu.Unlock()
 		l := o.locks[dlm.LockID(id)]
@@ -828,16 +892,33 @@ func (d *DLM) RegisterControl(cs *ControlServer) {
 		if err != nil {
 			return nil, err
 		}
+		if p.TimeoutMs < 0 {
+			return nil, fmt.Errorf("dlm.convert: timeout_ms %d is negative", p.TimeoutMs)
+		}
 		var v *dlm.LVB
 		if p.LVB != "" {
 			if v, err = ParseLVBHex(p.LVB); err != nil {
 				return nil, err
 			}
 		}
-		a, err := l.Convert(ctx, mode, 0, v)
+		cctx := ctx
+		if p.TimeoutMs > 0 {
+			var cancel context.CancelFunc
+			cctx, cancel = context.WithTimeout(ctx, time.Duration(p.TimeoutMs)*time.Millisecond)
+			defer cancel()
+		}
+		var fl dlm.Flags
+		if p.Try {
+			fl |= dlm.NoQueue
+		}
+		a, err := l.Convert(cctx, mode, fl, v)
 		var ng *ErrNotGranted
 		if errors.As(err, &ng) {
-			return LockResult{Status: ng.Status.String(), ID: uint64(l.ID), Mode: a.Mode.String()}, nil
+			st := ng.Status.String()
+			if ng.Status == dlm.StatusCancelled && cctx.Err() != nil && ctx.Err() == nil {
+				st = "timed out"
+			}
+			return LockResult{Status: st, ID: uint64(l.ID), Mode: a.Mode.String()}, nil
 		}
 		if err != nil {
 			return nil, err

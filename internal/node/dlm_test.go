@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -246,6 +248,123 @@ func TestDLMAgentsTryFailsFastWhileHeld(t *testing.T) {
 		t.Fatalf("value block read: %+v", a)
 	}
 	if err := l2.Unlock(nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDLMControlBeforeMembershipAndRegisteredTwice: an application asking
+// a node that is not in the cluster yet gets a clear answer — at once with
+// try, within its timeout otherwise — instead of waiting for ever; and the
+// control methods registered a second time on the same server (the agent
+// registers them when it starts and again at its first membership event)
+// keep the locks a connection took before.
+func TestDLMControlBeforeMembershipAndRegisteredTwice(t *testing.T) {
+	mc := newMemCluster(t, 1, nil)
+	d, err := StartDLM(mc.agents[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := ListenControl(filepath.Join(t.TempDir(), "dlm.sock"), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	d.RegisterControl(cs)
+	cl, err := DialControl(cs.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	_ = cl.SetDeadline(time.Now().Add(20 * time.Second)) // a hang fails the test, not the run
+
+	// No heartbeat: no membership.
+	start := time.Now()
+	var res LockResult
+	err = cl.Call("dlm.lock", LockParams{Domain: "app", Name: "A", Try: true}, &res)
+	if err == nil || !strings.Contains(err.Error(), "not in the cluster") {
+		t.Fatalf("trylock outside the cluster: %+v, %v", res, err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("trylock outside the cluster took %v", took)
+	}
+	start = time.Now()
+	err = cl.Call("dlm.lock", LockParams{Domain: "app", Name: "A", TimeoutMs: 300}, &res)
+	if err != nil || res.Status != "timed out" || !strings.Contains(res.Detail, "not in the cluster") {
+		t.Fatalf("lock with a timeout outside the cluster: %+v, %v", res, err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("a 300 ms timeout outside the cluster took %v", took)
+	}
+	if err := cl.Call("dlm.lock", LockParams{Domain: "app", Name: "A", TimeoutMs: -1}, &res); err == nil {
+		t.Errorf("a negative timeout was accepted: %+v", res)
+	}
+
+	mc.startHeartbeats(0)
+	mc.waitView([]int{0}, base.NodeMapOf(0), 30*time.Second)
+	res = LockResult{}
+	if err := cl.Call("dlm.lock", LockParams{Domain: "app", Name: "A", TimeoutMs: 10000}, &res); err != nil || res.Status != "ok" {
+		t.Fatalf("lock in the cluster: %+v, %v", res, err)
+	}
+	d.RegisterControl(cs) // as the agent's first membership event does
+	var conv LockResult
+	if err := cl.Call("dlm.convert", UnlockParams{ID: res.ID, Mode: "PR"}, &conv); err != nil || conv.Status != "ok" || conv.Mode != "PR" {
+		t.Fatalf("convert after a second registration: %+v, %v", conv, err)
+	}
+	if err := cl.Call("dlm.unlock", UnlockParams{ID: res.ID}, nil); err != nil {
+		t.Fatalf("unlock after a second registration: %v", err)
+	}
+}
+
+// TestDLMControlConvertTryAndTimeout: through the control API a conversion
+// can be a trylock (busy at once) or give up after a timeout (the pending
+// conversion is cancelled, the lock keeps its mode), as dlmfs and libo2dlm
+// applications can.
+func TestDLMControlConvertTryAndTimeout(t *testing.T) {
+	mc := newMemCluster(t, 2, nil)
+	ds := startDLMs(t, mc, "app", 0, 1)
+	cs, err := ListenControl(filepath.Join(t.TempDir(), "dlm.sock"), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	ds[1].RegisterControl(cs)
+	cl, err := DialControl(cs.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	_ = cl.SetDeadline(time.Now().Add(20 * time.Second))
+	ctx := context.Background()
+	other, _, err := ds[0].Lock(ctx, "app", "C", dlm.ModePR, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res LockResult
+	if err := cl.Call("dlm.lock", LockParams{Domain: "app", Name: "C", Mode: "PR"}, &res); err != nil || res.Status != "ok" {
+		t.Fatalf("lock PR: %+v %v", res, err)
+	}
+	var conv LockResult
+	start := time.Now()
+	if err := cl.Call("dlm.convert", UnlockParams{ID: res.ID, Mode: "EX", Try: true}, &conv); err != nil || conv.Status != "busy" || conv.Mode != "PR" {
+		t.Fatalf("try PR->EX while another node holds PR: %+v %v", conv, err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("try conversion took %v", took)
+	}
+	start = time.Now()
+	if err := cl.Call("dlm.convert", UnlockParams{ID: res.ID, Mode: "EX", TimeoutMs: 300}, &conv); err != nil || conv.Status != "timed out" || conv.Mode != "PR" {
+		t.Fatalf("PR->EX with a timeout while another node holds PR: %+v %v", conv, err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("a 300 ms conversion timeout took %v", took)
+	}
+	if err := other.Unlock(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Call("dlm.convert", UnlockParams{ID: res.ID, Mode: "EX", TimeoutMs: 5000}, &conv); err != nil || conv.Status != "ok" || conv.Mode != "EX" {
+		t.Fatalf("PR->EX once free: %+v %v", conv, err)
+	}
+	if err := cl.Call("dlm.unlock", UnlockParams{ID: res.ID}, nil); err != nil {
 		t.Fatal(err)
 	}
 }
