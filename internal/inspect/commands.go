@@ -816,8 +816,26 @@ func (d *Debugger) doExtent(args []string) error {
 	return nil
 }
 
+// groupArg reads the block a group command starts its chain at. Block 0
+// would be the end of a chain, which walkGroups takes as nothing to show;
+// named by the operator it is a block that holds no group, and is
+// reported as such.
+func (d *Debugger) groupArg(args []string, usage usageError) (uint64, error) {
+	blk, err := d.oneBlockArg(args, usage)
+	if err != nil {
+		return 0, err
+	}
+	if blk == 0 {
+		if _, _, err := rawBlock(d, 0, "group descriptor", "group descriptor", ondisk.DecodeGroupDesc); err != nil {
+			return 0, err
+		}
+		return 0, errors.New("block 0 holds no group descriptor")
+	}
+	return blk, nil
+}
+
 func (d *Debugger) doGroup(args []string) error {
-	blk, err := d.oneBlockArg(args, "group <block#>")
+	blk, err := d.groupArg(args, "group <block#>")
 	if err != nil {
 		return err
 	}
@@ -826,7 +844,7 @@ func (d *Debugger) doGroup(args []string) error {
 }
 
 func (d *Debugger) doGrpextents(args []string) error {
-	blk, err := d.oneBlockArg(args, "grpextents <block#>")
+	blk, err := d.groupArg(args, "grpextents <block#>")
 	if err != nil {
 		return err
 	}
