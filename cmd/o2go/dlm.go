@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -94,14 +95,17 @@ func newDLMLocksCommand() *cobra.Command {
 	var nodeName, socket string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "locks [--node NAME] [--json] [DOMAIN [NAME] | DOMAIN/NAME]",
+		Use:   "locks [--node NAME] [--json] [NAME | DOMAIN [NAME] | DOMAIN/NAME]",
 		Short: "Show lock resources, as debugfs.ocfs2's dlm_locks",
 		Long: `Show the lock resources this node knows — of every domain, of DOMAIN, or
-only NAME (DOMAIN NAME, or DOMAIN/NAME as o2go lock takes it): the owner
-(master), and where this node masters it the value block's state and the
-queues — Granted, Converting, Blocked, with each lock's node, granted mode,
-requested mode and cookie (node:id) — and the locks dead nodes are taken to
-hold until the file system recovers them; then this node's own locks on it.
+only resource NAME: in every domain with a bare NAME (debugfs.ocfs2's
+"dlm_locks NAME"), in one with DOMAIN NAME or DOMAIN/NAME (as o2go lock
+takes it); a single argument that names a domain of this node shows that
+domain. For each: the owner (master), and where this node masters it the
+value block's state and the queues — Granted, Converting, Blocked, with each
+lock's node, granted mode, requested mode and cookie (node:id) — and the
+locks dead nodes are taken to hold until the file system recovers them;
+then this node's own locks on it.
 To follow a hang (ocfs2(7), DLM DEBUGGING): find the blocked lock here, then
 ask the owner's agent (--node) for the same resource to see who holds it.
 
@@ -111,9 +115,14 @@ EXIT STATUS
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var p node.LocksParams
+			bare := ""
 			switch len(args) {
 			case 1:
-				p.Domain, p.Name, _ = strings.Cut(args[0], "/")
+				if d, n, ok := strings.Cut(args[0], "/"); ok {
+					p.Domain, p.Name = d, n
+				} else {
+					bare = args[0]
+				}
 			case 2:
 				p.Domain, p.Name = args[0], args[1]
 			}
@@ -123,6 +132,7 @@ EXIT STATUS
 			}
 			defer cl.Close()
 			domains := []string{p.Domain}
+			search := false // a bare NAME looked up in every domain
 			if p.Domain == "" {
 				var st []dlm.DomainState
 				if err := cl.Call("dlm.state", nil, &st); err != nil {
@@ -132,14 +142,35 @@ EXIT STATUS
 				for _, s := range st {
 					domains = append(domains, s.Domain)
 				}
+				switch {
+				case bare == "":
+				case slices.Contains(domains, bare):
+					p.Domain, domains = bare, []string{bare}
+				default:
+					p.Name, search = bare, true
+				}
 			}
 			rs := []dlm.ResourceState{}
+			var lastErr error
 			for _, d := range domains {
 				var one []dlm.ResourceState
 				if err := cl.Call("dlm.locks", node.LocksParams{Domain: d, Name: p.Name}, &one); err != nil {
-					return err
+					if !search {
+						return err
+					}
+					lastErr = err
+					continue
 				}
 				rs = append(rs, one...)
+			}
+			if search && len(rs) == 0 {
+				if lastErr != nil && !strings.Contains(lastErr.Error(), "is not known") {
+					return lastErr
+				}
+				if len(domains) == 0 {
+					return fmt.Errorf("resource %q: this node is in no DLM domain", p.Name)
+				}
+				return fmt.Errorf("resource %q is not known on this node in any of its domains (%s)", p.Name, strings.Join(domains, ", "))
 			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), rs)
@@ -152,7 +183,7 @@ EXIT STATUS
 				if i > 0 {
 					fmt.Fprintln(w)
 				}
-				if p.Domain == "" && (i == 0 || rs[i-1].Domain != r.Domain) {
+				if (p.Domain == "" || search) && (i == 0 || rs[i-1].Domain != r.Domain) {
 					fmt.Fprintf(w, "Domain: %s\n", r.Domain)
 				}
 				fmt.Fprint(w, dlm.FormatResource(r))

@@ -88,6 +88,9 @@ EXIT STATUS
 				setVal = new(dlm.LVB)
 				copy(setVal[:], lvbSet)
 			}
+			if timeout < 0 {
+				return fmt.Errorf("--timeout %v: give a positive duration (or leave it out to wait)", timeout)
+			}
 			if len(command) == 0 && !lvbGet && setVal == nil {
 				return fmt.Errorf("nothing to do: give -- COMMAND, --lvb-get or --lvb-set")
 			}
@@ -106,7 +109,11 @@ EXIT STATUS
 			case "busy":
 				return &exitError{code: exitTempFail, err: fmt.Errorf("%s/%s is busy (held by another in a conflicting mode)", domain, name)}
 			case "timed out":
-				return &exitError{code: exitTempFail, err: fmt.Errorf("%s/%s: not granted within %v", domain, name, timeout)}
+				err := fmt.Errorf("%s/%s: not granted within %v", domain, name, timeout)
+				if res.Detail != "" {
+					err = fmt.Errorf("%s/%s: not granted within %v: %s", domain, name, timeout, res.Detail)
+				}
+				return &exitError{code: exitTempFail, err: err}
 			default:
 				return fmt.Errorf("%s/%s: %s", domain, name, res.Status)
 			}

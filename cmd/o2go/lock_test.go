@@ -172,6 +172,22 @@ func TestLockCommand(t *testing.T) {
 	if _, errOut, code = runO2go(t, "", "dlm", "locks", "--socket", s0, "app/nothing"); code != 1 || !strings.Contains(errOut, `resource "nothing" is not known`) {
 		t.Fatalf("dlm locks of an unknown resource: code %d %s", code, errOut)
 	}
+	// A bare NAME, as debugfs.ocfs2's "dlm_locks NAME": looked up in every
+	// domain; a bare DOMAIN still shows the domain.
+	out, errOut, code = runO2go(t, "", "dlm", "locks", "--socket", s0, "X")
+	if code != 0 || !strings.Contains(out, "Domain: app\nLockres: X") || !strings.Contains(out, ": EX\n") {
+		t.Fatalf("dlm locks X: code %d\n%s%s", code, out, errOut)
+	}
+	out, errOut, code = runO2go(t, "", "dlm", "locks", "--socket", s0, "app")
+	if code != 0 || !strings.Contains(out, "Lockres: X") {
+		t.Fatalf("dlm locks app: code %d\n%s%s", code, out, errOut)
+	}
+	if _, errOut, code = runO2go(t, "", "dlm", "locks", "--socket", s0, "nothing"); code != 1 || !strings.Contains(errOut, `resource "nothing" is not known on this node in any of its domains (app)`) {
+		t.Fatalf("dlm locks of a bare unknown name: code %d %s", code, errOut)
+	}
+	if _, errOut, code = runO2go(t, "", "lock", "--socket", s1, "--timeout", "-1s", "app/X", "--", "true"); code != 1 || !strings.Contains(errOut, "--timeout -1s") {
+		t.Fatalf("a negative --timeout: code %d err %q", code, errOut)
+	}
 	if err := held.Unlock(nil); err != nil {
 		t.Fatal(err)
 	}
