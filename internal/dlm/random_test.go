@@ -95,6 +95,7 @@ func TestRandomized(t *testing.T) {
 	if *seedFlag != 0 {
 		seeds = []uint64{*seedFlag}
 	}
+	var crashes, inReco, timers, partitions int
 	for _, seed := range seeds {
 		s := newSim(seed, simConfig{})
 		if *seedFlag != 0 && *traceFlag {
@@ -105,9 +106,20 @@ func TestRandomized(t *testing.T) {
 			t.Fatalf("seed %d: %v\nreplay: go test ./internal/dlm -run TestRandomized -seed %d -v", seed, err, seed)
 		}
 		if *seedFlag != 0 {
-			t.Logf("seed %d: %d steps, %d messages, %d grants, %d crashes, %d partitions, %d rebuilt",
-				seed, s.steps, s.net.delivered, s.grants, s.crashes, s.partitions, s.rebuilt())
+			t.Logf("seed %d: %d steps, %d messages, %d grants, %d crashes (%d during a reconfiguration), %d partitions, %d rebuilt, %d deadlines cleared",
+				seed, s.steps, s.net.delivered, s.grants, s.crashes, s.crashesInReco, s.partitions, s.rebuilt(), s.timersCleared)
 		}
+		crashes += s.crashes
+		inReco += s.crashesInReco
+		timers += s.timersCleared
+		partitions += s.partitions
+	}
+	t.Logf("%d seeds: %d crashes, %d of them of a node taking part in a reconfiguration under way; %d partitions; %d pending deadlines taken away when the faults stopped",
+		len(seeds), crashes, inReco, partitions, timers)
+	// The runs must exercise what the issue asks: a death during recovery
+	// restarts it, and quiescence owes nothing to a timer.
+	if len(seeds) >= 200 && (inReco < len(seeds)/100 || timers == 0) {
+		t.Errorf("the runs did not exercise deaths during a reconfiguration (%d) or requests left without their deadline (%d): the fault mix lost its point", inReco, timers)
 	}
 }
 
@@ -146,6 +158,11 @@ type sim struct {
 	value        int
 
 	grants, crashes, partitions int
+	// crashesInReco counts crashes of a node that took part in a
+	// reconfiguration under way somewhere (a death during recovery, which
+	// restarts it); timersCleared counts the pending requests whose
+	// deadline was taken away when the faults stopped.
+	crashesInReco, timersCleared int
 }
 
 type mlock struct {
@@ -485,6 +502,9 @@ func (s *sim) recovered(x base.NodeID, dom string, dn DeadNode) {
 
 func (s *sim) crash(x base.NodeID) {
 	s.crashes++
+	if s.inReconfiguration(x) {
+		s.crashesInReco++
+	}
 	g := s.gen(x)
 	seqBefore := len(s.net.events)
 	// Any trace of the domain on the dead node (joining, leaving, left with
@@ -546,6 +566,22 @@ func (s *sim) crash(x base.NodeID) {
 	}
 	s.member[x] = map[string]bool{}
 	s.downAt[x] = s.step
+}
+
+// inReconfiguration reports whether x takes part in a reconfiguration that
+// another live node has under way (as participant, or in its target).
+func (s *sim) inReconfiguration(x base.NodeID) bool {
+	for _, y := range s.net.liveIDs() {
+		if y == x {
+			continue
+		}
+		for _, d := range s.net.nodes[y].n.domains {
+			if r := d.reco; r != nil && (r.parts.Has(x) || r.target.Has(x)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // domainSurvives reports whether some live node stays a member of dom: a
@@ -887,7 +923,14 @@ func (s *sim) run() error {
 		s.endPartition(s.rng.Chance(0.5))
 	}
 	// Quiesce: no faults, no new requests; holders release on BAST and the
-	// file system recovers every dead node.
+	// file system recovers every dead node. No timer helps either: the
+	// deadlines still pending go, so that a request the protocol forgot
+	// cannot end by timing out (the DLM's only timer; it has no retry).
+	for _, x := range s.net.liveIDs() {
+		n := s.net.nodes[x].n
+		s.timersCleared += len(n.deadlines)
+		clear(n.deadlines)
+	}
 	quiet := 0
 	for i := 0; i < 200000 && s.err == nil; i++ {
 		s.step++
