@@ -66,6 +66,12 @@ func baseImage(t *testing.T, name string) string {
 		case "populated-norefcount":
 			img = mkfs(t, 300<<20, "-b", "4096", "-C", "4096", "-N", "2", "--fs-features=local,norefcount")
 			populate(t, img)
+		case "xattrs":
+			img = mkfs(t, 200<<20)
+			populateXattrs(t, img)
+		case "xattrs-1k-ecc":
+			img = mkfs(t, 200<<20, "-b", "1024", "-C", "4096", "-N", "2", "--fs-features=local,metaecc,noindexed-dirs")
+			populateXattrs(t, img)
 		default:
 			t.Fatalf("no base %q", name)
 		}

@@ -18,8 +18,8 @@
 //	           the geometry fixes, all of them linked (GROUP_*, CHAIN_*).
 //	Pass 0b    the inode allocators, 0c the extent block allocators.
 //	Pass 1     every block of every inode allocator group, read in 4 MiB
-//	           runs: inode fields, extent trees, symlinks, sizes, xattr and
-//	           refcount clusters; then the inode bitmaps against the valid
+//	           runs: inode fields, extent trees, symlinks, sizes, extended
+//	           attributes (xattr.go) and refcount clusters; then the inode bitmaps against the valid
 //	           inodes (INODE_ALLOC_REPAIR) and the global bitmap against the
 //	           clusters found in use (CLUSTER_ALLOC_BIT).
 //	Pass 1b-d  only when a cluster has two owners: find the owners, name
@@ -79,8 +79,14 @@
 //     of the names it removes and rebuilds indexes with buildDxIndex.
 //   - Refcount trees are judged whole (fs/extent.CheckRefcountTree): a
 //     damaged tree is REFCOUNT_ROOT_BLOCK_INVALID rather than one of the
-//     finer RB_* codes; xattr damage that is not a bad xattr block is
-//     reported but not repaired.
+//     finer RB_* codes.
+//   - An xattr block that cannot be one (out of range, wrong signature,
+//     failed check) is XATTR_BLOCK_INVALID and its reference is dropped;
+//     fsck.ocfs2 asks only when the signature's last byte is not NUL and
+//     stops pass 1 on the rest. An entry fixed for its hash keeps the fix
+//     when another entry of its header is dropped (fsck.ocfs2 moves the
+//     entries down from copies taken before the fix), and an entry
+//     answered "no" keeps the entries after it.
 //   - The prompts print the values they mean where fsck.ocfs2 prints a
 //     wrong one (GROUP_BLKNO names the recorded block, CHAIN_I_SIZE the
 //     clusters); a dot entry's excess becomes an empty entry of the right

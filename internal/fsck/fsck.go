@@ -717,3 +717,19 @@ func (c *checker) writeInode(blkno uint64, d dinode) {
 
 // now returns the time for dtimes.
 func (c *checker) unixNow() uint64 { return uint64(c.now.Unix()) }
+
+// writeBlocks writes len(b)/bs consecutive blocks in place (an xattr
+// bucket) and drops the cache's copies; b carries its own checks.
+func (c *checker) writeBlocks(blkno uint64, b []byte) error {
+	if !c.rw {
+		return fmt.Errorf("internal error: write of block %d in a read-only check", blkno)
+	}
+	if _, err := c.dev.WriteAt(b, int64(blkno)*int64(c.bs)); err != nil {
+		c.sawError = true
+		return fmt.Errorf("%s: writing blocks %d..%d: %w", c.o.Device, blkno, blkno+uint64(len(b)/c.bs)-1, err)
+	}
+	for i := 0; i < len(b)/c.bs; i++ {
+		c.v.Cache.Forget(blkno + uint64(i))
+	}
+	return nil
+}

@@ -6,7 +6,6 @@ import (
 	"sort"
 
 	"o2go/internal/blockdev"
-	"o2go/internal/fs/xattr"
 	"o2go/internal/ondisk"
 )
 
@@ -148,7 +147,9 @@ func (c *checker) checkScannedInode(blk uint64, d dinode) (bool, error) {
 		if err := c.checkBlocks(blk, d); err != nil {
 			return false, err
 		}
-		c.checkXattrs(blk, d)
+		if err := c.checkXattrs(blk, d); err != nil {
+			return false, err
+		}
 	}
 	return d.flags()&ondisk.InodeValid != 0, nil
 }
@@ -707,66 +708,6 @@ func (c *checker) checkDxDir(d dinode) error {
 		}
 	}
 	return nil
-}
-
-// checkXattrs records the clusters an inode's extended attributes use
-// (values and buckets), and offers to drop an xattr block that is not one.
-func (c *checker) checkXattrs(blk uint64, d dinode) {
-	if d.dyn()&(ondisk.DynHasXattr|ondisk.DynInlineXattr) == 0 {
-		return
-	}
-	if loc := get64(d, diXattrLoc); loc != 0 {
-		ok := !c.outOfRange(loc)
-		if ok {
-			b, err := c.readBlock(loc)
-			ok = err == nil && hasSig(b, ondisk.XattrBlockSignature)
-		}
-		if !ok {
-			if c.p.ask(XattrBlockInvalid, "Extended attribute block %d referenced by inode %d is invalid. Remove it?", loc, blk) {
-				put64(d, diXattrLoc, 0)
-				if d.dyn()&ondisk.DynInlineXattr == 0 {
-					d.setDyn(d.dyn() &^ ondisk.DynHasXattr)
-				}
-				c.writeInode(blk, d)
-			}
-			if d.dyn()&ondisk.DynInlineXattr == 0 {
-				return
-			}
-		}
-	}
-	td, err := xattrView(d)
-	if err != nil {
-		c.verbosef("inode %d: extended attributes not checked: %v\n", blk, err)
-		return
-	}
-	x := xattr.Inode{C: c.v.Cache, SB: c.sb, Inode: td, Block: d}
-	u, err := x.Check()
-	if err != nil {
-		c.printf("** Inode %d: extended attributes are damaged (%v); o2go fsck does not repair them. **\n", blk, err)
-		c.sawError = true
-		return
-	}
-	for _, r := range u.Clusters {
-		c.markClusters(uint32(r.Blkno>>(c.csBits-c.bsBits)), r.Clusters)
-	}
-}
-
-// xattrView decodes an inode for the xattr code, which needs only its
-// flags and its inline area: id2 is blanked in a copy first, so that
-// damage there (which pass 1 reports on its own) does not hide the
-// attributes' clusters.
-func xattrView(d dinode) (*ondisk.Dinode, error) {
-	cp := append(dinode(nil), d...)
-	end := len(cp)
-	if cp.dyn()&ondisk.DynInlineXattr != 0 {
-		end -= cp.xattrInline()
-	}
-	if end > diID2 {
-		clear(cp[diID2:end])
-	}
-	cp.setFlags(cp.flags() &^ (ondisk.InodeSuperBlock | ondisk.InodeLocalAlloc | ondisk.InodeChain | ondisk.InodeDealloc))
-	cp.setDyn(cp.dyn() &^ ondisk.DynInlineData)
-	return ondisk.DecodeDinode(cp)
 }
 
 // markLocalAllocs keeps the clusters of local alloc windows that the

@@ -9,7 +9,6 @@ import (
 	"o2go/internal/fs/dir"
 	"o2go/internal/fs/extent"
 	"o2go/internal/fs/metacache"
-	"o2go/internal/fs/xattr"
 	"o2go/internal/ondisk"
 )
 
@@ -136,15 +135,8 @@ func (c *checker) pass1bInode(dc *dupContext, blk uint64, d dinode) error {
 			c.dupCheck(dc, d, toCl(r.blkno), r.clusters, r.cpos)
 		}
 	}
-	if d.dyn()&ondisk.DynHasXattr != 0 {
-		if td, err := xattrView(d); err == nil {
-			x := xattr.Inode{C: c.v.Cache, SB: c.sb, Inode: td, Block: d}
-			if u, err := x.Check(); err == nil {
-				for _, r := range u.Clusters {
-					c.dupCheck(dc, d, toCl(r.Blkno), r.Clusters, r.Cpos)
-				}
-			}
-		}
+	for _, r := range c.xattrExtents(d) {
+		c.dupCheck(dc, d, toCl(r.blkno), r.clusters, r.cpos)
 	}
 	return nil
 }

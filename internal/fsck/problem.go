@@ -116,6 +116,15 @@ const (
 	RefcountCountInvalid     Code = "REFCOUNT_COUNT_INVALID"
 	RefcountRecRedundant     Code = "REFCOUNT_REC_REDUNDANT"
 	XattrBlockInvalid        Code = "XATTR_BLOCK_INVALID"
+	XattrCountInvalid        Code = "XATTR_COUNT_INVALID"
+	XattrEntryInvalid        Code = "XATTR_ENTRY_INVALID"
+	XattrNameOffsetInvalid   Code = "XATTR_NAME_OFFSET_INVALID"
+	XattrLocationInvalid     Code = "XATTR_LOCATION_INVALID"
+	XattrValueInvalid        Code = "XATTR_VALUE_INVALID"
+	XattrHashInvalid         Code = "XATTR_HASH_INVALID"
+	XattrFreeStartInvalid    Code = "XATTR_FREE_START_INVALID"
+	XattrValueLenInvalid     Code = "XATTR_VALUE_LEN_INVALID"
+	XattrBucketCountInvalid  Code = "XATTR_BUCKET_COUNT_INVALID"
 
 	// Pass 1b-1d: clusters claimed twice.
 	DupClustersSysfileClone Code = "DUP_CLUSTERS_SYSFILE_CLONE"
@@ -179,6 +188,7 @@ var codes = map[Code]codeInfo{
 	DirTrailerBlkno: {safe: true}, DirTrailerParentInode: {safe: true}, DirentType: {safe: true},
 	InodeCount: {safe: true}, LallocNZUsed: {safe: true}, LallocNZBm: {safe: true},
 	InodeClusters: {safe: true}, InodeSparseClusters: {safe: true}, RefcountCount: {safe: true},
+	XattrHashInvalid: {safe: true}, XattrFreeStartInvalid: {safe: true}, XattrValueLenInvalid: {safe: true},
 	LinkBlocks: {defaultNo: true}, DupClustersDelete: {defaultNo: true}, JournalUnknownFeature: {defaultNo: true},
 	RecoverBackupSuperblock: {defaultNo: true}, DirParentDup: {},
 }
