@@ -93,11 +93,16 @@ type corruption struct {
 	// want are codes fsck.ocfs2 -fn must report (the case damages what it
 	// means to).
 	want []string
+	// img, when set, is the volume to damage instead of a copy of base.
+	img string
 }
 
 // checkCase runs the three comparisons of a case.
 func checkCase(t *testing.T, tc corruption) {
-	img := baseImage(t, tc.base)
+	img := tc.img
+	if img == "" {
+		img = baseImage(t, tc.base)
+	}
 	tc.damage(t, img)
 
 	real := realtools.Fsck(t, img, "-fn")
