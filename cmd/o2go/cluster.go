@@ -8,10 +8,13 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"o2go/internal/cluster/config"
+	"o2go/internal/node"
 )
 
 // clusterOptions are the flags every `o2go cluster` subcommand shares.
@@ -185,22 +188,47 @@ func newRemoveNodeCommand(opts *clusterOptions) *cobra.Command {
 	}
 }
 
+// heartbeatRegion turns add-heartbeat's and remove-heartbeat's argument
+// into the region name, as o2cb does: a block device (or, for o2go, an
+// image file) is read for its volume UUID; anything else must be the UUID.
+func heartbeatRegion(arg string) (string, error) {
+	st, err := os.Stat(arg)
+	if err != nil {
+		if strings.Contains(arg, "/") {
+			return "", fmt.Errorf("reading the volume UUID of %s: %w", arg, err)
+		}
+		return config.ParseRegion(arg)
+	}
+	if !st.Mode().IsRegular() && st.Mode()&os.ModeDevice == 0 {
+		return "", fmt.Errorf("%s is neither a device nor an image file: give the volume's device or its UUID", arg)
+	}
+	info, err := node.ProbeVolume(arg)
+	if err != nil {
+		return "", fmt.Errorf("reading the volume UUID of %s: %w", arg, err)
+	}
+	return info.UUID, nil
+}
+
 func newAddHeartbeatCommand(opts *clusterOptions) *cobra.Command {
 	return &cobra.Command{
-		Use:   "add-heartbeat CLUSTER UUID",
-		Short: "Add a global heartbeat region (a volume's UUID) to a cluster",
+		Use:   "add-heartbeat CLUSTER UUID|DEVICE",
+		Short: "Add a global heartbeat region (a volume's UUID or device) to a cluster",
 		Long: `Add a global heartbeat region to a cluster: the UUID of the volume that
-carries it, as 32 hex digits or in blkid's dashed form. (o2cb also takes a
-device and reads its UUID; o2go does not yet.)`,
+carries it, as 32 hex digits or in blkid's dashed form, or the volume itself
+(a device, or an image file), whose UUID is read from its superblock — as
+'o2cb add-heartbeat mycluster /dev/sda1' does.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var region string
-			err := config.Edit(opts.configPath, func(c *config.ClusterConf) error {
+			region, err := heartbeatRegion(args[1])
+			if err != nil {
+				return err
+			}
+			err = config.Edit(opts.configPath, func(c *config.ClusterConf) error {
 				cl, err := c.LookupCluster(args[0])
 				if err != nil {
 					return err
 				}
-				region, err = cl.AddHeartbeat(args[1])
+				region, err = cl.AddHeartbeat(region)
 				return err
 			})
 			if err == nil {
@@ -213,19 +241,23 @@ device and reads its UUID; o2go does not yet.)`,
 
 func newRemoveHeartbeatCommand(opts *clusterOptions) *cobra.Command {
 	return &cobra.Command{
-		Use:   "remove-heartbeat CLUSTER UUID",
-		Short: "Remove a global heartbeat region from a cluster",
+		Use:   "remove-heartbeat CLUSTER UUID|DEVICE",
+		Short: "Remove a global heartbeat region (a volume's UUID or device) from a cluster",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			err := config.Edit(opts.configPath, func(c *config.ClusterConf) error {
+			region, err := heartbeatRegion(args[1])
+			if err != nil {
+				return err
+			}
+			err = config.Edit(opts.configPath, func(c *config.ClusterConf) error {
 				cl, err := c.LookupCluster(args[0])
 				if err != nil {
 					return err
 				}
-				return cl.RemoveHeartbeat(args[1])
+				return cl.RemoveHeartbeat(region)
 			})
 			if err == nil {
-				opts.say(cmd, "Removed heartbeat region '%s' from cluster '%s'", args[1], args[0])
+				opts.say(cmd, "Removed heartbeat region '%s' from cluster '%s'", region, args[0])
 			}
 			return err
 		},

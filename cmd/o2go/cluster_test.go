@@ -13,6 +13,7 @@ import (
 
 	"o2go/internal/cluster/config"
 	"o2go/internal/testutil"
+	"o2go/internal/testutil/realtools"
 )
 
 // runCluster runs `o2go cluster --config conf args...` in-process and
@@ -133,6 +134,53 @@ func TestClusterListCommands(t *testing.T) {
 
 }
 
+// TestClusterHeartbeatByDevice: add-heartbeat and remove-heartbeat take the
+// volume itself, as in o2cb(8)'s example (o2cb add-heartbeat mycluster
+// /dev/sda1), and read its UUID: an image file, and a block device, where
+// the file must be what o2cb writes for the same device.
+func TestClusterHeartbeatByDevice(t *testing.T) {
+	realtools.Require(t)
+	img := realtools.MkfsImage(t, 16<<20, "-b", "4096", "-N", "2")
+	uuid := strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(realtools.TunefsQuery(t, img, "%U")), "-", ""))
+	conf := filepath.Join(t.TempDir(), "cluster.conf")
+	mustRunCluster(t, conf, "add-cluster", "a")
+	if out := mustRunCluster(t, conf, "-v", "add-heartbeat", "a", img); out != "Added heartbeat region '"+uuid+"' to cluster 'a'\n" {
+		t.Fatalf("add-heartbeat by image printed %q (tunefs.ocfs2 reads UUID %s)", out, uuid)
+	}
+	if _, err := runCluster(t, conf, "add-heartbeat", "a", uuid); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("the image's UUID again: %v", err)
+	}
+	mustRunCluster(t, conf, "remove-heartbeat", "a", img)
+	if out := mustRunCluster(t, conf, "list-heartbeats", "a"); out != "" {
+		t.Fatalf("after remove-heartbeat by image: %q", out)
+	}
+
+	testutil.RequireRoot(t)
+	testutil.RequireTools(t, "losetup", "o2cb")
+	out, err := exec.Command("losetup", "-f", "--show", img).Output()
+	if err != nil {
+		t.Fatalf("losetup: %v", err)
+	}
+	loop := strings.TrimSpace(string(out))
+	t.Cleanup(func() { _ = exec.Command("losetup", "-d", loop).Run() })
+	theirs := filepath.Join(t.TempDir(), "o2cb.conf")
+	for _, args := range [][]string{{"add-cluster", "a"}, {"add-heartbeat", "a", loop}} {
+		if out, err := exec.Command("o2cb", append([]string{"--config-file=" + theirs}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("o2cb %v: %v\n%s", args, err, out)
+		}
+	}
+	mustRunCluster(t, conf, "add-heartbeat", "a", loop)
+	ours, _ := os.ReadFile(conf)
+	want, _ := os.ReadFile(theirs)
+	if !bytes.Equal(ours, want) {
+		t.Fatalf("add-heartbeat %s wrote\n%s\no2cb writes\n%s", loop, ours, want)
+	}
+	mustRunCluster(t, conf, "remove-heartbeat", "a", loop)
+	if out := mustRunCluster(t, conf, "list-heartbeats", "a"); out != "" {
+		t.Fatalf("after remove-heartbeat by device: %q", out)
+	}
+}
+
 // TestClusterListCommandsMatchO2CB has o2cb list a file o2go wrote.
 func TestClusterListCommandsMatchO2CB(t *testing.T) {
 	testutil.RequireTools(t, "o2cb")
@@ -180,7 +228,10 @@ func TestClusterCommandErrorsLeaveFileAlone(t *testing.T) {
 		{[]string{"add-node", "a", "n2", "--ip", "10.0.0.2", "--number", "x"}, "invalid argument"},
 		{[]string{"add-node", "a"}, "accepts 2 arg(s)"},
 		{[]string{"remove-node", "a", "zz"}, "unknown node 'zz' in cluster 'a'"},
-		{[]string{"add-heartbeat", "a", "/dev/sdb1"}, "blkid -s UUID -o value /dev/sdb1"},
+		{[]string{"add-heartbeat", "a", filepath.Join(filepath.Dir(conf), "sdz9")}, "reading the volume UUID of " + filepath.Join(filepath.Dir(conf), "sdz9")},
+		{[]string{"add-heartbeat", "a", conf}, "no OCFS2 superblock"},
+		{[]string{"add-heartbeat", "a", filepath.Dir(conf)}, "neither a device nor an image file"},
+		{[]string{"remove-heartbeat", "a", conf}, "no OCFS2 superblock"},
 		{[]string{"add-heartbeat", "a", "1234"}, "is not a volume UUID"},
 		{[]string{"remove-heartbeat", "a", clusterTestRegion}, "unknown heartbeat region"},
 		{[]string{"heartbeat-mode", "a", "disk"}, "neither 'local' nor 'global'"},

@@ -533,7 +533,7 @@ func isHex(s string) bool {
 // region name cluster.conf holds: 32 upper-case hex digits.
 func ParseRegion(s string) (string, error) {
 	if strings.HasPrefix(s, "/") {
-		return "", fmt.Errorf("'%s' looks like a device: reading a device's UUID is not supported yet; give the volume's UUID (blkid -s UUID -o value %s prints it)", s, s)
+		return "", fmt.Errorf("'%s' is a device path, not a volume UUID (o2go cluster add-heartbeat reads a device's UUID; blkid -s UUID -o value %s prints it)", s, s)
 	}
 	r := s
 	if len(r) == 36 && r[8] == '-' && r[13] == '-' && r[18] == '-' && r[23] == '-' {
