@@ -86,6 +86,7 @@ type procCluster struct {
 	port    int
 	agents  map[int]*procAgent
 	wrap    func(i int, args []string) []string // e.g. ip netns exec
+	env     []string                            // added to the agents' environment
 }
 
 type procAgent struct {
@@ -206,6 +207,9 @@ func (pc *procCluster) start(i int, extra ...string) *procAgent {
 	}
 	a.cmd = exec.Command(args[0], args[1:]...)
 	a.cmd.Stdout, a.cmd.Stderr = a, a
+	if pc.env != nil {
+		a.cmd.Env = append(os.Environ(), pc.env...)
+	}
 	if err := a.cmd.Start(); err != nil {
 		pc.t.Fatal(err)
 	}
