@@ -2,11 +2,15 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"o2go/internal/cluster/config"
+	"o2go/internal/fs/volume"
 	"o2go/internal/fsck"
 )
 
@@ -17,6 +21,7 @@ func newFsckCommand() *cobra.Command {
 		no, yes, preen, preenA, force, skipCluster, fixGen, verbose, progress bool
 		backup                                                                int
 		hbWait                                                                time.Duration
+		confPath, sysconfPath                                                 string
 	)
 	cmd := &cobra.Command{
 		Use:   "fsck [-fnypv] [-r N] DEVICE",
@@ -32,7 +37,10 @@ marked with errors, not due for a check) is not checked without -f.
 
 A clustered volume is changed only when its heartbeat area shows no live
 node (fsck.ocfs2 takes the cluster lock instead, which needs O2CB running);
--n always works, and -F skips the heartbeat watch.
+-n always works, and -F skips the heartbeat watch. A clustered volume
+stamped for another cluster stack or cluster than the one this node's
+O2CB configuration (--config) names is changed only after it is stamped
+for this one (RECOVER_CLUSTER_INFO).
 
 EXIT STATUS (summed, as fsck(8))
   0   no errors
@@ -76,6 +84,9 @@ what it found as fsck(8) says.`,
 			if out, ok := cmd.ErrOrStderr().(*os.File); ok && (verbose || progress || isTerminal(out)) {
 				o.Progress = out
 			}
+			if !no {
+				o.RunningStack = fsckRunningStack(confPath, sysconfPath, cmd.ErrOrStderr())
+			}
 			if backup < 0 || backup > 6 {
 				return &exitError{code: fsck.ExitUsage, err: errors.New("-r: backup superblock number must be 1 to 6")}
 			}
@@ -99,5 +110,26 @@ what it found as fsck(8) says.`,
 	f.BoolVarP(&verbose, "verbose", "v", false, "progress, per-pass times and statistics")
 	f.BoolVarP(&progress, "progress", "P", false, "show progress bars")
 	f.DurationVar(&hbWait, "heartbeat-wait", 0, "how long to watch a clustered volume's heartbeat for live nodes (default 5s)")
+	f.StringVar(&confPath, "config", config.DefaultClusterConfPath, "cluster configuration `FILE` (the cluster this node runs)")
+	f.StringVar(&sysconfPath, "sysconfig", "", "o2cb sysconfig `FILE` (default: /etc/default/o2cb or /etc/sysconfig/o2cb)")
 	return cmd
+}
+
+// fsckRunningStack is the cluster this node's O2CB configuration names,
+// nil when there is no configuration; a configuration that cannot be read
+// is said on errOut and taken as none (the heartbeat watch still guards
+// the volume).
+func fsckRunningStack(confPath, sysconfPath string, errOut io.Writer) *volume.ClusterStack {
+	if _, err := os.Stat(confPath); err != nil {
+		return nil
+	}
+	if sysconfPath == "" {
+		sysconfPath = config.SysconfigPath("/")
+	}
+	s, err := loadAgentSetup(confPath, sysconfPath, "")
+	if err != nil {
+		fmt.Fprintf(errOut, "o2go fsck: no running cluster to compare the volume's cluster stack with: %v\n", err)
+		return nil
+	}
+	return &volume.ClusterStack{Stack: "o2cb", Name: s.cluster.Name, GlobalHeartbeat: s.cluster.HeartbeatMode == config.HeartbeatGlobal}
 }

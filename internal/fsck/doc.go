@@ -67,7 +67,10 @@
 //   - Clustered volumes: fsck.ocfs2 needs the O2CB cluster lock for a
 //     read-write check. o2go instead watches the heartbeat area
 //     (volume.LiveHeartbeatNodes) and refuses when any node is alive;
-//     -F skips the watch. -n never needs either.
+//     -F skips the watch. -n never needs either. A volume stamped for
+//     another cluster than Options.RunningStack is RECOVER_CLUSTER_INFO
+//     as in fsck.ocfs2 (cluster.go); with no running cluster configured
+//     there is nothing to compare and the heartbeat watch alone decides.
 //   - After replaying journals fsck.ocfs2 tries to lock the cluster even
 //     on a local volume and stops ("fsck encountered unrecoverable errors
 //     while replaying the journals"); o2go goes on with the check.

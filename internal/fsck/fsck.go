@@ -44,6 +44,11 @@ type Options struct {
 	// HeartbeatWait is how long to watch a clustered volume's heartbeat
 	// area for live nodes before changing it (0: volume.DefaultHeartbeatWait).
 	HeartbeatWait time.Duration
+	// RunningStack is the cluster this node belongs to (its O2CB
+	// configuration), nil when it has none: a clustered volume stamped
+	// for another cluster is changed only after RECOVER_CLUSTER_INFO
+	// stamps this one.
+	RunningStack *volume.ClusterStack
 	// Out receives the report (stdout); Err the version banner and
 	// operational errors (stderr); In the answers when Answer is AnswerAsk.
 	Out, Err io.Writer
@@ -256,6 +261,9 @@ func (c *checker) run() (int, error) {
 		return ExitError, err
 	}
 	if c.rw && !o.SkipClusterCheck && c.sb.Features.Incompat&ondisk.IncompatLocalMount == 0 {
+		if err := c.recoverClusterInfo(); err != nil {
+			return ExitError, err
+		}
 		if err := c.clusterCheck(); err != nil {
 			return ExitError, err
 		}

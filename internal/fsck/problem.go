@@ -17,6 +17,7 @@ type Code string
 const (
 	// Superblock and cluster stack.
 	RecoverBackupSuperblock Code = "RECOVER_BACKUP_SUPERBLOCK"
+	RecoverClusterInfo      Code = "RECOVER_CLUSTER_INFO"
 
 	// Journals (before pass 0).
 	JournalFileInvalid    Code = "JOURNAL_FILE_INVALID"
@@ -190,7 +191,7 @@ var codes = map[Code]codeInfo{
 	InodeClusters: {safe: true}, InodeSparseClusters: {safe: true}, RefcountCount: {safe: true},
 	XattrHashInvalid: {safe: true}, XattrFreeStartInvalid: {safe: true}, XattrValueLenInvalid: {safe: true},
 	LinkBlocks: {defaultNo: true}, DupClustersDelete: {defaultNo: true}, JournalUnknownFeature: {defaultNo: true},
-	RecoverBackupSuperblock: {defaultNo: true}, DirParentDup: {},
+	RecoverBackupSuperblock: {defaultNo: true}, RecoverClusterInfo: {defaultNo: true}, DirParentDup: {},
 }
 
 // Answer is how prompts are answered.
