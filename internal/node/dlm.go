@@ -70,6 +70,7 @@ type dlmPeer struct {
 	gen  int  // bumped when the peer dies: its writer drops what it holds
 	stop bool // the DLM stopped
 	busy bool // a caller sends directly: the writer waits
+	hold bool // tests: nothing leaves for this peer (a lock manager that cannot send)
 }
 
 // StartDLM starts this node's lock manager on agent a; call it before Run.
@@ -313,7 +314,7 @@ func (d *DLM) peer(x base.NodeID) *dlmPeer {
 func (p *dlmPeer) claim() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.busy || len(p.q) > 0 || p.stop {
+	if p.busy || p.hold || len(p.q) > 0 || p.stop {
 		return false
 	}
 	p.busy = true
@@ -365,7 +366,7 @@ func (p *dlmPeer) died() {
 func (d *DLM) writer(x base.NodeID, p *dlmPeer) {
 	for {
 		p.mu.Lock()
-		for (len(p.q) == 0 || p.busy) && !p.stop {
+		for (len(p.q) == 0 || p.busy || p.hold) && !p.stop {
 			p.cond.Wait()
 		}
 		if p.stop {

@@ -368,3 +368,279 @@ func TestDLMControlConvertTryAndTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// nameMasteredBy finds a resource name of domain dom that node master
+// masters in the current view (probing with NL locks from d).
+func nameMasteredBy(t *testing.T, d *DLM, dom, prefix string, master ...int) string {
+	t.Helper()
+	ctx := context.Background()
+	for i := 0; i < 200; i++ {
+		name := fmt.Sprintf("%s%d", prefix, i)
+		l, _, err := d.Lock(ctx, dom, name, dlm.ModeNL, 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, err := d.Locks(dom, name)
+		if err != nil || len(rs) != 1 {
+			t.Fatalf("locks %s: %v %+v", name, err, rs)
+		}
+		if err := l.Unlock(nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range master {
+			if int(rs[0].Master) == m {
+				return name
+			}
+		}
+	}
+	t.Fatalf("no name of %s mastered by %v among 200", dom, master)
+	return ""
+}
+
+// TestDLMAgentsDeathDuringRecoveryAndFileSystemFirst: real agents, a gated
+// (file-system) domain over four nodes. Node 3 holds EX on A and PR on G; G
+// is mastered by node 2. Node 3 is cut off, and node 2 a second later:
+// node 3's recovery cannot finish without node 2, which dies during it, and
+// the recovery restarts (the domain's epoch moves twice). The survivors'
+// locks carry on; the DLM tells the file system it may recover each dead
+// node (EventRecovered), and nothing conflicting with a dead node's locks
+// is granted before the file system says it has (RecoveryDone).
+func TestDLMAgentsDeathDuringRecoveryAndFileSystemFirst(t *testing.T) {
+	mc := newMemCluster(t, 4, nil)
+	ds := make([]*DLM, 4)
+	for i, a := range mc.agents {
+		d, err := StartDLM(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds[i] = d
+	}
+	var mu sync.Mutex
+	type fsEvent struct {
+		node int
+		e    dlm.Event
+		at   time.Time
+	}
+	var events []fsEvent
+	for i, d := range ds {
+		i := i
+		d.OnEvent(func(e dlm.Event) {
+			if e.Domain == "vol" && (e.Kind == dlm.EventRecovered || e.Kind == dlm.EventReleased) {
+				mu.Lock()
+				events = append(events, fsEvent{i, e, time.Now()})
+				mu.Unlock()
+			}
+		})
+	}
+	mc.startHeartbeats(0, 1, 2, 3)
+	mc.waitView([]int{0, 1, 2, 3}, base.NodeMapOf(0, 1, 2, 3), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, d := range ds {
+		wg.Add(1)
+		go func(d *DLM) {
+			defer wg.Done()
+			if err := d.Join(ctx, "vol", true); err != nil {
+				t.Errorf("join: %v", err)
+			}
+		}(d)
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	g := nameMasteredBy(t, ds[0], "vol", "G", 2)
+	a := nameMasteredBy(t, ds[0], "vol", "A", 0, 1)
+	t.Logf("%s is mastered by node 2, %s by a survivor", g, a)
+	if _, _, err := ds[3].Lock(ctx, "vol", a, dlm.ModeEX, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ds[3].Lock(ctx, "vol", g, dlm.ModePR, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	g1, _, err := ds[1].Lock(ctx, "vol", g, dlm.ModePR, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch0 := domainState(t, ds[0], "vol").Epoch
+
+	// Node 0 waits for A (node 3 holds EX); node 1 raises G to EX (node 3
+	// holds PR). Both are answered only after the file system's recoveries.
+	type outcome struct {
+		err error
+		at  time.Time
+	}
+	aDone := make(chan outcome, 1)
+	go func() {
+		_, _, err := ds[0].Lock(ctx, "vol", a, dlm.ModeEX, 0, nil)
+		aDone <- outcome{err, time.Now()}
+	}()
+	gDone := make(chan outcome, 1)
+	go func() {
+		_, err := g1.Convert(ctx, dlm.ModeEX, 0, nil)
+		gDone <- outcome{err, time.Now()}
+	}()
+
+	// Node 2's lock manager stops sending (its cluster stack carries on),
+	// then node 3 is cut off: node 3's recovery starts and stalls, waiting
+	// for node 2's markers.
+	ds[2].mu.Lock()
+	for _, x := range []base.NodeID{0, 1, 3} {
+		p := ds[2].peer(x)
+		p.mu.Lock()
+		p.hold = true
+		p.mu.Unlock()
+	}
+	ds[2].mu.Unlock()
+	mc.net.Partition(base.NodeMapOf(3))
+	var stalledSince time.Time
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		st := domainState(t, ds[0], "vol")
+		r := st.Recovery
+		if r != nil && len(r.Dead) == 1 && r.Dead[0].Node == 3 && r.Epoch == epoch0+1 {
+			if stalledSince.IsZero() {
+				stalledSince = time.Now()
+				t.Logf("node 3's recovery under way:\n%s", dlm.FormatState(st))
+			}
+			if time.Since(stalledSince) > time.Second {
+				break
+			}
+		} else if !stalledSince.IsZero() {
+			t.Fatalf("node 3's recovery ended while node 2 hangs:\n%s", dlm.FormatState(st))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node 3's recovery did not start within 40 s:\n%s", dlm.FormatState(st))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Node 2 dies during it (cut off, evicted): the recovery restarts.
+	mc.net.Partition(base.NodeMapOf(2))
+	for {
+		st := domainState(t, ds[0], "vol")
+		if st.Recovery == nil && st.Epoch > epoch0 && len(st.DomainMap) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery of nodes 2 and 3 within 40 s:\n%s", dlm.FormatState(st))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, i := range []int{0, 1} {
+		st := domainState(t, ds[i], "vol")
+		if st.Epoch != epoch0+2 {
+			t.Errorf("node %d: epoch %d after the deaths, want %d (node 3's recovery, restarted when node 2 died during it)\n%s", i, st.Epoch, epoch0+2, dlm.FormatState(st))
+		}
+		if len(st.Pending) != 2 {
+			t.Errorf("node %d: awaiting the file system's recovery of %v, want nodes 2 and 3", i, st.Pending)
+		}
+	}
+	// The file system's turn: both survivors heard that they may recover
+	// each dead node; nothing conflicting is granted meanwhile.
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10 s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	recovered := func(node, dead int) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range events {
+			if e.node == node && e.e.Kind == dlm.EventRecovered && int(e.e.Dead.Node) == dead {
+				return true
+			}
+		}
+		return false
+	}
+	for _, i := range []int{0, 1} {
+		for _, dead := range []int{2, 3} {
+			waitFor(fmt.Sprintf("node %d: EventRecovered for node %d", i, dead), func() bool { return recovered(i, dead) })
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	select {
+	case o := <-aDone:
+		t.Fatalf("node 0 got A (%v) before the file system recovered node 3", o.err)
+	case o := <-gDone:
+		t.Fatalf("node 1 got G in EX (%v) before the file system recovered nodes 2 and 3", o.err)
+	default:
+	}
+	// Node 1's PR on G survived its master's death.
+	if st := localLock(t, ds[1], "vol", g); st.Mode != dlm.ModePR {
+		t.Errorf("node 1's lock on %s after the recovery: %+v, want PR held", g, st)
+	}
+	if err := ds[1].RecoveryDone("vol", 2); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case <-aDone:
+		t.Fatal("node 0 got A before the file system recovered node 3 (its holder)")
+	case <-gDone:
+		t.Fatal("node 1 got G in EX before the file system recovered node 3 (a holder)")
+	default:
+	}
+	released := time.Now()
+	if err := ds[0].RecoveryDone("vol", 3); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []chan outcome{aDone, gDone} {
+		select {
+		case o := <-ch:
+			if o.err != nil {
+				t.Fatalf("after the recoveries: %v", o.err)
+			}
+			if o.at.Before(released) {
+				t.Errorf("granted %v before the release", released.Sub(o.at))
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("not granted 10 s after the file system recovered both dead nodes")
+		}
+	}
+	// Per node: the DLM's recovery of a dead node before its release.
+	mu.Lock()
+	defer mu.Unlock()
+	for _, i := range []int{0, 1} {
+		seen := map[base.NodeID]bool{}
+		for _, e := range events {
+			if e.node != i {
+				continue
+			}
+			switch e.e.Kind {
+			case dlm.EventRecovered:
+				seen[e.e.Dead.Node] = true
+			case dlm.EventReleased:
+				if !seen[e.e.Dead.Node] {
+					t.Errorf("node %d: node %d released before its recovery was announced", i, e.e.Dead.Node)
+				}
+			}
+		}
+	}
+}
+
+func domainState(t *testing.T, d *DLM, dom string) dlm.DomainState {
+	t.Helper()
+	for _, s := range d.State() {
+		if s.Domain == dom {
+			return s
+		}
+	}
+	t.Fatalf("no domain %s", dom)
+	return dlm.DomainState{}
+}
+
+// localLock returns d's only lock on dom/name.
+func localLock(t *testing.T, d *DLM, dom, name string) dlm.LocalLock {
+	t.Helper()
+	rs, err := d.Locks(dom, name)
+	if err != nil || len(rs) != 1 || len(rs[0].Local) != 1 {
+		t.Fatalf("locks %s/%s: %v %+v", dom, name, err, rs)
+	}
+	return rs[0].Local[0]
+}
