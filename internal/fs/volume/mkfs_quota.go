@@ -2,13 +2,15 @@ package volume
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"o2go/internal/ondisk"
 )
 
-// Quota files (ro-compat usrquota/grpquota), as libocfs2 formats them at
-// mkfs time (quota.c). ondisk has no quota types yet; the few structures
-// mkfs writes are laid out here.
+// Quota files (ro-compat usrquota/grpquota), as libocfs2 writes them
+// (quota.c): mkfs formats them with the usage of the root directory, and
+// tunefs --fs-features=usrquota/grpquota with the usage of every inode.
+// ondisk has no quota types yet; the structures are laid out here.
 //
 // Every quota block ends in an 8-byte trailer holding its META_ECC check
 // (at blocksize-8). A global file (aquota.user, aquota.group) starts with
@@ -23,12 +25,21 @@ import (
 //	0x1C le32 dqi_free_entry first block with a free dquot slot
 //
 // then block 1 is the root of a radix tree over quota ids (each tree block
-// is an array of le32 block numbers, (blocksize-8)/4 of them), whose leaves
-// point at data blocks of 88-byte ocfs2_global_disk_dqblk records after a
-// 16-byte header {next_free, prev_free le32; entries le16; pad}. A local
-// file (aquota.user:NNNN) has the header with magic 0x0cf524c0/0x0cf524c1
-// and {dqi_flags = 1 (clean), dqi_chunks = 1, dqi_blocks = 2} after it, and
-// an all-zero chunk header block.
+// is an array of le32 block numbers, (blocksize-8)/4 of them; an id's
+// index at depth k is its k-th digit in that base, most significant
+// first, over quotaTreeDepth levels), whose last level points at data
+// blocks: a 16-byte header {dqdh_next_free, dqdh_prev_free le32;
+// dqdh_entries le16; pad} and then 88-byte ocfs2_global_disk_dqblk records
+//
+//	0x00 le32 dqb_id          0x04 le32 dqb_use_count
+//	0x08 le64 dqb_ihardlimit  0x10 le64 dqb_isoftlimit
+//	0x18 le64 dqb_curinodes   0x20 le64 dqb_bhardlimit
+//	0x28 le64 dqb_bsoftlimit  0x30 le64 dqb_curspace (bytes)
+//	0x38 le64 dqb_btime       0x40 le64 dqb_itime     0x48 16 bytes pad
+//
+// A local file (aquota.user:NNNN) has the header with magic
+// 0x0cf524c0/0x0cf524c1 and {dqi_flags = 1 (clean), dqi_chunks = 1,
+// dqi_blocks = 2} after it, and an all-zero chunk header block.
 
 const (
 	quotaReserved      = 8 // OCFS2_QBLK_RESERVED_SPACE
@@ -39,6 +50,7 @@ const (
 	quotaDataHdrSize   = 16
 	quotaLocalClean    = 1
 	quotaTreeRootBlock = 1 // QT_TREEOFF
+	quotaInfoOff       = 8 // OCFS2_GLOBAL_INFO_OFF: the info after the header
 )
 
 var (
@@ -59,10 +71,147 @@ func quotaTreeDepth(bs int) int {
 	return i
 }
 
-// quotaFile is one global quota file being built.
+// quotaTreeIndex is the reference slot of id in a tree block at depth
+// (0: the root).
+func quotaTreeIndex(bs int, id uint32, depth int) int {
+	epb := uint32(bs-quotaReserved) >> 2
+	for range quotaTreeDepth(bs) - depth - 1 {
+		id /= epb
+	}
+	return int(id % epb)
+}
+
+// quotaRecsPerBlock is ocfs2_global_dqstr_in_blk.
+func quotaRecsPerBlock(bs int) int {
+	return (bs - quotaReserved - quotaDataHdrSize) / quotaDqblkSize
+}
+
+// quotaUsage is one id's usage: its inodes and the bytes of their
+// clusters. Limits and grace times stay 0, as libocfs2 writes new ids.
+type quotaUsage struct {
+	id     uint32
+	inodes uint64
+	space  uint64
+}
+
+// globalQuotaFile is the content of a global quota file being built, block
+// by logical block, with libocfs2's tree writer (ocfs2_write_dquot over
+// ocfs2_insert_qtree): ids go in one at a time; a new tree or data block
+// is the next block of the file (no block is ever freed here, so the free
+// block list stays empty); a data block takes records until it is full,
+// and is the file's dqi_free_entry meanwhile. The blocks' check trailers
+// are left for the writer to seal.
+type globalQuotaFile struct {
+	typ, bs   int
+	blocks    [][]byte
+	freeEntry uint32
+}
+
+// newGlobalQuotaFile is a global file as ocfs2_init_global_quota_file
+// leaves it: the header block and an empty tree root.
+func newGlobalQuotaFile(typ, bs int) *globalQuotaFile {
+	g := &globalQuotaFile{typ: typ, bs: bs, blocks: [][]byte{make([]byte, bs), make([]byte, bs)}}
+	g.writeInfo()
+	return g
+}
+
+// newBlock appends an empty block and returns its number.
+func (g *globalQuotaFile) newBlock() uint32 {
+	g.blocks = append(g.blocks, make([]byte, g.bs))
+	return uint32(len(g.blocks) - 1)
+}
+
+// add inserts u's id into the tree and writes its record. Ids must be
+// new.
+func (g *globalQuotaFile) add(u quotaUsage) error {
+	le := binary.LittleEndian
+	depth := quotaTreeDepth(g.bs)
+	tree := uint32(quotaTreeRootBlock)
+	for level := 0; level < depth-1; level++ {
+		ref := g.blocks[tree][4*quotaTreeIndex(g.bs, u.id, level):]
+		next := le.Uint32(ref)
+		if next == 0 {
+			next = g.newBlock()
+			le.PutUint32(ref, next)
+		}
+		tree = next
+	}
+	ref := g.blocks[tree][4*quotaTreeIndex(g.bs, u.id, depth-1):]
+	if le.Uint32(ref) != 0 {
+		return fmt.Errorf("quota id %d is already in the tree", u.id)
+	}
+	data := g.freeEntry
+	if data == 0 {
+		data = g.newBlock()
+		g.freeEntry = data
+	}
+	blk := g.blocks[data]
+	entries := int(le.Uint16(blk[8:]))
+	if entries+1 >= quotaRecsPerBlock(g.bs) {
+		g.freeEntry = 0 // full: off the list of blocks with room
+	}
+	le.PutUint16(blk[8:], uint16(entries+1))
+	le.PutUint32(ref, data)
+	// Records fill a data block in order: none is ever removed here.
+	rec := blk[quotaDataHdrSize+entries*quotaDqblkSize:]
+	le.PutUint32(rec[0x00:], u.id)
+	le.PutUint64(rec[0x18:], u.inodes)
+	le.PutUint64(rec[0x30:], u.space)
+	g.writeInfo()
+	return nil
+}
+
+// writeInfo writes the header and the info into block 0
+// (ocfs2_write_global_quota_info).
+func (g *globalQuotaFile) writeInfo() {
+	le := binary.LittleEndian
+	b := g.blocks[0]
+	le.PutUint32(b[0:], quotaGlobalMagic[g.typ])
+	info := b[quotaInfoOff:]
+	le.PutUint32(info[0:], quotaGrace)
+	le.PutUint32(info[4:], quotaGrace)
+	le.PutUint32(info[8:], quotaSyncMS)
+	le.PutUint32(info[12:], uint32(len(g.blocks)))
+	le.PutUint32(info[16:], 0)
+	le.PutUint32(info[20:], g.freeEntry)
+}
+
+// quotaHashOrder is the order in which libocfs2 writes the ids of a usage
+// count (ocfs2_write_release_dquots walks its quota hash): ids are given
+// in the order the inode scan first met them; the hash has 8192 chains
+// (doubled, up to 2^21, each time it holds more ids than chains), id goes
+// to chain (id*5) mod chains, each chain is walked from its newest entry.
+func quotaHashOrder(ids []uint32) []uint32 {
+	const maxChains = 1 << 21
+	chains := make([][]uint32, 8192) // each chain oldest first
+	hash := func(id uint32, n int) int { return int((uint64(id) * 5) & uint64(n-1)) }
+	for used, id := range ids {
+		if used > len(chains) && 2*len(chains) < maxChains {
+			grown := make([][]uint32, 2*len(chains))
+			for _, c := range chains {
+				for i := len(c) - 1; i >= 0; i-- {
+					h := hash(c[i], len(grown))
+					grown[h] = append(grown[h], c[i])
+				}
+			}
+			chains = grown
+		}
+		h := hash(id, len(chains))
+		chains[h] = append(chains[h], id)
+	}
+	out := make([]uint32, 0, len(ids))
+	for _, c := range chains {
+		for i := len(c) - 1; i >= 0; i-- {
+			out = append(out, c[i])
+		}
+	}
+	return out
+}
+
+// quotaFile is one global quota file mkfs builds.
 type quotaFile struct {
-	d      *ondisk.Dinode
-	blocks [][]byte // logical blocks
+	d *ondisk.Dinode
+	g *globalQuotaFile
 }
 
 // quotaFiles formats the quota files and records root's usage (the only
@@ -70,7 +219,6 @@ type quotaFile struct {
 func (b *mkfsBuilder) quotaFiles() error {
 	p := b.p
 	bs := p.blockSize
-	le := binary.LittleEndian
 	types := []struct {
 		feature       uint32
 		global, local ondisk.SystemFileKind
@@ -84,12 +232,10 @@ func (b *mkfsBuilder) quotaFiles() error {
 		if p.features.RoCompat&ty.feature == 0 {
 			continue
 		}
-		g := &quotaFile{d: b.file(ty.global, 0)}
+		g := &quotaFile{d: b.file(ty.global, 0), g: newGlobalQuotaFile(t, bs)}
 		if err := b.extend(g.d, initClusters, true); err != nil {
 			return refuse("quota file %s: %v", sysInfo(ty.global).Name, err)
 		}
-		g.blocks = [][]byte{make([]byte, bs), make([]byte, bs)}
-		le.PutUint32(g.blocks[0][0:], quotaGlobalMagic[t])
 		globals[t] = g
 		for slot := 0; slot < p.slots; slot++ {
 			d := b.file(ty.local, slot)
@@ -103,65 +249,27 @@ func (b *mkfsBuilder) quotaFiles() error {
 		}
 	}
 	// One dquot per type, for id 0: the root directory.
-	rootSpace := uint64(b.root.ino.Clusters) * uint64(p.clusterSize)
+	root := quotaUsage{id: 0, inodes: 1, space: uint64(b.root.ino.Clusters) * uint64(p.clusterSize)}
 	for _, g := range globals {
 		if g == nil {
 			continue
 		}
-		if err := b.quotaInsertRoot(g, rootSpace); err != nil {
+		if err := g.g.add(root); err != nil {
 			return err
 		}
-		info := g.blocks[0][8:]
-		le.PutUint32(info[0:], quotaGrace)
-		le.PutUint32(info[4:], quotaGrace)
-		le.PutUint32(info[8:], quotaSyncMS)
-		le.PutUint32(info[12:], uint32(len(g.blocks)))
-		g.d.Size = uint64(len(g.blocks) * bs)
-		for i, blk := range g.blocks {
+		// The file grows a cluster at a time as the tree takes blocks
+		// (ocfs2_get_free_dqblk).
+		for uint64(len(g.g.blocks)) > b.clustersToBlocks(uint64(g.d.Clusters)) {
+			g.d.Size = b.clustersToBlocks(uint64(g.d.Clusters)) * uint64(bs)
+			if err := b.extend(g.d, 1, true); err != nil {
+				return refuse("growing a quota file: %v", err)
+			}
+		}
+		g.d.Size = uint64(len(g.g.blocks) * bs)
+		for i, blk := range g.g.blocks {
 			b.putFileBlock(g.d, uint64(i), blk)
 		}
 	}
-	return nil
-}
-
-// quotaInsertRoot writes the dquot of id 0 into a global file: a path of
-// new tree blocks from the root (each taking reference 0, id 0's index at
-// every level) down to a new data block holding the record (quota.c
-// ocfs2_do_insert_tree and ocfs2_find_free_dqentry).
-func (b *mkfsBuilder) quotaInsertRoot(g *quotaFile, space uint64) error {
-	le := binary.LittleEndian
-	bs := b.p.blockSize
-	newBlock := func() (int, error) {
-		if uint64(len(g.blocks)) == b.clustersToBlocks(uint64(g.d.Clusters)) {
-			g.d.Size = uint64(len(g.blocks) * bs)
-			if err := b.extend(g.d, 1, true); err != nil {
-				return 0, refuse("growing a quota file: %v", err)
-			}
-		}
-		g.blocks = append(g.blocks, make([]byte, bs))
-		return len(g.blocks) - 1, nil
-	}
-	tree := quotaTreeRootBlock
-	for depth := 1; depth < quotaTreeDepth(bs); depth++ {
-		n, err := newBlock()
-		if err != nil {
-			return err
-		}
-		le.PutUint32(g.blocks[tree][0:], uint32(n))
-		tree = n
-	}
-	data, err := newBlock()
-	if err != nil {
-		return err
-	}
-	le.PutUint32(g.blocks[tree][0:], uint32(data))
-	blk := g.blocks[data]
-	le.PutUint16(blk[8:], 1) // dqdh_entries
-	rec := blk[quotaDataHdrSize:]
-	// dqb_id 0, use count 0, no limits, one inode, root's space.
-	le.PutUint64(rec[0x18:], 1)
-	le.PutUint64(rec[0x30:], space)
-	le.PutUint32(g.blocks[0][8+0x14:], uint32(data)) // dqi_free_entry
 	return nil
 }
 
@@ -182,7 +290,8 @@ func (b *mkfsBuilder) putFileBlock(d *ondisk.Dinode, i uint64, data []byte) {
 // (aquota.user:NNNN for type 0, aquota.group:NNNN for 1): the header block
 // (magic, version 0, clean, one chunk, two blocks) and an empty chunk
 // header. Each block's last 8 bytes hold its META_ECC check, left for the
-// caller to seal. mkfs and tunefs -N (new slots' files) share it.
+// caller to seal. mkfs, tunefs -N (new slots' files) and tunefs
+// --fs-features=usrquota/grpquota share it.
 func localQuotaFileBlocks(typ, bs int) [][]byte {
 	le := binary.LittleEndian
 	blk0 := make([]byte, bs)

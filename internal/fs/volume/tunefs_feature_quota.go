@@ -10,27 +10,256 @@ import (
 )
 
 // --fs-features=[no]usrquota and [no]grpquota (tunefs.ocfs2's
-// feature_quota.c). Off: the quota system files of the type (aquota.user
-// and aquota.user:NNNN, or the group ones) are truncated, unlinked from the
-// system directory and freed; then the flag. This is what makes a quota
-// volume mountable read-write by o2go, which keeps no quota files.
+// feature_quota.c over libocfs2's quota.c).
 //
-// On is refused: turning quotas on needs the usage of every user and group
-// counted from every inode into new quota files (a radix tree of dquot
-// records per id); mkfs's builder only knows the one dquot of a new
-// volume's root. Format the volume with the quota features, or turn them
-// on with tunefs.ocfs2.
+// On, for one type (user or group), in the order tunefs.ocfs2 takes its
+// space, so that the two lay the files out alike:
+//
+//  1. the system files: the global one (aquota.user or aquota.group) and
+//     one local file per slot (aquota.user:NNNN), from global_inode_alloc,
+//     linked into the system directory; files that exist are kept;
+//  2. the global file gets its first two blocks' clusters, then each local
+//     file its two blocks (localQuotaFileBlocks, mkfs's content);
+//  3. usage is counted over every live inode that is not a system file (the
+//     root directory counts): per uid or gid, one inode each and the bytes
+//     of its clusters (i_clusters times the cluster size, what the kernel's
+//     inode_get_bytes reports for OCFS2, so that the kernel's accounting
+//     carries on from it);
+//  4. the ids go into the global file's tree in the order libocfs2 writes
+//     them (quotaHashOrder), the file growing a cluster at a time, and its
+//     blocks are written with their checks;
+//  5. the flag goes on last.
+//
+// Where o2go differs, for crash safety: tunefs.ocfs2 sets the flag before
+// the global file's info block and inode are final (they are written when
+// it closes the volume), and run again after an interruption it grows the
+// global file it finds without truncating it. o2go writes the flag after
+// everything else, and truncates quota files it finds to nothing before
+// filling them, so an interrupted run leaves quota files the volume does
+// not use yet, and a new run rebuilds them.
+//
+// Off: the quota system files of the type (aquota.user and
+// aquota.user:NNNN, or the group ones) are truncated, unlinked from the
+// system directory and freed; then the flag.
 
-func (t *tunefsVol) enableUsrQuota() error  { return t.enableQuota("usrquota") }
-func (t *tunefsVol) enableGrpQuota() error  { return t.enableQuota("grpquota") }
+func (t *tunefsVol) enableUsrQuota() error  { return t.enableQuota(0) }
+func (t *tunefsVol) enableGrpQuota() error  { return t.enableQuota(1) }
 func (t *tunefsVol) disableUsrQuota() error { return t.disableQuota("usrquota", "user") }
 func (t *tunefsVol) disableGrpQuota() error { return t.disableQuota("grpquota", "group") }
 
-func (t *tunefsVol) enableQuota(name string) error {
-	if t.already(name, true) {
+// quotaTypes are the two quota types: feature name, the word tunefs.ocfs2
+// uses, and the system files.
+var quotaTypes = [2]struct {
+	feature, word string
+	global, local ondisk.SystemFileKind
+}{
+	{"usrquota", "user", ondisk.SysUserQuota, ondisk.SysLocalUserQuota},
+	{"grpquota", "group", ondisk.SysGroupQuota, ondisk.SysLocalGroupQuota},
+}
+
+// globalInodeAlloc opens global_inode_alloc, where system files live.
+func (t *tunefsVol) globalInodeAlloc() (*alloc.ChainAllocator, error) {
+	blk, err := t.SystemFile(ondisk.SysGlobalInodeAlloc, -1)
+	if err != nil {
+		return nil, err
+	}
+	gb, err := t.globalBitmap()
+	if err != nil {
+		return nil, err
+	}
+	return alloc.OpenSuballocator(t.Cache, t.geo, blk, alloc.GlobalInodeAllocSlot, gb, "global_inode_alloc")
+}
+
+func (t *tunefsVol) enableQuota(typ int) error {
+	qt := quotaTypes[typ]
+	if t.already(qt.feature, true) {
 		return nil
 	}
-	return tunefsRefuse("o2go tunefs cannot turn %s on: that needs every user's and group's usage counted into new quota files, which o2go does not build yet; use tunefs.ocfs2, or format with --fs-features=%s", name, name)
+	ok, err := t.r.interact("Enable %s quota feature on device %q? ", qt.word, t.Path)
+	if err != nil || !ok {
+		return err
+	}
+	t.verbosef("Creating %s quota system files\n", qt.word)
+	if err := t.addQuotaSystemFiles(typ); err != nil {
+		return err
+	}
+	if err := t.r.interrupt("quota-files"); err != nil {
+		return err
+	}
+
+	t.verbosef("Initializing global %s quota file\n", qt.word)
+	global, err := t.systemInode(qt.global, -1)
+	if err != nil {
+		return err
+	}
+	g := global.Clone()
+	if err := t.resizeFile(g, 0); err != nil {
+		return err
+	}
+	if err := t.growQuotaFile(g, quotaInitBlocks); err != nil {
+		return err
+	}
+	if err := t.writeInode(g); err != nil {
+		return err
+	}
+
+	t.verbosef("Initializing local %s quota files\n", qt.word)
+	info := ondisk.SystemFiles[qt.local]
+	for slot := 0; slot < int(t.SB.MaxSlots); slot++ {
+		d0, err := t.systemInode(qt.local, slot)
+		if err != nil {
+			return err
+		}
+		d := d0.Clone()
+		if err := t.resizeFile(d, 0); err != nil {
+			return err
+		}
+		if err := t.initLocalQuotaFile(d, info); err != nil {
+			return fmt.Errorf("%s: %w", mustName(qt.local, slot), err)
+		}
+	}
+
+	t.verbosef("Computing %s quota usage\n", qt.word)
+	usage, err := t.quotaUsage(typ)
+	if err != nil {
+		return err
+	}
+
+	t.verbosef("Write %s quotas to file\n", qt.word)
+	file := newGlobalQuotaFile(typ, t.bs())
+	for _, u := range usage {
+		if err := file.add(u); err != nil {
+			return t.Cache.Annotate(fmt.Errorf("%s: %w", quotaTypes[typ].word, err), g.Blkno)
+		}
+	}
+	if err := t.growQuotaFile(g, len(file.blocks)); err != nil {
+		return err
+	}
+	g.Size = uint64(len(file.blocks) * t.bs())
+	g.Mtime = t.now()
+	for i, b := range file.blocks {
+		if err := t.writeFileBlock(g, uint64(i), b, t.bs()-quotaReserved); err != nil {
+			return err
+		}
+	}
+	if err := t.writeInode(g); err != nil {
+		return err
+	}
+	if err := t.Dev.Sync(); err != nil {
+		return err
+	}
+	if err := t.r.interrupt("quota-before-super"); err != nil {
+		return err
+	}
+	t.setFeature(qt.feature, true)
+	return t.writeSuper()
+}
+
+// addQuotaSystemFiles makes the global and the local quota files of typ
+// that do not exist, empty, and links them into the system directory
+// (create_system_file).
+func (t *tunefsVol) addQuotaSystemFiles(typ int) error {
+	qt := quotaTypes[typ]
+	env, err := t.dirEnv()
+	if err != nil {
+		return err
+	}
+	gia, err := t.globalInodeAlloc()
+	if err != nil {
+		return err
+	}
+	for slot := -1; slot < int(t.SB.MaxSlots); slot++ {
+		kind := qt.local
+		if slot < 0 {
+			kind = qt.global
+		}
+		info := ondisk.SystemFiles[kind]
+		// Without the feature bit, addSystemFile leaves the new file
+		// empty: enableQuota gives it clusters in tunefs.ocfs2's order.
+		info.RoCompat = 0
+		name, err := ondisk.SystemFileName(kind, max(slot, 0))
+		if err != nil {
+			return err
+		}
+		if err := t.addSystemFile(env, gia, info, name); err != nil {
+			return fmt.Errorf("system file %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// growQuotaFile gives quota file d (the caller's copy, written by the
+// caller) room for blocks blocks: at first the clusters of
+// quotaInitBlocks at once, then one cluster at a time, zeroed, as
+// ocfs2_get_free_dqblk grows the file while its tree takes blocks.
+func (t *tunefsVol) growQuotaFile(d *ondisk.Dinode, blocks int) error {
+	have := d.Clusters
+	for uint64(d.Clusters)*t.bpc() < uint64(blocks) {
+		step := uint32(1)
+		if d.Clusters == 0 {
+			step = uint32((uint64(blocks) + t.bpc() - 1) / t.bpc())
+		}
+		if err := t.resizeFile(d, d.Clusters+step); err != nil {
+			return err
+		}
+	}
+	if d.Clusters == have {
+		return nil
+	}
+	d.Size = max(d.Size, uint64(blocks*t.bs()))
+	recs, err := t.fileExtents(d)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if r.End() <= uint64(have) {
+			continue
+		}
+		skip := uint64(0)
+		if r.Cpos < have {
+			skip = uint64(have - r.Cpos)
+		}
+		if err := t.zeroClusters(r.Blkno/t.bpc()+skip, uint64(r.Clusters)-skip, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// quotaUsage counts the usage of every id of quota type typ (0 user, 1
+// group) over every live inode that is not a system file (the root
+// directory counts), in the order libocfs2 writes them
+// (ocfs2_compute_quota_usage).
+func (t *tunefsVol) quotaUsage(typ int) ([]quotaUsage, error) {
+	byID := map[uint32]*quotaUsage{}
+	var seen []uint32
+	cs := uint64(t.cs())
+	err := t.forEachInode("Computing quota usage", func(d *ondisk.Dinode) error {
+		if d.Flags&ondisk.InodeSystem != 0 && d.Blkno != t.SB.RootBlkno {
+			return nil
+		}
+		id := d.UID
+		if typ == 1 {
+			id = d.GID
+		}
+		u := byID[id]
+		if u == nil {
+			u = &quotaUsage{id: id}
+			byID[id] = u
+			seen = append(seen, id)
+		}
+		u.inodes++
+		u.space += uint64(d.Clusters) * cs
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]quotaUsage, 0, len(seen))
+	for _, id := range quotaHashOrder(seen) {
+		out = append(out, *byID[id])
+	}
+	return out, nil
 }
 
 func (t *tunefsVol) disableQuota(name, typ string) error {
@@ -61,15 +290,7 @@ func (t *tunefsVol) disableQuota(name, typ string) error {
 	if err != nil {
 		return err
 	}
-	giaBlk, err := t.SystemFile(ondisk.SysGlobalInodeAlloc, -1)
-	if err != nil {
-		return err
-	}
-	gb, err := t.globalBitmap()
-	if err != nil {
-		return err
-	}
-	gia, err := alloc.OpenSuballocator(t.Cache, t.geo, giaBlk, alloc.GlobalInodeAllocSlot, gb, "global_inode_alloc")
+	gia, err := t.globalInodeAlloc()
 	if err != nil {
 		return err
 	}

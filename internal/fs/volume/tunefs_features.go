@@ -1,7 +1,6 @@
 package volume
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 
@@ -39,14 +38,16 @@ import (
 //	                 extended attribute removed (tunefs_feature_xattr.go)
 //	indexed-dirs     on: trailers and an index for every block directory; off:
 //	                 every index freed (tunefs_feature_dx.go)
-//	usrquota         off: the quota files freed and unlinked; on is refused:
-//	grpquota         o2go cannot count usage per user yet (tunefs_feature_quota.go)
-//	refcount         on: the flag; off: refused while a file shares clusters
-//	                 (o2go cannot unshare offline yet), else the flag
+//	usrquota         on: the quota files made, every id's usage counted into
+//	grpquota         them, then the flag; off: the quota files freed and
+//	                 unlinked (tunefs_feature_quota.go)
+//	refcount         on: the flag; off: every shared run copied for each file
+//	                 that shares it, the refcount trees freed, then the flag
+//	                 (tunefs_feature_refcount.go)
 //	discontig-bg     on: every suballocator group's bg_size set to 256 bytes,
 //	                 then the flag; off: refused while a discontiguous group
-//	                 exists, else every suballocator group's bg_size set to a
-//	                 whole block's bitmap
+//	                 exists, else the flag, then every suballocator group's
+//	                 bg_size set to a whole block's bitmap
 //	clusterinfo      on: this node's cluster stamped with CLUSTERINFO; off: the
 //	                 flag (userspace-stack set for a non-o2cb stack)
 //	append-dio       the flag
@@ -237,7 +238,6 @@ func (t *tunefsVol) setFeature(name string, on bool) {
 
 func (t *tunefsVol) enableAppendDIO() error  { return t.toggleFlag("append-dio", true, nil) }
 func (t *tunefsVol) disableAppendDIO() error { return t.toggleFlag("append-dio", false, nil) }
-func (t *tunefsVol) enableRefcount() error   { return t.toggleFlag("refcount", true, nil) }
 func (t *tunefsVol) enableDiscontigBG() error {
 	if t.already("discontig-bg", true) {
 		return nil
@@ -405,40 +405,76 @@ func (t *tunefsVol) disableClusterInfo() error {
 	})
 }
 
-// disableDiscontigBG refuses while a discontiguous group exists; else
-// every suballocator group's bg_size becomes a whole block's bitmap, as
-// volumes without the feature have it (disable_discontig_bg).
+// disableDiscontigBG refuses while a discontiguous group exists; else the
+// flag goes, then every suballocator group's bg_size becomes a whole
+// block's bitmap, as volumes without the feature have it
+// (disable_discontig_bg). tunefs.ocfs2 widens the groups first: a crash
+// before its flag write leaves a discontig-bg volume with groups larger
+// than its 256-byte maximum, which kernels with "ocfs2: reject oversized
+// group bitmap descriptors" refuse. Here a crash in between leaves a
+// volume without the feature whose groups are smaller than they could be,
+// which every reader takes; run again, the operation widens them.
 func (t *tunefsVol) disableDiscontigBG() error {
-	if t.already("discontig-bg", false) {
-		return nil
+	on, _ := t.feature("discontig-bg")
+	narrow, err := t.narrowSuballocGroups()
+	if err != nil {
+		return err
 	}
-	var change []*ondisk.GroupDesc
-	for _, k := range []ondisk.SystemFileKind{ondisk.SysInodeAlloc, ondisk.SysExtentAlloc} {
-		for slot := 0; slot < int(t.SB.MaxSlots); slot++ {
-			blk, err := t.SystemFile(k, slot)
-			if err != nil {
-				return err
-			}
-			_, groups, err := t.allocatorGroups(blk)
-			if err != nil {
-				return err
-			}
-			for _, g := range groups {
-				if g.Discontig() {
-					return tunefsRefuse("the discontig-bg feature cannot be turned off while a discontiguous block group exists (group %d of %s)", g.Blkno, mustName(k, slot))
-				}
-				if len(g.Bitmap) != ondisk.GroupBitmapBytes(t.bs(), false, 0) {
-					change = append(change, g)
-				}
-			}
+	if !on {
+		if len(narrow) == 0 {
+			t.already("discontig-bg", false)
+			return nil
 		}
+		t.verbosef("The discontig-bg feature is already disabled; widening the bitmaps of %d suballocator groups an interrupted run left\n", len(narrow))
+		return t.widenGroups(narrow)
 	}
 	ok, err := t.askFeature("discontig-bg", false)
 	if err != nil || !ok {
 		return err
 	}
+	t.setFeature("discontig-bg", false)
+	if err := t.writeSuper(); err != nil {
+		return err
+	}
+	if err := t.r.interrupt("discontig-bg-off"); err != nil {
+		return err
+	}
+	return t.widenGroups(narrow)
+}
+
+// narrowSuballocGroups lists the groups of every slot's inode_alloc and
+// extent_alloc whose bitmap is smaller than a whole block's, and refuses
+// when one of them is discontiguous.
+func (t *tunefsVol) narrowSuballocGroups() ([]*ondisk.GroupDesc, error) {
+	var out []*ondisk.GroupDesc
 	full := ondisk.GroupBitmapBytes(t.bs(), false, 0)
-	for _, g0 := range change {
+	for _, k := range []ondisk.SystemFileKind{ondisk.SysInodeAlloc, ondisk.SysExtentAlloc} {
+		for slot := 0; slot < int(t.SB.MaxSlots); slot++ {
+			blk, err := t.SystemFile(k, slot)
+			if err != nil {
+				return nil, err
+			}
+			_, groups, err := t.allocatorGroups(blk)
+			if err != nil {
+				return nil, err
+			}
+			for _, g := range groups {
+				if g.Discontig() {
+					return nil, tunefsRefuse("the discontig-bg feature cannot be turned off while a discontiguous block group exists (group %d of %s)", g.Blkno, mustName(k, slot))
+				}
+				if len(g.Bitmap) != full {
+					out = append(out, g)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// widenGroups gives each group a whole block's bitmap.
+func (t *tunefsVol) widenGroups(groups []*ondisk.GroupDesc) error {
+	full := ondisk.GroupBitmapBytes(t.bs(), false, 0)
+	for _, g0 := range groups {
 		g := cloneGroup(g0)
 		bm := make([]byte, full)
 		copy(bm, g.Bitmap)
@@ -448,33 +484,10 @@ func (t *tunefsVol) disableDiscontigBG() error {
 			return err
 		}
 	}
-	t.setFeature("discontig-bg", false)
-	return t.writeSuper()
+	return t.Dev.Sync()
 }
 
 func mustName(k ondisk.SystemFileKind, slot int) string {
 	n, _ := ondisk.SystemFileName(k, slot)
 	return n
-}
-
-// disableRefcount refuses while any file shares clusters through a
-// refcount tree: o2go cannot unshare (copy) them offline yet.
-func (t *tunefsVol) disableRefcount() error {
-	if t.already("refcount", false) {
-		return nil
-	}
-	var shared []string
-	err := t.forEachInode("Scanning filesystem", func(d *ondisk.Dinode) error {
-		if d.DynFeatures&ondisk.DynHasRefcount != 0 && len(shared) < 5 {
-			shared = append(shared, fmt.Sprint(d.Blkno))
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if len(shared) > 0 {
-		return tunefsRefuse("inode(s) %s (at least) have refcount trees (reflinked files): o2go tunefs cannot unshare their clusters yet, so the refcount feature stays on; copy those files (cp --reflink=never) and delete the originals first", strings.Join(shared, ", "))
-	}
-	return t.toggleFlag("refcount", false, nil)
 }

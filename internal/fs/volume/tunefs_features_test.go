@@ -31,8 +31,10 @@ var toggleSequence = []featureStep{
 	{features: "noappend-dio,append-dio", refused: "both sets and clears"},
 	{features: "noappend-dio"},
 	{features: "append-dio"},
-	{features: "norefcount", refused: "refcount trees"},
-	{features: "usrquota", refused: "cannot turn usrquota on"},
+	{features: "norefcount"},
+	{features: "refcount"},
+	{features: "usrquota,grpquota"},
+	{features: "nousrquota,nogrpquota"},
 	{features: "noxattr", noXattrs: true},
 	{features: "xattr"},
 	{features: "nolocal"},
@@ -132,6 +134,7 @@ func TestTunefsFeaturesAgainstTunefsOcfs2(t *testing.T) {
 		{features: "noextended-slotmap"},
 		{features: "noappend-dio"},
 		{features: "nobackup-super"},
+		{features: "norefcount"},
 	}
 	for _, populated := range []bool{false, true} {
 		for _, c := range changes {
