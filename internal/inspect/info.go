@@ -332,12 +332,27 @@ func (ff *freeFrag) report(w io.Writer) {
 }
 
 // fileStat is what o2info's --filestat and --space-usage report about a
-// file, computed from its inode and extent tree (o2info asks the mounted
-// kernel's FIEMAP; the numbers are the same).
+// file: lstat(2) of the path, and the FIEMAP of the file the path opens.
+// o2info asks the mounted kernel for both; o2go works them out from the
+// inode and its extent tree the way the kernel does (fs/ocfs2 getattr and
+// fiemap):
+//
+//   - st_blocks counts the inode's clusters in 512-byte sectors, plus, for
+//     inline data, the sectors of its size (the kernel reports at least
+//     one sector so that tools do not take the file for a hole).
+//   - FIEMAP gives one extent per extent record, holes skipped; inline data
+//     (and a fast symlink) is one extent of the inline area's capacity.
+//   - o2info opens the path, which follows a symlink: the extent figures of
+//     a symlink are those of its target, as long as that resolves inside
+//     the volume (o2info fails on a dangling link; o2go then shows the
+//     link's own).
+//   - Xattr is the xattr extents FIEMAP_FLAG_XATTR would report; o2info
+//     never sets that flag (and the kernel does not support it), so it is
+//     always 0.
 type fileStat struct {
 	path                             string
 	ino                              *ondisk.Dinode
-	blocks                           uint64 // 512-byte sectors of allocated clusters, as stat(2)'s st_blocks
+	blocks                           uint64 // st_blocks: 512-byte sectors
 	blockSize                        int
 	clusters, extents                uint32
 	shared, unwritten, holes, xattrs uint32
@@ -356,38 +371,22 @@ func statFile(v *volume.Volume, path string) (*fileStat, error) {
 	}
 	fs := &fileStat{path: path, ino: ino, blockSize: v.SB.BlockSize()}
 	fs.blocks = uint64(ino.Clusters) << (v.SB.ClusterSizeBits - 9)
-	if ino.IsLnk() {
-		fs.target, _ = v.FS.Readlink(ino)
+	if ino.DynFeatures&ondisk.DynInlineData != 0 {
+		fs.blocks += (ino.Size + 511) >> 9
 	}
-	if ino.Inline != nil {
-		// FIEMAP reports inline data as one extent of the inode's size.
-		if ino.Size > 0 {
-			fs.extents = 1
-			fs.clusters = uint32(ino.Size >> v.SB.ClusterSizeBits)
-		}
-	} else {
-		var prevStart, prevLen uint32
-		err = v.FS.Extents(ino, func(r ondisk.ExtentRec) error {
-			if r.Flags&ondisk.ExtentUnwritten != 0 {
-				fs.unwritten += r.Clusters
-			}
-			if r.Flags&ondisk.ExtentRefcounted != 0 {
-				fs.shared += r.Clusters
-			}
-			if prevStart+prevLen < r.Cpos {
-				fs.holes += r.Cpos - prevStart - prevLen
-			}
-			prevStart, prevLen = r.Cpos, r.Clusters
-			fs.extents++
-			fs.clusters += r.Clusters
-			return nil
-		})
-		if err != nil {
+	mapped := ino
+	if ino.IsLnk() {
+		if fs.target, err = v.FS.Readlink(ino); err != nil {
 			return nil, err
 		}
+		if tblk, err := v.FS.Resolve(path, true); err == nil {
+			if t, err := v.FS.Inode(tblk); err == nil {
+				mapped = t
+			}
+		}
 	}
-	if ino.XattrLoc != 0 {
-		fs.xattrs = uint32(v.SB.BlockSize() >> v.SB.ClusterSizeBits)
+	if err := fs.fiemap(v, mapped); err != nil {
+		return nil, err
 	}
 	if fs.clusters > 1 && fs.extents > 0 {
 		perMB := (ondisk.MaxClusterSize + v.SB.ClusterSize() - 1) / v.SB.ClusterSize()
@@ -395,6 +394,39 @@ func statFile(v *volume.Volume, path string) (*fileStat, error) {
 		fs.score = fs.frag * float32(perMB)
 	}
 	return fs, nil
+}
+
+// fiemap counts what FIEMAP reports for ino: extents, clusters, and the
+// clusters that are shared, unwritten, or holes between extents.
+func (fs *fileStat) fiemap(v *volume.Volume, ino *ondisk.Dinode) error {
+	csBits := v.SB.ClusterSizeBits
+	switch {
+	case ino.Inline != nil:
+		fs.extents, fs.clusters = 1, uint32(len(ino.Inline.Data))>>csBits
+		return nil
+	case ino.FastSymlink != nil:
+		n := ondisk.FastSymlinkBytes(v.SB.BlockSize(), int(ino.XattrInlineSize))
+		fs.extents, fs.clusters = 1, uint32(n)>>csBits
+		return nil
+	case ino.Extents == nil:
+		return nil
+	}
+	var prevStart, prevLen uint32
+	return v.FS.Extents(ino, func(r ondisk.ExtentRec) error {
+		if r.Flags&ondisk.ExtentUnwritten != 0 {
+			fs.unwritten += r.Clusters
+		}
+		if r.Flags&ondisk.ExtentRefcounted != 0 {
+			fs.shared += r.Clusters
+		}
+		if prevStart+prevLen < r.Cpos {
+			fs.holes += r.Cpos - prevStart - prevLen
+		}
+		prevStart, prevLen = r.Cpos, r.Clusters
+		fs.extents++
+		fs.clusters += r.Clusters
+		return nil
+	})
 }
 
 func (fs *fileStat) report(w io.Writer) {

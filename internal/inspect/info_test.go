@@ -115,7 +115,9 @@ func TestInfoJSONAndErrors(t *testing.T) {
 	if err := Info(v, &buf, InfoRequest{FileStat: "/lost+found", SpaceUsage: "/lost+found"}); err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf("Blocks: %-10d Shared: %-10d\tUnwritten: %-7d Holes: %-6d\n", 0, 0, 0, 0)
+	// lost+found keeps its entries inline: no clusters, but the kernel
+	// reports the 3896 bytes as 8 sectors, and so does o2go.
+	want := fmt.Sprintf("Blocks: %-10d Shared: %-10d\tUnwritten: %-7d Holes: %-6d\n", 8, 0, 0, 0)
 	if !strings.HasPrefix(buf.String(), want) || !strings.Contains(buf.String(), "  File: /lost+found\n") ||
 		!strings.Contains(buf.String(), "Access: (0755/drwxr-xr-x)  Uid: (    0/    root)   Gid: (    0/    root)\n") {
 		t.Errorf("filestat/space-usage:\n%s", buf.String())
