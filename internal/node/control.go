@@ -51,14 +51,126 @@ func (r *ControlRequest) Decode(v any) error {
 type controlResponse struct {
 	Result json.RawMessage `json:"result,omitempty"`
 	Error  string          `json:"error,omitempty"`
+	// Event lines ({"event": ..., "data": ...}) are not answers: the agent
+	// sends them on its own, between answers (ControlNotify).
+	Event string          `json:"event,omitempty"`
+	Data  json.RawMessage `json:"data,omitempty"`
 }
 
 // ControlHandler serves one method. The context ends when the client goes.
 type ControlHandler func(ctx context.Context, req *ControlRequest) (any, error)
 
+// ControlEvent is a line the agent sent on its own: Name says what it is
+// (e.g. "dlm.bast"), Data its JSON body.
+type ControlEvent struct {
+	Name string
+	Data json.RawMessage
+}
+
+// connOut is what is written to one client connection: answers, in order,
+// and events, queued so that whoever raises one (the lock manager, on a
+// network reader's goroutine) never waits for a slow client. An event
+// with the key of one still queued replaces it.
+type connOut struct {
+	mu     sync.Mutex // one line at a time
+	enc    *json.Encoder
+	qmu    sync.Mutex
+	queue  []queuedEvent
+	wake   chan struct{}
+	closed bool
+}
+
+type queuedEvent struct {
+	key  string
+	name string
+	data any
+}
+
+// maxQueuedEvents bounds the events waiting for a client that does not
+// read; past it the oldest go (events are hints: a client that needs to
+// know reads them).
+const maxQueuedEvents = 4096
+
+func (o *connOut) write(v any) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.enc.Encode(v)
+}
+
+func (o *connOut) notify(key, name string, data any) {
+	o.qmu.Lock()
+	defer o.qmu.Unlock()
+	if o.closed {
+		return
+	}
+	for i := range o.queue {
+		if key != "" && o.queue[i].key == key {
+			o.queue[i] = queuedEvent{key, name, data}
+			return
+		}
+	}
+	if len(o.queue) >= maxQueuedEvents {
+		o.queue = o.queue[1:]
+	}
+	o.queue = append(o.queue, queuedEvent{key, name, data})
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// sendEvents writes queued events until ctx ends.
+func (o *connOut) sendEvents(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			o.qmu.Lock()
+			o.closed, o.queue = true, nil
+			o.qmu.Unlock()
+			return
+		case <-o.wake:
+		}
+		for {
+			o.qmu.Lock()
+			if len(o.queue) == 0 {
+				o.qmu.Unlock()
+				break
+			}
+			e := o.queue[0]
+			o.queue = o.queue[1:]
+			o.qmu.Unlock()
+			b, err := json.Marshal(e.data)
+			if err != nil {
+				continue
+			}
+			if err := o.write(controlResponse{Event: e.name, Data: b}); err != nil {
+				return
+			}
+		}
+	}
+}
+
+type connOutKey struct{}
+
+// ControlNotify queues event name with data for the client of the
+// connection ctx belongs to (a handler's context); it never blocks. A
+// queued event with the same key (when not empty) is replaced. It reports
+// false when ctx is not a control connection's.
+func ControlNotify(ctx context.Context, key, name string, data any) bool {
+	o, ok := ctx.Value(connOutKey{}).(*connOut)
+	if !ok {
+		return false
+	}
+	o.notify(key, name, data)
+	return true
+}
+
 // ControlServer is the agent's local control API: a Unix stream socket
 // where each line is a JSON request {"method": ..., "params": ...} and each
-// answer a JSON line {"result": ...} or {"error": "..."}. Only root and the
+// answer a JSON line {"result": ...} or {"error": "..."}, in order; between
+// answers the agent may send event lines {"event": ..., "data": ...} a
+// method asked for (ControlNotify; e.g. dlm.lock's blocking notifications),
+// which ControlClient keeps for NextEvent. Only root and the
 // agent's own user may connect (the socket is mode 0600 and every client's
 // SO_PEERCRED is checked); handlers see the client's pid, uid and gid.
 // Commands extend the protocol by registering methods (o2go lock, dlm
@@ -174,7 +286,9 @@ func (s *ControlServer) serve(c *net.UnixConn, cred Cred) {
 	}()
 	sc := bufio.NewScanner(c)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	enc := json.NewEncoder(c)
+	out := &connOut{enc: json.NewEncoder(c), wake: make(chan struct{}, 1)}
+	ctx = context.WithValue(ctx, connOutKey{}, out)
+	go out.sendEvents(ctx)
 	for sc.Scan() {
 		var req ControlRequest
 		var resp controlResponse
@@ -195,7 +309,7 @@ func (s *ControlServer) serve(c *net.UnixConn, cred Cred) {
 				resp.Result = b
 			}
 		}
-		if err := enc.Encode(resp); err != nil {
+		if err := out.write(resp); err != nil {
 			return
 		}
 	}
@@ -217,11 +331,13 @@ func (s *ControlServer) Close() error {
 // ErrNoAgent means nothing listens on the control socket.
 var ErrNoAgent = errors.New("no agent is running")
 
-// ControlClient talks to an agent's control socket.
+// ControlClient talks to an agent's control socket. It is not safe for
+// concurrent use.
 type ControlClient struct {
-	c   net.Conn
-	sc  *bufio.Scanner
-	enc *json.Encoder
+	c      net.Conn
+	sc     *bufio.Scanner
+	enc    *json.Encoder
+	events []ControlEvent // received during calls, not taken yet
 }
 
 // DialControl connects to the control socket at path.
@@ -247,15 +363,17 @@ func (cl *ControlClient) Call(method string, params, result any) error {
 	if err := cl.enc.Encode(req); err != nil {
 		return fmt.Errorf("control: %s: %w", method, err)
 	}
-	if !cl.sc.Scan() {
-		if err := cl.sc.Err(); err != nil {
-			return fmt.Errorf("control: %s: %w", method, err)
-		}
-		return fmt.Errorf("control: %s: the agent closed the connection", method)
-	}
 	var resp controlResponse
-	if err := json.Unmarshal(cl.sc.Bytes(), &resp); err != nil {
-		return fmt.Errorf("control: %s: malformed answer: %w", method, err)
+	for {
+		r, err := cl.readLine(method)
+		if err != nil {
+			return err
+		}
+		if r.Event == "" {
+			resp = r
+			break
+		}
+		cl.keep(ControlEvent{Name: r.Event, Data: r.Data})
 	}
 	if resp.Error != "" {
 		return errors.New(resp.Error)
@@ -264,6 +382,46 @@ func (cl *ControlClient) Call(method string, params, result any) error {
 		return json.Unmarshal(resp.Result, result)
 	}
 	return nil
+}
+
+func (cl *ControlClient) readLine(what string) (controlResponse, error) {
+	var r controlResponse
+	if !cl.sc.Scan() {
+		if err := cl.sc.Err(); err != nil {
+			return r, fmt.Errorf("control: %s: %w", what, err)
+		}
+		return r, fmt.Errorf("control: %s: the agent closed the connection", what)
+	}
+	if err := json.Unmarshal(cl.sc.Bytes(), &r); err != nil {
+		return r, fmt.Errorf("control: %s: malformed answer: %w", what, err)
+	}
+	return r, nil
+}
+
+func (cl *ControlClient) keep(e ControlEvent) {
+	if len(cl.events) >= maxQueuedEvents {
+		cl.events = cl.events[1:]
+	}
+	cl.events = append(cl.events, e)
+}
+
+// NextEvent returns the oldest event the agent sent on this connection,
+// waiting for one (bounded by SetDeadline) when none came during calls.
+// Not while a Call runs (the client is not for concurrent use).
+func (cl *ControlClient) NextEvent() (ControlEvent, error) {
+	for len(cl.events) == 0 {
+		r, err := cl.readLine("waiting for an event")
+		if err != nil {
+			return ControlEvent{}, err
+		}
+		if r.Event == "" {
+			return ControlEvent{}, errors.New("control: an answer came with no call waiting for it")
+		}
+		cl.keep(ControlEvent{Name: r.Event, Data: r.Data})
+	}
+	e := cl.events[0]
+	cl.events = cl.events[1:]
+	return e, nil
 }
 
 // Hangup returns a channel that is closed once the agent's end of the

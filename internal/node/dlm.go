@@ -649,6 +649,20 @@ type LockParams struct {
 	Mode      string `json:"mode"`                 // NL, CR, CW, PR, PW, EX (default EX)
 	Try       bool   `json:"try,omitempty"`        // NOQUEUE: fail at once when busy
 	TimeoutMs int64  `json:"timeout_ms,omitempty"` // 0: wait as long as the client does
+	// Notify asks for blocking notifications: while the lock is held, a
+	// "dlm.bast" event (BASTEvent) comes on the connection whenever another
+	// request waits for a mode it excludes, as dlmfs and libo2dlm tell
+	// their holders.
+	Notify bool `json:"notify,omitempty"`
+}
+
+// BASTEvent is the data of a "dlm.bast" control event: another request
+// waits for Mode, which lock ID (of this connection) excludes.
+type BASTEvent struct {
+	ID     uint64 `json:"id"`
+	Domain string `json:"domain"`
+	Name   string `json:"name"`
+	Mode   string `json:"mode"`
 }
 
 // LockResult is the answer of dlm.lock and dlm.convert.
@@ -759,7 +773,8 @@ func (d *DLM) notInCluster() string {
 // second call changes nothing). A lock taken with dlm.lock belongs to the
 // client's connection: only it can convert or release it, and it is
 // released when the connection closes (the client died), as a dlmfs lock
-// is when its file is closed.
+// is when its file is closed. With notify, its blocking notifications come
+// on the connection as "dlm.bast" events.
 func (d *DLM) RegisterControl(cs *ControlServer) {
 	d.ctl.mu.Lock()
 	if d.ctl.servers[cs] {
@@ -823,7 +838,14 @@ func (d *DLM) RegisterControl(cs *ControlServer) {
 		if p.Try {
 			fl |= dlm.NoQueue
 		}
-		l, a, err := d.Lock(lctx, p.Domain, p.Name, mode, fl, nil)
+		var onBAST func(dlm.BAST)
+		if p.Notify {
+			onBAST = func(b dlm.BAST) {
+				ControlNotify(ctx, fmt.Sprintf("dlm.bast %d", b.ID), "dlm.bast",
+					BASTEvent{ID: uint64(b.ID), Domain: b.Domain, Name: b.Name, Mode: b.Mode.String()})
+			}
+		}
+		l, a, err := d.Lock(lctx, p.Domain, p.Name, mode, fl, onBAST)
 		var ng *ErrNotGranted
 		switch {
 		case errors.As(err, &ng) && ng.Status == dlm.StatusBusy:

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -643,4 +644,120 @@ func localLock(t *testing.T, d *DLM, dom, name string) dlm.LocalLock {
 		t.Fatalf("locks %s/%s: %v %+v", dom, name, err, rs)
 	}
 	return rs[0].Local[0]
+}
+
+// TestDLMControlBlockingNotifications: an application holding a lock
+// through the control API with notify hears, as a "dlm.bast" event on its
+// connection, that another node waits for a mode its lock excludes; events
+// that arrive during a call are kept for NextEvent, and the answer is not
+// taken for one.
+func TestDLMControlBlockingNotifications(t *testing.T) {
+	mc := newMemCluster(t, 2, nil)
+	ds := startDLMs(t, mc, "app", 0, 1)
+	cs, err := ListenControl(filepath.Join(t.TempDir(), "dlm.sock"), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	ds[1].RegisterControl(cs)
+	cl, err := DialControl(cs.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	_ = cl.SetDeadline(time.Now().Add(20 * time.Second))
+	var res LockResult
+	if err := cl.Call("dlm.lock", LockParams{Domain: "app", Name: "N", Mode: "PW", Notify: true}, &res); err != nil || res.Status != "ok" {
+		t.Fatalf("lock PW with notify: %+v %v", res, err)
+	}
+	granted := make(chan error, 1)
+	go func() {
+		l, _, err := ds[0].Lock(context.Background(), "app", "N", dlm.ModePR, 0, nil)
+		if err == nil {
+			err = l.Unlock(nil)
+		}
+		granted <- err
+	}()
+	e, err := cl.NextEvent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b BASTEvent
+	if err := json.Unmarshal(e.Data, &b); err != nil || e.Name != "dlm.bast" || b.ID != res.ID || b.Mode != "PR" || b.Domain != "app" || b.Name != "N" {
+		t.Fatalf("event %s %s (%v), want dlm.bast for lock %d wanting PR", e.Name, e.Data, err, res.ID)
+	}
+	select {
+	case err := <-granted:
+		t.Fatalf("node 0 got PR while node 1 holds PW: %v", err)
+	default:
+	}
+	// Give way: down to CR (compatible with PR); the waiter gets its lock.
+	var conv LockResult
+	if err := cl.Call("dlm.convert", UnlockParams{ID: res.ID, Mode: "CR"}, &conv); err != nil || conv.Status != "ok" {
+		t.Fatalf("convert to CR: %+v %v", conv, err)
+	}
+	select {
+	case err := <-granted:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("node 0 not granted PR 10 s after the holder went down to CR")
+	}
+	// A notification that comes during a call is kept, not taken for its
+	// answer.
+	l0, _, err := ds[0].Lock(context.Background(), "app", "N", dlm.ModeCR, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l0.Unlock(nil)
+	wait := make(chan error, 1)
+	go func() {
+		l, _, err := ds[0].Lock(context.Background(), "app", "N", dlm.ModeEX, 0, nil)
+		if err == nil {
+			err = l.Unlock(nil)
+		}
+		wait <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rs, err := ds[1].Locks("app", "N")
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocked := false
+		for _, r := range rs {
+			for _, q := range r.Queues {
+				blocked = blocked || q.Queue == "Blocked"
+			}
+		}
+		if blocked || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the event is written
+	var st []dlm.DomainState
+	if err := cl.Call("dlm.state", nil, &st); err != nil || len(st) != 1 {
+		t.Fatalf("dlm.state with an event before its answer: %v %+v", err, st)
+	}
+	_ = cl.SetDeadline(time.Now().Add(5 * time.Second))
+	e, err = cl.NextEvent()
+	if err != nil || json.Unmarshal(e.Data, &b) != nil || b.Mode != "EX" {
+		t.Fatalf("event kept during the call: %s %s %v", e.Name, e.Data, err)
+	}
+	if err := cl.Call("dlm.unlock", UnlockParams{ID: res.ID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := l0.Unlock(nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-wait:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("EX not granted once both holders let go")
+	}
 }
