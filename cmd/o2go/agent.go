@@ -127,6 +127,9 @@ type runningAgent struct {
 // cluster stack, the lock manager (clustered mounts and applications: o2go
 // lock, o2go dlm) and the clustered mounts.
 func (af *agentFlags) start(cmd *cobra.Command) (*runningAgent, error) {
+	if err := checkSysconfigFlag(af.sysconfPath); err != nil {
+		return nil, err
+	}
 	sysconf := af.sysconfPath
 	if sysconf == "" {
 		sysconf = config.SysconfigPath("/")

@@ -24,6 +24,19 @@ type clusterOptions struct {
 	verbose       bool   // -v: say what an editing command did, like o2cb -v
 }
 
+// checkSysconfigFlag refuses a --sysconfig file that does not exist: only
+// the default files may be absent (their defaults apply then); a typo in
+// an explicit path must not silently run with O2CB's default timeouts.
+func checkSysconfigFlag(path string) error {
+	if path == "" {
+		return nil
+	}
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("--sysconfig %s: %w (without --sysconfig, the defaults apply when neither /etc/sysconfig/o2cb nor /etc/default/o2cb exists)", path, err)
+	}
+	return nil
+}
+
 // sysconfig returns the sysconfig file to read.
 func (o *clusterOptions) sysconfig() string {
 	if o.sysconfigPath != "" {
@@ -67,6 +80,9 @@ EXIT STATUS
   1  bad arguments, unknown cluster/node/region, invalid or unwritable file`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			return checkSysconfigFlag(opts.sysconfigPath)
+		},
 	}
 	f := cmd.PersistentFlags()
 	f.StringVar(&opts.configPath, "config", config.DefaultClusterConfPath, "cluster configuration `FILE`")

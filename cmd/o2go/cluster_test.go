@@ -336,6 +336,27 @@ func TestClusterSettingsCommand(t *testing.T) {
 	}
 }
 
+// TestExplicitSysconfigMustExist: a --sysconfig path with a typo is an
+// error, not O2CB's default timeouts in silence (only the default files may
+// be absent).
+func TestExplicitSysconfigMustExist(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "o2cb.typo")
+	conf := filepath.Join(dir, "cluster.conf")
+	mustRunCluster(t, conf, "add-cluster", "c")
+	mustRunCluster(t, conf, "add-node", "c", "n0", "--ip", "127.0.0.1")
+	for _, args := range [][]string{
+		{"cluster", "--sysconfig", missing, "settings"},
+		{"cluster", "--config", conf, "--sysconfig", missing, "status", "--node", "n0"},
+		{"agent", "--config", conf, "--sysconfig", missing, "--node", "n0", "--socket", filepath.Join(dir, "s")},
+	} {
+		out, err := runCLI(args...)
+		if err == nil || !strings.Contains(err.Error(), "--sysconfig "+missing) {
+			t.Errorf("%v: %v\n%s", args, err, out)
+		}
+	}
+}
+
 // TestClusterSubcommandsExtend checks the extension point other files use:
 // a factory appended to clusterSubcommands becomes `o2go cluster NAME` and
 // sees the shared --config.
