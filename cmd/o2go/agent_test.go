@@ -467,9 +467,33 @@ func TestRealWrongSecretIsRefused(t *testing.T) {
 	pc.sysconf = bad
 	intruder := pc.start(2)
 	pc.sysconf = keep
+	// While it heartbeats unconnected, status says why it is not in the
+	// cluster: the refused handshake, not just "not connected".
+	why := ""
+	deadline := time.After(30 * time.Second)
+wait:
+	for {
+		select {
+		case <-intruder.done:
+			break wait
+		case <-deadline:
+			t.Fatal("the node with the wrong secret was neither refused for good nor evicted")
+		case <-time.After(100 * time.Millisecond):
+		}
+		var st node.Status
+		if pc.call(0, "status", &st) == nil && len(st.Nodes) == 3 && st.Nodes[2].Reason != "" {
+			why = st.Nodes[2].Reason
+			if strings.Contains(why, "authentication failed") {
+				break
+			}
+		}
+	}
+	if !strings.Contains(why, "authentication failed") {
+		t.Errorf("status never said why node 2 is not in the cluster; last reason %q", why)
+	}
 	select {
 	case <-intruder.done:
-	case <-time.After(30 * time.Second):
+	case <-deadline:
 		t.Fatal("the node with the wrong secret was neither refused for good nor evicted")
 	}
 	for _, i := range []int{0, 1} {

@@ -91,6 +91,7 @@ func (a *Agent) acceptLoop() {
 // attach starts a connection's goroutines (on the loop).
 func (a *Agent) attach(c *transport.Conn, id cnet.ConnID) {
 	pc := &peerConn{id: id, peer: c.Peer(), c: c, out: make(chan member.Frame, 1024)}
+	a.refused.Delete(pc.peer) // a past refusal no longer explains anything
 	a.conns[id] = pc
 	a.peersMu.Lock()
 	a.peers[pc.peer] = pc

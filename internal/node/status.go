@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"o2go/internal/base"
@@ -166,8 +167,21 @@ func (a *Agent) snapshot() *Status {
 		} else {
 			ls := a.m.Links().Status(n.Number)
 			ns.Connection = ls.State.String()
+			var why []string
 			if ls.State == cnet.LinkLost && ls.Reason != "" {
-				ns.Connection += " (" + ls.Reason + ")"
+				why = append(why, ls.Reason)
+			}
+			if ls.State == cnet.LinkConnecting || ls.State == cnet.LinkLost {
+				// The last failed handshake says what differs (secret,
+				// timeouts, configuration): what an operator must fix.
+				if r := a.dialErr[n.Number]; r != "" {
+					why = append(why, r)
+				} else if r, ok := a.refused.Load(n.Number); ok {
+					why = append(why, r.(string))
+				}
+			}
+			if len(why) > 0 {
+				ns.Connection += " (" + strings.Join(why, "; ") + ")"
 			}
 		}
 		ns.Reason = a.whyNot(ns, live)
