@@ -69,6 +69,12 @@ func baseImage(t *testing.T, name string) string {
 		case "xattrs":
 			img = mkfs(t, 200<<20)
 			populateXattrs(t, img)
+		case "quota":
+			img = mkfs(t, 200<<20, "-b", "4096", "-C", "4096", "-N", "2", "--fs-features=local,usrquota,grpquota")
+			populateQuota(t, img, 120)
+		case "quota-1k-ecc":
+			img = mkfs(t, 200<<20, "-b", "1024", "-C", "4096", "-N", "2", "--fs-features=local,usrquota,grpquota,metaecc,noindexed-dirs")
+			populateQuota(t, img, 120)
 		case "xattrs-1k-ecc":
 			img = mkfs(t, 200<<20, "-b", "1024", "-C", "4096", "-N", "2", "--fs-features=local,metaecc,noindexed-dirs")
 			populateXattrs(t, img)
@@ -95,6 +101,9 @@ type corruption struct {
 	want []string
 	// img, when set, is the volume to damage instead of a copy of base.
 	img string
+	// sameYes also compares the codes of o2go fsck -fy and fsck.ocfs2 -fy
+	// (for problems that only a "yes" before them can show).
+	sameYes bool
 }
 
 // checkCase runs the three comparisons of a case.
@@ -140,6 +149,10 @@ func checkCase(t *testing.T, tc corruption) {
 	if r := realtools.Fsck(t, theirs, "-fy"); r.ExitCode&^1 != 0 {
 		t.Logf("fsck.ocfs2 -fy exit %d (its journal-replay quirk may need a second run)", r.ExitCode)
 		realtools.Fsck(t, theirs, "-fy")
+	} else if tc.sameYes {
+		if ours := codesOf(out); !slices.Equal(ours, codesOf(r.Output)) {
+			t.Fatalf("-fy problem codes differ\n o2go:       %v\n fsck.ocfs2: %v\n--- o2go:\n%s\n--- fsck.ocfs2:\n%s", ours, codesOf(r.Output), out, r.Output)
+		}
 	}
 	if res, out := runO2go(t, theirs, AnswerNo, true); res.ExitCode != 0 || len(res.Problems) > 0 {
 		t.Fatalf("o2go fsck -fn after fsck.ocfs2 -fy: exit %d\n%s", res.ExitCode, out)

@@ -31,6 +31,9 @@
 //	           root, else it moves to lost+found; ".." names the parent.
 //	Pass 4a    orphans (asked for with -f), 4b link counts; an inode no
 //	           entry names moves to lost+found.
+//	Pass 5     with quotas: the global quota files' limits are read, every
+//	           user's and group's usage counted again, and the quota files
+//	           written from them as fsck.ocfs2 writes them (pass5.go).
 //
 // The volume is read as raw blocks and checked field by field (raw.go):
 // the ondisk decoders refuse exactly the damage fsck exists to report.
@@ -94,5 +97,9 @@
 //     wrong one (GROUP_BLKNO names the recorded block, CHAIN_I_SIZE the
 //     clusters); a dot entry's excess becomes an empty entry of the right
 //     length; DIRENT_DUPLICATE never grows a name past its entry.
-//   - Quota files (pass 5) are not checked: o2go does not maintain them.
+//   - Quota files (pass 5): fsck.ocfs2 -y writes them again on every run,
+//     silently; o2go writes them only when limits, usage or grace times
+//     differ from what it counted (or a problem was found, or a node's
+//     local file is not clean), and says so ("out of date" under -n,
+//     without changing the exit code, as fsck.ocfs2 -n reports nothing).
 package fsck

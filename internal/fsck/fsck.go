@@ -568,8 +568,7 @@ func scaleTime(secs uint64) (uint64, string) {
 	return secs / 24, "days"
 }
 
-// passes runs passes 0 to 4 (fsck.ocfs2's order). Pass 5 (quota) is not
-// implemented: o2go does not maintain quota files and says so.
+// passes runs passes 0 to 5 (fsck.ocfs2's order).
 func (c *checker) passes() error {
 	steps := []struct {
 		name string
@@ -580,6 +579,7 @@ func (c *checker) passes() error {
 		{"pass 2", c.pass2},
 		{"pass 3", c.pass3},
 		{"pass 4", c.pass4},
+		{"pass 5", c.pass5},
 	}
 	for _, s := range steps {
 		start := time.Now()
@@ -591,10 +591,6 @@ func (c *checker) passes() error {
 			return opError{c.fail("while performing %s: %v", s.name, err)}
 		}
 		c.verbosef("  %s took %v\n", s.name, time.Since(start).Round(time.Millisecond))
-	}
-	if c.sb.Features.RoCompat&(ondisk.RoCompatUsrQuota|ondisk.RoCompatGrpQuota) != 0 {
-		c.printf("Pass 5: Checking quota information\n")
-		c.printf("** o2go does not check quota files: run fsck.ocfs2 for them. **\n")
 	}
 	return nil
 }

@@ -167,6 +167,13 @@ const (
 	OrphanDirMissing  Code = "ORPHAN_DIR_MISSING"
 	InodeNotConnected Code = "INODE_NOT_CONNECTED"
 	InodeCount        Code = "INODE_COUNT"
+
+	// Pass 5: quota files.
+	QMagicInvalid   Code = "QMAGIC_INVALID"
+	QTreeBlkInvalid Code = "QTREE_BLK_INVALID"
+	DqblkInvalid    Code = "DQBLK_INVALID"
+	DupDqblkValid   Code = "DUP_DQBLK_VALID"
+	DupDqblkInvalid Code = "DUP_DQBLK_INVALID"
 )
 
 // codeInfo says how a code is answered without a terminal: the default
@@ -192,6 +199,7 @@ var codes = map[Code]codeInfo{
 	XattrHashInvalid: {safe: true}, XattrFreeStartInvalid: {safe: true}, XattrValueLenInvalid: {safe: true},
 	LinkBlocks: {defaultNo: true}, DupClustersDelete: {defaultNo: true}, JournalUnknownFeature: {defaultNo: true},
 	RecoverBackupSuperblock: {defaultNo: true}, RecoverClusterInfo: {defaultNo: true}, DirParentDup: {},
+	QMagicInvalid: {defaultNo: true}, QTreeBlkInvalid: {defaultNo: true}, DqblkInvalid: {defaultNo: true}, DupDqblkInvalid: {defaultNo: true},
 }
 
 // Answer is how prompts are answered.
