@@ -446,6 +446,55 @@ func TestRealAgentSIGSTOPFencesWithoutWriting(t *testing.T) {
 	pc.waitView([]int{0, 1}, nodes(0, 1), 5*time.Second)
 }
 
+// TestRealAgentDiskStallFencesFirst hangs one agent's heartbeat I/O (its
+// path to the shared disk) far past the dead time: it must fence itself
+// (exit 99, the write-stall reason) strictly before the others declare it
+// dead, without waiting for the hung disk, and they go on without it.
+func TestRealAgentDiskStallFencesFirst(t *testing.T) {
+	pc := newProcCluster(t, 3, loopbackIPs(3))
+	fault := filepath.Join(pc.dir, "fault2")
+	pc.start(0)
+	pc.start(1)
+	victim := pc.start(2, "--fault-file", fault)
+	pc.waitView([]int{0, 1, 2}, nodes(0, 1, 2), 30*time.Second)
+	// The path hangs for a minute: the fence must not wait for it (the
+	// acknowledgement write to the same path hangs too).
+	until := time.Now().Add(time.Minute)
+	if err := os.WriteFile(fault, []byte(fmt.Sprintf("stall-until=%d\n", until.UnixMilli())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-victim.done:
+	case <-time.After(5 * testDeadTime()):
+		t.Fatal("the node whose disk hangs did not fence (or its fence waits for the disk)")
+	}
+	if victim.exit != node.ExitFenced {
+		t.Fatalf("exit status %d, want %d", victim.exit, node.ExitFenced)
+	}
+	m := regexp.MustCompile(`time=(\S+) level=INFO msg="FENCING \(exit\): ([^"]*)"`).FindStringSubmatch(victim.logText())
+	if m == nil {
+		t.Fatalf("no FENCING line in the victim's log:\n%s", victim.logText())
+	}
+	fencedAt, err := time.Parse(time.RFC3339Nano, m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(m[2], "no heartbeat write completed") {
+		t.Errorf("fenced for %q, want the write stall", m[2])
+	}
+	for _, i := range []int{0, 1} {
+		at, ok := pc.downAt(i, 2, 10*time.Second)
+		if !ok {
+			t.Fatalf("agent %d never saw node 2 go down", i)
+		}
+		t.Logf("node 2 fenced %v before agent %d declared it dead", at.Sub(fencedAt), i)
+		if !at.After(fencedAt) {
+			t.Errorf("agent %d declared node 2 dead at %v, before it fenced at %v", i, at, fencedAt)
+		}
+	}
+	pc.waitView([]int{0, 1}, nodes(0, 1), 5*time.Second)
+}
+
 // TestRealWrongSecretIsRefused runs a third agent with another secret: the
 // others refuse it and log its address; it never joins; having quorum, they
 // evict it through its kill block (it heartbeats on their disk).

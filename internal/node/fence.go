@@ -178,15 +178,29 @@ func (f *fencer) latchNow(reason string) bool {
 }
 
 // fence latches, writes the acknowledgements with ackWrite (only when the
-// latch is known to hold nothing in flight), then acts.
+// latch is known to hold nothing in flight), then acts. The action waits
+// for the acknowledgements at most timeout: a node fences most often
+// because its path to the disk hangs, and a write to a hung path (multipath
+// queue_if_no_path) may never return — the machine must be reset anyway.
+// An acknowledgement that lands later is still true: this incarnation's
+// writes are latched off for good.
 func (f *fencer) fence(reason string, acks []member.AckWrite, ackWrite func(member.AckWrite) error) {
 	f.once.Do(func() {
 		f.logf("FENCING (%s): %s", f.method, reason)
-		if f.latchNow(reason) {
-			for _, a := range acks {
-				if err := ackWrite(a); err != nil {
-					f.logf("fence: writing the acknowledgement: %v", err)
+		if f.latchNow(reason) && len(acks) > 0 {
+			written := make(chan struct{})
+			go func() {
+				defer close(written)
+				for _, a := range acks {
+					if err := ackWrite(a); err != nil {
+						f.logf("fence: writing the acknowledgement: %v", err)
+					}
 				}
+			}()
+			select {
+			case <-written:
+			case <-time.After(f.timeout):
+				f.logf("fence: the acknowledgement is not written after %v (the disk hangs); acting without waiting for it", f.timeout)
 			}
 		}
 		close(f.latched)
