@@ -3,6 +3,7 @@ package volume
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -122,5 +123,114 @@ func checkSlots(t *testing.T, img string, n int) {
 				t.Errorf("no %s in the system directory", name)
 			}
 		}
+	}
+}
+
+// TestTunefsInterruptedFeatureChanges stops the feature changes that
+// rewrite the volume (quotas on, norefcount, nodiscontig-bg) at each of
+// their steps, as a crash there would. Every interrupted volume must still
+// read back the tree it had; where the step leaves nothing to repair
+// (quota files the volume does not use yet, narrow bitmaps without the
+// feature) it must pass fsck.ocfs2 -fn as it is; where it leaves leaks
+// (norefcount's copies not yet mapped, runs still counted) fsck.ocfs2 -fy
+// must repair it into a volume that passes fsck.ocfs2 -fn with the same
+// tree. Then the change run again must complete: the feature as asked,
+// fsck.ocfs2 -fn clean, the tree the same. The change may also be run
+// again first, fsck.ocfs2 -fy then reclaiming what both runs leaked.
+func TestTunefsInterruptedFeatureChanges(t *testing.T) {
+	realtools.Require(t)
+	fastFsck(t)
+	cases := []struct {
+		name      string
+		features  string
+		point     string
+		n         int
+		leaks     bool // fsck.ocfs2 -fn may report problems, -fy repairs them
+		rerun     bool // run the change again before fsck.ocfs2 repairs
+		completed func(t *testing.T, img string)
+	}{
+		{"usrquota-files", "usrquota", "quota-files", 1, false, false, checkQuotaUsage},
+		{"grpquota-before-super", "grpquota", "quota-before-super", 1, false, false, checkQuotaUsage},
+		{"norefcount-copied", "norefcount", "refcount-copied", 3, true, false, checkUnshared},
+		{"norefcount-remapped", "norefcount", "refcount-remapped", 2, true, false, checkUnshared},
+		{"norefcount-remapped-rerun", "norefcount", "refcount-remapped", 2, true, true, checkUnshared},
+		{"norefcount-inode", "norefcount", "refcount-inode", 1, true, false, checkUnshared},
+		{"norefcount-last-inode", "norefcount", "refcount-inode", 2, true, false, checkUnshared},
+		{"norefcount-last-inode-rerun", "norefcount", "refcount-inode", 2, true, true, checkUnshared},
+		{"norefcount-before-super", "norefcount", "refcount-before-super", 1, false, false, checkUnshared},
+		{"nodiscontig-bg", "nodiscontig-bg", "discontig-bg-off", 1, false, false, func(t *testing.T, img string) {
+			full := superWith(t, img).Super.BlockSize() - ondisk.GroupDescBitmapOffset
+			if got := suballocBitmapSizes(t, img); len(got) != 1 || got[full] == 0 {
+				t.Errorf("suballocator bitmap sizes %v, want all %d", got, full)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			img, _ := twin(t, 500<<20, "-b", "2048", "-C", "4096", "-N", "2", "--fs-features=local")
+			populate(t, img)
+			populateShared(t, img, false)
+			populateOwners(t, img)
+			want := readTree(t, img)
+			o := TunefsOptions{Features: tc.features, interrupt: stopAt(tc.point, tc.n)}
+			if _, err := tunefsO2goErr(img, o); !errors.Is(err, errTunefsStop) {
+				t.Fatalf("the interrupted operation returned %v", err)
+			}
+			if d := diffTrees(want, readTree(t, img)); d != "" {
+				t.Fatalf("the interrupted volume reads back another tree:\n%s", d)
+			}
+			if tc.rerun {
+				tunefsO2go(t, img, TunefsOptions{Features: tc.features})
+			}
+			r := realtools.Fsck(t, img, "-fn")
+			switch {
+			case !tc.leaks && !r.Clean():
+				t.Fatalf("fsck.ocfs2 -fn of the interrupted volume: exit %d\n%s", r.ExitCode, strings.Join(r.Problems, "\n"))
+			case tc.leaks:
+				t.Logf("fsck.ocfs2 -fn of the interrupted volume: %s", strings.Join(r.Problems, "; "))
+				realtools.Fsck(t, img, "-fy")
+				requireClean(t, img, "fsck.ocfs2 -fy of the interrupted volume")
+				if d := diffTrees(want, readTree(t, img)); d != "" {
+					t.Fatalf("after fsck.ocfs2 -fy the tree differs:\n%s", d)
+				}
+			}
+			if !tc.rerun {
+				tunefsO2go(t, img, TunefsOptions{Features: tc.features})
+			}
+			requireClean(t, img, "the change run again")
+			on, off, _ := parseFeatureChanges(tc.features)
+			if f := superWith(t, img).Super.Features; !overlapsAll(f, on) || overlaps(f, off) {
+				t.Fatalf("after --fs-features=%s the superblock has features %s", tc.features, featureNames(f))
+			}
+			if d := diffTrees(want, readTree(t, img)); d != "" {
+				t.Errorf("the tree changed:\n%s", d)
+			}
+			tc.completed(t, img)
+		})
+	}
+}
+
+// checkQuotaUsage checks that every quota file img uses holds what every
+// id uses.
+func checkQuotaUsage(t *testing.T, img string) {
+	t.Helper()
+	sb := superWith(t, img).Super
+	for typ, path := range []string{"//aquota.user", "//aquota.group"} {
+		if sb.Features.RoCompat&[]uint32{ondisk.RoCompatUsrQuota, ondisk.RoCompatGrpQuota}[typ] == 0 {
+			continue
+		}
+		got := globalQuotaUsage(t, catFile(t, img, path), sb.BlockSize())
+		if exp := expectedQuotaUsage(t, img, typ); !maps.Equal(got, exp) {
+			t.Errorf("%s holds%s\nthe inodes use%s", path, usageString(got), usageString(exp))
+		}
+	}
+}
+
+// checkUnshared checks that nothing on img is shared any more.
+func checkUnshared(t *testing.T, img string) {
+	t.Helper()
+	if left := sharingLeft(t, img); left != "" {
+		t.Errorf("sharing left: %s", left)
 	}
 }

@@ -31,20 +31,24 @@ import (
 //     the refcount tree; a copied run whose count reaches zero (a file that
 //     shared clusters with itself) goes back to the global bitmap;
 //  4. the inode loses HAS_REFCOUNT and i_refcount_loc, and then lets go of
-//     the tree (rf_count); the last inode of a tree frees it (its root,
-//     leaves and index blocks).
+//     the tree (rf_count); the tree's last file frees it (its root, leaves
+//     and index blocks) whatever rf_count says.
 //
-// When a tree still has users after its last file (an interrupted earlier
-// run cleared an inode and stopped before letting go), it is let go of
-// until it is freed; records left in it then mean an extent this scan did
-// not find, which is refused as damage. The flag goes last.
+// Counts a tree holds once its last file let go are stale (an earlier run
+// stopped between remapping a file's runs and dropping their references):
+// they are dropped with the tree, their clusters left as they are, kept by
+// the files that map them or leaked for fsck.ocfs2 -fy to reclaim
+// (dropRefcountTree). So is a tree no inode names any more (an earlier run
+// stopped before its last file let go; fsck.ocfs2 does not look for
+// those). The flag goes last.
 //
 // Crash safety: at every point the on-disk volume keeps every mapping a
-// file had or its complete copy, and the tree counts at least every
-// reference left; an interruption leaks clusters (copies not yet mapped,
-// runs still counted), or a refcount tree no inode names, never shares
-// or frees a cluster still in use. fsck.ocfs2 -fy reclaims the leaks, and
-// the operation run again finishes the files left.
+// file had or its complete copy, and each tree counts at least every
+// reference to it left; an interruption leaks clusters (copies not yet
+// mapped, runs still counted) or a tree no inode names, and never shares
+// or frees a cluster in use. fsck.ocfs2 -fy reclaims the leaked clusters,
+// and the operation run again (before or after it) finishes the files left
+// and frees the trees.
 //
 // Where o2go differs: tunefs.ocfs2 unshares a file's data only up to its
 // size, so clusters preallocated past it stay flagged REFCOUNTED after
@@ -110,21 +114,22 @@ func (t *tunefsVol) disableRefcount() error {
 	}
 	for _, root := range roots {
 		rt := &extent.RefcountTree{C: t.Cache, Tx: t.tx, Alloc: slotMeta{t}, Root: root}
-		freed := false
-		for _, blk := range users[root] {
-			if freed {
-				return t.Cache.Annotate(&ondisk.CorruptError{Struct: "refcount block", Field: "rf_count", Msg: fmt.Sprintf("the tree was freed when its users were let go, but inode %d still names it", blk)}, root)
-			}
-			if freed, err = t.unshareInode(rt, blk); err != nil {
+		for i, blk := range users[root] {
+			if err := t.unshareInode(rt, blk, i == len(users[root])-1); err != nil {
 				return fmt.Errorf("inode %d: %w", blk, err)
 			}
 			done++
 			t.r.progress("Replacing files", int64(done), int64(total))
 		}
-		for !freed {
-			if freed, err = rt.Detach(); err != nil {
-				return err
-			}
+	}
+	orphans, err := t.orphanRefcountTrees(users)
+	if err != nil {
+		return err
+	}
+	for _, root := range orphans {
+		t.verbosef("Freeing refcount tree %d, which no inode names any more\n", root)
+		if err := t.dropRefcountTree(&extent.RefcountTree{C: t.Cache, Tx: t.tx, Alloc: slotMeta{t}, Root: root}); err != nil {
+			return err
 		}
 	}
 	if err := t.r.interrupt("refcount-before-super"); err != nil {
@@ -132,6 +137,75 @@ func (t *tunefsVol) disableRefcount() error {
 	}
 	t.setFeature("refcount", false)
 	return t.writeSuper()
+}
+
+// dropRefcountTree frees a refcount tree none of whose users is left:
+// every count it still holds is stale (an earlier run stopped between
+// remapping a file's runs and dropping their references), so its records
+// are dropped without freeing their clusters (any a file still maps stays
+// that file's; any none maps is a leak fsck.ocfs2 -fy reclaims), then the
+// tree is let go of until it is freed.
+func (t *tunefsVol) dropRefcountTree(rt *extent.RefcountTree) error {
+	var stale []ondisk.RefcountRec
+	if err := rt.Walk(func(r ondisk.RefcountRec) error {
+		stale = append(stale, r)
+		return nil
+	}); err != nil {
+		return err
+	}
+	if len(stale) > 0 {
+		t.verbosef("Refcount tree %d still counts %d runs no file shares; dropping them\n", rt.Root, len(stale))
+	}
+	for _, r := range stale {
+		for range r.Refcount {
+			if err := rt.Decrease(r.Cpos, r.Clusters, nil); err != nil {
+				return err
+			}
+		}
+	}
+	for freed := false; !freed; {
+		var err error
+		if freed, err = rt.Detach(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// orphanRefcountTrees lists the refcount tree roots in use in the slots'
+// extent_alloc that no inode names: what an interruption between an
+// inode's last step and its letting go of the tree leaves (fsck.ocfs2
+// does not look for them).
+func (t *tunefsVol) orphanRefcountTrees(named map[uint64][]uint64) ([]uint64, error) {
+	var out []uint64
+	for slot := 0; slot < int(t.SB.MaxSlots); slot++ {
+		a, err := t.SystemFile(ondisk.SysExtentAlloc, slot)
+		if err != nil {
+			return nil, err
+		}
+		blks, err := t.allocatedBlocks(a)
+		if err != nil {
+			return nil, err
+		}
+		for _, blk := range blks {
+			if _, ok := named[blk]; ok {
+				continue
+			}
+			b, err := t.Cache.Get(blk)
+			if err != nil {
+				return nil, err
+			}
+			if string(b.Data[:8]) != ondisk.RefcountBlockSignature {
+				continue
+			}
+			rb, err := ondisk.DecodeRefcountBlock(b.Data)
+			if err != nil || rb.Blkno != blk || rb.FSGeneration != t.Super.FSGeneration || rb.Flags&ondisk.RefcountLeafFlag != 0 {
+				continue
+			}
+			out = append(out, blk)
+		}
+	}
+	return out, nil
 }
 
 // checkUnshareSpace refuses, before anything is written, when the global
@@ -171,21 +245,21 @@ func (t *tunefsVol) checkUnshareSpace(roots []uint64) error {
 }
 
 // unshareInode gives inode blk its own copy of every run it shares through
-// tree rt, clears its refcount tree, and lets go of the tree, reporting
-// whether that freed it.
-func (t *tunefsVol) unshareInode(rt *extent.RefcountTree, blk uint64) (bool, error) {
+// tree rt, clears its refcount tree, and lets go of the tree; the last of
+// the tree's files (last) frees it.
+func (t *tunefsVol) unshareInode(rt *extent.RefcountTree, blk uint64, last bool) error {
 	d, err := t.inodeForWrite(blk)
 	if err != nil {
-		return false, err
+		return err
 	}
 	raw, err := t.readBlock(blk)
 	if err != nil {
-		return false, err
+		return err
 	}
 	var area []byte // the inline xattr area, changed in raw
 	if d.DynFeatures&ondisk.DynInlineXattr != 0 {
 		if area, err = ondisk.InodeInlineXattrArea(raw, d.XattrInlineSize); err != nil {
-			return false, t.Cache.Annotate(err, blk)
+			return t.Cache.Annotate(err, blk)
 		}
 	}
 	saveInode := func() error { return t.writeInodeWithArea(d, area) }
@@ -193,7 +267,7 @@ func (t *tunefsVol) unshareInode(rt *extent.RefcountTree, blk uint64) (bool, err
 	if d.Inline == nil && d.Extents != nil {
 		tree, err := t.tree(d)
 		if err != nil {
-			return false, err
+			return err
 		}
 		st := &sharedTree{tree: tree, owner: tree.Owner}
 		st.save = func() error {
@@ -205,14 +279,14 @@ func (t *tunefsVol) unshareInode(rt *extent.RefcountTree, blk uint64) (bool, err
 	if area != nil {
 		vt, err := t.sharedValueTrees(area, fmt.Sprintf("inode %d inline xattrs", blk), saveInode)
 		if err != nil {
-			return false, err
+			return err
 		}
 		trees = append(trees, vt...)
 	}
 	if d.DynFeatures&ondisk.DynHasXattr != 0 && d.XattrLoc != 0 {
 		vt, err := t.sharedXattrBlockTrees(d.XattrLoc)
 		if err != nil {
-			return false, err
+			return err
 		}
 		trees = append(trees, vt...)
 	}
@@ -221,15 +295,15 @@ func (t *tunefsVol) unshareInode(rt *extent.RefcountTree, blk uint64) (bool, err
 	for _, st := range trees {
 		r, err := t.copySharedRuns(rt, st)
 		if err != nil {
-			return false, err
+			return err
 		}
 		runs = append(runs, r...)
 	}
 	if err := t.Dev.Sync(); err != nil {
-		return false, err
+		return err
 	}
 	if err := t.r.interrupt("refcount-copied"); err != nil {
-		return false, err
+		return err
 	}
 	bpc := t.bpc()
 	for _, r := range runs {
@@ -244,18 +318,18 @@ func (t *tunefsVol) unshareInode(rt *extent.RefcountTree, blk uint64) (bool, err
 			err = r.st.save()
 		}
 		if err != nil {
-			return false, fmt.Errorf("%s: remapping clusters [%d,+%d): %w", r.st.owner, r.cpos, r.n, err)
+			return fmt.Errorf("%s: remapping clusters [%d,+%d): %w", r.st.owner, r.cpos, r.n, err)
 		}
 	}
 	if err := t.Dev.Sync(); err != nil {
-		return false, err
+		return err
 	}
 	if err := t.r.interrupt("refcount-remapped"); err != nil {
-		return false, err
+		return err
 	}
 	gb, err := t.globalBitmap()
 	if err != nil {
-		return false, err
+		return err
 	}
 	for _, r := range runs {
 		var freed func(c uint64, n uint32) error
@@ -263,21 +337,33 @@ func (t *tunefsVol) unshareInode(rt *extent.RefcountTree, blk uint64) (bool, err
 			freed = func(c uint64, n uint32) error { return gb.FreeClusters(t.tx, uint32(c), int(n)) }
 		}
 		if err := rt.Decrease(r.old, r.n, freed); err != nil {
-			return false, err
+			return err
 		}
 	}
 	d.DynFeatures &^= ondisk.DynHasRefcount
 	d.RefcountLoc = 0
 	if err := saveInode(); err != nil {
-		return false, err
+		return err
 	}
 	if err := t.Dev.Sync(); err != nil {
-		return false, err
+		return err
 	}
 	if err := t.r.interrupt("refcount-inode"); err != nil {
-		return false, err
+		return err
 	}
-	return rt.Detach()
+	if last {
+		return t.dropRefcountTree(rt)
+	}
+	root, err := t.Cache.RefcountBlock(rt.Root)
+	if err != nil {
+		return err
+	}
+	if root.Count <= 1 {
+		t.verbosef("Refcount tree %d counts %d users while more files name it; its count is left\n", rt.Root, root.Count)
+		return nil
+	}
+	_, err = rt.Detach()
+	return err
 }
 
 // copySharedRuns walks st's shared extents and, run by run of the
