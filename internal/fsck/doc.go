@@ -100,6 +100,6 @@
 //   - Quota files (pass 5): fsck.ocfs2 -y writes them again on every run,
 //     silently; o2go writes them only when limits, usage or grace times
 //     differ from what it counted (or a problem was found, or a node's
-//     local file is not clean), and says so ("out of date" under -n,
-//     without changing the exit code, as fsck.ocfs2 -n reports nothing).
+//     local file is not clean), and says so; out-of-date usage is not a
+//     problem (no code, no exit status), as fsck.ocfs2 reports nothing.
 package fsck
