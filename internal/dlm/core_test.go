@@ -2,6 +2,7 @@ package dlm
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"o2go/internal/base"
@@ -217,5 +218,23 @@ func TestDomainMembersIsTheStateViewsDomainMap(t *testing.T) {
 	}
 	if got := net.node(2).DomainMembers("vol"); got != nil {
 		t.Fatalf("node 2, not in the domain: %v", got)
+	}
+}
+
+// TestStateBeforeMembership: a node that has no membership yet (its
+// cluster stack has not given it a view) says it has no registrar, rather
+// than naming node 255.
+func TestStateBeforeMembership(t *testing.T) {
+	n := New(Config{Self: 2})
+	if _, err := n.Join("app", false); err != nil {
+		t.Fatal(err)
+	}
+	st := n.State()
+	if len(st) != 1 {
+		t.Fatalf("state: %+v", st)
+	}
+	out := FormatState(st[0])
+	if !strings.Contains(out, "State: JOINING") || !strings.Contains(out, "Registrar: none (this node has no cluster membership yet)") {
+		t.Fatalf("state before membership:\n%s", out)
 	}
 }

@@ -116,6 +116,9 @@ type LockState struct {
 	Mode      Mode        `json:"mode"`
 	Requested Mode        `json:"requested"`
 	Flags     Flags       `json:"flags"`
+	// BAST is the strongest mode a blocking notification asked this lock's
+	// holder to make way for since its last grant (ModeNone: none sent).
+	BAST Mode `json:"bast"`
 }
 
 // GhostLock is what a dead node is taken to hold until the file system
@@ -132,6 +135,11 @@ type LocalLock struct {
 	Pending   Op     `json:"pending"`
 	Requested Mode   `json:"requested"`
 	Sent      bool   `json:"sent"`
+	// BAST is the strongest mode a blocking notification that reached this
+	// node asked the lock to make way for since its last grant (ModeNone:
+	// none): with the master's BAST column, where a hang's notification
+	// stopped (ocfs2(7), DLM DEBUGGING).
+	BAST Mode `json:"bast"`
 }
 
 // MarshalText makes modes, ops and flags readable in JSON.
@@ -197,18 +205,18 @@ func (n *Node) Locks(domainName, name string) ([]ResourceState, error) {
 			s.LVBValid, s.LVBSeq = m.lvbValid, m.lvbSeq
 			for q := range m.q {
 				for _, e := range m.q[q] {
-					s.Queues = append(s.Queues, LockState{Queue: queue(q).String(), Node: e.owner, Cookie: e.cookie, Mode: e.gr, Requested: e.rq, Flags: e.flags})
+					s.Queues = append(s.Queues, LockState{Queue: queue(q).String(), Node: e.owner, Cookie: e.cookie, Mode: e.gr, Requested: e.rq, Flags: e.flags, BAST: e.bast})
 				}
 			}
 			for _, f := range m.fresh {
-				s.Queues = append(s.Queues, LockState{Queue: "Fresh", Node: f.owner, Cookie: f.cookie, Mode: ModeNone, Requested: f.rq, Flags: f.flags})
+				s.Queues = append(s.Queues, LockState{Queue: "Fresh", Node: f.owner, Cookie: f.cookie, Mode: ModeNone, Requested: f.rq, Flags: f.flags, BAST: ModeNone})
 			}
 			for _, g := range m.ghosts {
 				s.Ghosts = append(s.Ghosts, GhostLock{Dead: g.Dead, Mode: g.Mode})
 			}
 		}
 		for _, l := range r.locks {
-			s.Local = append(s.Local, LocalLock{ID: l.id, Mode: l.gr, Pending: l.op, Requested: l.rq, Sent: l.sent})
+			s.Local = append(s.Local, LocalLock{ID: l.id, Mode: l.gr, Pending: l.op, Requested: l.rq, Sent: l.sent, BAST: l.bast})
 		}
 		out = append(out, s)
 	}
@@ -298,7 +306,11 @@ func FormatState(s DomainState) string {
 		gate = "on"
 	}
 	fmt.Fprintf(&b, "Domain: %s  Key: %#08x\n", s.Domain, s.Key)
-	fmt.Fprintf(&b, "Node: %d  State: %s  Epoch: %d  Registrar: %d  Recovery Gate: %s\n", s.Node, s.State, s.Epoch, s.Registrar, gate)
+	reg := "none (this node has no cluster membership yet)"
+	if s.Registrar.Valid() {
+		reg = s.Registrar.String()
+	}
+	fmt.Fprintf(&b, "Node: %d  State: %s  Epoch: %d  Registrar: %s  Recovery Gate: %s\n", s.Node, s.State, s.Epoch, reg, gate)
 	fmt.Fprintf(&b, "Domain Map: %s\n", nodeList(s.DomainMap))
 	fmt.Fprintf(&b, "Live Map: %s\n", nodeList(s.LiveMap))
 	fmt.Fprintf(&b, "Lock Resources: %d  Mastered: %d  Locks: %d\n", s.Resources, s.Mastered, s.Locks)
@@ -335,12 +347,12 @@ func FormatResource(r ResourceState) string {
 	}
 	b.WriteString("\n")
 	if r.Mastered {
-		b.WriteString("Lock-Queue  Node  Level  Conv  Cookie\n")
+		b.WriteString("Lock-Queue  Node  Level  Conv  BAST  Cookie\n")
 		for _, q := range r.Queues {
-			fmt.Fprintf(&b, "%-10s  %-4d  %-5s  %-4s  %d:%d\n", q.Queue, q.Node, q.Mode, q.Requested, q.Node, q.Cookie)
+			fmt.Fprintf(&b, "%-10s  %-4d  %-5s  %-4s  %-4s  %d:%d\n", q.Queue, q.Node, q.Mode, q.Requested, q.BAST, q.Node, q.Cookie)
 		}
 		for _, g := range r.Ghosts {
-			fmt.Fprintf(&b, "%-10s  %-4d  %-5s  %-4s  %s\n", "Dead", g.Dead.Node, g.Mode, ModeNone, g.Dead)
+			fmt.Fprintf(&b, "%-10s  %-4d  %-5s  %-4s  %-4s  %s\n", "Dead", g.Dead.Node, g.Mode, ModeNone, ModeNone, g.Dead)
 		}
 	}
 	for _, l := range r.Local {
@@ -350,6 +362,9 @@ func FormatResource(r ResourceState) string {
 			if !l.Sent {
 				b.WriteString(" (not sent)")
 			}
+		}
+		if l.BAST != ModeNone {
+			fmt.Fprintf(&b, ", BAST %s received", l.BAST)
 		}
 		b.WriteString("\n")
 	}

@@ -99,6 +99,7 @@ type lock struct {
 	writesLVB                  bool // the pending operation stores *wlvb
 	wlvb                       *LVB
 	lvbValid                   bool
+	bast                       Mode // strongest mode a BAST asked for since the last grant (debug views)
 	lvbSeq                     uint64
 	lvb                        LVB
 }
@@ -249,7 +250,7 @@ func mix64(z uint64) uint64 {
 func (d *domain) newLock(id LockID, name string) *lock {
 	r := d.resource(name)
 	l := d.n.allocLock()
-	*l = lock{id: id, d: d, r: r, gr: ModeNone, rq: ModeNone}
+	*l = lock{id: id, d: d, r: r, gr: ModeNone, rq: ModeNone, bast: ModeNone}
 	r.locks = append(r.locks, l)
 	d.n.locks[id] = l
 	d.nLocks++
@@ -402,7 +403,7 @@ func (d *domain) holderReply(from base.NodeID, rep *lockReply) error {
 	case OpLock, OpConvert:
 		read := false
 		if status == StatusOK {
-			l.gr = rep.Mode
+			l.gr, l.bast = rep.Mode, ModeNone
 			if rep.HasLVB {
 				read = true
 				l.lvb, l.lvbSeq, l.lvbValid = rep.LVB, rep.LVBSeq, rep.LVBValid
@@ -425,6 +426,9 @@ func (d *domain) holderBast(from base.NodeID, b *bastMsg) error {
 	l := d.n.locks[LockID(b.Cookie)]
 	if l == nil || l.d != d || l.gr == ModeNone {
 		return nil
+	}
+	if l.bast == ModeNone || Weaker(l.bast, b.Mode) {
+		l.bast = b.Mode
 	}
 	d.n.rd.BASTs = append(d.n.rd.BASTs, BAST{ID: l.id, Domain: d.name, Name: l.r.name, Mode: b.Mode})
 	return nil
