@@ -396,15 +396,15 @@ func (a *Agent) writeAck(ack member.AckWrite) error {
 }
 
 // fenceFromOutside: the gate or the watchdog found this node must fence.
-// It latches at once (no write passes from here on), then asks the loop
-// for the acknowledgement; if the loop does not answer in time the action
-// goes ahead without it.
+// The gate refuses every write from here on; the fencer latches (waiting
+// a bounded time for writes in flight: one may hang on the very disk that
+// made this node fence). It asks the loop for the acknowledgement; if the
+// loop does not answer in time the action goes ahead without it.
 func (a *Agent) fenceFromOutside(reason string) {
 	if a.gate.fenced.Swap(true) {
 		return
 	}
 	go func() {
-		a.latch.Fence(reason)
 		got := make(chan *member.Fence, 1)
 		go a.do(func() {
 			a.m.Fence(a.clock(), heartbeat.FenceHang, reason)

@@ -43,3 +43,45 @@ func TestFenceActsWhenTheAcknowledgementHangs(t *testing.T) {
 		t.Fatal("acted before latching")
 	}
 }
+
+// hungDevice is a disk whose writes never return (until released).
+type hungDevice struct {
+	blockdev.Device
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (d *hungDevice) WriteAt(p []byte, off int64) (int, error) {
+	close(d.entered)
+	<-d.release
+	return len(p), nil
+}
+
+// TestFenceFromOutsideDoesNotWaitForAHungWrite: the gate or the watchdog
+// fences while the event loop does not answer and a data write hangs in
+// the latch: the action must still come (new writes are refused by the
+// gate at once; the latch's wait for the hung one is bounded).
+func TestFenceFromOutsideDoesNotWaitForAHungWrite(t *testing.T) {
+	acted := make(chan string, 1)
+	a := &Agent{cmds: make(chan func(), 16), done: make(chan struct{}), gate: &gate{clock: BootClock}}
+	a.gate.onFence = a.fenceFromOutside
+	a.fencer = &fencer{latch: &a.latch, g: a.gate, method: config.FenceExit, logf: t.Logf,
+		latched: make(chan struct{}), acted: make(chan struct{}), timeout: 100 * time.Millisecond,
+		action: func(_ config.FenceMethod, reason string) { acted <- reason }}
+	hung := &hungDevice{Device: blockdev.NewMemory("disk", 1<<20, 512), entered: make(chan struct{}), release: make(chan struct{})}
+	defer close(hung.release)
+	dev := &gated{Device: a.latch.Wrap(hung), g: a.gate}
+	a.gate.publish(gateState{leaseExp: int64(BootClock() + time.Hour)})
+	go func() { _, _ = dev.WriteAt(make([]byte, 512), 0) }()
+	<-hung.entered
+	a.fenceFromOutside("the event loop does not answer")
+	select {
+	case r := <-acted:
+		t.Logf("acted: %s", r)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no fence action while a write hangs in the latch")
+	}
+	if _, err := dev.WriteAt(make([]byte, 512), 0); err == nil {
+		t.Fatal("a write passed after the fence")
+	}
+}
