@@ -495,6 +495,53 @@ func TestRealAgentDiskStallFencesFirst(t *testing.T) {
 	pc.waitView([]int{0, 1}, nodes(0, 1), 5*time.Second)
 }
 
+// TestRealArrayDownFreezes hangs every agent's path to the shared disk at
+// once (the array is down) for three dead times: instead of fencing
+// themselves to death they freeze (status says FROZEN), and when the disk
+// returns they go on with the same membership.
+func TestRealArrayDownFreezes(t *testing.T) {
+	pc := newProcCluster(t, 3, loopbackIPs(3))
+	var faults []string
+	for i := 0; i < 3; i++ {
+		faults = append(faults, filepath.Join(pc.dir, fmt.Sprintf("fault%d", i)))
+		pc.start(i, "--fault-file", faults[i])
+	}
+	pc.waitView([]int{0, 1, 2}, nodes(0, 1, 2), 30*time.Second)
+	until := time.Now().Add(3 * testDeadTime())
+	for _, f := range faults {
+		if err := os.WriteFile(f, []byte(fmt.Sprintf("stall-until=%d\n", until.UnixMilli())), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	frozen := map[int]bool{}
+	for time.Now().Before(until) {
+		for i := 0; i < 3; i++ {
+			var st node.Status
+			if pc.call(i, "status", &st) == nil && st.Frozen {
+				frozen[i] = true
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(3 * testDeadTime())
+	for i, a := range pc.agents {
+		select {
+		case <-a.done:
+			t.Errorf("agent %d exited (status %d) while the whole array was down", i, a.exit)
+		default:
+		}
+		if !frozen[i] {
+			t.Errorf("agent %d never said it was frozen", i)
+		}
+	}
+	pc.waitView([]int{0, 1, 2}, nodes(0, 1, 2), 5*time.Second)
+	for _, e := range pc.events(0) {
+		if !e.Initial {
+			t.Errorf("membership changed during the outage: %+v", e)
+		}
+	}
+}
+
 // TestRealWrongSecretIsRefused runs a third agent with another secret: the
 // others refuse it and log its address; it never joins; having quorum, they
 // evict it through its kill block (it heartbeats on their disk).
