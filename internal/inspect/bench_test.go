@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,14 +20,18 @@ import (
 // the same extents of the image with O_DIRECT into /dev/null, in the same
 // run. Both sides bypass the page cache (o2go opens images O_DIRECT), so
 // the cache the kernel VM left behind does not favour either. The dump runs
-// in process, through the same Debugger the command uses; dd runs once per
-// extent (a handful for these files). Each side's best of three rounds
-// counts.
+// as an operator runs it: the o2go binary, built for the test, started
+// once per dump; dd runs once per extent (a handful for these files). Each
+// side's best of three rounds counts.
 func TestBenchDumpVsDD(t *testing.T) {
 	testutil.Bench(t)
 	realtools.Require(t)
 	kernelvm.Require(t)
 	testutil.RequireTools(t, "dd")
+	bin := filepath.Join(t.TempDir(), "o2go")
+	if out, err := exec.Command("go", "build", "-o", bin, "o2go/cmd/o2go").CombinedOutput(); err != nil {
+		t.Fatalf("building o2go: %v\n%s", err, out)
+	}
 	img := realtools.MkfsImage(t, 2600<<20, "-b", "4096", "-C", "4096", "-N", "2", "--fs-features=local")
 	kernelvm.RunT(t, kernelvm.Options{Image: img, Timeout: 30 * time.Minute},
 		"dd if=/dev/zero of=big bs=1M count=1024 status=none\n"+
@@ -76,16 +81,12 @@ func TestBenchDumpVsDD(t *testing.T) {
 				ddBest[i] = d
 			}
 
-			var out, errOut bytes.Buffer
+			var errOut bytes.Buffer
+			cmd := exec.Command(bin, "debug", "-R", "dump /"+name+" /dev/null", img)
+			cmd.Stderr = &errOut
 			start = time.Now()
-			d := NewDebugger(&out, &errOut)
-			if err := d.Open(img, 0); err != nil {
-				t.Fatal(err)
-			}
-			d.Exec("dump /" + name + " /dev/null")
-			d.Close()
-			if d.Failed() {
-				t.Fatalf("dump /%s: %s", name, errOut.String())
+			if err := cmd.Run(); err != nil || errOut.Len() > 0 {
+				t.Fatalf("o2go debug -R \"dump /%s /dev/null\": %v: %s", name, err, errOut.String())
 			}
 			if el := time.Since(start); o2goBest[i] == 0 || el < o2goBest[i] {
 				o2goBest[i] = el
