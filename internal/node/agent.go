@@ -92,6 +92,9 @@ type Agent struct {
 
 	regsMu  sync.Mutex
 	regRefs map[string]*regionRef // by UUID: local-mode heartbeat start/stop counts
+	// volumeUsers counts, in global mode, the users of volumes that have
+	// no region of their own (by UUID).
+	volumeUsers map[string]*volumeUse
 
 	snapMu sync.RWMutex
 	snap   *Status
@@ -144,7 +147,7 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, self: *n, log: cfg.Log.With("node", n.Name), clock: cfg.Clock, wall: cfg.Wall,
 		cmds: make(chan func(), 4096), regions: map[member.RegionID]*regionIO{}, conns: map[cnet.ConnID]*peerConn{},
-		peers: map[base.NodeID]*peerConn{}, calls: map[uint32]*pendingCall{}, regRefs: map[string]*regionRef{},
+		peers: map[base.NodeID]*peerConn{}, calls: map[uint32]*pendingCall{}, regRefs: map[string]*regionRef{}, volumeUsers: map[string]*volumeUse{},
 		finder: Finder{Scan: cfg.Scan}, done: make(chan struct{}), dialErr: map[base.NodeID]string{},
 	}
 	a.mode = heartbeat.Local

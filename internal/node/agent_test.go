@@ -398,6 +398,32 @@ func TestGlobalHeartbeatAgents(t *testing.T) {
 	if hb := agents[1].Heartbeats(); len(hb) != 3 {
 		t.Errorf("heartbeats %+v", hb)
 	}
+	// A volume mounted in global mode gets no region of its own: the voting
+	// disks stay the three configured ones.
+	vol := filepath.Join(dir, "vol.img")
+	if err := os.Rename(realtools.MkfsImage(t, 32<<20, "-b", "4096", "-N", "4", "-J", "size=4M"), vol); err != nil {
+		t.Fatal(err)
+	}
+	for want := 1; want <= 2; want++ {
+		ri, err := agents[0].StartHeartbeat(vol)
+		if err != nil || ri.Device != vol || ri.Refs != want {
+			t.Fatalf("volume in global mode: %+v %v", ri, err)
+		}
+	}
+	if hb := agents[0].Heartbeats(); len(hb) != 3 {
+		t.Errorf("a volume got a heartbeat region of its own in global mode: %+v", hb)
+	}
+	if st, err := agents[0].Status(); err != nil || len(st.Regions) != 3 {
+		t.Errorf("status regions after a volume started: %+v %v", st, err)
+	}
+	for want := 1; want >= 0; want-- {
+		if ri, err := agents[0].StopHeartbeat(vol); err != nil || ri.Refs != want {
+			t.Errorf("stop: %+v %v", ri, err)
+		}
+	}
+	if _, err := agents[0].StopHeartbeat(vol); err == nil {
+		t.Error("a volume without users stopped once more")
+	}
 	cancels[2]()
 	<-errs[2]
 	cancels[2] = func() {}

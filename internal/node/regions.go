@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"o2go/internal/blockdev"
+	"o2go/internal/cluster/heartbeat"
 	"o2go/internal/node/member"
 )
 
@@ -33,17 +34,26 @@ type regionWaiter struct {
 	done     chan error
 }
 
+// checkStamp refuses a volume that is not this cluster's: stamped for
+// another stack or cluster, or a local (single-node) volume.
+func (a *Agent) checkStamp(info *VolumeInfo) error {
+	if info.Stack != "" && info.Stack != "o2cb" {
+		return fmt.Errorf("%s is stamped for the %q cluster stack; o2go runs o2cb", info.Path, info.Stack)
+	}
+	if info.ClusterName != "" && info.ClusterName != a.cfg.Cluster.Name {
+		return fmt.Errorf("%s is stamped for cluster %q; this node is in cluster %q", info.Path, info.ClusterName, a.cfg.Cluster.Name)
+	}
+	if info.Local {
+		return fmt.Errorf("%s is a local (single-node) volume: it has no cluster heartbeat", info.Path)
+	}
+	return nil
+}
+
 // openRegion opens a volume's device for heartbeating and starts its I/O
 // goroutine; the caller adds it to the member on the loop.
 func (a *Agent) openRegion(info *VolumeInfo) (*regionIO, error) {
-	if info.Stack != "" && info.Stack != "o2cb" {
-		return nil, fmt.Errorf("%s is stamped for the %q cluster stack; o2go runs o2cb", info.Path, info.Stack)
-	}
-	if info.ClusterName != "" && info.ClusterName != a.cfg.Cluster.Name {
-		return nil, fmt.Errorf("%s is stamped for cluster %q; this node is in cluster %q", info.Path, info.ClusterName, a.cfg.Cluster.Name)
-	}
-	if info.Local {
-		return nil, fmt.Errorf("%s is a local (single-node) volume: it has no cluster heartbeat", info.Path)
+	if err := a.checkStamp(info); err != nil {
+		return nil, err
 	}
 	var raw blockdev.Device
 	raw, err := blockdev.Open(info.Path, blockdev.OpenOptions{})
@@ -51,7 +61,7 @@ func (a *Agent) openRegion(info *VolumeInfo) (*regionIO, error) {
 		return nil, err
 	}
 	if a.cfg.FaultFile != "" {
-		raw = &faulted{Device: raw, f: &faultFile{path: a.cfg.FaultFile}}
+		raw = &faulted{Device: raw, f: &faultFile{path: a.cfg.FaultFile, region: info.UUID}}
 	}
 	if raw.SectorSize() != info.Geometry.SectorSize {
 		raw.Close()
@@ -226,10 +236,30 @@ type RegionInfo struct {
 // path, UUID=... or LABEL=...) and returns once the region is steady, like
 // ocfs2_hb_ctl -S for mount.ocfs2. Starting a region that runs already
 // counts one more user.
+//
+// In global mode the heartbeat runs on the cluster's heartbeat devices from
+// the agent's start, and a volume gets none of its own (as with O2CB, whose
+// mount.ocfs2 starts no region then): for a volume that is not one of those
+// devices StartHeartbeat only finds it, checks its stamp and counts its
+// users; no region is added, so the voting disks stay the configured ones.
 func (a *Agent) StartHeartbeat(spec string) (RegionInfo, error) {
 	info, err := a.finder.Find(spec)
 	if err != nil {
 		return RegionInfo{}, err
+	}
+	if a.mode == heartbeat.Global && !a.globalRegion(info.UUID) {
+		if err := a.checkStamp(info); err != nil {
+			return RegionInfo{}, err
+		}
+		a.regsMu.Lock()
+		defer a.regsMu.Unlock()
+		u := a.volumeUsers[info.UUID]
+		if u == nil {
+			u = &volumeUse{info: info}
+			a.volumeUsers[info.UUID] = u
+		}
+		u.refs++
+		return RegionInfo{UUID: info.UUID, Device: info.Path, Label: info.Label, Refs: u.refs}, nil
 	}
 	a.regsMu.Lock()
 	if ref := a.regRefs[info.UUID]; ref != nil {
@@ -281,6 +311,9 @@ func regionInfo(ref *regionRef) RegionInfo {
 func (a *Agent) StopHeartbeat(spec string) (RegionInfo, error) {
 	uuid, err := a.resolveRunning(spec)
 	if err != nil {
+		if ri, ok := a.dropVolumeUser(spec); ok {
+			return ri, nil
+		}
 		return RegionInfo{}, err
 	}
 	a.regsMu.Lock()
@@ -307,6 +340,41 @@ func (a *Agent) StopHeartbeat(spec string) (RegionInfo, error) {
 		a.logf("heartbeat region %s stopped", uuid)
 	}
 	return ri, nil
+}
+
+// volumeUse counts the users of a volume that has no region of its own
+// (global mode).
+type volumeUse struct {
+	refs int
+	info *VolumeInfo
+}
+
+// globalRegion reports whether uuid is one of the cluster's heartbeat
+// devices.
+func (a *Agent) globalRegion(uuid string) bool {
+	for _, hb := range a.cfg.Cluster.Heartbeats {
+		if strings.EqualFold(hb.Region, uuid) {
+			return true
+		}
+	}
+	return false
+}
+
+// dropVolumeUser is StopHeartbeat for a volume without a region.
+func (a *Agent) dropVolumeUser(spec string) (RegionInfo, bool) {
+	a.regsMu.Lock()
+	defer a.regsMu.Unlock()
+	up := strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(spec, "UUID="), "-", ""))
+	for uuid, u := range a.volumeUsers {
+		if uuid == up || u.info.Path == spec || "LABEL="+u.info.Label == spec {
+			u.refs--
+			if u.refs == 0 {
+				delete(a.volumeUsers, uuid)
+			}
+			return RegionInfo{UUID: uuid, Device: u.info.Path, Label: u.info.Label, Refs: u.refs}, true
+		}
+	}
+	return RegionInfo{}, false
 }
 
 func (a *Agent) resolveRunning(spec string) (string, error) {
