@@ -15,11 +15,12 @@ import (
 )
 
 // goldenMatrix is the set of mkfs.ocfs2 volumes whose debugfs.ocfs2 output
-// o2go must reproduce byte for byte: every block size, cluster sizes from
-// 4 KiB to 1 MiB, 1 to 20 slots, the three feature levels, the features
-// that change layouts (metaecc, inline data, indexed dirs, xattr), and the
-// local, classic o2cb, o2cb with cluster info (and global heartbeat) and
-// pcmk stamps. One volume is 1.1 GiB so that it has a backup superblock.
+// o2go must reproduce byte for byte: every block size, every cluster size
+// from 4 KiB to 1 MiB, 1 to 20 slots, the three feature levels, the
+// features that change layouts (metaecc, inline data, indexed dirs,
+// xattr), and the local, classic o2cb, o2cb with cluster info (and global
+// heartbeat) and pcmk stamps. Two volumes are 1.1 GiB so that they have a
+// backup superblock.
 var goldenMatrix = []struct {
 	name string
 	size int64
@@ -37,6 +38,10 @@ var goldenMatrix = []struct {
 	{"4k-4k-o2cb-globalhb", 200 << 20, []string{"-b", "4096", "-N", "2", "--cluster-stack=o2cb", "--cluster-name=gx", "--global-heartbeat"}},
 	{"2k-8k-pcmk-metaecc-noinline", 200 << 20, []string{"-b", "2048", "-C", "8192", "-N", "2", "--fs-features=metaecc,noinline-data", "--cluster-stack=pcmk", "--cluster-name=pcmkclu"}},
 	{"4k-4k-backup-super", 1100 << 20, []string{"-b", "4096", "-C", "4096", "-N", "2", "--fs-features=local"}},
+	// The cluster sizes between 64 KiB and 1 MiB.
+	{"1k-128k-4slots", 300 << 20, []string{"-b", "1024", "-C", "131072", "-N", "4"}},
+	{"2k-256k-metaecc", 600 << 20, []string{"-b", "2048", "-C", "262144", "-N", "2", "--fs-features=metaecc"}},
+	{"4k-512k-16slots-noinline-backup", 1100 << 20, []string{"-b", "4096", "-C", "524288", "-N", "16", "--fs-features=noinline-data"}},
 }
 
 func TestGoldenAgainstDebugfs(t *testing.T) {
