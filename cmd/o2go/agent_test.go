@@ -87,6 +87,7 @@ type procCluster struct {
 	agents  map[int]*procAgent
 	wrap    func(i int, args []string) []string // e.g. ip netns exec
 	env     []string                            // added to the agents' environment
+	global  []string                            // global mode: the heartbeat devices (no --heartbeat on the volume)
 }
 
 type procAgent struct {
@@ -200,8 +201,13 @@ func newProcClusterWith(t *testing.T, n int, ips []string, tm config.Timeouts) *
 func (pc *procCluster) start(i int, extra ...string) *procAgent {
 	pc.t.Helper()
 	a := &procAgent{i: i, done: make(chan struct{}), socket: filepath.Join(pc.dir, pc.names[i]+".sock")}
-	args := append([]string{pc.bin, "agent", "--config", pc.conf, "--sysconfig", pc.sysconf, "--node", pc.names[i],
-		"--socket", a.socket, "--heartbeat", pc.img}, extra...)
+	args := []string{pc.bin, "agent", "--config", pc.conf, "--sysconfig", pc.sysconf, "--node", pc.names[i], "--socket", a.socket}
+	if pc.global == nil {
+		args = append(args, "--heartbeat", pc.img)
+	} else {
+		args = append(args, "--scan", filepath.Dir(pc.global[0]))
+	}
+	args = append(args, extra...)
 	if pc.wrap != nil {
 		args = pc.wrap(i, args)
 	}
@@ -540,6 +546,107 @@ func TestRealArrayDownFreezes(t *testing.T) {
 			t.Errorf("membership changed during the outage: %+v", e)
 		}
 	}
+}
+
+// makeGlobal switches the cluster to global heartbeat on n heartbeat
+// devices (mkfs.ocfs2 -H images, found by UUID with --scan); it returns
+// their UUIDs.
+func (pc *procCluster) makeGlobal(n int) []string {
+	pc.t.Helper()
+	dir := filepath.Join(pc.dir, "hb")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		pc.t.Fatal(err)
+	}
+	c, err := config.Load(pc.conf)
+	if err != nil {
+		pc.t.Fatal(err)
+	}
+	cl := &c.Clusters[0]
+	if err := cl.SetHeartbeatMode("global"); err != nil {
+		pc.t.Fatal(err)
+	}
+	var uuids []string
+	for i := 0; i < n; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("hb%d.img", i))
+		if err := os.Rename(realtools.MkfsImage(pc.t, 8<<20, "-H"), p); err != nil {
+			pc.t.Fatal(err)
+		}
+		info, err := node.ProbeVolume(p)
+		if err != nil {
+			pc.t.Fatal(err)
+		}
+		if _, err := cl.AddHeartbeat(info.UUID); err != nil {
+			pc.t.Fatal(err)
+		}
+		pc.global = append(pc.global, p)
+		uuids = append(uuids, info.UUID)
+	}
+	if err := c.Save(pc.conf); err != nil {
+		pc.t.Fatal(err)
+	}
+	return uuids
+}
+
+// TestRealGlobalHeartbeatVotingDisks runs three agents in global mode on
+// three heartbeat devices, as voting disks: the node that loses its path
+// to one of them goes on; the node that loses two fences, before the others
+// declare it dead; the others go on without it.
+func TestRealGlobalHeartbeatVotingDisks(t *testing.T) {
+	pc := newProcCluster(t, 3, loopbackIPs(3))
+	uuids := pc.makeGlobal(3)
+	var faults []string
+	for i := 0; i < 3; i++ {
+		faults = append(faults, filepath.Join(pc.dir, fmt.Sprintf("fault%d", i)))
+		pc.start(i, "--fault-file", faults[i])
+	}
+	pc.waitView([]int{0, 1, 2}, nodes(0, 1, 2), 30*time.Second)
+	var st node.Status
+	if err := pc.call(0, "status", &st); err != nil || len(st.Regions) != 3 {
+		t.Fatalf("status: %+v %v", st.Regions, err)
+	}
+	until := time.Now().Add(time.Minute).UnixMilli()
+	lose := func(i int, regions ...string) {
+		var b strings.Builder
+		for _, r := range regions {
+			fmt.Fprintf(&b, "stall-until=%d region=%s\n", until, r)
+		}
+		if err := os.WriteFile(faults[i], []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lose(1, uuids[0])
+	lose(2, uuids[0], uuids[1])
+	victim := pc.agents[2]
+	select {
+	case <-victim.done:
+	case <-time.After(5 * testDeadTime()):
+		t.Fatal("the node that lost two of three heartbeat devices did not fence")
+	}
+	if victim.exit != node.ExitFenced {
+		t.Fatalf("exit status %d, want %d", victim.exit, node.ExitFenced)
+	}
+	m := regexp.MustCompile(`time=(\S+) level=INFO msg="FENCING \(exit\)`).FindStringSubmatch(victim.logText())
+	if m == nil {
+		t.Fatalf("no FENCING line:\n%s", victim.logText())
+	}
+	fencedAt, _ := time.Parse(time.RFC3339Nano, m[1])
+	for _, i := range []int{0, 1} {
+		at, ok := pc.downAt(i, 2, 10*time.Second)
+		if !ok {
+			t.Fatalf("agent %d never saw node 2 go down", i)
+		}
+		if !at.After(fencedAt) {
+			t.Errorf("agent %d declared node 2 dead at %v, before it fenced at %v", i, at, fencedAt)
+		}
+	}
+	pc.waitView([]int{0, 1}, nodes(0, 1), 5*time.Second)
+	time.Sleep(3 * testDeadTime())
+	select {
+	case <-pc.agents[1].done:
+		t.Fatalf("the node that lost one of three heartbeat devices exited (status %d)", pc.agents[1].exit)
+	default:
+	}
+	pc.waitView([]int{0, 1}, nodes(0, 1), 5*time.Second)
 }
 
 // TestRealWrongSecretIsRefused runs a third agent with another secret: the

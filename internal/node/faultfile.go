@@ -11,15 +11,18 @@ import (
 )
 
 // faultFile injects disk stalls into this agent's heartbeat I/O, for tests
-// and benchmarks (o2go agent --fault-file, hidden): while the file holds
-// "stall-until=<unix milliseconds>" in the future, every read and write of
-// the heartbeat regions waits until then — a disk latency spike as a SAN
-// hiccup makes one. It is never set in production.
+// and benchmarks (o2go agent --fault-file, hidden): while the file holds a
+// line "stall-until=<unix milliseconds>" in the future, every read and write
+// of the heartbeat regions waits until then — a disk latency spike as a SAN
+// hiccup makes one. A line "stall-until=<ms> region=<UUID>" stalls only
+// that region (global heartbeat: one voting disk lost). It is never set in
+// production.
 type faultFile struct {
-	path string
-	mu   sync.Mutex
-	read time.Time
-	till time.Time
+	path   string
+	region string // this region's UUID
+	mu     sync.Mutex
+	read   time.Time
+	till   time.Time
 }
 
 func (f *faultFile) until() time.Time {
@@ -34,8 +37,16 @@ func (f *faultFile) until() time.Time {
 	if err != nil {
 		return f.till
 	}
-	if v, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "stall-until="); ok {
-		if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+	for _, line := range strings.Split(string(b), "\n") {
+		v, ok := strings.CutPrefix(strings.TrimSpace(line), "stall-until=")
+		if !ok {
+			continue
+		}
+		v, region, _ := strings.Cut(v, " region=")
+		if region != "" && !strings.EqualFold(strings.TrimSpace(region), f.region) {
+			continue
+		}
+		if ms, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && time.UnixMilli(ms).After(f.till) {
 			f.till = time.UnixMilli(ms)
 		}
 	}
