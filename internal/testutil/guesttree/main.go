@@ -4,7 +4,8 @@
 // kernel driver; `guesttree manifest DIR` prints, as JSON, what the kernel
 // says about every file (stat fields with nanoseconds, sha256 of contents,
 // symlink targets, xattrs), which the host then compares with what o2go
-// reads from the image.
+// reads from the image. `guesttree fragment FILE N` writes a file of N
+// separate extents, for extent trees deeper than one level.
 //
 // It is a test fixture: package main under internal/testutil, built by the
 // tests with CGO_ENABLED=0.
@@ -21,14 +22,15 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 )
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: guesttree build|manifest DIR")
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: guesttree build|manifest DIR | fragment FILE EXTENTS")
 		os.Exit(2)
 	}
 	var err error
@@ -37,6 +39,12 @@ func main() {
 		err = build(os.Args[2])
 	case "manifest":
 		err = manifest(os.Args[2], os.Stdout)
+	case "fragment":
+		n := 0
+		if len(os.Args) == 4 {
+			n, _ = strconv.Atoi(os.Args[3])
+		}
+		err = fragment(os.Args[2], n)
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -196,6 +204,36 @@ func build(root string) (err error) {
 	check(dst.Close())
 	unix.Sync()
 	return nil
+}
+
+// fragment writes file as n separate extents: 4 KiB of random bytes every
+// 8 KiB, each write its own cluster with a hole after it (4 KiB clusters),
+// so that the file needs n extent records. One process does what a shell
+// loop of dd would take minutes for under emulation.
+func fragment(file string, n int) error {
+	if n <= 0 {
+		return fmt.Errorf("fragment: the number of extents must be positive")
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(3, uint64(n)))
+	chunk := make([]byte, 4096)
+	for i := 0; i < n; i++ {
+		for j := range chunk {
+			chunk[j] = byte(rng.Uint32())
+		}
+		if _, err := f.WriteAt(chunk, int64(i)*8192); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // Entry is what the kernel reports about one file; the host test decodes
