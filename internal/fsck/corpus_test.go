@@ -75,6 +75,9 @@ func baseImage(t *testing.T, name string) string {
 		case "quota-1k-ecc":
 			img = mkfs(t, 200<<20, "-b", "1024", "-C", "4096", "-N", "2", "--fs-features=local,usrquota,grpquota,metaecc,noindexed-dirs")
 			populateQuota(t, img, 120)
+		case "refcount":
+			img = mkfs(t, 200<<20, "-b", "1024", "-C", "4096", "-N", "2", "--fs-features=local,noindexed-dirs")
+			populateRefcount(t, img)
 		case "xattrs-1k-ecc":
 			img = mkfs(t, 200<<20, "-b", "1024", "-C", "4096", "-N", "2", "--fs-features=local,metaecc,noindexed-dirs")
 			populateXattrs(t, img)

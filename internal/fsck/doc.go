@@ -83,9 +83,12 @@
 //   - Directory indexes: fsck.ocfs2 rebuilds the index of every indexed
 //     directory whose blocks it changed; o2go removes the index entries
 //     of the names it removes and rebuilds indexes with buildDxIndex.
-//   - Refcount trees are judged whole (fs/extent.CheckRefcountTree): a
-//     damaged tree is REFCOUNT_ROOT_BLOCK_INVALID rather than one of the
-//     finer RB_* codes.
+//   - Refcount trees (refcount.go): a count answered "no" with write
+//     access, and a shared cluster something else claims too, leave the
+//     tree as it is (fsck.ocfs2 takes the clusters out of the tree and
+//     clears the REFCOUNTED flags of their extents; pass 1b deals with
+//     the second claim). Without write access o2go stops where
+//     fsck.ocfs2's attempt to do so would fail.
 //   - An xattr block that cannot be one (out of range, wrong signature,
 //     failed check) is XATTR_BLOCK_INVALID and its reference is dropped;
 //     fsck.ocfs2 asks only when the signature's last byte is not NUL and

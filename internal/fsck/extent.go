@@ -29,6 +29,9 @@ type extentInfo struct {
 	lastEB, lastEBCpos uint64
 	// mark records the clusters of a leaf (nil: do not).
 	mark func(r extRec, clusters uint32)
+	// leafCheck, when set, checks a leaf record instead of the data
+	// extent checks (a refcount tree's leaves are refcount blocks).
+	leafCheck func(el extList, er extRec, offset uint32, noHoles bool, changed *bool)
 }
 
 type leafRec struct {
@@ -135,7 +138,10 @@ func (c *checker) checkER(ei *extentInfo, el extList, er extRec, offset uint32, 
 		}
 		return
 	}
-	if ei.di != nil {
+	switch {
+	case ei.leafCheck != nil:
+		ei.leafCheck(el, er, offset, noHoles, changed)
+	case ei.di != nil:
 		c.checkExtentRec(ei, el, er, changed)
 	}
 }

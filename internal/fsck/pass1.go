@@ -57,9 +57,9 @@ func (c *checker) pass1() error {
 	bar.done()
 	c.markLocalAllocs()
 	c.markTruncateLogs()
-	if err := c.checkRefcountedClusters(); err != nil {
-		return err
-	}
+	// A failed refcount check still lets the bitmaps be written, then
+	// ends pass 1 before the duplicate passes, as in fsck.ocfs2.
+	refErr := c.checkRefcountedClusters()
 	if err := c.writeClusterAlloc(); err != nil {
 		return err
 	}
@@ -69,6 +69,9 @@ func (c *checker) pass1() error {
 				c.fail("while trying to write back slot %d's inode allocator: %v", a.slot, err)
 			}
 		}
+	}
+	if refErr != nil {
+		return opError{refErr}
 	}
 	if c.dups != nil {
 		return c.pass1Dups()

@@ -116,6 +116,17 @@ const (
 	RefcountCount            Code = "REFCOUNT_COUNT"
 	RefcountCountInvalid     Code = "REFCOUNT_COUNT_INVALID"
 	RefcountRecRedundant     Code = "REFCOUNT_REC_REDUNDANT"
+	RbBlkno                  Code = "RB_BLKNO"
+	RbGen                    Code = "RB_GEN"
+	RbGenFix                 Code = "RB_GEN_FIX"
+	RbParent                 Code = "RB_PARENT"
+	RefcountBlockInvalid     Code = "REFCOUNT_BLOCK_INVALID"
+	RefcountClusters         Code = "REFCOUNT_CLUSTERS"
+	RefcountListCount        Code = "REFCOUNT_LIST_COUNT"
+	RefcountListUsed         Code = "REFCOUNT_LIST_USED"
+	RefcountClusterRange     Code = "REFCOUNT_CLUSTER_RANGE"
+	RefcountClusterCollision Code = "REFCOUNT_CLUSTER_COLLISION"
+	RefcountListEmpty        Code = "REFCOUNT_LIST_EMPTY"
 	XattrBlockInvalid        Code = "XATTR_BLOCK_INVALID"
 	XattrCountInvalid        Code = "XATTR_COUNT_INVALID"
 	XattrEntryInvalid        Code = "XATTR_ENTRY_INVALID"
@@ -197,6 +208,7 @@ var codes = map[Code]codeInfo{
 	InodeCount: {safe: true}, LallocNZUsed: {safe: true}, LallocNZBm: {safe: true},
 	InodeClusters: {safe: true}, InodeSparseClusters: {safe: true}, RefcountCount: {safe: true},
 	XattrHashInvalid: {safe: true}, XattrFreeStartInvalid: {safe: true}, XattrValueLenInvalid: {safe: true},
+	RbBlkno: {safe: true}, RbParent: {safe: true}, RefcountClusters: {safe: true},
 	LinkBlocks: {defaultNo: true}, DupClustersDelete: {defaultNo: true}, JournalUnknownFeature: {defaultNo: true},
 	RecoverBackupSuperblock: {defaultNo: true}, RecoverClusterInfo: {defaultNo: true}, DirParentDup: {},
 	QMagicInvalid: {defaultNo: true}, QTreeBlkInvalid: {defaultNo: true}, DqblkInvalid: {defaultNo: true}, DupDqblkInvalid: {defaultNo: true},
