@@ -154,10 +154,15 @@ func (f *FS) status(err error) fuse.Status {
 	if err == nil {
 		return fuse.OK
 	}
-	if isVolumeError(err) {
-		f.volumeError(err)
-	}
 	errno := inode.Errno(err)
+	switch {
+	case isVolumeError(err):
+		f.volumeError(err)
+	case errno == syscall.EIO && f.firstReport(err):
+		// Not damage (errors= is not about it) and no errno of its own:
+		// the caller sees EIO, the log says what it was.
+		f.log().Error("an operation failed with EIO", "err", err)
+	}
 	if errno == syscall.ESTALE && f.opts.Clustered {
 		// The kernel looked the name up, then asked about the inode it
 		// found, which another node deleted in between (only open
@@ -251,10 +256,7 @@ func isVolumeError(err error) bool {
 // volumeError applies the errors= policy to err. Each damaged block is
 // logged once, with the device and block the error names.
 func (f *FS) volumeError(err error) {
-	log := f.opts.Log
-	if log == nil {
-		log = slog.Default()
-	}
+	log := f.log()
 	first := f.firstReport(err)
 	what := "metadata error"
 	if errors.Is(err, journal.ErrAborted) {
@@ -281,6 +283,13 @@ func (f *FS) volumeError(err error) {
 	} else if first {
 		log.Error(what+" (the file system is read-only since an earlier error)", "err", err)
 	}
+}
+
+func (f *FS) log() *slog.Logger {
+	if f.opts.Log == nil {
+		return slog.Default()
+	}
+	return f.opts.Log
 }
 
 // firstReport reports whether err names a block (or, without one, says
