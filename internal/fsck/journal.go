@@ -430,31 +430,8 @@ func (c *checker) slotRecovery() error {
 	}
 	tx := &metacache.DirectTx{C: c.v.Cache}
 	for slot, blk := range c.sys.localAllocs {
-		d, err := c.v.Cache.Dinode(blk)
-		if err != nil {
+		if err := c.clearLocalAlloc(tx, slot, blk); err != nil {
 			return err
-		}
-		if d.Flags&(ondisk.InodeValid|ondisk.InodeSystem|ondisk.InodeBitmap) != ondisk.InodeValid|ondisk.InodeSystem|ondisk.InodeBitmap {
-			return fmt.Errorf("local alloc inode %d is not a valid system bitmap", blk)
-		}
-		bm := d.Bitmap()
-		if bm.Total == 0 {
-			continue
-		}
-		freed := bm.Used != bm.Total
-		env, err := c.repairEnvironment()
-		if err != nil {
-			return err
-		}
-		if err := alloc.RecoverLocalAlloc(tx, c.v.Cache, env.geo, blk, env.global); err != nil {
-			return err
-		}
-		if tx.Err != nil {
-			return tx.Err
-		}
-		c.changed = true
-		if freed {
-			c.printf("Slot %d's local alloc replayed successfully\n", slot)
 		}
 	}
 	for slot, blk := range c.sys.truncateLogs {
@@ -510,6 +487,74 @@ func (c *checker) slotRecovery() error {
 		}
 		c.changed = true
 		c.printf("Slot %d's orphan dir replayed successfully\n", slot)
+	}
+	return nil
+}
+
+// clearLocalAlloc empties slot's local alloc, giving the clusters of its
+// window that no file took back to the global bitmap (fsck.ocfs2's
+// ocfs2_clear_local_alloc). It reads the inode raw and, as fsck.ocfs2,
+// trusts the window's fields as they are: damage the checks of pass 1
+// would report (a used count past the total) is simply cleared, and a
+// window the global bitmap does not hold in use is an error that forces
+// the check.
+func (c *checker) clearLocalAlloc(tx *metacache.DirectTx, slot int, blk uint64) error {
+	b, err := c.readBlock(blk)
+	if err != nil {
+		return err
+	}
+	d := dinode(b)
+	if d.flags()&(ondisk.InodeValid|ondisk.InodeSystem|ondisk.InodeBitmap) != ondisk.InodeValid|ondisk.InodeSystem|ondisk.InodeBitmap {
+		return fmt.Errorf("local alloc inode %d is not a valid system bitmap", blk)
+	}
+	total := d.bmTotal()
+	if total == 0 {
+		return nil
+	}
+	la := d[diID2:]
+	var runs []alloc.ClusterRun
+	if d.bmUsed() != total {
+		bm := la[0x10 : 0x10+localAllocSize(c.bs)]
+		off := uint64(get32(la, 0))
+		n := min(int(total), len(bm)*8)
+		for i := 0; i < n; {
+			if testBit(bm, i) {
+				i++
+				continue
+			}
+			j := i
+			for j < n && !testBit(bm, j) {
+				j++
+			}
+			if off+uint64(j) > uint64(c.clusters) {
+				return fmt.Errorf("local alloc inode %d: clusters %d..%d of its window are beyond the volume's %d", blk, off+uint64(i), off+uint64(j)-1, c.clusters)
+			}
+			runs = append(runs, alloc.ClusterRun{Start: uint32(off) + uint32(i), Count: j - i})
+			i = j
+		}
+	}
+	if len(runs) > 0 {
+		env, err := c.repairEnvironment()
+		if err != nil {
+			return err
+		}
+		if err := env.global.FreeClusterRuns(tx, runs); err != nil {
+			return fmt.Errorf("local alloc inode %d: %w", blk, err)
+		}
+		if tx.Err != nil {
+			return tx.Err
+		}
+	}
+	d.setBmTotal(0)
+	d.setBmUsed(0)
+	put32(la, 0, 0)
+	clear(la[0x10 : 0x10+localAllocSize(c.bs)])
+	if err := c.writeBlock(blk, d, ondisk.DinodeCheckOffset); err != nil {
+		return err
+	}
+	c.changed = true
+	if len(runs) > 0 {
+		c.printf("Slot %d's local alloc replayed successfully\n", slot)
 	}
 	return nil
 }
