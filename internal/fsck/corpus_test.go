@@ -107,6 +107,8 @@ type corruption struct {
 	// sameYes also compares the codes of o2go fsck -fy and fsck.ocfs2 -fy
 	// (for problems that only a "yes" before them can show).
 	sameYes bool
+	// wantYes are codes o2go fsck -fy must report.
+	wantYes []string
 }
 
 // checkCase runs the three comparisons of a case.
@@ -140,6 +142,11 @@ func checkCase(t *testing.T, tc corruption) {
 	res, out = runO2go(t, fixed, AnswerYes, true)
 	if res.ExitCode&(ExitError|ExitUncorrected) != 0 {
 		t.Fatalf("o2go fsck -fy: exit %d\n%s", res.ExitCode, out)
+	}
+	for _, w := range tc.wantYes {
+		if !slices.Contains(codesOf(out), w) {
+			t.Fatalf("o2go fsck -fy did not report [%s]:\n%s", w, out)
+		}
 	}
 	if after := realtools.Fsck(t, fixed, "-fn"); !after.Clean() {
 		t.Fatalf("fsck.ocfs2 -fn after o2go fsck -fy: exit %d, problems %q\n--- o2go -fy:\n%s\n--- fsck.ocfs2 -fn:\n%s", after.ExitCode, after.Problems, out, after.Output)

@@ -3,6 +3,7 @@ package fsck
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,7 +22,7 @@ import (
 // populateXattrs makes /inline (a few small attributes in the inode),
 // /block (a XATTR01 block with a value stored in clusters) and /buckets
 // (an indexed block: a few hundred names over several buckets, one with
-// a value in clusters).
+// a value in clusters), and /data, a file of three clusters.
 func populateXattrs(t *testing.T, img string) {
 	t.Helper()
 	m, err := volume.Mount(img, volume.DefaultMountOptions())
@@ -57,6 +58,10 @@ func populateXattrs(t *testing.T, img string) {
 	set(bk, "user.bigvalue", 5000, 'V')
 	for i := 0; i < 200; i++ {
 		set(bk, fmt.Sprintf("user.attribute-%03d", i), 60, 'a')
+	}
+	data := mk("data")
+	if _, err := fs.Write(data, bytes.Repeat([]byte("d"), 3*m.SB.ClusterSize()), 0); err != nil {
+		t.Fatal(err)
 	}
 	if err := m.Unmount(); err != nil {
 		t.Fatal(err)
@@ -265,5 +270,32 @@ func TestCorruptionCorpusXattr(t *testing.T) {
 	realtools.Require(t)
 	for _, tc := range corpusXattr {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) { checkCase(t, tc) })
+	}
+}
+
+// TestXattrValueSharedWithFile: a file's extent moved onto the cluster
+// of an xattr value. Pass 1b must name the value's inode among the
+// owners, as fsck.ocfs2 does. Only -fn is compared: fsck.ocfs2 -fy stops
+// on an assertion when it tries to share the value's cluster through a
+// refcount tree, and o2go's pass 1d shares data extents only, so it
+// reports the cluster it cannot share as an error.
+func TestXattrValueSharedWithFile(t *testing.T) {
+	realtools.Require(t)
+	img := baseImage(t, "xattrs")
+	im := openImage(t, img)
+	d := dinode(im.block(locate(t, img, "/block")))
+	a := xattrArea{where: xattrInInode, b: d[im.bs-d.xattrInline():], blkno: d.blkno()}
+	e := a.entry(nonLocal(t, a))
+	off := e.nameOffset() + round4(e.nameLen())
+	value := extList(a.b[off+xvList:]).rec(0).blkno()
+	im.editInode(locate(t, img, "/data"), func(d dinode) { extList(d[diID2:]).rec(0).setBlkno(value) })
+	im.close()
+	real := realtools.Fsck(t, img, "-fn")
+	res, out := runO2go(t, img, AnswerNo, true)
+	if got, want := codesOf(out), codesOf(real.Output); !slices.Equal(got, want) || !slices.Contains(got, "DUP_CLUSTERS_ADD_REFCOUNT") {
+		t.Fatalf("-fn codes\n o2go:       %v\n fsck.ocfs2: %v\n%s\n%s", got, want, out, real.Output)
+	}
+	if !strings.Contains(out, "  /block\n  /data\n") || res.ExitCode&ExitUncorrected == 0 {
+		t.Fatalf("o2go fsck -fn: exit %d\n%s", res.ExitCode, out)
 	}
 }

@@ -299,6 +299,7 @@ var corpusQuota = []corruption{
 		},
 		want:    []string{"DQBLK_INVALID"},
 		sameYes: true,
+		wantYes: []string{"DQBLK_INVALID", "DUP_DQBLK_INVALID"},
 	},
 }
 
