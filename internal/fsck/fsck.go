@@ -579,7 +579,13 @@ func (c *checker) passes() error {
 		{"pass 2", c.pass2},
 		{"pass 3", c.pass3},
 		{"pass 4", c.pass4},
-		{"pass 5", c.pass5},
+	}
+	if c.sb.Features.RoCompat&(ondisk.RoCompatUsrQuota|ondisk.RoCompatGrpQuota) != 0 {
+		// Pass 5 exists only with quotas, as in fsck.ocfs2.
+		steps = append(steps, struct {
+			name string
+			fn   func() error
+		}{"pass 5", c.pass5})
 	}
 	for _, s := range steps {
 		start := time.Now()
