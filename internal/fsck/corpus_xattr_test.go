@@ -243,6 +243,24 @@ var corpusXattr = []corruption{
 		want: []string{"XATTR_HASH_INVALID", "XATTR_FREE_START_INVALID"},
 	},
 	{
+		name: "1k blocks, metaecc/bucket failing its check",
+		base: "xattrs-1k-ecc",
+		// The run ends, for fsck, before the bucket that fails its check:
+		// the first bucket's count is then too high.
+		damage: func(t *testing.T, img string) {
+			im := openImage(t, img)
+			first := firstBucket(t, im, img)
+			if n := get16(im.block(first), xhNumBuckets); n < 2 {
+				t.Fatalf("the first run holds %d bucket", n)
+			}
+			blk := first + uint64(ondisk.XattrBucketBlocks(im.bs))
+			b := im.block(blk)
+			put32(b, 0x40, get32(b, 0x40)^0xFFFF0000) // more than META_ECC mends
+			im.put(blk, b)
+		},
+		want: []string{"XATTR_BUCKET_COUNT_INVALID"},
+	},
+	{
 		name: "1k blocks, metaecc/inline count",
 		base: "xattrs-1k-ecc",
 		damage: func(t *testing.T, img string) {

@@ -501,22 +501,35 @@ func (c *checker) writeXattrBucket(blk uint64, b []byte) error {
 func (c *checker) checkXattrBuckets(d dinode, blkno uint64, clusters uint32) error {
 	perBucket := uint64(ondisk.XattrBucketBlocks(c.bs))
 	maxBuckets := int(clusters) * ((1 << c.csBits) / ondisk.XattrBucketSize)
-	buckets := make([][]byte, 0, min(maxBuckets, 64))
+	// Buckets are read as they are needed (fsck.ocfs2 reads the whole
+	// run first, and the run stops at the first that cannot be read);
+	// only the first, which carries the count, is kept.
+	var first []byte
 	bucket := func(i int) []byte {
-		for len(buckets) <= i && len(buckets) < maxBuckets {
-			b, err := c.readXattrBucket(blkno + uint64(len(buckets))*perBucket)
-			if err != nil {
-				maxBuckets = len(buckets)
-				break
-			}
-			buckets = append(buckets, b)
+		if i >= maxBuckets {
+			return nil
 		}
-		if i < len(buckets) {
-			return buckets[i]
+		if i == 0 && first != nil {
+			return first
 		}
-		return nil
+		b, err := c.readXattrBucket(blkno + uint64(i)*perBucket)
+		if err != nil {
+			maxBuckets = i
+			return nil
+		}
+		return b
 	}
-	first := bucket(0)
+	// As in fsck.ocfs2, the run is as long as its buckets read well.
+	for i := 0; i < maxBuckets; i++ {
+		b := bucket(i)
+		if b == nil {
+			break
+		}
+		if i == 0 {
+			first = b
+		}
+	}
+	first = bucket(0)
 	if first == nil {
 		return fmt.Errorf("the first bucket of the run at block %d cannot be read", blkno)
 	}
