@@ -10,6 +10,9 @@
 //	           (JOURNAL_*); a slot marked dirty with a non-empty log is
 //	           replayed (fs/journal.Replay), then the volume is opened again.
 //	           -n skips the replay and says so.
+//	cluster    with write access, a clustered volume must be stamped for
+//	           the cluster this node runs (RECOVER_CLUSTER_INFO, cluster.go)
+//	           and show no live node in its heartbeat area.
 //	recovery   with write access: local alloc windows and truncate logs go
 //	           back to the global bitmap, orphans are finished (without -f).
 //	clean?     without -f a volume not marked with errors and not due is
@@ -19,8 +22,9 @@
 //	Pass 0b    the inode allocators, 0c the extent block allocators.
 //	Pass 1     every block of every inode allocator group, read in 4 MiB
 //	           runs: inode fields, extent trees, symlinks, sizes, extended
-//	           attributes (xattr.go) and refcount clusters; then the inode bitmaps against the valid
-//	           inodes (INODE_ALLOC_REPAIR) and the global bitmap against the
+//	           attributes (xattr.go), refcount trees (refcount.go); then
+//	           the inode bitmaps against the valid inodes
+//	           (INODE_ALLOC_REPAIR) and the global bitmap against the
 //	           clusters found in use (CLUSTER_ALLOC_BIT).
 //	Pass 1b-d  only when a cluster has two owners: find the owners, name
 //	           them, share the cluster through a refcount tree or clone.
