@@ -343,9 +343,10 @@ func (ff *freeFrag) report(w io.Writer) {
 //   - FIEMAP gives one extent per extent record, holes skipped; inline data
 //     (and a fast symlink) is one extent of the inline area's capacity.
 //   - o2info opens the path, which follows a symlink: the extent figures of
-//     a symlink are those of its target, as long as that resolves inside
-//     the volume (o2info fails on a dangling link; o2go then shows the
-//     link's own).
+//     a symlink are those of its target, when that is a relative path that
+//     resolves inside the volume (o2info fails on a dangling link; o2go
+//     then shows the link's own, as it does for an absolute target, which
+//     names a file of whatever machine mounts the volume).
 //   - Xattr is the xattr extents FIEMAP_FLAG_XATTR would report; o2info
 //     never sets that flag (and the kernel does not support it), so it is
 //     always 0.
@@ -379,9 +380,13 @@ func statFile(v *volume.Volume, path string) (*fileStat, error) {
 		if fs.target, err = v.FS.Readlink(ino); err != nil {
 			return nil, err
 		}
-		if tblk, err := v.FS.Resolve(path, true); err == nil {
-			if t, err := v.FS.Inode(tblk); err == nil {
-				mapped = t
+		// An absolute target names a path on the machine that mounts the
+		// volume, not in it: only a relative one can be followed here.
+		if !strings.HasPrefix(fs.target, "/") {
+			if tblk, err := v.FS.Resolve(path, true); err == nil {
+				if t, err := v.FS.Inode(tblk); err == nil {
+					mapped = t
+				}
 			}
 		}
 	}

@@ -266,9 +266,11 @@ var o2infoFiles = []string{"", "frag", "medium", "empty", "fastlink", "big", "de
 
 // o2infoScript runs the real o2info in the guest, on the kernel's mount,
 // for each of o2infoFiles: --filestat and --space-usage, each into its own
-// file of the share with its exit status.
+// file of the share with its exit status. It first adds a symlink whose
+// absolute target exists in the volume but not on the guest's root.
 var o2infoScript = `
 cd "$KERNELVM_MNT"
+ln -s /tree/medium tree/abslink
 export LD_LIBRARY_PATH="$KERNELVM_SHARE/lib"
 n=0
 for f in ` + strings.Join(quoteAll(o2infoFiles), " ") + `; do
@@ -380,6 +382,12 @@ func compareO2info(t *testing.T, img, share string, requireForms bool) {
 				}
 			}
 		}
+	}
+	// An absolute target is a path on the machine that mounts the volume:
+	// o2go does not look for it inside, and shows the link's own extent.
+	var abs bytes.Buffer
+	if err := Info(v, &abs, InfoRequest{FileStat: "/tree/abslink"}); err != nil || !strings.Contains(abs.String(), "Clusters: 0        Extents: 1 ") {
+		t.Errorf("--filestat of a link to an absolute path (%v):\n%s", err, abs.String())
 	}
 	for _, form := range []string{"Shared: [1-9]", "Unwritten: [1-9]", "Holes: [1-9]", "Extents: [2-9]", "symbolic link"} {
 		if !seen[form] && requireForms {
