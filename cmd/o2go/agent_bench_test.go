@@ -57,10 +57,16 @@ func TestBenchKill9ToNodeDownDefaults(t *testing.T) {
 		Ratio: d.Seconds() / o2cbKillToDown.Seconds(), Goal: "<= 1.05", Met: d.Seconds() <= 1.05*o2cbKillToDown.Seconds()}.Report(t)
 }
 
+// fastName names the fast timing in a benchmark's name.
+func fastName() string {
+	tm := sim.FastTimeouts()
+	return fmt.Sprintf("%v x %d", tm.HeartbeatInterval, tm.HeartbeatThreshold)
+}
+
 func TestBenchKill9ToNodeDownFast(t *testing.T) {
 	testutil.Bench(t)
 	d := benchKill9(t, sim.FastTimeouts())
-	testutil.BenchResult{Name: "kill -9 to the survivors' node-down event, fast timing (500 ms x 17)",
+	testutil.BenchResult{Name: "kill -9 to the survivors' node-down event, fast timing (" + fastName() + ")",
 		O2go: fmt.Sprintf("%.1f s", d.Seconds()), Baseline: "O2CB default: 62 s (31 x 2 s)",
 		Ratio: d.Seconds() / o2cbKillToDown.Seconds(), Goal: "<= 0.20", Met: d.Seconds() <= 0.2*o2cbKillToDown.Seconds()}.Report(t)
 }
@@ -99,7 +105,7 @@ func TestBenchCutToProceedDefaults(t *testing.T) {
 func TestBenchCutToProceedFast(t *testing.T) {
 	testutil.Bench(t)
 	d := benchCut(t, sim.FastTimeouts())
-	testutil.BenchResult{Name: "network cut to the survivors proceeding, kill blocks, fast timing (500 ms x 17, idle 5 s)",
+	testutil.BenchResult{Name: "network cut to the survivors proceeding, kill blocks, fast timing (" + fastName() + ", idle 5 s)",
 		O2go: fmt.Sprintf("%.1f s", d.Seconds()), Baseline: "O2CB default: 158 s (idle 30 + quorum delay 66 + dead 62)",
 		Ratio: d.Seconds() / o2cbCutToDown.Seconds(), Goal: "<= 0.05", Met: d.Seconds() <= 0.05*o2cbCutToDown.Seconds()}.Report(t)
 }
@@ -118,6 +124,15 @@ func TestBenchSoakLatencySpikes(t *testing.T) {
 		}
 	}
 	tm := sim.FastTimeouts()
+	if s := os.Getenv("O2GO_SOAK_THRESHOLD"); s != "" {
+		// Try the soak at another threshold (the simulator's search,
+		// TestBenchFastestTimingInTheSimulator, tells which ones to try).
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("O2GO_SOAK_THRESHOLD=%q: %v", s, err)
+		}
+		tm.HeartbeatThreshold = n
+	}
 	pc := newProcClusterWith(t, 3, loopbackIPs(3), tm)
 	faults := make([]string, 3)
 	for i := 0; i < 3; i++ {
@@ -165,7 +180,7 @@ func TestBenchSoakLatencySpikes(t *testing.T) {
 			changes++
 		}
 	}
-	testutil.BenchResult{Name: fmt.Sprintf("%v with a 5 s heartbeat I/O stall every 15-45 s, fast timing (dead time %v)", length, tm.DeadTime()),
+	testutil.BenchResult{Name: fmt.Sprintf("%v with a 5 s heartbeat I/O stall every 15-45 s, timing %v x %d (dead time %v)", length, tm.HeartbeatInterval, tm.HeartbeatThreshold, tm.DeadTime()),
 		O2go:     fmt.Sprintf("%d false fences, %d membership changes, %d spikes", fences, changes, spikes),
 		Baseline: "O2CB default dead time 62 s",
 		Ratio:    tm.DeadTime().Seconds() / o2cbKillToDown.Seconds(), Goal: "0 false fences", Met: fences == 0 && changes == 0}.Report(t)
