@@ -41,3 +41,15 @@ func TestToolsPointAtAnIntactBackup(t *testing.T) {
 		t.Errorf("open -s 1 in a session: %q", out)
 	}
 }
+
+// TestInfoWithoutDeviceIsUsage: o2info users give a file on a mounted
+// volume and no device; o2go needs the device, and says so with the
+// usage exit status its help documents (2), not cobra's bare count.
+func TestInfoWithoutDeviceIsUsage(t *testing.T) {
+	for _, args := range [][]string{{"info", "--filestat", "/mnt/vol/file"}, {"info", "--volinfo", "a.img", "b.img"}} {
+		out, errOut, code := runO2go(t, "", args...)
+		if code != 2 || out != "" || !strings.Contains(errOut, "info needs one DEVICE") {
+			t.Errorf("o2go %s: exit %d stdout %q stderr %q; want exit 2 and a message naming the DEVICE", strings.Join(args, " "), code, out, errOut)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -43,8 +44,12 @@ EXIT STATUS
   o2go info --mkfs vol.img
   o2go info --freefrag 1024 vol.img
   o2go info --filestat /lost+found vol.img`,
-		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				// o2info also takes a file on a mounted volume; o2go reads
+				// the volume itself, so it needs the device.
+				return &exitError{2, fmt.Errorf("info needs one DEVICE (the block device or image file of the volume), got %d arguments; PATH options name files inside it", len(args))}
+			}
 			if cmd.Flags().Changed("freefrag") {
 				kb, err := strconv.ParseUint(freefrag, 0, 64)
 				if err != nil {
