@@ -12,6 +12,13 @@ import (
 
 func init() { subcommands = append(subcommands, newDebugCommand) }
 
+// usageFlagError makes a flag cobra cannot parse (unknown, or a bad
+// value) the usage error, exit status 2, that debug, info and mounted
+// document.
+func usageFlagError(cmd *cobra.Command, err error) error {
+	return &exitError{2, fmt.Errorf("%w (see o2go %s --help)", err, cmd.Name())}
+}
+
 func newDebugCommand() *cobra.Command {
 	var (
 		request, cmdFile string
@@ -126,6 +133,7 @@ EXIT STATUS
 			return nil
 		},
 	}
+	cmd.SetFlagErrorFunc(usageFlagError)
 	f := cmd.Flags()
 	f.StringVarP(&request, "request", "R", "", "run the single debugfs `CMD` and exit")
 	f.StringVarP(&cmdFile, "file", "f", "", "run the commands in `CMDFILE`, one per line")

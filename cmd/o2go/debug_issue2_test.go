@@ -53,3 +53,22 @@ func TestInfoWithoutDeviceIsUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestBadFlagsAreUsage: a flag debug, info or mounted cannot parse is the
+// usage error their help documents, exit status 2, naming the flag.
+func TestBadFlagsAreUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"debug", "--bogus", "x.img"}, "unknown flag: --bogus"},
+		{[]string{"debug", "-s", "abc", "x.img"}, `invalid argument "abc" for "-s, --superblock"`},
+		{[]string{"info", "--bogus", "x.img"}, "unknown flag: --bogus"},
+		{[]string{"mounted", "--sample", "soon"}, `invalid argument "soon" for "--sample"`},
+	} {
+		out, errOut, code := runO2go(t, "", tc.args...)
+		if code != 2 || out != "" || !strings.Contains(errOut, tc.want) {
+			t.Errorf("o2go %s: exit %d stdout %q stderr %q; want exit 2 saying %q", strings.Join(tc.args, " "), code, out, errOut, tc.want)
+		}
+	}
+}

@@ -76,6 +76,7 @@ EXIT STATUS
 			return nil
 		},
 	}
+	cmd.SetFlagErrorFunc(usageFlagError)
 	f := cmd.Flags()
 	f.BoolVar(&req.FSFeatures, "fs-features", false, "show the features enabled on the volume")
 	f.BoolVar(&req.VolInfo, "volinfo", false, "show label, UUID, sizes, slots and features")

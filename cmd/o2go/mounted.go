@@ -38,7 +38,8 @@ its dead threshold (the sector carries the time of each beat), or, with
 EXIT STATUS
   0  success (finding no volume is a success; devices of the scan that
      could not be opened are reported and otherwise ignored)
-  1  a device named on the command line could not be read`,
+  1  a device named on the command line could not be read
+  2  bad command-line usage`,
 		Example: `  o2go mounted
   o2go mounted -f
   o2go mounted -d vol.img /dev/sdb1
@@ -74,6 +75,7 @@ EXIT STATUS
 			return nil
 		},
 	}
+	cmd.SetFlagErrorFunc(usageFlagError)
 	f := cmd.Flags()
 	f.BoolVarP(&quick, "quick", "d", false, "quick detect: show UUID and label (the default)")
 	f.BoolVarP(&full, "full", "f", false, "full detect: show the nodes heartbeating on each volume")
