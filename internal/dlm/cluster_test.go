@@ -21,6 +21,8 @@ type testNet struct {
 	nodes  map[base.NodeID]*testNode
 	links  map[[2]base.NodeID][]wireMsg
 	cut    map[[2]base.NodeID]bool
+	down   map[[2]base.NodeID]bool // connection broken (reset), not reconnected yet
+	lost   int                     // messages lost in flight on broken connections
 	events []memberEvent
 	now    time.Duration
 	// hooks, called for every notification and every decoded delivery.
@@ -64,6 +66,7 @@ func newTestNet(ids ...base.NodeID) *testNet {
 		nodes: map[base.NodeID]*testNode{},
 		links: map[[2]base.NodeID][]wireMsg{},
 		cut:   map[[2]base.NodeID]bool{},
+		down:  map[[2]base.NodeID]bool{},
 	}
 	for _, x := range ids {
 		t.events = append(t.events, memberEvent{up: true, node: x})
@@ -198,7 +201,7 @@ func (t *testNet) deliverEvent(x base.NodeID) {
 // and the nodes with a membership event to consume.
 func (t *testNet) deliverable() (links [][2]base.NodeID, evs []base.NodeID) {
 	for k, q := range t.links {
-		if len(q) > 0 && !t.cut[k] {
+		if len(q) > 0 && !t.cut[k] && !t.down[k] {
 			links = append(links, k)
 		}
 	}
@@ -270,7 +273,37 @@ func (t *testNet) crash(x base.NodeID) {
 			delete(t.cut, k)
 		}
 	}
+	for k := range t.down {
+		if k[0] == x || k[1] == x {
+			delete(t.down, k)
+		}
+	}
 	t.events = append(t.events, memberEvent{up: false, node: x})
+}
+
+// reset breaks the connection between a and b, both alive: what was in
+// flight on it is lost (a TCP connection closed with unread data), and
+// what they send meanwhile waits for the next connection (the agents'
+// writers hold it). Nobody dies: the cluster stack need not evict either.
+func (t *testNet) reset(a, b base.NodeID) {
+	for _, k := range [][2]base.NodeID{{a, b}, {b, a}} {
+		t.lost += len(t.links[k])
+		delete(t.links, k)
+		t.down[k] = true
+	}
+}
+
+// reconnect brings back the connection between a and b: what waited goes
+// first, then each end's LinkUp sends again what the other has not
+// acknowledged (the worst order: the waiting messages land past a gap).
+func (t *testNet) reconnect(a, b base.NodeID) {
+	delete(t.down, [2]base.NodeID{a, b})
+	delete(t.down, [2]base.NodeID{b, a})
+	for _, p := range [][2]base.NodeID{{a, b}, {b, a}} {
+		if tn := t.nodes[p[0]]; tn != nil && tn.alive {
+			t.handle(p[0], tn.n.LinkUp(p[1]))
+		}
+	}
 }
 
 // downSeq is the membership sequence number of the last death of x.

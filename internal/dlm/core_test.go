@@ -104,7 +104,7 @@ func TestResourceLockLimit(t *testing.T) {
 		d := net.node(x).byName["vol"]
 		if r := d.res["hot"]; r != nil && r.m != nil {
 			s := r.m.state("hot")
-			b := encode(nil, 1, &transferMsg{Epoch: 1, Resources: []resState{s}})
+			b := encode(nil, envelope{MSeq: 1, Start: 1, Stream: 1, Seq: 1}, &transferMsg{Epoch: 1, Resources: []resState{s}})
 			if len(b) > cnet.MaxPayload {
 				t.Fatalf("a full resource's state takes %d bytes, more than a frame", len(b))
 			}

@@ -7,7 +7,8 @@
 //
 // dlm is a pure R2 core: no sockets, clocks, goroutines or locks. The agent
 // (internal/node) or the simulator feeds it membership events
-// (Membership/NodeUp/NodeDown), peers' messages (Receive), time (Tick) and
+// (Membership/NodeUp/NodeDown), peers' messages (Receive), connections that
+// came back (LinkUp), time (Tick) and
 // its users' calls (Join, Lock, Convert, Unlock, Cancel, RecoveryDone...);
 // every call returns a Ready: messages to send, completion notifications
 // (ASTs), blocking notifications (BASTs) and events. The same code runs in
@@ -49,6 +50,16 @@
 // carries its sender's membership sequence number: a receiver holds it until
 // it has seen the same events, and drops the messages of a dead incarnation.
 //
+// The protocol counts on every message between two live incarnations
+// arriving, in order, once. A broken connection loses what was in flight,
+// and the cluster stack does not always evict anyone for it (a partition it
+// cannot resolve holds the membership until it heals). So what a node sends
+// a peer is numbered, kept until the peer acknowledges it, and sent again
+// when the driver reports the connection back (LinkUp); receivers drop
+// duplicates and anything past a gap (streams.go). No request is ever
+// asked again on a timer: the deadline of SetDeadline is the only timer,
+// and it ends a request, it does not repeat it.
+//
 // The lowest live node is the registrar (O2CB favours low node numbers in
 // every tie-break). It orders the membership changes of every domain (joins,
 // leaves, deaths: it is the "recovery master" of the ocfs2(7) DLM DEBUGGING
@@ -78,7 +89,8 @@
 // # Wire format
 //
 // Message types MsgTypeFirst.. in cluster/net's DLM range; the payload layout
-// is documented in wire.go. Every decoder refuses truncated, oversized or
+// (an envelope with the membership sequence number and the stream numbers,
+// then the message) is documented in wire.go. Every decoder refuses truncated, oversized or
 // out-of-range input with a MessageError (ErrMessage); a refused message
 // changes nothing.
 //

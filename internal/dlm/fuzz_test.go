@@ -2,7 +2,9 @@ package dlm
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"slices"
 	"testing"
 
 	"o2go/internal/base"
@@ -48,6 +50,8 @@ func sampleMessages() []message {
 		&releaseReq{Key: Key("vol"), Dead: dead[0]},
 		&releasedMsg{Dead: dead[1]},
 		&syncQuery{},
+		&ackMsg{},
+		&ackMsg{Resend: true},
 		&syncReply{QueryMSeq: 11, Domains: []domainReport{{
 			Name: "vol", Key: Key("vol"), Gate: true, Phase: phaseJoined, StableEpoch: 4,
 			Members: base.NodeMapOf(1, 2), InReco: true, RecoEpoch: 5, Registrar: 1,
@@ -65,20 +69,30 @@ func TestMessagesFitTheTransport(t *testing.T) {
 	}
 }
 
+// sampleEnvelope is the envelope of a numbered message (an acknowledgement
+// alone is not numbered).
+func sampleEnvelope(m message) envelope {
+	env := envelope{MSeq: 77, Start: 5, Stream: 2, Seq: 41, AckStream: 3, Ack: 40}
+	if m.kind() == kAck {
+		env.Seq = 0
+	}
+	return env
+}
+
 func TestCodecRoundTrip(t *testing.T) {
 	seen := map[kind]bool{}
 	for _, m := range sampleMessages() {
 		seen[m.kind()] = true
 		typ := MsgTypeFirst + uint16(m.kind())
-		b := encode(nil, 77, m)
-		mseq, got, err := decode(typ, b)
+		b := encode(nil, sampleEnvelope(m), m)
+		env, got, err := decode(typ, b)
 		if err != nil {
 			t.Fatalf("%s: %v", m.kind(), err)
 		}
-		if mseq != 77 {
-			t.Fatalf("%s: envelope %d", m.kind(), mseq)
+		if env != sampleEnvelope(m) {
+			t.Fatalf("%s: envelope %+v", m.kind(), env)
 		}
-		if again := encode(nil, mseq, got); !bytes.Equal(again, b) {
+		if again := encode(nil, env, got); !bytes.Equal(again, b) {
 			t.Fatalf("%s: re-encoding differs", m.kind())
 		}
 		// Every truncation is refused with a MessageError, never a panic.
@@ -103,40 +117,44 @@ func TestCodecRoundTrip(t *testing.T) {
 
 func TestDecodeRefusesBadFields(t *testing.T) {
 	bad := func(name string, m message, patch func(b []byte)) {
-		b := encode(nil, 1, m)
+		b := encode(nil, sampleEnvelope(m), m)
 		patch(b)
 		if _, _, err := decode(MsgTypeFirst+uint16(m.kind()), b); !errors.Is(err, ErrMessage) {
 			t.Errorf("%s: accepted (%v)", name, err)
 		}
 	}
-	// Offsets after the 8-byte envelope.
+	// Offsets after the envelope.
+	const e = envelopeLen
 	req := &lockReq{Epoch: 1, Cookie: 2, Op: OpLock, Mode: ModeEX, Name: "A"}
-	bad("op out of range", req, func(b []byte) { b[8+16] = 9 })
-	bad("mode out of range", req, func(b []byte) { b[8+17] = 6 })
-	bad("unknown flag", req, func(b []byte) { b[8+19] = 0x80 })
-	bad("name too long", req, func(b []byte) { b[8+20] = 200 })
-	bad("lock without mode", req, func(b []byte) { b[8+17] = 0xff })
+	bad("op out of range", req, func(b []byte) { b[e+16] = 9 })
+	bad("mode out of range", req, func(b []byte) { b[e+17] = 6 })
+	bad("unknown flag", req, func(b []byte) { b[e+19] = 0x80 })
+	bad("name too long", req, func(b []byte) { b[e+20] = 200 })
+	bad("lock without mode", req, func(b []byte) { b[e+17] = 0xff })
 	bad("bool not 0/1", req, func(b []byte) { b[len(b)-1] = 2 })
 	bad("node 255 in a map", &completeMsg{Epoch: 1}, func(b []byte) { b[len(b)-1] = 0x80 })
-	bad("huge count", &reportMsg{Epoch: 1}, func(b []byte) { b[8+8] = 0xff })
+	bad("huge count", &reportMsg{Epoch: 1}, func(b []byte) { b[e+8] = 0xff })
+	// The envelope: a numbered acknowledgement, an unnumbered message.
+	bad("numbered ack", &ackMsg{}, func(b []byte) { b[8+8+4+7] = 1 })
+	bad("unnumbered request", req, func(b []byte) { copy(b[8+8+4:], make([]byte, 8)) })
 }
 
 // FuzzDecode: any payload of any DLM message type is refused with an error or
 // decodes to a message whose encoding is the payload itself.
 func FuzzDecode(f *testing.F) {
 	for _, m := range sampleMessages() {
-		f.Add(uint16(m.kind()), encode(nil, 3, m))
+		f.Add(uint16(m.kind()), encode(nil, sampleEnvelope(m), m))
 	}
 	f.Fuzz(func(t *testing.T, k uint16, p []byte) {
 		typ := MsgTypeFirst + k%uint16(numKinds+1)
-		mseq, m, err := decode(typ, p)
+		env, m, err := decode(typ, p)
 		if err != nil {
 			if !errors.Is(err, ErrMessage) {
 				t.Fatalf("error not of class ErrMessage: %v", err)
 			}
 			return
 		}
-		if got := encode(nil, mseq, m); !bytes.Equal(got, p) {
+		if got := encode(nil, env, m); !bytes.Equal(got, p) {
 			t.Fatalf("decode/encode is not the identity for %s", m.kind())
 		}
 	})
@@ -179,19 +197,31 @@ func hostileTarget(frozen bool) (*testNet, *Node) {
 // applied, never panics, and leaves the node consistent.
 func FuzzReceive(f *testing.F) {
 	for _, m := range sampleMessages() {
-		f.Add(uint8(1), uint16(m.kind()), uint8(0), false, encode(nil, 3, m))
-		f.Add(uint8(3), uint16(m.kind()), uint8(1), true, encode(nil, 9, m))
+		f.Add(uint8(1), uint16(m.kind()), uint8(0), false, true, encode(nil, envelope{MSeq: 3, Seq: 1}, m))
+		f.Add(uint8(3), uint16(m.kind()), uint8(1), true, true, encode(nil, envelope{MSeq: 9, Seq: 1}, m))
 	}
-	f.Fuzz(func(t *testing.T, from uint8, k uint16, keySel uint8, frozen bool, p []byte) {
+	f.Fuzz(func(t *testing.T, from uint8, k uint16, keySel uint8, frozen, inStream bool, p []byte) {
 		_, n := hostileTarget(frozen)
 		keys := []uint32{Key("vol"), 0, Key("other"), 0xdeadbeef}
 		typ := MsgTypeFirst + k%uint16(numKinds+1)
+		sender := base.NodeID(from % 4)
+		if inStream && len(p) >= envelopeLen && sender.Valid() && sender != n.self {
+			// Make the message the next of the sender's stream, so that it
+			// reaches the handlers (a hostile peer can number its messages).
+			p = slices.Clone(p)
+			s := n.stream(sender)
+			binary.BigEndian.PutUint64(p[8:], s.start)
+			binary.BigEndian.PutUint32(p[16:], s.in)
+			if binary.BigEndian.Uint64(p[20:]) != 0 {
+				binary.BigEndian.PutUint64(p[20:], s.got+1)
+			}
+		}
 		defer func() {
 			if r := recover(); r != nil {
 				t.Fatalf("panic on %d bytes of type %d from %d: %v", len(p), typ, from, r)
 			}
 		}()
-		_, err := n.Receive(base.NodeID(from%4), typ, keys[int(keySel)%len(keys)], p)
+		_, err := n.Receive(sender, typ, keys[int(keySel)%len(keys)], p)
 		if err != nil && !errors.Is(err, ErrMessage) {
 			t.Fatalf("error not of class ErrMessage: %v", err)
 		}

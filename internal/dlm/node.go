@@ -155,6 +155,9 @@ type Node struct {
 	reg *registrar
 	rd  Ready
 
+	streams     [base.MaxNodes]*peerStream // numbered, acknowledged messages per peer (streams.go)
+	streamStats StreamStats
+
 	freeLocks   []*lock  // lock structs to reuse (the local lock path allocates nothing)
 	freeEntries []*entry // entries to reuse, likewise
 }
@@ -282,9 +285,7 @@ func (n *Node) send(to base.NodeID, key uint32, m message) {
 		n.loop = append(n.loop, inbound{from: n.self, key: key, mseq: n.mseq, m: m})
 		return
 	}
-	n.rd.Messages = append(n.rd.Messages, Outgoing{
-		To: to, Type: MsgTypeFirst + uint16(m.kind()), Key: key, Payload: encode(nil, n.mseq, m),
-	})
+	n.rd.Messages = append(n.rd.Messages, n.outgoing(to, key, m))
 }
 
 func (n *Node) event(e Event) { n.rd.Events = append(n.rd.Events, e) }
@@ -342,6 +343,9 @@ func (n *Node) NodeDown(seq uint64, x base.NodeID) Ready {
 
 func (n *Node) nodeUp(seq uint64, x base.NodeID) {
 	n.live.Add(x)
+	if x != n.self {
+		n.streamPeerUp(x)
+	}
 }
 
 func (n *Node) nodeDown(seq uint64, x base.NodeID) {
@@ -350,6 +354,7 @@ func (n *Node) nodeDown(seq uint64, x base.NodeID) {
 	}
 	n.live.Remove(x)
 	n.downSeq[x] = seq
+	n.streamPeerDied(seq, x)
 	// Held messages of the dead incarnation go; a newer incarnation's (sent
 	// after this event) wait for its NodeUp.
 	for k, q := range n.held {
@@ -391,7 +396,9 @@ func (n *Node) updateRegistrar() {
 }
 
 // Tick tells the Node the time (monotonic, any origin): requests whose
-// deadline has passed are cancelled with StatusTimedOut.
+// deadline has passed are cancelled with StatusTimedOut, and peers get an
+// acknowledgement of what came from them since the last one (streams.go).
+// Call it every 100 ms or so.
 func (n *Node) Tick(now time.Duration) Ready {
 	n.begin()
 	if now > n.now {
@@ -411,6 +418,7 @@ func (n *Node) Tick(now time.Duration) Ready {
 			l.d.cancel(l)
 		}
 	}
+	n.sendAcks()
 	return n.finish()
 }
 
@@ -423,7 +431,7 @@ func (n *Node) Receive(from base.NodeID, msgType uint16, key uint32, payload []b
 	if !from.Valid() || from == n.self {
 		return n.finish(), &MessageError{Kind: "message", From: from, Msg: "not from a peer"}
 	}
-	mseq, m, err := decode(msgType, payload)
+	env, m, err := decode(msgType, payload)
 	if err != nil {
 		var me *MessageError
 		if errors.As(err, &me) {
@@ -431,7 +439,15 @@ func (n *Node) Receive(from base.NodeID, msgType uint16, key uint32, payload []b
 		}
 		return n.finish(), err
 	}
-	err = n.deliver(inbound{from: from, key: key, mseq: mseq, m: m})
+	if !n.accept(from, env) {
+		// A duplicate, past a gap, superseded, or an acknowledgement, which
+		// may ask for what it does not acknowledge again.
+		if a, ok := m.(*ackMsg); ok && a.Resend && env.AckStream == n.stream(from).out && !n.stale(inbound{from: from, mseq: env.MSeq}) {
+			n.resendTo(from)
+		}
+		return n.finish(), nil
+	}
+	err = n.deliver(inbound{from: from, key: key, mseq: env.MSeq, m: m})
 	return n.finish(), err
 }
 

@@ -154,7 +154,7 @@ func (o *outbox) addState(to base.NodeID, s resState) {
 	}
 	if o.tr[to] == nil {
 		o.tr[to] = &transferMsg{Epoch: o.epoch}
-		o.trLen[to] = 8 + 8 + 4 // envelope, epoch, count
+		o.trLen[to] = envelopeLen + 8 + 4 // envelope, epoch, count
 	}
 	o.tr[to].Resources = append(o.tr[to].Resources, s)
 	o.trLen[to] += l
@@ -169,7 +169,7 @@ func (o *outbox) addReport(to base.NodeID, rl reportedLock) {
 	}
 	if o.rp[to] == nil {
 		o.rp[to] = &reportMsg{Epoch: o.epoch}
-		o.rpLen[to] = 8 + 8 + 4
+		o.rpLen[to] = envelopeLen + 8 + 4
 	}
 	o.rp[to].Locks = append(o.rp[to].Locks, rl)
 	o.rpLen[to] += l

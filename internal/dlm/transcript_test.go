@@ -37,6 +37,8 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the golden output of testdata
 //	membership                         deliver pending membership events only
 //	crash N / restart N
 //	partition N... | N...   /   heal
+//	reset N M / reconnect N M          break a connection (in flight: lost) / bring it back (LinkUp)
+//	streams N                          what node N's streams did (sent again, dropped)
 //	recovery-done N DOMAIN DEAD
 //	state N DOMAIN                     the dlm_state view
 //	locks N DOMAIN [NAME]              the dlm_locks view
@@ -316,6 +318,13 @@ func (tr *transcript) run(line string) {
 		net.partition(a, b)
 	case "heal":
 		net.heal()
+	case "reset":
+		net.reset(parseNode(args[0]), parseNode(args[1]))
+	case "reconnect":
+		net.reconnect(parseNode(args[0]), parseNode(args[1]))
+	case "streams":
+		st := net.node(parseNode(args[0])).Streams()
+		tr.printf("n%s: streams: %d sent again, %d duplicates, %d past a gap, %d stale dropped; %d unacknowledged", args[0], st.Resent, st.Duplicates, st.Gaps, st.Stale, st.Unacked)
 	case "recovery-done":
 		x := parseNode(args[0])
 		dead := parseNode(args[2])

@@ -19,10 +19,18 @@ import (
 //	nodemap          32 bytes, bit n%8 of byte n/8 set for node n (255 never)
 //	deadlist         u16 count, then count x (u8 node, u64 membership seq)
 //
-// Every payload starts with an envelope: the u64 membership sequence number
-// of the sender when it sent the message. A receiver holds a message until
-// it has seen that membership event too, and drops the messages of a dead
-// incarnation of their sender.
+// Every payload starts with an envelope (envelopeLen bytes):
+//
+//	u64 mseq        the sender's membership sequence number when it sent the
+//	                message: a receiver holds the message until it has seen
+//	                that membership event too, and drops the messages of a
+//	                dead incarnation of their sender
+//	u64 start       the sender incarnation's first membership sequence number
+//	u32 stream      the sender's stream to this receiver (see streams.go)
+//	u64 seq         the message's number in that stream; 0: not numbered
+//	                (an acknowledgement alone)
+//	u32 ack stream  the receiver's stream to the sender that ack is about
+//	u64 ack         the last message of it the sender received in order
 //
 // Decoding refuses truncation, trailing bytes, out-of-range enums and counts
 // that cannot fit in what is left; a refused message changes nothing.
@@ -56,13 +64,14 @@ const (
 	kReleased                // registrar -> members: drop that dead node's locks
 	kSyncQuery               // new registrar -> all: report your domains
 	kSyncReply               // all -> new registrar
+	kAck                     // any -> any: the envelope's acknowledgement alone
 	numKinds
 )
 
 var kindNames = [numKinds]string{
 	"lock request", "lock reply", "bast", "join request", "join refused", "leave request",
 	"freeze", "marker", "transfer", "report", "transfer end", "done", "complete",
-	"release request", "released", "sync query", "sync reply",
+	"release request", "released", "sync query", "sync reply", "ack",
 }
 
 func (k kind) String() string {
@@ -398,12 +407,37 @@ func (*releaseReq) kind() kind  { return kReleaseReq }
 func (*releasedMsg) kind() kind { return kReleased }
 func (*syncQuery) kind() kind   { return kSyncQuery }
 func (*syncReply) kind() kind   { return kSyncReply }
+func (*ackMsg) kind() kind      { return kAck }
 
-// encode appends m's payload to b: the envelope (the sender's membership
-// sequence number, u64), then the message.
-func encode(b []byte, mseq uint64, m message) []byte {
+// ackMsg is an acknowledgement alone (the envelope says what it
+// acknowledges); Resend asks for what was sent after that again: a gap was
+// seen, or the connection came back.
+type ackMsg struct {
+	Resend bool
+}
+
+// envelope is what every payload starts with (see the wire format above).
+type envelope struct {
+	MSeq      uint64
+	Start     uint64
+	Stream    uint32
+	Seq       uint64
+	AckStream uint32
+	Ack       uint64
+}
+
+// envelopeLen is the encoded size of an envelope.
+const envelopeLen = 8 + 8 + 4 + 8 + 4 + 8
+
+// encode appends m's payload to b: the envelope, then the message.
+func encode(b []byte, env envelope, m message) []byte {
 	e := enc{b: b}
-	e.u64(mseq)
+	e.u64(env.MSeq)
+	e.u64(env.Start)
+	e.u32(env.Stream)
+	e.u64(env.Seq)
+	e.u32(env.AckStream)
+	e.u64(env.Ack)
 	switch m := m.(type) {
 	case *lockReq:
 		e.u64(m.Epoch)
@@ -489,6 +523,8 @@ func encode(b []byte, mseq uint64, m message) []byte {
 		e.node(m.Dead.Node)
 		e.u64(m.Dead.Seq)
 	case *syncQuery:
+	case *ackMsg:
+		e.bool(m.Resend)
 	case *syncReply:
 		e.u64(m.QueryMSeq)
 		e.u16(uint16(len(m.Domains)))
@@ -554,16 +590,25 @@ func encodeResState(e *enc, r *resState) {
 	}
 }
 
-// decode parses a payload of message type t into the sender's membership
-// sequence number and the message. It checks the encoding and the ranges of
-// every field; whether the message makes sense is for the receiver.
-func decode(t uint16, p []byte) (uint64, message, error) {
+// decode parses a payload of message type t into its envelope and the
+// message. It checks the encoding and the ranges of every field; whether
+// the message makes sense is for the receiver.
+func decode(t uint16, p []byte) (envelope, message, error) {
+	var env envelope
 	if !IsMsgType(t) {
-		return 0, nil, badMsg("message", "type %d is not a DLM message type", t)
+		return env, nil, badMsg("message", "type %d is not a DLM message type", t)
 	}
 	k := kind(t - MsgTypeFirst)
 	d := dec{b: p, kind: k.String()}
-	mseq := d.u64()
+	env.MSeq = d.u64()
+	env.Start = d.u64()
+	env.Stream = d.u32()
+	env.Seq = d.u64()
+	env.AckStream = d.u32()
+	env.Ack = d.u64()
+	if d.err == nil && (k == kAck) != (env.Seq == 0) {
+		d.fail("sequence number %d on a %s", env.Seq, k)
+	}
 	var m message
 	switch k {
 	case kLockReq:
@@ -728,13 +773,15 @@ func decode(t uint16, p []byte) (uint64, message, error) {
 			}
 		}
 		m = x
+	case kAck:
+		m = &ackMsg{Resend: d.bool("resend")}
 	default:
-		return 0, nil, badMsg("message", "type %d is not a DLM message type", t)
+		return env, nil, badMsg("message", "type %d is not a DLM message type", t)
 	}
 	if err := d.end(); err != nil {
-		return 0, nil, err
+		return envelope{}, nil, err
 	}
-	return mseq, m, nil
+	return env, m, nil
 }
 
 func decodeResState(d *dec, r *resState) {

@@ -26,7 +26,9 @@ import (
 //     order, so that a slow peer never blocks the lock manager (and two
 //     nodes sending each other large transfers cannot deadlock on full
 //     socket buffers);
-//   - a ticker gives the core the time (lock request deadlines).
+//   - a ticker gives the core the time (lock request deadlines,
+//     acknowledgements) and tells it of connections that came back
+//     (LinkUp: what a broken connection lost is sent again).
 //
 // It offers a blocking Go API (Join, Lock, Convert, Unlock...) to the file
 // system and HA, and the control-API methods `o2go lock` and `o2go dlm` use
@@ -71,6 +73,9 @@ type dlmPeer struct {
 	stop bool // the DLM stopped
 	busy bool // a caller sends directly: the writer waits
 	hold bool // tests: nothing leaves for this peer (a lock manager that cannot send)
+	// conn is the connection to the peer the core last heard of (under
+	// DLM.mu): a new one is reported with LinkUp.
+	conn cnet.ConnID
 }
 
 // StartDLM starts this node's lock manager on agent a; call it before Run.
@@ -225,9 +230,27 @@ func (d *DLM) ticker() {
 			return
 		}
 		notes := d.apply(d.core.Tick(d.a.clock()))
+		notes = append(notes, d.checkLinks()...)
 		d.mu.Unlock()
 		run(notes)
 	}
+}
+
+// checkLinks tells the core of each connection to a peer that came (back)
+// since the last look: what the peer has not acknowledged is sent again on
+// it, since a broken connection loses what was in flight (the peer drops
+// what it had already). Under d.mu.
+func (d *DLM) checkLinks() []func() {
+	var notes []func()
+	for x, p := range d.peers {
+		pc, err := d.a.conn(x)
+		if err != nil || pc.id == p.conn {
+			continue
+		}
+		p.conn = pc.id
+		notes = append(notes, d.apply(d.core.LinkUp(x))...)
+	}
+	return notes
 }
 
 // apply carries out a Ready (under d.mu) and returns the notifications to

@@ -761,3 +761,68 @@ func TestDLMControlBlockingNotifications(t *testing.T) {
 		t.Fatal("EX not granted once both holders let go")
 	}
 }
+
+// TestDLMSendsAgainOnANewConnection: when the connection to a peer is new
+// (it broke and came back), the lock manager sends again what the peer has
+// not acknowledged, since a broken connection loses what was in flight;
+// the peer takes nothing twice. Here node 0's messages to node 1 are held
+// back (as if lost), then a new connection is reported.
+func TestDLMSendsAgainOnANewConnection(t *testing.T) {
+	mc := newMemCluster(t, 2, nil)
+	ds := startDLMs(t, mc, "app", 0, 1)
+	name := nameMasteredBy(t, ds[0], "app", "N", 1)
+	// Node 0's lock manager cannot send to node 1: its request stays
+	// unacknowledged.
+	ds[0].mu.Lock()
+	p := ds[0].peer(1)
+	p.mu.Lock()
+	p.hold = true
+	p.mu.Unlock()
+	ds[0].mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		l, _, err := ds[0].Lock(context.Background(), "app", name, dlm.ModeEX, 0, nil)
+		if err == nil {
+			err = l.Unlock(nil)
+		}
+		done <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ds[0].mu.Lock()
+		unacked := ds[0].core.Streams().Unacked
+		ds[0].mu.Unlock()
+		if unacked > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node 0's request never left")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// What the writer held is lost, as on a broken connection; the
+	// connection is then reported new (same pipe, another identity).
+	ds[0].mu.Lock()
+	p.mu.Lock()
+	p.q, p.hold = nil, false
+	p.mu.Unlock()
+	mc.agents[0].peersMu.Lock()
+	old := mc.agents[0].peers[1]
+	mc.agents[0].peers[1] = &peerConn{id: old.id + 1000, peer: old.peer, c: old.c, out: old.out}
+	mc.agents[0].peersMu.Unlock()
+	ds[0].mu.Unlock()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request lost with the connection was not sent again")
+	}
+	ds[0].mu.Lock()
+	st := ds[0].core.Streams()
+	ds[0].mu.Unlock()
+	if st.Resent == 0 {
+		t.Errorf("node 0 sent nothing again: %+v", st)
+	}
+}
