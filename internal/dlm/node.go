@@ -87,7 +87,7 @@ const (
 	EventJoined     EventKind = iota // this node is a member of Domain
 	EventJoinFailed                  // the join was refused (Detail says why)
 	EventLeft                        // this node has left Domain
-	EventRecovered                   // DLM recovery of Dead ended here: the file system may recover it
+	EventRecovered                   // DLM recovery of Dead ended here (or it still waits when this node joined): the file system may recover it
 	EventReleased                    // Dead's locks were dropped (RecoveryDone somewhere)
 	EventDeadlock                    // a conversion deadlock was refused (this node is the master)
 )

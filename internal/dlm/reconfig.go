@@ -399,7 +399,19 @@ func (d *domain) complete() {
 		d.deferredReq, d.deferredLocal, d.deferredCancel = nil, nil, nil
 		n.event(Event{Kind: EventLeft, Domain: d.name})
 	}
-	for _, x := range r.dead {
+	// The file system may recover each dead node now: those of this
+	// reconfiguration, and, for a node that just joined, those still
+	// pending from before (the members that were told may die before they
+	// release them; every member's file system must be able to).
+	announce := slices.Clone(r.dead)
+	if d.phase == phaseJoined {
+		for _, x := range d.pending {
+			if !containsDead(announce, x) {
+				announce = append(announce, x)
+			}
+		}
+	}
+	for _, x := range announce {
 		if !containsDead(d.announced, x) {
 			d.announced = append(d.announced, x)
 			n.event(Event{Kind: EventRecovered, Domain: d.name, Dead: x})
