@@ -178,6 +178,11 @@ func (f *FS) fillAttr(d *ondisk.Dinode, a *fuse.Attr) {
 	a.Ino = d.Blkno
 	a.Size = d.Size
 	a.Blocks = uint64(d.Clusters) << (f.fs.SB.ClusterSizeBits - 9)
+	if d.Inline != nil {
+		// As the kernel's getattr: inline data counts its sectors, so
+		// tar and rsync do not take the file for a sparse one.
+		a.Blocks += (d.Size + 511) >> 9
+	}
 	a.Atime, a.Atimensec = d.Atime.Sec, d.Atime.Nsec
 	a.Mtime, a.Mtimensec = d.Mtime.Sec, d.Mtime.Nsec
 	a.Ctime, a.Ctimensec = d.Ctime.Sec, d.Ctime.Nsec

@@ -3,6 +3,7 @@ package fusefs
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -537,4 +538,25 @@ func TestFsyncDurable(t *testing.T) {
 	realtools.Debugfs(t, cp, "dump /d/synced "+got)
 	requireBytes(t, "the fsynced file in the replayed copy", mustRead(t, got), data)
 	v.finish()
+}
+
+// TestInlineFileBlocks: a file whose bytes live in its inode reports the
+// sectors they take, as the kernel's getattr (and o2go info) do, so tools
+// that look for sparse files (tar, rsync) copy it whole.
+func TestInlineFileBlocks(t *testing.T) {
+	v := newTestVolume(t, 256<<20, "")
+	for _, c := range []struct {
+		size   int
+		blocks int64
+	}{{0, 0}, {1, 1}, {512, 1}, {513, 2}, {1500, 3}} {
+		p := v.path(fmt.Sprintf("inline%d", c.size))
+		mustWrite(t, p, bytes.Repeat([]byte{'x'}, c.size))
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Blocks != c.blocks {
+			t.Errorf("inline file of %d bytes: %d blocks of 512 bytes, want %d", c.size, st.Blocks, c.blocks)
+		}
+	}
 }
