@@ -94,6 +94,9 @@ func (s *Session) run(ready func(error)) error {
 	}
 	probe, err := volume.Open(s.Device, volume.OpenOptions{ReadOnly: true})
 	if err != nil {
+		if n, blk, ok := volume.IntactBackup(s.Device); ok {
+			return fmt.Errorf("%w\n(backup superblock %d at block %d is intact: restore it with o2go fsck -r %d %s, then mount)", err, n, blk, n, s.Device)
+		}
 		return err
 	}
 	uuid := probe.SB.UUIDString()
