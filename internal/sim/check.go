@@ -66,12 +66,14 @@ func (k *checker) crashed(n *simNode) {
 	if s := k.incs[incarnation{n.id, n.gen}]; s != nil {
 		s.crashed, s.crashedAt = true, k.c.now
 	}
+	k.c.dlmDied(n)
 }
 
 func (k *checker) fenced(n *simNode, f *member.Fence) {
 	if s := k.incs[incarnation{n.id, n.gen}]; s != nil {
 		s.fenced, s.fencedAt = true, k.c.now
 	}
+	k.c.dlmDied(n)
 }
 
 // current is node id's incarnation now (the last one, if it is down).
@@ -300,4 +302,5 @@ func (k *checker) final() {
 			k.violate("no convergence: node %d's view [%v] holds nodes that are not running [%v]", n.id, v.Members, running)
 		}
 	}
+	c.dlmFinal(settled)
 }

@@ -39,6 +39,9 @@ type Options struct {
 	Restart bool
 	// TraceLines keeps the last lines of the run's log for failure reports.
 	TraceLines int
+	// DLM runs the lock manager on every node, with applications locking
+	// and checks of what it promises (see dlm.go).
+	DLM bool
 }
 
 // DefaultTimeouts are the simulator's timing: short enough for many runs,
@@ -124,6 +127,7 @@ type simNode struct {
 	deferred  []func() // callbacks held while paused
 	conns     map[cnet.ConnID]*simConn
 	upGen     map[base.NodeID]uint64 // generation of each member, as of its up event here
+	d         *dlmNode               // the lock manager and its applications (Options.DLM)
 	inflight  int                    // writes issued and not landed
 	onDrained []func()
 	startedAt time.Duration
@@ -149,6 +153,7 @@ type Cluster struct {
 	faults  []Fault
 	active  activeFaults
 	nextGen uint64
+	dlm     *dlmState // Options.DLM
 }
 
 const sectorSize = 512
@@ -164,6 +169,9 @@ func Run(seed uint64, opt Options) *Result {
 func newCluster(seed uint64, opt Options) *Cluster {
 	r := base.NewRand(seed)
 	c := &Cluster{opt: opt, rng: r.Fork(), faultR: r.Fork(), nextGen: r.Uint64() | 1}
+	if opt.DLM {
+		c.dlm = &dlmState{rng: r.Fork()}
+	}
 	t := opt.Timeouts
 	if opt.MaxSpike == 0 {
 		c.opt.MaxSpike = (t.DeadTime() - 2*t.HeartbeatInterval) / 4
@@ -271,6 +279,7 @@ func (c *Cluster) start(n *simNode) {
 	}
 	c.chk.started(n)
 	c.logf("node %d starts (generation %016x)", n.id, n.gen)
+	c.dlmStart(n)
 	c.process(n)
 	c.scheduleTick(n, n.epoch)
 	c.scheduleData(n, n.epoch)
@@ -359,6 +368,7 @@ func (c *Cluster) process(n *simNode) {
 		}
 		for _, e := range r.Events {
 			c.chk.event(n, e)
+			c.dlmEvent(n, e)
 		}
 		for _, rd := range r.Reads {
 			c.issueRead(n, rd)

@@ -35,4 +35,7 @@
 //     write gate.
 //   - Authentication is the transport's; simulated connections are
 //     authenticated.
+//   - With Options.DLM every node also runs the lock manager core (package
+//     dlm) on its membership events and connections, with applications
+//     locking, and the checks of dlm.go.
 package sim

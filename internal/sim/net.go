@@ -137,8 +137,12 @@ func (c *Cluster) send(n *simNode, f member.Frame) {
 			if sc.closed {
 				return
 			}
-			if _, err := peer.m.Received(c.now, from, peerID, f.Header, f.Payload); err != nil {
+			handled, err := peer.m.Received(c.now, from, peerID, f.Header, f.Payload)
+			if err != nil {
 				c.chk.violate("node %d rejected a frame from node %d: %v", peer.id, from, err)
+			}
+			if handled {
+				c.dlmReceive(peer, from, f.Header, f.Payload)
 			}
 		})
 	})
