@@ -11,6 +11,7 @@ import (
 	"hash/crc32"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -230,7 +231,9 @@ func writeGPT(f *os.File, total int64, parts []gptPart) error {
 // sums again, and unmount. Failures go to $KERNELVM_SHARE/failed, a
 // marker per partition to the kernel log. The flags say what the volume
 // supports: x extended attributes, r reflinks; the kernel must refuse
-// what it lacks.
+// what it lacks. With both, big gets an xattr stored in a cluster, and
+// OCFS2_IOC_REFLINK (ocfs2-reflink, which unlike FICLONE shares xattrs
+// too) makes kernel/xclone of it.
 const tunefsPartsScript = `S=$KERNELVM_SHARE
 : >$S/failed
 write_tree() (
@@ -242,10 +245,13 @@ write_tree() (
 	echo appended >>big
 	rm dir/entry-with-a-long-name-0007
 	case $1 in
-	*x*) setfattr -n user.from -v kernel kernel/data ;;
+	*x*) setfattr -n user.from -v kernel kernel/data
+		setfattr -n user.shared -v "$(printf '%0300d' 7)" big ;;
 	*) if setfattr -n user.from -v kernel kernel/data 2>/dev/null; then echo "an xattr was set without the xattr feature"; exit 1; fi ;;
 	esac
 	case $1 in
+	*x*r*|*r*x*) cp --reflink=always big kernel/clone
+		"$S/ocfs2-reflink" big kernel/xclone ;;
 	*r*) cp --reflink=always big kernel/clone ;;
 	*) if cp --reflink=always big kernel/clone 2>/dev/null; then echo "a reflink was made without the refcount feature"; exit 1; fi ;;
 	esac
@@ -296,23 +302,37 @@ type tunefsStep struct {
 	// after runs on the volume once its snapshot is taken (not a tunefs
 	// operation: a change the next steps need).
 	after func(t *testing.T, img string)
+	// stop, when set, interrupts the operation there (stopAt(stop, 1)),
+	// as a crash would: the snapshot is the interrupted volume.
+	stop string
+	// unshare: once the kernel wrote the snapshot (reflinks of files with
+	// xattrs among it), o2go tunefs turns refcount off on it.
+	unshare bool
+	// quota: the kernel's writes must leave the quota files holding what
+	// every id uses.
+	quota bool
 }
 
 // TestTunefsEveryOperationWorksWithKernel closes acceptance 4 of the
 // tunefs issue for the operations TestTunefsVolumesWorkWithKernel leaves
 // out: a populated local volume goes through a chain of operations (-J
-// block64 and block32, xattr, backup-super, extended-slotmap, discontig-bg,
-// append-dio and refcount off and on, metaecc off, inline-data back on,
-// --cloned-volume, -M cluster, the cluster stacks o2cb, o2cb with global
-// heartbeat, pcmk, --update-cluster-stack, default, and -M local again).
-// After each one a snapshot of the volume must pass fsck.ocfs2 -fn; all
-// snapshots then go into one guest boot as partitions of one disk, where
-// the kernel must mount each (clustered ones read-only, as without a
-// cluster stack it only can), read every file as o2go reads it, and, for
-// local ones, write, delete, set xattrs, reflink and preallocate where the
-// features allow (and refuse xattrs and reflinks where they do not); each
-// volume the kernel wrote must pass fsck.ocfs2 -fn again and read back
-// through o2go as the kernel wrote it.
+// block64 and block32, xattr, backup-super, extended-slotmap, discontig-bg
+// (off also interrupted between its flag and its groups), append-dio and
+// refcount off and on (off also with reflinked files to unshare), metaecc
+// off, inline-data back on, user and group quotas on, --cloned-volume, -M
+// cluster, the cluster stacks o2cb, o2cb with global heartbeat, pcmk,
+// --update-cluster-stack, default, and -M local again). After each one a
+// snapshot of the volume must pass fsck.ocfs2 -fn; all snapshots then go
+// into one guest boot as partitions of one disk, where the kernel must
+// mount each (clustered ones read-only, as without a cluster stack it only
+// can), read every file as o2go reads it, and, for local ones, write,
+// delete, set xattrs, reflink and preallocate where the features allow
+// (and refuse xattrs and reflinks where they do not); each volume the
+// kernel wrote must pass fsck.ocfs2 -fn again and read back through o2go
+// as the kernel wrote it. On quota volumes the quota files the kernel
+// left must hold what every id uses (the kernel carried on from o2go's
+// count); on two of them o2go tunefs then turns refcount off, unsharing
+// what the kernel reflinked, xattr values in clusters among it.
 func TestTunefsEveryOperationWorksWithKernel(t *testing.T) {
 	kernelvm.Require(t)
 	realtools.Require(t)
@@ -334,17 +354,21 @@ func TestTunefsEveryOperationWorksWithKernel(t *testing.T) {
 		{name: "backup-super", o: TunefsOptions{Features: "backup-super"}},
 		{name: "noextended-slotmap", o: TunefsOptions{Features: "noextended-slotmap"}},
 		{name: "extended-slotmap", o: TunefsOptions{Features: "extended-slotmap"}},
+		{name: "nodiscontig-bg, interrupted after the flag", o: TunefsOptions{Features: "nodiscontig-bg"}, stop: "discontig-bg-off"},
 		{name: "nodiscontig-bg", o: TunefsOptions{Features: "nodiscontig-bg"}},
 		{name: "discontig-bg", o: TunefsOptions{Features: "discontig-bg"}},
 		{name: "noappend-dio", o: TunefsOptions{Features: "noappend-dio"}},
 		{name: "append-dio", o: TunefsOptions{Features: "append-dio"}},
 		{name: "refcount", o: TunefsOptions{Features: "refcount"}},
 		{name: "norefcount", o: TunefsOptions{Features: "norefcount"}},
-		{name: "refcount again", o: TunefsOptions{Features: "refcount"}, after: addReflink},
-		{name: "metaecc", o: TunefsOptions{Features: "metaecc"}},
+		{name: "refcount again", o: TunefsOptions{Features: "refcount"}, after: reflinkAs("clone")},
+		{name: "norefcount with shared files", o: TunefsOptions{Features: "norefcount"}},
+		{name: "refcount once more", o: TunefsOptions{Features: "refcount"}, after: reflinkAs("clone-again")},
+		{name: "metaecc", o: TunefsOptions{Features: "metaecc"}, unshare: true},
 		{name: "nometaecc", o: TunefsOptions{Features: "nometaecc"}},
 		{name: "noinline-data", o: TunefsOptions{Features: "noinline-data"}},
 		{name: "inline-data", o: TunefsOptions{Features: "inline-data"}, after: addInlineFile},
+		{name: "usrquota,grpquota", o: TunefsOptions{Features: "usrquota,grpquota"}, unshare: true, quota: true},
 		{name: "--cloned-volume", o: TunefsOptions{ClonedVolume: true}},
 		{name: "-M cluster", o: TunefsOptions{Features: "nolocal"}},
 		{name: "--cluster-stack=o2cb --cluster-name=web", o: TunefsOptions{SetClusterStack: true, ClusterStack: ClusterStack{Stack: "o2cb", Name: "web"}}},
@@ -352,7 +376,7 @@ func TestTunefsEveryOperationWorksWithKernel(t *testing.T) {
 		{name: "--cluster-stack=pcmk", o: TunefsOptions{SetClusterStack: true, ClusterStack: ClusterStack{Stack: "pcmk", Name: "pc"}}, opts: "cluster_stack=pcmk"},
 		{name: "--update-cluster-stack", o: TunefsOptions{UpdateClusterStack: true, RunningStack: &ClusterStack{Stack: "o2cb", Name: "prod"}}},
 		{name: "--cluster-stack=default", o: TunefsOptions{SetClusterStack: true, ClusterStack: ClusterStack{}}},
-		{name: "-M local", o: TunefsOptions{Features: "local"}},
+		{name: "-M local", o: TunefsOptions{Features: "local"}, quota: true},
 	}
 	type snap struct {
 		step  tunefsStep
@@ -364,7 +388,15 @@ func TestTunefsEveryOperationWorksWithKernel(t *testing.T) {
 	var snaps []snap
 	for _, st := range steps {
 		before := superWith(t, img)
-		tunefsO2go(t, img, st.o)
+		if st.stop != "" {
+			o := st.o
+			o.interrupt = stopAt(st.stop, 1)
+			if out, err := tunefsO2goErr(img, o); !errors.Is(err, errTunefsStop) {
+				t.Fatalf("%s: the interrupted operation returned %v\n%s", st.name, err, out)
+			}
+		} else {
+			tunefsO2go(t, img, st.o)
+		}
 		requireClean(t, img, st.name)
 		requireStepDone(t, img, st, before)
 		s := snap{step: st, img: copyImage(t, img), want: fileSums(t, img)}
@@ -397,6 +429,7 @@ func TestTunefsEveryOperationWorksWithKernel(t *testing.T) {
 	}
 	disk := buildGPTDisk(t, filepath.Join(t.TempDir(), "disk.img"), images)
 	share := t.TempDir()
+	buildOCFS2Reflink(t, share)
 	res, err := kernelvm.Run(context.Background(), kernelvm.Options{
 		Image: disk.path, NoMount: true, Share: share, Timeout: 15 * time.Minute,
 		Env: map[string]string{"PARTS": strings.Join(parts, " ")},
@@ -432,6 +465,7 @@ func TestTunefsEveryOperationWorksWithKernel(t *testing.T) {
 			t.Errorf("after %s: the kernel failed: %s", snaps[n-1].step.name, l)
 		}
 	}
+	sharedValues := 0
 	for i, s := range snaps {
 		n := i + 1
 		if bad[n] {
@@ -455,6 +489,70 @@ func TestTunefsEveryOperationWorksWithKernel(t *testing.T) {
 			continue
 		}
 		compareSums(t, "after "+name+": o2go read what the kernel wrote", sha256Lines(t, after), fileSums(t, back))
+		if s.step.quota {
+			checkQuotaUsage(t, back)
+		}
+		if s.step.unshare {
+			sharedValues += unshareKernelReflinks(t, back, name)
+		}
+	}
+	if sharedValues == 0 {
+		t.Error("no snapshot had an xattr value the kernel's reflink shared: xattr unsharing went untested")
+	}
+}
+
+// ocfs2ReflinkSource is a guest tool: OCFS2_IOC_REFLINK (ocfs2_ioctl.h:
+// _IOW('o', 4, struct reflink_arguments {u64 old_path, new_path,
+// preserve})) of SRC to DST. The kernel then shares the xattr values
+// stored in clusters too, which FICLONE does not. preserve is 0: with it,
+// the kernel (6.1) gives the copy the source's owner but leaves its quota
+// charge on the caller, so the quota files no longer match the inodes.
+const ocfs2ReflinkSource = `package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+	"unsafe"
+)
+
+func main() {
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: ocfs2-reflink SRC DST")
+		os.Exit(2)
+	}
+	src, err := os.Open(os.Args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	oldPath, _ := syscall.BytePtrFromString(os.Args[1])
+	newPath, _ := syscall.BytePtrFromString(os.Args[2])
+	args := [3]uint64{uint64(uintptr(unsafe.Pointer(oldPath))), uint64(uintptr(unsafe.Pointer(newPath))), 0}
+	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, src.Fd(), 0x40186f04, uintptr(unsafe.Pointer(&args)))
+	runtime.KeepAlive(oldPath)
+	runtime.KeepAlive(newPath)
+	if errno != 0 {
+		fmt.Fprintln(os.Stderr, "OCFS2_IOC_REFLINK:", errno)
+		os.Exit(1)
+	}
+}
+`
+
+// buildOCFS2Reflink compiles ocfs2ReflinkSource as a static binary
+// dir/ocfs2-reflink, for the kernel VM to run.
+func buildOCFS2Reflink(t *testing.T, dir string) {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "main.go")
+	if err := os.WriteFile(src, []byte(ocfs2ReflinkSource), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "ocfs2-reflink"), src)
+	cmd.Dir = filepath.Dir(src)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GO111MODULE=off", "GOTOOLCHAIN=local")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building ocfs2-reflink: %v\n%s", err, out)
 	}
 }
 
@@ -570,8 +668,13 @@ func setKernelXattr(t *testing.T, img string) {
 	}
 }
 
-// addReflink shares big's clusters with a new file once refcount is on.
-func addReflink(t *testing.T, img string) {
+// reflinkAs returns a step that shares big's clusters with a new file
+// called name, once refcount is on.
+func reflinkAs(name string) func(t *testing.T, img string) {
+	return func(t *testing.T, img string) { addReflink(t, img, name) }
+}
+
+func addReflink(t *testing.T, img, name string) {
 	t.Helper()
 	m, err := Mount(img, DefaultMountOptions())
 	if err != nil {
@@ -586,7 +689,7 @@ func addReflink(t *testing.T, img string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clone, err := m.FS.Create(m.SB.RootBlkno, "clone", inode.NewNode{Mode: unix.S_IFREG | 0o644}, inode.Caller{})
+	clone, err := m.FS.Create(m.SB.RootBlkno, name, inode.NewNode{Mode: unix.S_IFREG | 0o644}, inode.Caller{})
 	if err != nil {
 		t.Fatal(err)
 	}

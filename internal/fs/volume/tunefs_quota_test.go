@@ -193,10 +193,13 @@ func sameQuotaFile(a, b []byte, global bool, bs int) bool {
 // several users and groups, for several geometries. o2go's volume must
 // pass fsck.ocfs2 -fn and keep its tree; its quota files must be the ones
 // tunefs.ocfs2 writes, byte for byte as debugfs.ocfs2 reads them (ids
-// that share a chain of libocfs2's quota hash included); the usage they hold
-// must be what every inode uses, and what fsck.ocfs2 -fy counts when it
-// rebuilds them; and the two images must match block for
-// block but for inode times and the global files' unspecified bytes.
+// that share a chain of libocfs2's quota hash included); the usage they
+// hold must be what every inode uses, and what fsck.ocfs2 -fy counts when
+// it rebuilds them (fsck.ocfs2 -n checks the files' structure only, not
+// the usage in them); and the two images must match block for block but
+// for inode times, the global files' unspecified bytes and the system
+// directory's free-space bookkeeping tunefs.ocfs2 leaves stale
+// (skipSysdirFreeSpace).
 func TestTunefsQuotaOnMatchesTunefsOcfs2(t *testing.T) {
 	realtools.Require(t)
 	fastFsck(t)
@@ -328,4 +331,47 @@ func skipQuotaHeaders(t *testing.T, img string, diffs map[uint64][]int) map[uint
 		delete(diffs, blk)
 	}
 	return diffs
+}
+
+// TestTunefsQuotaManyIDsMatchTunefsOcfs2: with more ids than libocfs2's
+// quota hash starts with chains (8192), the hash grows while usage is
+// counted, which reorders the ids it writes; o2go's quota files must
+// still be tunefs.ocfs2's, byte for byte, and hold every id's usage.
+func TestTunefsQuotaManyIDsMatchTunefsOcfs2(t *testing.T) {
+	realtools.Require(t)
+	fastFsck(t)
+	base, _ := twin(t, 400<<20, "-b", "4096", "-C", "4096", "-N", "1", "--fs-features=local")
+	m, err := Mount(base, DefaultMountOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ids = 8192 + 500
+	d, err := m.FS.Create(m.SB.RootBlkno, "many", inode.NewNode{Mode: syscall.S_IFDIR | 0o755}, inode.Caller{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < ids; i++ {
+		// Ids spread over the hash, some sharing chains.
+		who := inode.Caller{UID: uint32(i*7919) % 100000, GID: uint32(i)}
+		if _, err := m.FS.Create(d, fmt.Sprintf("f%d", i), inode.NewNode{Mode: syscall.S_IFREG | 0o644}, who); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	mine, real := copyImage(t, base), copyImage(t, base)
+	tunefsO2go(t, mine, TunefsOptions{Features: "usrquota,grpquota"})
+	requireClean(t, mine, "usrquota,grpquota")
+	tunefsReal(t, real, "--fs-features=usrquota,grpquota")
+	for typ, p := range []string{"//aquota.user", "//aquota.group"} {
+		a, b := catFile(t, mine, p), catFile(t, real, p)
+		if !sameQuotaFile(a, b, true, 4096) {
+			t.Errorf("%s differs from tunefs.ocfs2's (%d and %d bytes)", p, len(a), len(b))
+		}
+		got := globalQuotaUsage(t, a, 4096)
+		if exp := expectedQuotaUsage(t, mine, typ); len(got) < ids/2 || !maps.Equal(got, exp) {
+			t.Errorf("%s holds %d ids, the inodes use %d", p, len(got), len(exp))
+		}
+	}
 }

@@ -247,3 +247,67 @@ func bitmapUsed(t *testing.T, img string) uint32 {
 	}
 	return u.Used
 }
+
+// sharedXattrValues counts the xattr value trees on img that map shared
+// (REFCOUNTED) extents.
+func sharedXattrValues(t *testing.T, img string) int {
+	t.Helper()
+	tv := openTunefsVol(t, img)
+	defer tv.Close()
+	n := 0
+	none := func() error { return nil }
+	err := tv.forEachInode("", func(d *ondisk.Dinode) error {
+		if d.DynFeatures&ondisk.DynInlineXattr != 0 {
+			raw, err := tv.readBlock(d.Blkno)
+			if err != nil {
+				return err
+			}
+			area, err := ondisk.InodeInlineXattrArea(raw, d.XattrInlineSize)
+			if err != nil {
+				return err
+			}
+			vt, err := tv.sharedValueTrees(area, "inline", none)
+			if err != nil {
+				return err
+			}
+			n += len(vt)
+		}
+		if d.DynFeatures&ondisk.DynHasXattr != 0 && d.XattrLoc != 0 {
+			vt, err := tv.sharedXattrBlockTrees(d.XattrLoc)
+			if err != nil {
+				return err
+			}
+			n += len(vt)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// unshareKernelReflinks turns refcount off on img, a volume the kernel
+// wrote reflinks to: the result must pass fsck.ocfs2 -fn, keep every file,
+// xattr and symlink, and share nothing. It returns the xattr value trees
+// that were shared before.
+func unshareKernelReflinks(t *testing.T, img, name string) int {
+	t.Helper()
+	shared := sharedXattrValues(t, img)
+	want := readTree(t, img)
+	if out, err := tunefsO2goErr(img, TunefsOptions{Features: "norefcount"}); err != nil {
+		t.Errorf("after %s and the kernel's writes: norefcount: %v\n%s", name, err, out)
+		return shared
+	}
+	requireCleanNoFatal(t, img, name+", the kernel's writes and norefcount")
+	if d := diffTrees(want, readTree(t, img)); d != "" {
+		t.Errorf("after %s and the kernel's writes: norefcount changed the tree:\n%s", name, d)
+	}
+	if left := sharingLeft(t, img); left != "" {
+		t.Errorf("after %s and the kernel's writes: norefcount left sharing: %s", name, left)
+	}
+	if n := sharedXattrValues(t, img); n > 0 {
+		t.Errorf("after %s and the kernel's writes: norefcount left %d xattr values shared", name, n)
+	}
+	return shared
+}
