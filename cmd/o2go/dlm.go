@@ -40,7 +40,10 @@ registrar (the recovery master: the lowest live node); the dead nodes whose
 locks wait for the file system's recovery; and, during a reconfiguration,
 its epoch, dead nodes and target members, and each participant's progress
 as this node sees it: FROZEN (its old traffic may still come), MARKED (it
-is in), DONE (its transfers are in).
+is in), DONE (its transfers are in). The last line counts this node's DLM
+messages: not acknowledged yet by their peers, sent again after a
+connection came back (a broken one loses what is in flight), and received
+twice or past a lost one (dropped; they come again in order).
 
 EXIT STATUS
   0  the agent answered

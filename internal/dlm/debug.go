@@ -33,6 +33,10 @@ type DomainState struct {
 	Misrouted  uint64         `json:"misdirected_requests"`
 	Deferred   int            `json:"deferred_requests"`
 	HeldFrames int            `json:"held_messages"`
+	// Streams is this node's (all domains): messages sent again after a
+	// connection came back, dropped as duplicates or past a gap, and not
+	// acknowledged yet by their peers.
+	Streams StreamStats `json:"streams"`
 }
 
 // RecoveryState is the reconfiguration under way, as this node sees it.
@@ -63,6 +67,7 @@ func (n *Node) State() []DomainState {
 			Migrated: [2]uint64{d.stats.MigratedOut, d.stats.MigratedIn}, Rebuilt: d.stats.Rebuilt,
 			Reconfigs: d.stats.Reconfigs, Misrouted: d.stats.Misdirected,
 			Deferred: len(d.deferredLocal) + len(d.deferredReq),
+			Streams:  n.Streams(),
 		}
 		for k, q := range n.held {
 			if k.key == d.key {
@@ -327,6 +332,9 @@ func FormatState(s DomainState) string {
 	}
 	fmt.Fprintf(&b, "Deadlocks: %d  Migrated out/in: %d/%d  Rebuilt: %d  Reconfigurations: %d  Misdirected: %d\n",
 		s.Deadlocks, s.Migrated[0], s.Migrated[1], s.Rebuilt, s.Reconfigs, s.Misrouted)
+	st := s.Streams
+	fmt.Fprintf(&b, "Messages (this node): unacknowledged %d  sent again %d  dropped: duplicates %d, past a gap %d, stale %d\n",
+		st.Unacked, st.Resent, st.Duplicates, st.Gaps, st.Stale)
 	return b.String()
 }
 
