@@ -21,7 +21,11 @@
 // master; the grant rules are on master. A conversion that would wait for
 // ever behind another (each excludes what the other wants) is refused with
 // StatusDeadlock and reported (EventDeadlock) — deterministically the later
-// one. NoQueue refuses with StatusBusy what cannot be granted at once.
+// one. NoQueue refuses with StatusBusy what cannot be granted at once. A
+// holder that asks a sideways conversion (PR<->CW) must rely, from the
+// moment it asks, only on what both modes allow: the master may grant the
+// new mode, and others what the old one excluded, before the completion
+// reaches the holder.
 // Cancel ends a pending request or conversion (StatusCancelled); a deadline
 // (SetDeadline) ends it with StatusTimedOut. A lock blocking the next
 // request gets a BAST with the mode wanted.
