@@ -110,16 +110,35 @@ func (m *Mounted) ForgetUnowned() {
 
 // forget runs drop under the metadata lock (no operation holds a cached
 // block meanwhile); drop returns how many of the blocks it was to drop
-// the journal still pins, which is an error.
+// the journal still pins. A block can be pinned again between the
+// caller's write-back and drop: a recovery of a dead node changes the
+// allocators it frees into (the global bitmap...) under the volume lock
+// alone, without their inode locks, while one of those locks goes down
+// here. Such blocks are written home once more, and dropped then; they
+// stay right meanwhile because every other node reads them only under the
+// volume lock, which the recovery holds exclusive and writes home before
+// it lets go. A block still pinned after that is an error.
 func (m *Mounted) forget(what string, drop func() (kept int)) error {
 	w := m.FS.W
-	w.Meta.Lock()
-	defer w.Meta.Unlock()
-	if kept := drop(); kept > 0 {
-		return fmt.Errorf("%s: %d %s are still pinned by the journal: another node's changes to them would be missed", m.Path, kept, what)
+	for attempt := 0; ; attempt++ {
+		w.Meta.Lock()
+		kept := drop()
+		w.Meta.Unlock()
+		if kept == 0 {
+			return nil
+		}
+		if attempt == forgetAttempts {
+			return fmt.Errorf("%s: %d %s are still pinned by the journal: another node's changes to them would be missed", m.Path, kept, what)
+		}
+		if err := m.WriteBack(); err != nil {
+			return err
+		}
 	}
-	return nil
 }
+
+// forgetAttempts bounds forget's write-backs: a recovery pins a few
+// blocks once, nothing pins them again and again.
+const forgetAttempts = 3
 
 // SlotRecovery says what RecoverSlot did.
 type SlotRecovery struct {
