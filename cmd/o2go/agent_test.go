@@ -711,6 +711,11 @@ wait:
 	if !strings.Contains(intruder.logText(), "authentication failed") {
 		t.Errorf("the intruder does not log why it is refused:\n%s", intruder.logText())
 	}
+	// The operator's check names the node and what to do.
+	out, err := runCLI("cluster", "--config", pc.conf, "--sysconfig", pc.sysconf, "doctor", "--node", pc.names[0], "--socket", pc.agents[0].socket)
+	if err == nil || !strings.Contains(out, "[FAIL] same secret: node "+pc.names[2]) || !strings.Contains(out, "-> copy this node's") {
+		t.Errorf("doctor on node 0 does not point at node 2's secret: %v\n%s", err, out)
+	}
 }
 
 // netnsCluster puts each agent in its own network namespace, on a bridge;
