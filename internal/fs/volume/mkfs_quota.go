@@ -87,12 +87,21 @@ func quotaRecsPerBlock(bs int) int {
 }
 
 // quotaUsage is one id's usage: its inodes and the bytes of their
-// clusters. Limits and grace times stay 0, as libocfs2 writes new ids.
+// clusters. base, when not nil, is the id's record in the file being
+// replaced, whose limits and grace times the new record keeps; otherwise
+// they are 0, as libocfs2 writes new ids.
 type quotaUsage struct {
 	id     uint32
 	inodes uint64
 	space  uint64
+	base   []byte
 }
+
+// quotaInfo is a global quota file's grace times and sync interval.
+type quotaInfo struct{ bgrace, igrace, syncms uint32 }
+
+// defaultQuotaInfo is what libocfs2 gives a new global file.
+var defaultQuotaInfo = quotaInfo{quotaGrace, quotaGrace, quotaSyncMS}
 
 // globalQuotaFile is the content of a global quota file being built, block
 // by logical block, with libocfs2's tree writer (ocfs2_write_dquot over
@@ -103,14 +112,15 @@ type quotaUsage struct {
 // are left for the writer to seal.
 type globalQuotaFile struct {
 	typ, bs   int
+	info      quotaInfo
 	blocks    [][]byte
 	freeEntry uint32
 }
 
 // newGlobalQuotaFile is a global file as ocfs2_init_global_quota_file
-// leaves it: the header block and an empty tree root.
-func newGlobalQuotaFile(typ, bs int) *globalQuotaFile {
-	g := &globalQuotaFile{typ: typ, bs: bs, blocks: [][]byte{make([]byte, bs), make([]byte, bs)}}
+// leaves it: the header block with info and an empty tree root.
+func newGlobalQuotaFile(typ, bs int, info quotaInfo) *globalQuotaFile {
+	g := &globalQuotaFile{typ: typ, bs: bs, info: info, blocks: [][]byte{make([]byte, bs), make([]byte, bs)}}
 	g.writeInfo()
 	return g
 }
@@ -153,10 +163,21 @@ func (g *globalQuotaFile) add(u quotaUsage) error {
 	le.PutUint16(blk[8:], uint16(entries+1))
 	le.PutUint32(ref, data)
 	// Records fill a data block in order: none is ever removed here.
-	rec := blk[quotaDataHdrSize+entries*quotaDqblkSize:]
+	rec := blk[quotaDataHdrSize+entries*quotaDqblkSize:][:quotaDqblkSize]
+	copy(rec, u.base)
 	le.PutUint32(rec[0x00:], u.id)
+	le.PutUint32(rec[0x04:], 0) // dqb_use_count: no node holds it
 	le.PutUint64(rec[0x18:], u.inodes)
 	le.PutUint64(rec[0x30:], u.space)
+	clear(rec[0x48:]) // pad
+	// A grace time runs only while usage is over the soft limit
+	// (write_release_quota_hash).
+	if soft := le.Uint64(rec[0x10:]); soft == 0 || u.inodes < soft {
+		le.PutUint64(rec[0x40:], 0)
+	}
+	if soft := le.Uint64(rec[0x28:]); soft == 0 || u.space < soft {
+		le.PutUint64(rec[0x38:], 0)
+	}
 	g.writeInfo()
 	return nil
 }
@@ -168,9 +189,9 @@ func (g *globalQuotaFile) writeInfo() {
 	b := g.blocks[0]
 	le.PutUint32(b[0:], quotaGlobalMagic[g.typ])
 	info := b[quotaInfoOff:]
-	le.PutUint32(info[0:], quotaGrace)
-	le.PutUint32(info[4:], quotaGrace)
-	le.PutUint32(info[8:], quotaSyncMS)
+	le.PutUint32(info[0:], g.info.bgrace)
+	le.PutUint32(info[4:], g.info.igrace)
+	le.PutUint32(info[8:], g.info.syncms)
 	le.PutUint32(info[12:], uint32(len(g.blocks)))
 	le.PutUint32(info[16:], 0)
 	le.PutUint32(info[20:], g.freeEntry)
@@ -232,7 +253,7 @@ func (b *mkfsBuilder) quotaFiles() error {
 		if p.features.RoCompat&ty.feature == 0 {
 			continue
 		}
-		g := &quotaFile{d: b.file(ty.global, 0), g: newGlobalQuotaFile(t, bs)}
+		g := &quotaFile{d: b.file(ty.global, 0), g: newGlobalQuotaFile(t, bs, defaultQuotaInfo)}
 		if err := b.extend(g.d, initClusters, true); err != nil {
 			return refuse("quota file %s: %v", sysInfo(ty.global).Name, err)
 		}

@@ -13,7 +13,8 @@ import (
 // cluster too, and leaves converted directories of an indexed-dirs volume
 // without an index (fsck.ocfs2 then reports DX_TREE_MISSING); o2go gives
 // empty files no cluster, as the kernel does, and indexes the directories.
-// Quota usage is not updated (fsck.ocfs2 recomputes it).
+// On a quota volume the usage is counted anew afterwards
+// (refreshQuotaUsage).
 
 func (t *tunefsVol) disableInlineData() error {
 	if t.already("inline-data", false) {

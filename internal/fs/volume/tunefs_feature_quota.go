@@ -1,7 +1,9 @@
 package volume
 
 import (
+	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 
 	"o2go/internal/fs/alloc"
@@ -41,6 +43,11 @@ import (
 // Off: the quota system files of the type (aquota.user and
 // aquota.user:NNNN, or the group ones) are truncated, unlinked from the
 // system directory and freed; then the flag.
+//
+// Feature changes that grow or shrink files (sparse, noinline-data,
+// metaecc and indexed-dirs through directory trailers) end, on a quota
+// volume, with the usage counted anew into rebuilt quota files that keep
+// every id's limits (refreshQuotaUsage, what fsck.ocfs2 -fy does).
 
 func (t *tunefsVol) enableUsrQuota() error  { return t.enableQuota(0) }
 func (t *tunefsVol) enableGrpQuota() error  { return t.enableQuota(1) }
@@ -88,25 +95,63 @@ func (t *tunefsVol) enableQuota(typ int) error {
 	}
 
 	t.verbosef("Initializing global %s quota file\n", qt.word)
-	global, err := t.systemInode(qt.global, -1)
+	g, err := t.resetGlobalQuotaFile(typ)
 	if err != nil {
 		return err
 	}
-	g := global.Clone()
-	if err := t.resizeFile(g, 0); err != nil {
-		return err
-	}
-	if err := t.growQuotaFile(g, quotaInitBlocks); err != nil {
-		return err
-	}
-	if err := t.writeInode(g); err != nil {
-		return err
-	}
-
 	t.verbosef("Initializing local %s quota files\n", qt.word)
-	info := ondisk.SystemFiles[qt.local]
+	if err := t.resetLocalQuotaFiles(typ); err != nil {
+		return err
+	}
+	t.verbosef("Computing %s quota usage\n", qt.word)
+	usage, seen, err := t.countQuotaUsage(typ)
+	if err != nil {
+		return err
+	}
+	t.verbosef("Write %s quotas to file\n", qt.word)
+	file := newGlobalQuotaFile(typ, t.bs(), defaultQuotaInfo)
+	for _, id := range quotaHashOrder(seen) {
+		if err := file.add(*usage[id]); err != nil {
+			return t.Cache.Annotate(fmt.Errorf("%s quota file: %w", qt.word, err), g.Blkno)
+		}
+	}
+	if err := t.writeGlobalQuotaFile(g, file); err != nil {
+		return err
+	}
+	if err := t.r.interrupt("quota-before-super"); err != nil {
+		return err
+	}
+	t.setFeature(qt.feature, true)
+	return t.writeSuper()
+}
+
+// resetGlobalQuotaFile truncates the global quota file of typ to nothing
+// and gives it the clusters of its first blocks
+// (ocfs2_init_global_quota_file), returning the caller's copy of its
+// inode.
+func (t *tunefsVol) resetGlobalQuotaFile(typ int) (*ondisk.Dinode, error) {
+	g0, err := t.systemInode(quotaTypes[typ].global, -1)
+	if err != nil {
+		return nil, err
+	}
+	g := g0.Clone()
+	if err := t.resizeFile(g, 0); err != nil {
+		return nil, err
+	}
+	g.Size = 0
+	if err := t.growQuotaFile(g, quotaInitBlocks); err != nil {
+		return nil, err
+	}
+	return g, t.writeInode(g)
+}
+
+// resetLocalQuotaFiles truncates every slot's local quota file of typ and
+// formats it anew (ocfs2_init_local_quota_files).
+func (t *tunefsVol) resetLocalQuotaFiles(typ int) error {
+	kind := quotaTypes[typ].local
+	info := ondisk.SystemFiles[kind]
 	for slot := 0; slot < int(t.SB.MaxSlots); slot++ {
-		d0, err := t.systemInode(qt.local, slot)
+		d0, err := t.systemInode(kind, slot)
 		if err != nil {
 			return err
 		}
@@ -115,23 +160,15 @@ func (t *tunefsVol) enableQuota(typ int) error {
 			return err
 		}
 		if err := t.initLocalQuotaFile(d, info); err != nil {
-			return fmt.Errorf("%s: %w", mustName(qt.local, slot), err)
+			return fmt.Errorf("%s: %w", mustName(kind, slot), err)
 		}
 	}
+	return nil
+}
 
-	t.verbosef("Computing %s quota usage\n", qt.word)
-	usage, err := t.quotaUsage(typ)
-	if err != nil {
-		return err
-	}
-
-	t.verbosef("Write %s quotas to file\n", qt.word)
-	file := newGlobalQuotaFile(typ, t.bs())
-	for _, u := range usage {
-		if err := file.add(u); err != nil {
-			return t.Cache.Annotate(fmt.Errorf("%s: %w", quotaTypes[typ].word, err), g.Blkno)
-		}
-	}
+// writeGlobalQuotaFile grows global quota file g (the caller's copy) to
+// file's blocks, writes them with their checks, then the inode, and syncs.
+func (t *tunefsVol) writeGlobalQuotaFile(g *ondisk.Dinode, file *globalQuotaFile) error {
 	if err := t.growQuotaFile(g, len(file.blocks)); err != nil {
 		return err
 	}
@@ -145,14 +182,7 @@ func (t *tunefsVol) enableQuota(typ int) error {
 	if err := t.writeInode(g); err != nil {
 		return err
 	}
-	if err := t.Dev.Sync(); err != nil {
-		return err
-	}
-	if err := t.r.interrupt("quota-before-super"); err != nil {
-		return err
-	}
-	t.setFeature(qt.feature, true)
-	return t.writeSuper()
+	return t.Dev.Sync()
 }
 
 // addQuotaSystemFiles makes the global and the local quota files of typ
@@ -226,11 +256,11 @@ func (t *tunefsVol) growQuotaFile(d *ondisk.Dinode, blocks int) error {
 	return nil
 }
 
-// quotaUsage counts the usage of every id of quota type typ (0 user, 1
-// group) over every live inode that is not a system file (the root
-// directory counts), in the order libocfs2 writes them
-// (ocfs2_compute_quota_usage).
-func (t *tunefsVol) quotaUsage(typ int) ([]quotaUsage, error) {
+// countQuotaUsage counts the usage of every id of quota type typ (0 user,
+// 1 group) over every live inode that is not a system file (the root
+// directory counts), as ocfs2_compute_quota_usage does, and lists the ids
+// in the order the inode scan first met them.
+func (t *tunefsVol) countQuotaUsage(typ int) (map[uint32]*quotaUsage, []uint32, error) {
 	byID := map[uint32]*quotaUsage{}
 	var seen []uint32
 	cs := uint64(t.cs())
@@ -252,14 +282,171 @@ func (t *tunefsVol) quotaUsage(typ int) ([]quotaUsage, error) {
 		u.space += uint64(d.Clusters) * cs
 		return nil
 	})
+	return byID, seen, err
+}
+
+// refreshQuotaUsage recounts the usage of every quota type the volume
+// has, after feature changes that change how many clusters files hold,
+// and rebuilds its files as fsck.ocfs2 -fy does (pass 5,
+// recreate_quota_files): the global file's info and each id's limits and
+// grace times kept, its usage counted anew, the ids the file held first
+// (in the order its tree gives them) then the new ones; the global file
+// truncated and written again, then every local file formatted anew.
+//
+// tunefs.ocfs2 instead updates the records of the files it changed in
+// place, for noinline-data and nosparse only: its metaecc, indexed-dirs
+// and sparse leave the usage of the directories and files they grow or
+// shrink stale.
+func (t *tunefsVol) refreshQuotaUsage() error {
+	if err := t.r.interrupt("quota-refresh"); err != nil {
+		return err
+	}
+	for typ, qt := range quotaTypes {
+		if on, _ := t.feature(qt.feature); !on {
+			continue
+		}
+		t.verbosef("Updating %s quota usage\n", qt.word)
+		g0, err := t.systemInode(qt.global, -1)
+		if err != nil {
+			return err
+		}
+		info, old, err := t.readGlobalQuota(typ, g0)
+		if err != nil {
+			return err
+		}
+		usage, seen, err := t.countQuotaUsage(typ)
+		if err != nil {
+			return err
+		}
+		var ids []uint32
+		base := map[uint32][]byte{}
+		for _, r := range old {
+			base[r.id] = r.base
+			ids = append(ids, r.id)
+		}
+		for _, id := range seen {
+			if base[id] == nil {
+				ids = append(ids, id)
+			}
+		}
+		file := newGlobalQuotaFile(typ, t.bs(), info)
+		for _, id := range quotaHashOrder(ids) {
+			u := quotaUsage{id: id, base: base[id]}
+			if c := usage[id]; c != nil {
+				u.inodes, u.space = c.inodes, c.space
+			}
+			if err := file.add(u); err != nil {
+				return t.Cache.Annotate(fmt.Errorf("%s quota file: %w", qt.word, err), g0.Blkno)
+			}
+		}
+		g, err := t.resetGlobalQuotaFile(typ)
+		if err != nil {
+			return err
+		}
+		if err := t.writeGlobalQuotaFile(g, file); err != nil {
+			return err
+		}
+		if err := t.resetLocalQuotaFiles(typ); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readGlobalQuota reads global quota file d of type typ: its info, and
+// every record its tree reaches in the order fsck.ocfs2 meets them (depth
+// first, each block's references in order; a block or an id met again is
+// skipped), each with its raw bytes as base. Damage (a bad magic, block
+// count, reference or check) is a corruption error: fsck.ocfs2 repairs it.
+func (t *tunefsVol) readGlobalQuota(typ int, d *ondisk.Dinode) (quotaInfo, []quotaUsage, error) {
+	le := binary.LittleEndian
+	bs := t.bs()
+	name := quotaTypes[typ].word + " quota file"
+	n := d.Size / uint64(bs)
+	if n < quotaInitBlocks || n > 1<<32-1 || n > uint64(d.Clusters)*t.bpc() {
+		return quotaInfo{}, nil, t.Cache.Annotate(&ondisk.CorruptError{Struct: name, Field: "i_size", Msg: fmt.Sprintf("%d bytes for %d clusters: run fsck.ocfs2", d.Size, d.Clusters)}, d.Blkno)
+	}
+	blocks := make([][]byte, n)
+	read := func(i uint32) ([]byte, error) {
+		if blocks[i] != nil {
+			return blocks[i], nil
+		}
+		blk, err := t.fileBlock(d, uint64(i))
+		if err != nil {
+			return nil, err
+		}
+		b, err := t.readBlock(blk)
+		if err != nil {
+			return nil, err
+		}
+		if t.SB.Features.Incompat&ondisk.IncompatMetaECC != 0 {
+			if _, err := ondisk.VerifyBlockCheck(b, bs-quotaReserved, name); err != nil {
+				return nil, t.Cache.Annotate(err, blk)
+			}
+		}
+		blocks[i] = b
+		return b, nil
+	}
+	corrupt := func(field, format string, args ...any) error {
+		return t.Cache.Annotate(&ondisk.CorruptError{Struct: name, Field: field, Msg: fmt.Sprintf(format, args...) + ": run fsck.ocfs2"}, d.Blkno)
+	}
+	hdr, err := read(0)
 	if err != nil {
-		return nil, err
+		return quotaInfo{}, nil, err
 	}
-	out := make([]quotaUsage, 0, len(seen))
-	for _, id := range quotaHashOrder(seen) {
-		out = append(out, *byID[id])
+	if m := le.Uint32(hdr); m != quotaGlobalMagic[typ] {
+		return quotaInfo{}, nil, corrupt("dqh_magic", "is %#x, want %#x", m, quotaGlobalMagic[typ])
 	}
-	return out, nil
+	inf := hdr[quotaInfoOff:]
+	info := quotaInfo{le.Uint32(inf[0:]), le.Uint32(inf[4:]), le.Uint32(inf[8:])}
+	if b := uint64(le.Uint32(inf[12:])); b != n {
+		return quotaInfo{}, nil, corrupt("dqi_blocks", "is %d, the file has %d blocks", b, n)
+	}
+	var out []quotaUsage
+	seenBlock := map[uint32]bool{}
+	seenID := map[uint32]bool{}
+	depth := quotaTreeDepth(bs)
+	var walk func(blk uint32, level int) error
+	walk = func(blk uint32, level int) error {
+		if blk < quotaTreeRootBlock || uint64(blk) >= n {
+			return corrupt("tree", "a reference to block %d of %d", blk, n)
+		}
+		if seenBlock[blk] {
+			return nil
+		}
+		seenBlock[blk] = true
+		b, err := read(blk)
+		if err != nil {
+			return err
+		}
+		if level == depth {
+			for i := 0; i < quotaRecsPerBlock(bs); i++ {
+				r := b[quotaDataHdrSize+i*quotaDqblkSize:][:quotaDqblkSize]
+				if !slices.ContainsFunc(r, func(c byte) bool { return c != 0 }) {
+					continue
+				}
+				id := le.Uint32(r)
+				if seenID[id] {
+					continue
+				}
+				seenID[id] = true
+				out = append(out, quotaUsage{id: id, base: slices.Clone(r)})
+			}
+			return nil
+		}
+		for i := 0; i < (bs-quotaReserved)/4; i++ {
+			if ref := le.Uint32(b[4*i:]); ref != 0 {
+				if err := walk(ref, level+1); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(quotaTreeRootBlock, 0); err != nil {
+		return quotaInfo{}, nil, err
+	}
+	return info, out, nil
 }
 
 func (t *tunefsVol) disableQuota(name, typ string) error {

@@ -23,9 +23,8 @@ import (
 //   - unwritten off: every unwritten extent is zeroed and marked written;
 //     then the flag.
 //
-// Quota usage is not updated for the clusters this adds or frees:
-// fsck.ocfs2 recomputes quota usage (o2go does not mount quota volumes
-// read-write).
+// On a quota volume the usage is counted anew after sparse on or off
+// (refreshQuotaUsage).
 
 // dataFile reports whether tunefs's sparse and unwritten changes concern d.
 func dataFile(d *ondisk.Dinode) bool {

@@ -40,7 +40,8 @@ import (
 //	                 every index freed (tunefs_feature_dx.go)
 //	usrquota         on: the quota files made, every id's usage counted into
 //	grpquota         them, then the flag; off: the quota files freed and
-//	                 unlinked (tunefs_feature_quota.go)
+//	                 unlinked; the changes above that grow or shrink files
+//	                 end with the usage counted anew (tunefs_feature_quota.go)
 //	refcount         on: the flag; off: every shared run copied for each file
 //	                 that shares it, the refcount trees freed, then the flag
 //	                 (tunefs_feature_refcount.go)
@@ -115,19 +116,52 @@ func (r *tunefsRun) planFeatures(list string) ([]tunefsOp, error) {
 			}
 		}
 	}
+	// Quota usage follows the files the changes grow or shrink: once one
+	// of those changes happened, the usage is counted anew at the end.
+	stale, recount := false, false
+	counted := func(f *tunefsFeature, on bool, run func(*tunefsVol) error) func(*tunefsVol) error {
+		if !slices.Contains(quotaChanges[on], f.name) {
+			return run
+		}
+		recount = true
+		return func(t *tunefsVol) error {
+			before, _ := t.feature(f.name)
+			err := run(t)
+			if now, _ := t.feature(f.name); err == nil && now != before {
+				stale = true
+			}
+			return err
+		}
+	}
 	for _, f := range offs {
-		f := f
 		r.verbosef("Disabling feature %q\n", f.name)
-		ops = append(ops, tunefsOp{name: "disable feature " + f.name, rw: true, alloc: f.alloc, run: f.disable})
+		ops = append(ops, tunefsOp{name: "disable feature " + f.name, rw: true, alloc: f.alloc, run: counted(f, false, f.disable)})
 	}
 	for _, f := range tunefsFeatures {
 		if f.set(on) {
-			f := f
 			r.verbosef("Enabling feature %q\n", f.name)
-			ops = append(ops, tunefsOp{name: "enable feature " + f.name, rw: true, alloc: f.alloc, run: f.enable})
+			ops = append(ops, tunefsOp{name: "enable feature " + f.name, rw: true, alloc: f.alloc, run: counted(f, true, f.enable)})
 		}
 	}
+	if recount {
+		ops = append(ops, tunefsOp{name: "update quota usage", rw: true, alloc: true, run: func(t *tunefsVol) error {
+			if !stale {
+				return nil
+			}
+			return t.refreshQuotaUsage()
+		}})
+	}
 	return ops, nil
+}
+
+// quotaChanges are the feature changes that grow or shrink files (their
+// i_clusters), by direction (true: turning on): sparse on frees clusters
+// past the files' sizes, off fills holes; noinline-data moves data into
+// clusters; metaecc and indexed-dirs may move directory entries into new
+// blocks to make room for trailers.
+var quotaChanges = map[bool][]string{
+	true:  {"sparse", "metaecc", "indexed-dirs"},
+	false: {"sparse", "inline-data"},
 }
 
 // parseFeatureChanges parses "name,noname,...": the features to turn on

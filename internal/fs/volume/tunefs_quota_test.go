@@ -3,8 +3,11 @@ package volume
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -64,10 +67,13 @@ func populateOwners(t *testing.T, img string) {
 	}
 }
 
+// idUsage is what a quota record says one id uses.
+type idUsage struct{ inodes, space uint64 }
+
 // globalQuotaUsage parses a global quota file's bytes (as debugfs.ocfs2
 // cat prints them) by walking its tree, and returns every record's usage
 // by id. It fails the test on a malformed file.
-func globalQuotaUsage(t *testing.T, file []byte, bs int) map[uint32]quotaUsage {
+func globalQuotaUsage(t *testing.T, file []byte, bs int) map[uint32]idUsage {
 	t.Helper()
 	le := binary.LittleEndian
 	if len(file)%bs != 0 || len(file) < 2*bs {
@@ -77,7 +83,7 @@ func globalQuotaUsage(t *testing.T, file []byte, bs int) map[uint32]quotaUsage {
 	if n := int(le.Uint32(file[quotaInfoOff+12:])); n != blocks {
 		t.Fatalf("dqi_blocks %d, the file has %d", n, blocks)
 	}
-	out := map[uint32]quotaUsage{}
+	out := map[uint32]idUsage{}
 	depth := quotaTreeDepth(bs)
 	var walk func(blk uint32, level int)
 	walk = func(blk uint32, level int) {
@@ -93,9 +99,9 @@ func globalQuotaUsage(t *testing.T, file []byte, bs int) map[uint32]quotaUsage {
 					continue
 				}
 				n--
-				u := quotaUsage{id: le.Uint32(r), inodes: le.Uint64(r[0x18:]), space: le.Uint64(r[0x30:])}
-				if _, dup := out[u.id]; !dup {
-					out[u.id] = u
+				id := le.Uint32(r)
+				if _, dup := out[id]; !dup {
+					out[id] = idUsage{inodes: le.Uint64(r[0x18:]), space: le.Uint64(r[0x30:])}
 				}
 			}
 			if n < 0 {
@@ -126,11 +132,11 @@ func catFile(t *testing.T, img, path string) []byte {
 // expectedQuotaUsage counts, with o2go's reader, what every id of quota
 // type typ uses: inodes that are not system files (the root counts), the
 // bytes of their clusters.
-func expectedQuotaUsage(t *testing.T, img string, typ int) map[uint32]quotaUsage {
+func expectedQuotaUsage(t *testing.T, img string, typ int) map[uint32]idUsage {
 	t.Helper()
 	tv := openTunefsVol(t, img)
 	defer tv.Close()
-	out := map[uint32]quotaUsage{}
+	out := map[uint32]idUsage{}
 	err := tv.forEachInode("", func(d *ondisk.Dinode) error {
 		if d.Flags&ondisk.InodeSystem != 0 && d.Blkno != tv.SB.RootBlkno {
 			return nil
@@ -140,7 +146,6 @@ func expectedQuotaUsage(t *testing.T, img string, typ int) map[uint32]quotaUsage
 			id = d.GID
 		}
 		u := out[id]
-		u.id = id
 		u.inodes++
 		u.space += uint64(d.Clusters) * uint64(tv.cs())
 		out[id] = u
@@ -153,7 +158,7 @@ func expectedQuotaUsage(t *testing.T, img string, typ int) map[uint32]quotaUsage
 }
 
 // usageString prints usage sorted by id.
-func usageString(m map[uint32]quotaUsage) string {
+func usageString(m map[uint32]idUsage) string {
 	var b strings.Builder
 	for _, id := range slices.Sorted(maps.Keys(m)) {
 		fmt.Fprintf(&b, " %d:%d/%d", id, m[id].inodes, m[id].space)
@@ -373,5 +378,152 @@ func TestTunefsQuotaManyIDsMatchTunefsOcfs2(t *testing.T) {
 		if exp := expectedQuotaUsage(t, mine, typ); len(got) < ids/2 || !maps.Equal(got, exp) {
 			t.Errorf("%s holds %d ids, the inodes use %d", p, len(got), len(exp))
 		}
+	}
+}
+
+// quotaRecordAt returns the offset of id's record in a global quota
+// file's bytes, or -1.
+func quotaRecordAt(file []byte, bs int, id uint32) int {
+	le := binary.LittleEndian
+	depth := quotaTreeDepth(bs)
+	blk := uint32(quotaTreeRootBlock)
+	for level := 0; level < depth; level++ {
+		off := int(blk)*bs + 4*quotaTreeIndex(bs, id, level)
+		if off+4 > len(file) {
+			return -1
+		}
+		if blk = le.Uint32(file[off:]); blk == 0 || int(blk+1)*bs > len(file) {
+			return -1
+		}
+	}
+	for i := 0; i < quotaRecsPerBlock(bs); i++ {
+		off := int(blk)*bs + quotaDataHdrSize + i*quotaDqblkSize
+		if r := file[off : off+quotaDqblkSize]; le.Uint32(r) == id && bytes.Count(r, []byte{0}) != len(r) {
+			return off
+		}
+	}
+	return -1
+}
+
+// setQuotaLimits writes limits and a block grace time into id's record of
+// img's global quota file of type typ, as setquota would.
+func setQuotaLimits(t *testing.T, img string, typ int, id uint32, limits [4]uint64, btime uint64) {
+	t.Helper()
+	path := []string{"//aquota.user", "//aquota.group"}[typ]
+	file := catFile(t, img, path)
+	tv := openTunefsVol(t, img)
+	bs := tv.bs()
+	d, err := tv.systemInode(quotaTypes[typ].global, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := quotaRecordAt(file, bs, id)
+	if off < 0 {
+		t.Fatalf("%s has no record for id %d", path, id)
+	}
+	blk, err := tv.fileBlock(d, uint64(off/bs))
+	ecc := tv.SB.Features.Incompat&ondisk.IncompatMetaECC != 0
+	tv.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	rec := file[off:]
+	le.PutUint64(rec[0x10:], limits[0]) // isoft
+	le.PutUint64(rec[0x08:], limits[1]) // ihard
+	le.PutUint64(rec[0x28:], limits[2]) // bsoft
+	le.PutUint64(rec[0x20:], limits[3]) // bhard
+	le.PutUint64(rec[0x38:], btime)
+	b := file[off/bs*bs:][:bs]
+	if ecc {
+		ondisk.SetBlockCheck(b, bs-quotaReserved)
+	}
+	f, err := os.OpenFile(img, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(b, int64(blk)*int64(bs)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// quotaLimits reads back id's limits and block grace time.
+func quotaLimits(t *testing.T, img string, typ int, id uint32) ([4]uint64, uint64) {
+	t.Helper()
+	file := catFile(t, img, []string{"//aquota.user", "//aquota.group"}[typ])
+	bs := superWith(t, img).Super.BlockSize()
+	off := quotaRecordAt(file, bs, id)
+	if off < 0 {
+		t.Fatalf("no record for id %d", id)
+	}
+	le := binary.LittleEndian
+	r := file[off:]
+	return [4]uint64{le.Uint64(r[0x10:]), le.Uint64(r[0x08:]), le.Uint64(r[0x28:]), le.Uint64(r[0x20:])}, le.Uint64(r[0x38:])
+}
+
+// TestTunefsQuotaUsageFollowsFeatureChanges: on a volume with quotas, the
+// feature changes that grow or shrink files (noinline-data, nosparse,
+// sparse, metaecc, indexed-dirs) leave quota files that hold what every id
+// uses and keep the limits and grace times set on ids; the usage changes
+// along the way. The recount is what fsck.ocfs2 -fy does: stopped before
+// it, the volume fsck.ocfs2 -fy repairs has the quota files o2go's recount
+// then writes on a copy, byte for byte.
+func TestTunefsQuotaUsageFollowsFeatureChanges(t *testing.T) {
+	realtools.Require(t)
+	fastFsck(t)
+	img, _ := twin(t, 600<<20, "-b", "2048", "-C", "4096", "-N", "2", "--fs-features=local")
+	populate(t, img)
+	populateOwners(t, img)
+	tunefsO2go(t, img, TunefsOptions{Features: "usrquota,grpquota"})
+	// uid 1000 over its block soft limit, with a grace time running; gid
+	// 100 under its limits.
+	userLimits, groupLimits := [4]uint64{1000, 2000, 4096, 1 << 30}, [4]uint64{0, 5000, 1 << 30, 0}
+	setQuotaLimits(t, img, 0, 1000, userLimits, 1800000000)
+	setQuotaLimits(t, img, 1, 100, groupLimits, 0)
+	requireClean(t, img, "setting limits")
+	want := readTree(t, img)
+	changed := false
+	for _, features := range []string{"noinline-data", "nosparse", "sparse,unwritten", "metaecc", "noindexed-dirs", "indexed-dirs"} {
+		recounts := features != "noindexed-dirs" // which changes no file's clusters
+		stale := copyImage(t, img)
+		before := expectedQuotaUsage(t, img, 0)
+		tunefsO2go(t, img, TunefsOptions{Features: features})
+		requireClean(t, img, features)
+		if d := diffTrees(want, readTree(t, img)); d != "" {
+			t.Fatalf("after %s the tree differs:\n%s", features, d)
+		}
+		checkQuotaUsage(t, img)
+		changed = changed || !maps.Equal(before, expectedQuotaUsage(t, img, 0))
+		if l, bt := quotaLimits(t, img, 0, 1000); l != userLimits || bt != 1800000000 {
+			t.Errorf("after %s uid 1000 has limits %v and grace time %d", features, l, bt)
+		}
+		if l, _ := quotaLimits(t, img, 1, 100); l != groupLimits {
+			t.Errorf("after %s gid 100 has limits %v", features, l)
+		}
+
+		if !recounts {
+			continue
+		}
+		o := TunefsOptions{Features: features, interrupt: stopAt("quota-refresh", 1)}
+		if _, err := tunefsO2goErr(stale, o); !errors.Is(err, errTunefsStop) {
+			t.Fatalf("%s stopped before the recount: %v", features, err)
+		}
+		repaired := copyImage(t, stale)
+		realtools.Fsck(t, repaired, "-fy")
+		r := &tunefsRun{path: stale, o: &TunefsOptions{Yes: true, HeartbeatWait: 300e6}, out: io.Discard, eout: io.Discard}
+		if err := r.runOp(tunefsOp{name: "recount", rw: true, alloc: true, run: (*tunefsVol).refreshQuotaUsage}); err != nil {
+			t.Fatal(err)
+		}
+		requireClean(t, stale, features+" and the recount")
+		bs := superWith(t, img).Super.BlockSize()
+		for _, p := range quotaPaths(2) {
+			if a, b := catFile(t, stale, p), catFile(t, repaired, p); !sameQuotaFile(a, b, !strings.Contains(p, ":"), bs) {
+				t.Errorf("after %s o2go's recount of %s differs from fsck.ocfs2 -fy's", features, p)
+			}
+		}
+	}
+	if !changed {
+		t.Error("no change moved any id's usage: the test checks nothing")
 	}
 }
