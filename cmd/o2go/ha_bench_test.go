@@ -25,8 +25,8 @@ const (
 	pacemakerDetect = 7 * time.Second
 )
 
-// TestBenchHAFailover: three agents with o2go's fast timing (dead time
-// 8 s), the echo group (service address, o2go volume, application) on the
+// TestBenchHAFailover: three agents with o2go's fast timing
+// (sim.FastTimeouts), the echo group (service address, o2go volume, application) on the
 // first; kill -9 of the owner's whole namespace; the time until the client
 // gets its data from the next node, next to the other managers' detection
 // plus the start time measured in the same run.
@@ -84,7 +84,7 @@ func TestBenchHAFailover(t *testing.T) {
 		t.Fatalf("no rg_online of %s in the history:\n%s", hc.names[1], out)
 	}
 	base := powerHADetect + start
-	testutil.BenchResult{Name: "HA: kill -9 of the owner to the service answering on the next node (o2go fast timing, dead time 8 s)",
+	testutil.BenchResult{Name: fmt.Sprintf("HA: kill -9 of the owner to the service answering on the next node (o2go fast timing, dead time %s)", tm.DeadTime()),
 		O2go: fmt.Sprintf("%.1f s (start %.1f s)", failover.Seconds(), start.Seconds()),
 		Baseline: fmt.Sprintf("PowerHA 20 s detection + start = %.1f s; Oracle CSS 30 s + start = %.1f s; Pacemaker ~7 s + fencing + start >= %.1f s",
 			base.Seconds(), (cssMisscount + start).Seconds(), (pacemakerDetect + start).Seconds()),
