@@ -231,9 +231,10 @@ func writeGPT(f *os.File, total int64, parts []gptPart) error {
 // sums again, and unmount. Failures go to $KERNELVM_SHARE/failed, a
 // marker per partition to the kernel log. The flags say what the volume
 // supports: x extended attributes, r reflinks; the kernel must refuse
-// what it lacks. With both, big gets an xattr stored in a cluster, and
-// OCFS2_IOC_REFLINK (ocfs2-reflink, which unlike FICLONE shares xattrs
-// too) makes kernel/xclone of it.
+// what it lacks. With u (both features on), big gets xattrs stored in
+// clusters (their roots inline and in an xattr block) and kernel/xmany
+// enough xattrs for buckets, one in clusters, and OCFS2_IOC_REFLINK
+// (ocfs2-reflink, which unlike FICLONE shares xattrs too) copies both.
 const tunefsPartsScript = `S=$KERNELVM_SHARE
 : >$S/failed
 write_tree() (
@@ -245,15 +246,23 @@ write_tree() (
 	echo appended >>big
 	rm dir/entry-with-a-long-name-0007
 	case $1 in
-	*x*) setfattr -n user.from -v kernel kernel/data
-		setfattr -n user.shared -v "$(printf '%0300d' 7)" big ;;
+	*x*) setfattr -n user.from -v kernel kernel/data ;;
 	*) if setfattr -n user.from -v kernel kernel/data 2>/dev/null; then echo "an xattr was set without the xattr feature"; exit 1; fi ;;
 	esac
 	case $1 in
-	*x*r*|*r*x*) cp --reflink=always big kernel/clone
-		"$S/ocfs2-reflink" big kernel/xclone ;;
 	*r*) cp --reflink=always big kernel/clone ;;
 	*) if cp --reflink=always big kernel/clone 2>/dev/null; then echo "a reflink was made without the refcount feature"; exit 1; fi ;;
+	esac
+	case $1 in
+	*u*) # xattr values in clusters, inline, in an xattr block and in
+		# buckets, shared by OCFS2_IOC_REFLINK
+		for i in 1 2 3 4 5; do setfattr -n user.shared$i -v "$(printf '%0300d' $i)" big; done
+		: >kernel/xmany
+		i=0
+		while [ $i -lt 150 ]; do setfattr -n user.attribute-number-$i -v "$(printf '%040d' $i)" kernel/xmany; i=$((i+1)); done
+		setfattr -n user.big -v "$(printf '%0500d' 9)" kernel/xmany
+		"$S/ocfs2-reflink" big kernel/xclone
+		"$S/ocfs2-reflink" kernel/xmany kernel/xmany-clone ;;
 	esac
 	fallocate -l 4M kernel/prealloc
 	sync
@@ -408,6 +417,12 @@ func TestTunefsEveryOperationWorksWithKernel(t *testing.T) {
 		if f.Incompat&ondisk.IncompatRefcountTree != 0 {
 			s.flags += "r"
 		}
+		if st.unshare {
+			if s.flags != "xr" {
+				t.Fatalf("%s: unsharing after the kernel needs xattrs and reflinks, the volume has %q", st.name, s.flags)
+			}
+			s.flags += "u"
+		}
 		snaps = append(snaps, s)
 		if st.after != nil {
 			st.after(t, img)
@@ -465,7 +480,7 @@ func TestTunefsEveryOperationWorksWithKernel(t *testing.T) {
 			t.Errorf("after %s: the kernel failed: %s", snaps[n-1].step.name, l)
 		}
 	}
-	sharedValues := 0
+	var sharedValues [3]int
 	for i, s := range snaps {
 		n := i + 1
 		if bad[n] {
@@ -493,11 +508,15 @@ func TestTunefsEveryOperationWorksWithKernel(t *testing.T) {
 			checkQuotaUsage(t, back)
 		}
 		if s.step.unshare {
-			sharedValues += unshareKernelReflinks(t, back, name)
+			for i, n := range unshareKernelReflinks(t, back, name) {
+				sharedValues[i] += n
+			}
 		}
 	}
-	if sharedValues == 0 {
-		t.Error("no snapshot had an xattr value the kernel's reflink shared: xattr unsharing went untested")
+	for i, where := range []string{"inline", "in an xattr block", "in a bucket"} {
+		if sharedValues[i] == 0 {
+			t.Errorf("no xattr value %s was shared by the kernel's reflinks: unsharing them went untested", where)
+		}
 	}
 }
 

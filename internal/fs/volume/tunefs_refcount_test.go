@@ -249,12 +249,13 @@ func bitmapUsed(t *testing.T, img string) uint32 {
 }
 
 // sharedXattrValues counts the xattr value trees on img that map shared
-// (REFCOUNTED) extents.
-func sharedXattrValues(t *testing.T, img string) int {
+// (REFCOUNTED) extents, by where their roots are: inline in the inode, in
+// an xattr block, in a bucket.
+func sharedXattrValues(t *testing.T, img string) [3]int {
 	t.Helper()
 	tv := openTunefsVol(t, img)
 	defer tv.Close()
-	n := 0
+	var n [3]int
 	none := func() error { return nil }
 	err := tv.forEachInode("", func(d *ondisk.Dinode) error {
 		if d.DynFeatures&ondisk.DynInlineXattr != 0 {
@@ -270,14 +271,22 @@ func sharedXattrValues(t *testing.T, img string) int {
 			if err != nil {
 				return err
 			}
-			n += len(vt)
+			n[0] += len(vt)
 		}
 		if d.DynFeatures&ondisk.DynHasXattr != 0 && d.XattrLoc != 0 {
+			xb, err := tv.Cache.XattrBlock(d.XattrLoc)
+			if err != nil {
+				return err
+			}
 			vt, err := tv.sharedXattrBlockTrees(d.XattrLoc)
 			if err != nil {
 				return err
 			}
-			n += len(vt)
+			if xb.Indexed() {
+				n[2] += len(vt)
+			} else {
+				n[1] += len(vt)
+			}
 		}
 		return nil
 	})
@@ -290,8 +299,8 @@ func sharedXattrValues(t *testing.T, img string) int {
 // unshareKernelReflinks turns refcount off on img, a volume the kernel
 // wrote reflinks to: the result must pass fsck.ocfs2 -fn, keep every file,
 // xattr and symlink, and share nothing. It returns the xattr value trees
-// that were shared before.
-func unshareKernelReflinks(t *testing.T, img, name string) int {
+// that were shared before, by where their roots are (sharedXattrValues).
+func unshareKernelReflinks(t *testing.T, img, name string) [3]int {
 	t.Helper()
 	shared := sharedXattrValues(t, img)
 	want := readTree(t, img)
@@ -306,8 +315,8 @@ func unshareKernelReflinks(t *testing.T, img, name string) int {
 	if left := sharingLeft(t, img); left != "" {
 		t.Errorf("after %s and the kernel's writes: norefcount left sharing: %s", name, left)
 	}
-	if n := sharedXattrValues(t, img); n > 0 {
-		t.Errorf("after %s and the kernel's writes: norefcount left %d xattr values shared", name, n)
+	if n := sharedXattrValues(t, img); n != [3]int{} {
+		t.Errorf("after %s and the kernel's writes: norefcount left xattr values shared (inline, block, bucket): %v", name, n)
 	}
 	return shared
 }
