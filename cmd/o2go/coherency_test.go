@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	"o2go/internal/testutil/realtools"
@@ -169,4 +172,74 @@ func TestClusteredReadOnlyMount(t *testing.T) {
 		mc.waitUnmounted(i)
 	}
 	realtools.RequireFsckClean(t, mc.img)
+}
+
+// TestClusteredMountGlobalHeartbeat: in global heartbeat mode (one
+// heartbeat device, not the volume) a volume formatted for it mounts on two
+// nodes through their agents; what one writes the other reads; when one is
+// killed the other recovers its slot from the global heartbeat's verdict
+// and goes on; the volume checks clean.
+func TestClusteredMountGlobalHeartbeat(t *testing.T) {
+	mc := newMountCluster(t, 2)
+	mc.makeGlobal(1)
+	mc.img = realtools.MkfsImage(t, 256<<20, "-b", "4096", "-C", "4096", "-N", "4", "-J", "size=4M",
+		"--cluster-stack=o2cb", "--cluster-name=proc", "--global-heartbeat")
+	mc.startAll()
+	a, b := mc.mount(0), mc.mount(1)
+	if err := os.WriteFile(filepath.Join(a, "from-a"), []byte("written on node 0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(b, "from-a")); err != nil || string(got) != "written on node 0" {
+		t.Fatalf("node 1 reads %q (%v)", got, err)
+	}
+	f, err := os.Create(filepath.Join(a, "synced"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("fsynced before the kill")
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	mc.kill(0)
+	mc.waitView([]int{1}, nodes(1), 60*time.Second)
+	within(t, 60*time.Second, "a create on the survivor", func() error {
+		return os.WriteFile(filepath.Join(b, "after"), []byte("after the kill"), 0o644)
+	})
+	if got, err := os.ReadFile(filepath.Join(b, "synced")); err != nil || string(got) != "fsynced before the kill" {
+		t.Fatalf("the survivor reads the dead node's fsynced file as %q (%v)", got, err)
+	}
+	mc.umount(1)
+	mc.waitUnmounted(1)
+	realtools.RequireFsckClean(t, mc.img)
+}
+
+// TestClusteredMountRefusesTheOtherHeartbeatMode: a volume formatted for
+// global heartbeat does not mount in a cluster that runs local heartbeat
+// (nor the other way round, TestGlobalHeartbeatAgents), as mount.ocfs2
+// refuses it: the message says what to change.
+func TestClusteredMountRefusesTheOtherHeartbeatMode(t *testing.T) {
+	mc := newMountCluster(t, 1)
+	mc.img = realtools.MkfsImage(t, 64<<20, "-b", "4096", "-N", "2", "-J", "size=4M",
+		"--cluster-stack=o2cb", "--cluster-name=proc", "--global-heartbeat")
+	mc.start(0) // no view to wait for: in local mode it comes with a mount
+	within(t, 30*time.Second, "the agent's control socket", func() error {
+		for {
+			if _, err := os.Stat(mc.agents[0].socket); err == nil {
+				return nil
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	m := filepath.Join(mc.dir, "m0")
+	if err := os.MkdirAll(m, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(mc.bin, "mount", "--socket", mc.agents[0].socket, mc.img, m).CombinedOutput()
+	if err == nil {
+		mc.mnt[0] = m
+		t.Fatalf("a volume formatted for global heartbeat mounted in local mode:\n%s", out)
+	}
+	if !strings.Contains(string(out), "heartbeat mode is invalid") || !strings.Contains(string(out), "heartbeat-mode global") {
+		t.Fatalf("o2go mount says:\n%s\nwant the heartbeat mode mismatch and what to change", out)
+	}
 }

@@ -400,8 +400,15 @@ func TestGlobalHeartbeatAgents(t *testing.T) {
 	}
 	// A volume mounted in global mode gets no region of its own: the voting
 	// disks stay the three configured ones.
+	// (Formatted for global heartbeat: one formatted for local heartbeat is
+	// refused, as mount.ocfs2 refuses it.)
+	localVol := realtools.MkfsImage(t, 32<<20, "-b", "4096", "-N", "4", "-J", "size=4M")
+	if _, err := agents[0].StartHeartbeat(localVol); err == nil || !strings.Contains(err.Error(), "heartbeat mode is invalid") {
+		t.Fatalf("a volume formatted for local heartbeat in global mode: %v, want it refused", err)
+	}
 	vol := filepath.Join(dir, "vol.img")
-	if err := os.Rename(realtools.MkfsImage(t, 32<<20, "-b", "4096", "-N", "4", "-J", "size=4M"), vol); err != nil {
+	if err := os.Rename(realtools.MkfsImage(t, 32<<20, "-b", "4096", "-N", "4", "-J", "size=4M",
+		"--cluster-stack=o2cb", "--cluster-name=test", "--global-heartbeat"), vol); err != nil {
 		t.Fatal(err)
 	}
 	for want := 1; want <= 2; want++ {

@@ -49,6 +49,22 @@ func (a *Agent) checkStamp(info *VolumeInfo) error {
 	return nil
 }
 
+// checkHeartbeatMode refuses a volume formatted for the other heartbeat
+// mode than the cluster runs, as mount.ocfs2 does ("Heartbeat mode is
+// invalid"): a volume stamped for global heartbeat has no use for a
+// heartbeat of its own, and one that is not would be mounted with nobody
+// heartbeating on it in global mode.
+func (a *Agent) checkHeartbeatMode(info *VolumeInfo) error {
+	global := a.mode == heartbeat.Global
+	if info.GlobalHeartbeat == global || info.HeartbeatDevice || info.Local {
+		return nil
+	}
+	if global {
+		return fmt.Errorf("%s is formatted for local heartbeat and cluster %q runs global heartbeat (heartbeat mode is invalid): stamp the volume with o2go tunefs --update-cluster-stack, or set the cluster's mode with o2go cluster heartbeat-mode", info.Path, a.cfg.Cluster.Name)
+	}
+	return fmt.Errorf("%s is formatted for global heartbeat and cluster %q runs local heartbeat (heartbeat mode is invalid): set the cluster's mode with o2go cluster heartbeat-mode global, or restamp the volume with o2go tunefs --update-cluster-stack", info.Path, a.cfg.Cluster.Name)
+}
+
 // openRegion opens a volume's device for heartbeating and starts its I/O
 // goroutine; the caller adds it to the member on the loop.
 func (a *Agent) openRegion(info *VolumeInfo) (*regionIO, error) {
@@ -246,6 +262,11 @@ func (a *Agent) StartHeartbeat(spec string) (RegionInfo, error) {
 	info, err := a.finder.Find(spec)
 	if err != nil {
 		return RegionInfo{}, err
+	}
+	if !a.globalRegion(info.UUID) {
+		if err := a.checkHeartbeatMode(info); err != nil {
+			return RegionInfo{}, err
+		}
 	}
 	if a.mode == heartbeat.Global && !a.globalRegion(info.UUID) {
 		if err := a.checkStamp(info); err != nil {
