@@ -89,7 +89,16 @@ func (mc *mountCluster) waitUnmounted(i int) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	mc.t.Fatalf("agent %d still serves a mount 30 s after umount", i)
+	// What hangs: the agent's goroutines (a Go process dumps them on
+	// SIGQUIT), in its log below.
+	if p := mc.agents[i].cmd.Process; p != nil {
+		_ = p.Signal(syscall.SIGQUIT)
+		select {
+		case <-mc.agents[i].done:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	mc.t.Fatalf("agent %d still serves a mount 30 s after umount (its goroutines are in its log)", i)
 }
 
 // kill kills node i's agent (kill -9) and detaches its dead mount.
