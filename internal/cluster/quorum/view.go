@@ -661,13 +661,35 @@ func (m *Membership) maybeCommit() bool {
 	return true
 }
 
-// PeersReadStalled reports whether every other member of the committed view
-// is connected and freshly reports that its own heartbeat reads are stalled:
-// then no node can be counting this node's heartbeat as missing.
-func (m *Membership) PeersReadStalled() bool {
-	others := m.committed.Members
-	others.Remove(m.cfg.Self)
-	for _, n := range others.Nodes() {
+// Watchers are the nodes other than this one that may be counting this
+// node's heartbeat: the members of its committed view, the nodes it sees
+// heartbeating, the nodes any connected peer freshly reports heartbeating,
+// and extra (the driver's slots not yet resolved). A node that joins reads
+// the disk and counts missed beats before it is a member: a freeze that
+// asked only the view's members would let such a joiner declare the frozen
+// nodes dead and go on alone (simulator seed 1668 of the DLM runs).
+func (m *Membership) Watchers(extra base.NodeMap) base.NodeMap {
+	w := m.committed.Members.Union(m.live).Union(extra)
+	for _, n := range m.conn.Nodes() {
+		if st, fresh := m.PeerStatus(n); fresh {
+			w = w.Union(st.Live)
+		}
+	}
+	w.Remove(m.cfg.Self)
+	return w
+}
+
+// PeersReadStalled reports whether there is another node that may count
+// this node's heartbeat (Watchers) and every such node is connected and
+// freshly reports that its own heartbeat reads are stalled: then no node
+// can be counting this node's heartbeat as missing. With no such node it is
+// false: a node alone cannot know who may start reading the disk.
+func (m *Membership) PeersReadStalled(extra base.NodeMap) bool {
+	w := m.Watchers(extra)
+	if w.Empty() {
+		return false
+	}
+	for _, n := range w.Nodes() {
 		if !m.conn.Has(n) || !m.fresh(n) || !m.peers[n].status.Health.ReadStalled {
 			return false
 		}
@@ -675,12 +697,15 @@ func (m *Membership) PeersReadStalled() bool {
 	return true
 }
 
-// PeersReachable reports whether every other member of the committed view
-// is connected and has sent a fresh status.
-func (m *Membership) PeersReachable() bool {
-	others := m.committed.Members
-	others.Remove(m.cfg.Self)
-	for _, n := range others.Nodes() {
+// PeersReachable reports whether there is another node that may count this
+// node's heartbeat (Watchers) and every such node is connected and has sent
+// a fresh status.
+func (m *Membership) PeersReachable(extra base.NodeMap) bool {
+	w := m.Watchers(extra)
+	if w.Empty() {
+		return false
+	}
+	for _, n := range w.Nodes() {
 		if !m.conn.Has(n) || !m.fresh(n) {
 			return false
 		}

@@ -35,14 +35,22 @@
 //
 // # Freeze
 //
-// When a member's lease runs out but every other member of its view is
-// connected and reports that its own heartbeat reads are stalled too, the
-// shared disk is gone for everyone: nobody can count this node's missed
-// beats, and fencing would only take the whole cluster down. The member
-// freezes instead: its writes wait (MayWrite returns ErrFrozen) until its
-// heartbeat writes complete again. It fences at once if any peer reports
-// that it can read again, or stops reporting, while this node still cannot
-// write: that peer would declare it dead (it restarts counting missed beats
-// after its own stall, so this node has a dead time to hear about it). A
-// member alone in its view never freezes.
+// When a member's lease runs out but every other node that may be counting
+// its heartbeat is connected and reports that its own heartbeat reads are
+// stalled too, the shared disk is gone for everyone: nobody can count this
+// node's missed beats, and fencing would only take the whole cluster down.
+// The member freezes instead: its writes wait (MayWrite returns ErrFrozen)
+// until its heartbeat writes complete again. The nodes that may be counting
+// are not only the view's members (quorum.Membership.Watchers): a node that
+// heartbeats but has not joined yet reads the disk all the same and would
+// declare the frozen nodes dead and go on alone, so the members, the nodes
+// this node or any connected peer sees heartbeating, and the slots not yet
+// resolved all count. It fences at once if any of them reports that it can
+// read again, or stops reporting, while this node still cannot write: that
+// node would declare it dead (it restarts counting missed beats after its
+// own stall, so this node has a dead time to hear about it). A node that no
+// other node may be watching never freezes (no one can confirm, and one
+// that starts reading would declare it dead), and a frozen node left alone
+// fences. A node whose lease ran out, unless frozen, fences before it acts
+// on a read.
 package member

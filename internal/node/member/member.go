@@ -306,6 +306,15 @@ func (m *Member) ReadDone(now time.Duration, wallMs uint64, id RegionID, hb, kil
 	w, ok := rg.r.ReadDone(now, wallMs, hb, kill, err)
 	rd := rg.r.Ready()
 	m.ready.Notes = append(m.ready.Notes, rd.Notes...)
+	// A node whose lease ran out (and that is not frozen with its peers'
+	// confirmation) must not act on what it read — commit a view, deliver
+	// events — before its next tick fences it: a read that was held while
+	// the node was paused, or that completed as the disk came back, arrives
+	// first (simulator seed 3802 of the DLM runs). The read itself may have
+	// renewed the lease: the check comes after it.
+	if m.checkLease() {
+		return
+	}
 	if rd.Conflict != "" {
 		if m.ready.RegionFailures == nil {
 			m.ready.RegionFailures = map[RegionID]string{}
@@ -653,13 +662,12 @@ func (m *Member) checkLease() bool {
 		}
 		return false
 	}
-	others := m.mem.Committed().Members
-	others.Remove(m.cfg.Self)
 	t := m.cfg.Timeouts
+	unres := m.unresolved()
 	switch {
-	case m.frozen && m.mem.PeersReadStalled():
+	case m.frozen && m.mem.PeersReadStalled(unres):
 		return false
-	case m.frozen && m.thawBy == 0 && m.mem.PeersReachable():
+	case m.frozen && m.thawBy == 0 && m.mem.PeersReachable(unres):
 		// A peer reads the disk again. It restarted counting missed beats
 		// when its own reads resumed, at most two intervals before its
 		// status reached us: it cannot declare this node dead for a dead
@@ -668,12 +676,12 @@ func (m *Member) checkLease() bool {
 		m.thawBy = m.now + t.DeadTime() - 4*t.HeartbeatInterval
 		m.note("another node reads the shared disk again; this node's heartbeat writes must complete within %v", m.thawBy-m.now)
 		return false
-	case m.frozen && m.thawBy != 0 && m.now < m.thawBy && m.mem.PeersReachable():
+	case m.frozen && m.thawBy != 0 && m.now < m.thawBy && m.mem.PeersReachable(unres):
 		return false
 	case m.frozen:
 		m.doFence(heartbeat.FenceWriteStall, "frozen waiting for the shared disk, but another node reads it again (or is out of reach) and this node's writes still do not complete: fencing before it declares this node dead")
 		return true
-	case !others.Empty() && m.mem.PeersReadStalled():
+	case m.mem.PeersReadStalled(unres):
 		m.frozen, m.frozenAt, m.thawBy = true, m.now, 0
 		m.note("heartbeat writes stalled past %v, but every other node reports that it cannot read the shared disk either: freezing instead of fencing",
 			t.MaxWriteStall())
@@ -696,15 +704,26 @@ func (m *Member) Entitled(now time.Duration) bool {
 	if !ok || now < exp {
 		return true
 	}
+	unres := m.unresolved()
 	switch {
 	case !m.frozen:
 		return false
-	case m.mem.PeersReadStalled():
+	case m.mem.PeersReadStalled(unres):
 		return true
 	case m.thawBy == 0:
-		return m.mem.PeersReachable()
+		return m.mem.PeersReachable(unres)
 	}
-	return now < m.thawBy && m.mem.PeersReachable()
+	return now < m.thawBy && m.mem.PeersReachable(unres)
+}
+
+// unresolved are the nodes whose slot holds a recent heartbeat although
+// they are not live, on any region: they may be starting, and reading.
+func (m *Member) unresolved() base.NodeMap {
+	var u base.NodeMap
+	for _, rg := range m.regions {
+		u = u.Union(rg.r.Unresolved())
+	}
+	return u
 }
 
 // MayWrite reports whether this node may write to the shared disks at now.
