@@ -172,7 +172,16 @@ type Membership struct {
 	caughtUp   bool
 	future     map[uint64]View
 	fenced     bool
-	ready      MembershipReady
+	// A node that stalls (paused, descheduled) finds, when it runs again,
+	// statuses that waited for it: sent before or during its stall, they
+	// say nothing of now. tickAt is the last tick; a tick or a status that
+	// comes more than an interval after it finds this node stalled, and the
+	// statuses received within an interval of that count as received at
+	// tickAt (staleAt), before the stall.
+	tickAt    time.Duration
+	doubtTill time.Duration
+	staleAt   time.Duration
+	ready     MembershipReady
 }
 
 // NewMembership returns the membership state of cfg.Self, outside any view.
@@ -299,6 +308,8 @@ func (m *Membership) Tick(now time.Duration) {
 	if m.fenced {
 		return
 	}
+	m.noteStall()
+	m.tickAt = now
 	if !m.statusSent || now-m.statusAt >= m.cfg.Interval {
 		m.statusSent, m.statusAt = true, now
 		st := Status{Committed: m.committed, Live: m.live, Connected: m.conn, Lost: m.lost,
@@ -369,8 +380,25 @@ func (m *Membership) seeBallot(b uint64) {
 	}
 }
 
+// noteStall notices that this node did not tick for more than an interval:
+// it stalled, and what it receives next may have waited for it.
+func (m *Membership) noteStall() {
+	if m.tickAt != 0 && m.now-m.tickAt > m.cfg.Interval && m.doubtTill < m.now {
+		m.staleAt, m.doubtTill = m.tickAt, m.now+m.cfg.Interval
+	}
+}
+
 func (m *Membership) onStatus(from base.NodeID, s Status) {
-	m.peers[from] = peerState{status: s, at: m.now, have: true}
+	m.noteStall()
+	at := m.now
+	if m.now <= m.doubtTill {
+		// Possibly sent before this node's stall (simulator seed 4925 of
+		// the DLM runs: a node paused across the start of a partition
+		// took its peers' last statuses, delivered on resuming, as fresh
+		// and evicted a node of the majority).
+		at = m.staleAt
+	}
+	m.peers[from] = peerState{status: s, at: at, have: true}
 	m.heard(s.Committed)
 	switch {
 	case s.Committed.Epoch < m.committed.Epoch && m.Leader() == m.cfg.Self && m.committed.Has(from, m.liveGen[from]):
