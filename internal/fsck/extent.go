@@ -185,6 +185,18 @@ var errBadEBMagic = errors.New("bad extent block signature")
 
 // readExtentBlock is ocfs2_read_extent_block_nocheck.
 func (c *checker) readExtentBlock(blk uint64) ([]byte, error) {
+	b, err := c.readSignedBlock(blk, ondisk.ExtentBlockCheckOffset, "extent block", ondisk.ExtentBlockSignature, errBadEBMagic)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// readSignedBlock reads a metadata block the way libocfs2's readers of
+// signed blocks do: the block number in range (errBadBlkno), the META_ECC
+// check at checkOffset (errBadCRC), then the signature; a block with a
+// bad signature is returned with badSig.
+func (c *checker) readSignedBlock(blk uint64, checkOffset int, what, sig string, badSig error) ([]byte, error) {
 	if c.outOfRange(blk) {
 		return nil, errBadBlkno
 	}
@@ -193,12 +205,12 @@ func (c *checker) readExtentBlock(blk uint64) ([]byte, error) {
 		return nil, err
 	}
 	if c.metaECC {
-		if _, err := ondisk.VerifyBlockCheck(b, ondisk.ExtentBlockCheckOffset, "extent block"); err != nil {
+		if _, err := ondisk.VerifyBlockCheck(b, checkOffset, what); err != nil {
 			return nil, errBadCRC
 		}
 	}
-	if !hasSig(b, ondisk.ExtentBlockSignature) {
-		return nil, errBadEBMagic
+	if !hasSig(b, sig) {
+		return b, badSig
 	}
 	return b, nil
 }

@@ -99,20 +99,9 @@ func (c *checker) checkRefcountTree(d dinode) {
 // readRefcountBlock is ocfs2_read_refcount_block_nocheck: range,
 // META_ECC, signature.
 func (c *checker) readRefcountBlock(blk uint64) ([]byte, error) {
-	if c.outOfRange(blk) {
-		return nil, errBadBlkno
-	}
-	b, err := c.readBlock(blk)
+	b, err := c.readSignedBlock(blk, ondisk.RefcountBlockCheckOffset, "refcount block", ondisk.RefcountBlockSignature, errBadRefcountMagic)
 	if err != nil {
 		return nil, err
-	}
-	if c.metaECC {
-		if _, err := ondisk.VerifyBlockCheck(b, ondisk.RefcountBlockCheckOffset, "refcount block"); err != nil {
-			return nil, errBadCRC
-		}
-	}
-	if !hasSig(b, ondisk.RefcountBlockSignature) {
-		return nil, errBadRefcountMagic
 	}
 	return b, nil
 }

@@ -191,22 +191,7 @@ func printable(b []byte) string {
 // readXattrBlock is ocfs2_read_xattr_block: range, META_ECC, signature.
 // A block with a bad signature is returned with errBadXattrMagic.
 func (c *checker) readXattrBlock(blk uint64) ([]byte, error) {
-	if c.outOfRange(blk) {
-		return nil, errBadBlkno
-	}
-	b, err := c.readBlock(blk)
-	if err != nil {
-		return nil, err
-	}
-	if c.metaECC {
-		if _, err := ondisk.VerifyBlockCheck(b, ondisk.XattrBlockCheckOffset, "xattr block"); err != nil {
-			return nil, errBadCRC
-		}
-	}
-	if !hasSig(b, ondisk.XattrBlockSignature) {
-		return b, errBadXattrMagic
-	}
-	return b, nil
+	return c.readSignedBlock(blk, ondisk.XattrBlockCheckOffset, "xattr block", ondisk.XattrBlockSignature, errBadXattrMagic)
 }
 
 // xattrMark records a value's or a run's clusters as the inode's data
