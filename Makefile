@@ -7,6 +7,10 @@ PKGS      := ./...
 # The whole suite must stay well under CI's 90 minutes.
 TEST_TIMEOUT ?= 60m
 FUZZTIME  ?= 20s
+# The race detector over the packages whose goroutines share state (lock
+# caches, the DLM, the journal, links, the agent's control socket); the
+# whole suite under -race would not fit CI's time.
+RACE_PKGS := ./internal/fs/lockglue ./internal/dlm ./internal/fs/metacache ./internal/fs/journal ./internal/transport ./internal/cluster/net
 
 .PHONY: all build deps test test-short crash-long demo bench fuzz vet lint clean
 
@@ -27,6 +31,8 @@ vet:
 test: deps build vet
 	$(GO) test -timeout $(TEST_TIMEOUT) $(PKGS)
 	$(GO) test -tags invariants -timeout $(TEST_TIMEOUT) ./internal/base/...
+	$(GO) test -race -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
+	$(GO) test -race -timeout $(TEST_TIMEOUT) -run 'Control|Hub|Subscribe' ./internal/node
 
 # Quick loop for development: no VM, no long runs.
 test-short: build

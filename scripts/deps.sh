@@ -10,6 +10,7 @@
 #   iproute2             network namespaces for cluster tests
 #   stress-ng, fio       file-system stressors and benchmarks
 #   attr                 setfattr/getfattr, copied into the kernel VM
+#   gcc, libc6-dev       cgo, which the race detector (go test -race) needs
 set -euo pipefail
 
 need=()
@@ -27,6 +28,8 @@ have_cmd stress-ng || need+=(stress-ng)
 have_cmd fio || need+=(fio)
 have_cmd setfattr || need+=(attr)
 have_cmd losetup || need+=(mount)
+have_cmd gcc || need+=(gcc)
+have_pkg libc6-dev || need+=(libc6-dev)
 
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0

@@ -274,20 +274,22 @@ func peerCred(c *net.UnixConn) (Cred, error) {
 func (s *ControlServer) serve(c *net.UnixConn, cred Cred) {
 	defer s.wg.Done()
 	defer c.Close()
-	ctx, cancel := context.WithCancel(context.Background())
+	conn, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
 		select {
 		case <-s.done:
 			cancel()
 			c.Close()
-		case <-ctx.Done():
+		case <-conn.Done():
 		}
 	}()
 	sc := bufio.NewScanner(c)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	out := &connOut{enc: json.NewEncoder(c), wake: make(chan struct{}, 1)}
-	ctx = context.WithValue(ctx, connOutKey{}, out)
+	// A new variable: the goroutine above reads conn while this one runs
+	// (reassigning one both use tore the interface: a runtime crash).
+	ctx := context.WithValue(conn, connOutKey{}, out)
 	go out.sendEvents(ctx)
 	for sc.Scan() {
 		var req ControlRequest
