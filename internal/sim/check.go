@@ -261,7 +261,31 @@ func (k *checker) continuing(n *simNode) bool {
 		exp, ok := n.m.LeaseExpiry()
 		return !ok || k.c.now < exp
 	}
+	// A frozen node writes nothing until it leaves the freeze; whether it
+	// may then go on is checked when it does (thawed).
+	if n.m.Frozen() {
+		return false
+	}
 	return n.m.Entitled(k.c.now)
+}
+
+// thawed: node n left the freeze and goes on in its view; no group
+// disjoint from that view may be going on (issue 5: a node that started
+// while n was frozen went on alone).
+func (k *checker) thawed(n *simNode) {
+	v := n.m.View()
+	if !v.Members.Has(n.id) {
+		return
+	}
+	for _, b := range k.c.nodes {
+		if b.id == n.id || !k.continuing(b) {
+			continue
+		}
+		if vb := b.m.View(); vb.Members.Intersect(v.Members).Empty() {
+			k.violate("node %d resumes after a freeze in [%v] (epoch %d) while node %d continues in [%v] (epoch %d)",
+				n.id, v.Members, v.Epoch, b.id, vb.Members, vb.Epoch)
+		}
+	}
 }
 
 // periodic runs every simulated second.

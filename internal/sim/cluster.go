@@ -357,6 +357,7 @@ func (c *Cluster) process(n *simNode) {
 			}
 			if strings.HasPrefix(line, "the shared disk is back") {
 				n.frozen = false
+				c.chk.thawed(n)
 			}
 		}
 		if r.Fence != nil {

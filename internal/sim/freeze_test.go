@@ -3,6 +3,8 @@ package sim
 import (
 	"testing"
 	"time"
+
+	"o2go/internal/base"
 )
 
 // TestFreezeAsksEveryWatcher replays the DLM runs that found split brains
@@ -54,5 +56,40 @@ func TestEvictionCheckSeesShortLinks(t *testing.T) {
 	opt.Timeouts = tm
 	if r := Run(161, opt); r.Failed() {
 		t.Errorf("%s", r)
+	}
+}
+
+// TestFreezeEndsWithAReadBeforeResuming: nodes 0 and 1 stall on the disk
+// together and freeze, each confirmed by the other, while node 2, crashed
+// meanwhile, restarts with a working path: it sees nobody heartbeating,
+// waits a dead time on their unchanged slots and goes on alone (issue 5).
+// The frozen pair writes nothing meanwhile; when the disk comes back it
+// must not resume: its first read shows node 2's slot changed, so both
+// fence (the checker flags a node that resumes from a freeze next to a
+// disjoint group that went on).
+func TestFreezeEndsWithAReadBeforeResuming(t *testing.T) {
+	for seed := uint64(1); seed <= 4; seed++ {
+		opt := DefaultOptions(3)
+		opt.Duration = 90 * time.Second
+		opt.KillArea = seed%2 == 0
+		opt.Faults = []Fault{
+			{At: 10 * time.Second, Kind: CrashProcess, Nodes: []base.NodeID{2}, Dur: 25 * time.Second, Region: -1},
+			{At: 30 * time.Second, Kind: DiskStall, Nodes: []base.NodeID{0, 1}, Dur: 40 * time.Second, Region: -1},
+		}
+		c := newCluster(seed, opt)
+		c.run()
+		if len(c.chk.violations) > 0 {
+			r := &Result{Seed: seed, Violations: c.chk.violations, Fences: c.fences, Faults: c.faults, Trace: c.trace, Nodes: c.dump()}
+			t.Errorf("%s", r)
+		}
+		for _, id := range []base.NodeID{0, 1} {
+			fenced := false
+			for inc, st := range c.chk.incs {
+				fenced = fenced || inc.node == id && st.fenced && st.fencedAt >= 70*time.Second
+			}
+			if !fenced {
+				t.Errorf("seed %d: node %d did not fence when the disk came back", seed, id)
+			}
+		}
 	}
 }

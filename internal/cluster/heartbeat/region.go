@@ -479,6 +479,17 @@ func (r *Region) Live() base.NodeMap {
 	return m
 }
 
+// LastBeat is node n's heartbeat as last read: its generation and sequence
+// (zeros when the slot was never read or n is not a node number). A node
+// compares them across a stretch it could not read to learn whether
+// another node wrote meanwhile.
+func (r *Region) LastBeat(n base.NodeID) (gen, seq uint64) {
+	if !n.Valid() {
+		return 0, 0
+	}
+	return r.slots[n].lastGen, r.slots[n].lastSeq
+}
+
 // Generation is node n's heartbeat generation as last read.
 func (r *Region) Generation(n base.NodeID) uint64 {
 	if !n.Valid() {

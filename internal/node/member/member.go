@@ -127,8 +127,14 @@ type Member struct {
 	frozen   bool
 	frozenAt time.Duration
 	thawBy   time.Duration // a frozen node must write again by then (0: no peer reads yet)
-	ready    Ready
-	msgNum   uint32
+	// What this node saw when it froze: the live nodes, their generations
+	// and every slot's last beat per region. Leaving the freeze compares
+	// the first read after the stall with them (see heartbeatWhileFrozen).
+	frozenLive  base.NodeMap
+	frozenGen   [base.MaxNodes]uint64
+	frozenBeats map[RegionID]*[base.MaxNodes][2]uint64
+	ready       Ready
+	msgNum      uint32
 }
 
 // New returns the member state of cfg.Self: no regions yet, listening.
@@ -657,7 +663,11 @@ func (m *Member) checkLease() bool {
 	exp, ok := m.LeaseExpiry()
 	if !ok || m.now < exp {
 		if m.frozen {
-			m.frozen, m.thawBy = false, 0
+			if why := m.heartbeatWhileFrozen(); why != "" {
+				m.doFence(heartbeat.FenceWriteStall, why)
+				return true
+			}
+			m.frozen, m.thawBy, m.frozenBeats = false, 0, nil
 			m.note("the shared disk is back: heartbeat writes complete again after %v frozen", m.now-m.frozenAt)
 		}
 		return false
@@ -683,6 +693,7 @@ func (m *Member) checkLease() bool {
 		return true
 	case m.mem.PeersReadStalled(unres):
 		m.frozen, m.frozenAt, m.thawBy = true, m.now, 0
+		m.rememberBeats()
 		m.note("heartbeat writes stalled past %v, but every other node reports that it cannot read the shared disk either: freezing instead of fencing",
 			t.MaxWriteStall())
 		return false
@@ -690,6 +701,50 @@ func (m *Member) checkLease() bool {
 	m.doFence(heartbeat.FenceWriteStall, fmt.Sprintf("no heartbeat write completed for %v (the bound is %v): fencing before the other nodes declare this node dead",
 		m.now-(exp-t.MaxWriteStall()), t.MaxWriteStall()))
 	return true
+}
+
+// rememberBeats records, as the node freezes, what it last read: the live
+// nodes and every slot's last beat on each region.
+func (m *Member) rememberBeats() {
+	m.frozenLive, m.frozenGen = m.live, m.liveGen
+	m.frozenBeats = map[RegionID]*[base.MaxNodes][2]uint64{}
+	for _, rg := range m.regions {
+		var b [base.MaxNodes][2]uint64
+		for n := range b {
+			g, s := rg.r.LastBeat(base.NodeID(n))
+			b[n] = [2]uint64{g, s}
+		}
+		m.frozenBeats[rg.id] = &b
+	}
+}
+
+// heartbeatWhileFrozen is checked when the node's lease is renewed while
+// it is frozen, that is right after the read that saw its first write since
+// the stall, before it writes anything else. A node that was frozen with
+// it keeps its generation; any other slot that changed meanwhile (a node
+// that started, or restarted with a new generation) belongs to a node that
+// read the disk while this one could not: it may have gone on without this
+// node and recovered it. It says why the node must fence ("" to resume).
+func (m *Member) heartbeatWhileFrozen() string {
+	for _, rg := range m.regions {
+		before := m.frozenBeats[rg.id]
+		if before == nil {
+			continue // added while frozen: nothing to compare with
+		}
+		for i := range before {
+			n := base.NodeID(i)
+			g, s := rg.r.LastBeat(n)
+			if n == m.cfg.Self || g == 0 || [2]uint64{g, s} == before[i] {
+				continue
+			}
+			if m.frozenLive.Has(n) && g == m.frozenGen[i] {
+				continue // frozen with this node, or back before it
+			}
+			return fmt.Sprintf("node %d (generation %016x) heartbeated on region %s while this node was frozen for %v without it in its view: it may have declared this node dead; fencing instead of resuming",
+				n, g, rg.spec.Name, m.now-m.frozenAt)
+		}
+	}
+	return ""
 }
 
 // Entitled reports, without changing anything, whether this node may still
