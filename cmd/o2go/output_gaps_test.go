@@ -171,7 +171,7 @@ func populateForStats(t *testing.T, img string) {
 	if err := fs.CloneRange(big, 0, clone, 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := fs.Link(big, root, "hardlink"); err != nil {
+	if err := fs.Link(big, 0, root, "hardlink"); err != nil {
 		t.Fatal(err)
 	}
 	d := mk(root, "dir", inode.NewNode{Mode: syscall.S_IFDIR | 0o755})

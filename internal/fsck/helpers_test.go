@@ -78,7 +78,7 @@ func populate(t *testing.T, img string) {
 	write(mustLookup(t, fs, root, "small"), 0, 100, 5) // inline data
 	mk(root, "fastlink", syscall.S_IFLNK|0o777, "file1")
 	mk(root, "slowlink", syscall.S_IFLNK|0o777, "/"+strings.Repeat("long-target/", 330))
-	if err := fs.Link(f2, root, "hardlink"); err != nil {
+	if err := fs.Link(f2, 0, root, "hardlink"); err != nil {
 		t.Fatal(err)
 	}
 	if err := fs.SetXattr(f1, "user.small", []byte("value"), xattr.SetFlags(0)); err != nil {

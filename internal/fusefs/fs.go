@@ -145,6 +145,18 @@ func (f *FS) ino(node uint64) uint64 {
 	return ino
 }
 
+// inoGen is the inode and generation of node for the changes that check
+// the generation under the inode's lock (another node may have freed
+// the inode and used its block again since the kernel looked it up); the
+// root's generation is not checked (0).
+func (f *FS) inoGen(node uint64) (uint64, uint32) {
+	ino, gen, _ := f.nodes.lookup(node)
+	if node == fuse.FUSE_ROOT_ID {
+		gen = 0
+	}
+	return ino, gen
+}
+
 // Forget implements fuse.RawFileSystem.
 func (f *FS) Forget(node, nlookup uint64) { f.nodes.forget(node, nlookup) }
 
@@ -383,11 +395,12 @@ func (f *FS) SetAttr(_ <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) f
 		c.Mtime = &t
 	}
 	c.KillSUIDGID = v&fuse.FATTR_KILL_SUIDGID != 0
-	ino := f.ino(in.NodeId)
+	ino, gen := f.inoGen(in.NodeId)
+	c.Generation = gen
 	if err := f.fs.Setattr(ino, c); err != nil {
 		return f.status(err)
 	}
-	d, err := f.fs.Stat(ino)
+	d, err := f.stat(in.NodeId)
 	if err != nil {
 		return f.status(err)
 	}
@@ -447,8 +460,8 @@ func (f *FS) Link(_ <-chan struct{}, in *fuse.LinkIn, name string, out *fuse.Ent
 	if s := f.writable(); !s.Ok() {
 		return s
 	}
-	ino := f.ino(in.Oldnodeid)
-	if err := f.fs.Link(ino, f.ino(in.NodeId), name); err != nil {
+	ino, gen := f.inoGen(in.Oldnodeid)
+	if err := f.fs.Link(ino, gen, f.ino(in.NodeId), name); err != nil {
 		return f.status(err)
 	}
 	return f.entryOf(ino, out)

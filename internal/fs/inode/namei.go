@@ -177,14 +177,18 @@ func (f *FS) newInode(tx metacache.Tx, parent *ondisk.Dinode, n NewNode, who Cal
 	return d, b, nil
 }
 
-// Link adds name in directory parent for inode ino (link(2)).
-func (f *FS) Link(ino, parent uint64, name string) error {
+// Link adds name in directory parent for inode ino (link(2)), of
+// generation gen when gen is not 0 (ESTALE otherwise, see AttrChange).
+func (f *FS) Link(ino uint64, gen uint32, parent uint64, name string) error {
 	if err := dir.ValidateName(name); err != nil {
 		return err
 	}
 	return f.run(inodes(true, ino, parent), 8, func(tx metacache.Tx) error {
 		d, b, err := f.inodeForWrite(tx, ino)
 		if err != nil {
+			return err
+		}
+		if err := sameGeneration(d, gen); err != nil {
 			return err
 		}
 		if d.IsDir() {

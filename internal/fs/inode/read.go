@@ -50,6 +50,16 @@ func (f *FS) Inode(blkno uint64) (*ondisk.Dinode, error) {
 	return d, err
 }
 
+// sameGeneration is ESTALE when gen is not 0 and d is not of
+// generation gen: the caller named an inode whose block was freed and
+// now holds another one.
+func sameGeneration(d *ondisk.Dinode, gen uint32) error {
+	if gen != 0 && d.Generation != gen {
+		return &PathError{Op: "stat", Path: fmt.Sprintf("inode %d", d.Blkno), Err: fmt.Errorf("generation %d, not %d: deleted: %w", d.Generation, gen, syscall.ESTALE)}
+	}
+	return nil
+}
+
 // Dir returns the directory inode at blkno, or ENOTDIR.
 func (f *FS) Dir(blkno uint64) (dir.Dir, error) {
 	d, err := f.Inode(blkno)

@@ -127,7 +127,10 @@ func (f *FS) removeRange(ino uint64, from, to uint32, shrink *shrinkTo) error {
 // O_TRUNC): shrinking frees whole clusters past the end and zeroes the tail
 // of the last one so a later extension reads zeros; growing is free with
 // sparse files and allocates zeroed clusters without.
-func (f *FS) Truncate(ino uint64, size int64) error {
+func (f *FS) Truncate(ino uint64, size int64) error { return f.truncate(ino, 0, size) }
+
+// truncate is Truncate on the inode of generation gen (0: any).
+func (f *FS) truncate(ino uint64, gen uint32, size int64) error {
 	if size < 0 {
 		return syscall.EINVAL
 	}
@@ -148,6 +151,9 @@ func (f *FS) Truncate(ino uint64, size int64) error {
 		shrink = false
 		d, b, err := f.inodeForWrite(tx, ino)
 		if err != nil {
+			return err
+		}
+		if err := sameGeneration(d, gen); err != nil {
 			return err
 		}
 		if !d.IsReg() {

@@ -112,7 +112,7 @@ func TestClusterLockDiscipline(t *testing.T) {
 	if !g.took(mark, inode.InodeLock(w.GlobalBitmap), true) {
 		t.Error("a write that needed a local alloc window did not take the global bitmap's lock")
 	}
-	must("link e/g", fs.Link(f, e, "g"))
+	must("link e/g", fs.Link(f, 0, e, "g"))
 	mark = g.mark()
 	must("rename d/f e/h", fs.Rename(d, "f", e, "h", 0))
 	if !g.took(mark, inode.LockID{Kind: inode.LockRename}, true) {
@@ -187,7 +187,7 @@ func TestNothingEntersARemovedDirectory(t *testing.T) {
 	}
 	for what, err := range map[string]error{
 		"rename into it": fs.Rename(root, "f", d, "g", 0),
-		"link into it":   fs.Link(f, d, "h"),
+		"link into it":   fs.Link(f, 0, d, "h"),
 	} {
 		if !errors.Is(err, syscall.ENOENT) {
 			t.Errorf("%s: %v, want ENOENT", what, err)
