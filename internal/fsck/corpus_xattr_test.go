@@ -41,7 +41,7 @@ func populateXattrs(t *testing.T, img string) {
 	}
 	set := func(ino uint64, name string, n int, fill byte) {
 		t.Helper()
-		if err := fs.SetXattr(ino, name, bytes.Repeat([]byte{fill}, n), xattr.SetFlags(0)); err != nil {
+		if err := fs.SetXattr(ino, 0, name, bytes.Repeat([]byte{fill}, n), xattr.SetFlags(0)); err != nil {
 			t.Fatalf("setxattr %s: %v", name, err)
 		}
 	}

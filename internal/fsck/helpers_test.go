@@ -81,14 +81,14 @@ func populate(t *testing.T, img string) {
 	if err := fs.Link(f2, 0, root, "hardlink"); err != nil {
 		t.Fatal(err)
 	}
-	if err := fs.SetXattr(f1, "user.small", []byte("value"), xattr.SetFlags(0)); err != nil {
+	if err := fs.SetXattr(f1, 0, "user.small", []byte("value"), xattr.SetFlags(0)); err != nil {
 		t.Fatal(err)
 	}
-	if err := fs.SetXattr(f2, "user.big", bytes.Repeat([]byte("x"), 3000), xattr.SetFlags(0)); err != nil {
+	if err := fs.SetXattr(f2, 0, "user.big", bytes.Repeat([]byte("x"), 3000), xattr.SetFlags(0)); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 30; i++ {
-		if err := fs.SetXattr(f2, fmt.Sprintf("user.attr%02d", i), bytes.Repeat([]byte("v"), 60), xattr.SetFlags(0)); err != nil {
+		if err := fs.SetXattr(f2, 0, fmt.Sprintf("user.attr%02d", i), bytes.Repeat([]byte("v"), 60), xattr.SetFlags(0)); err != nil {
 			t.Fatal(err)
 		}
 	}

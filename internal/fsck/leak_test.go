@@ -35,7 +35,7 @@ func leakXattrBlock(t *testing.T, img string, withCounts bool) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 40; i++ {
-		if err := fs.SetXattr(ino, fmt.Sprintf("user.a%02d", i), bytes.Repeat([]byte("v"), 60), xattr.SetFlags(0)); err != nil {
+		if err := fs.SetXattr(ino, 0, fmt.Sprintf("user.a%02d", i), bytes.Repeat([]byte("v"), 60), xattr.SetFlags(0)); err != nil {
 			t.Fatal(err)
 		}
 	}

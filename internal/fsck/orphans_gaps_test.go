@@ -68,14 +68,14 @@ func orphanVolume(t *testing.T, xattrTree bool) (string, []string, [32]byte) {
 		write(mk(root, "inline", syscall.S_IFREG|0o644), []byte("tiny\n"))
 		ix := mk(root, "inline-xattr", syscall.S_IFREG|0o644)
 		write(ix, bytes.Repeat([]byte("i"), 10<<10))
-		if err := fs.SetXattr(ix, "user.small", []byte("in the inode"), xattr.SetFlags(0)); err != nil {
+		if err := fs.SetXattr(ix, 0, "user.small", []byte("in the inode"), xattr.SetFlags(0)); err != nil {
 			t.Fatal(err)
 		}
 		if xattrTree {
 			x := mk(root, "xattr-tree", syscall.S_IFREG|0o644)
 			write(x, bytes.Repeat([]byte("x"), 10<<10))
 			for i := 0; i < 20; i++ {
-				if err := fs.SetXattr(x, fmt.Sprintf("user.attribute-%02d", i), bytes.Repeat([]byte("v"), 200), xattr.SetFlags(0)); err != nil {
+				if err := fs.SetXattr(x, 0, fmt.Sprintf("user.attribute-%02d", i), bytes.Repeat([]byte("v"), 200), xattr.SetFlags(0)); err != nil {
 					t.Fatal(err)
 				}
 			}

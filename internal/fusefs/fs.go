@@ -788,7 +788,8 @@ func (f *FS) SetXAttr(_ <-chan struct{}, in *fuse.SetXAttrIn, name string, data 
 	if s := f.xattrAllowed(name); !s.Ok() {
 		return s
 	}
-	return f.status(f.fs.SetXattr(f.ino(in.NodeId), name, data, xattr.SetFlags(in.Flags&3)))
+	ino, gen := f.inoGen(in.NodeId)
+	return f.status(f.fs.SetXattr(ino, gen, name, data, xattr.SetFlags(in.Flags&3)))
 }
 
 // RemoveXAttr implements fuse.RawFileSystem.
@@ -799,7 +800,8 @@ func (f *FS) RemoveXAttr(_ <-chan struct{}, h *fuse.InHeader, name string) fuse.
 	if s := f.xattrAllowed(name); !s.Ok() {
 		return s
 	}
-	return f.status(f.fs.RemoveXattr(f.ino(h.NodeId), name))
+	ino, gen := f.inoGen(h.NodeId)
+	return f.status(f.fs.RemoveXattr(ino, gen, name))
 }
 
 // xattrAllowed applies the user_xattr and acl mount options.

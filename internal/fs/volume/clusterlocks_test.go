@@ -118,7 +118,7 @@ func TestClusterLockDiscipline(t *testing.T) {
 	if !g.took(mark, inode.LockID{Kind: inode.LockRename}, true) {
 		t.Error("a rename between directories did not take the rename lock")
 	}
-	must("setxattr", fs.SetXattr(f, "user.color", []byte("blue"), 0))
+	must("setxattr", fs.SetXattr(f, 0, "user.color", []byte("blue"), 0))
 	must("truncate", fs.Truncate(f, int64(len(data)/2)))
 	must("fallocate", fs.Fallocate(f, 0, int64(len(data)), 1<<20))
 
@@ -234,13 +234,13 @@ func TestOrphanChangesNeedAHandle(t *testing.T) {
 		}
 	}
 	big := bytes.Repeat([]byte("B"), 145) // a value outside the entry: a cluster
-	if err := fs.SetXattr(f, "user.x", big, 0); !errors.Is(err, syscall.ESTALE) {
+	if err := fs.SetXattr(f, 0, "user.x", big, 0); !errors.Is(err, syscall.ESTALE) {
 		t.Fatalf("setxattr on an orphan with no handle here: %v, want ESTALE", err)
 	}
 	if _, err := fs.Write(f, []byte("late"), 0); !errors.Is(err, syscall.ESTALE) {
 		t.Fatalf("write on an orphan with no handle here: %v, want ESTALE", err)
 	}
-	if err := fs.SetXattr(g, "user.x", big, 0); err != nil {
+	if err := fs.SetXattr(g, 0, "user.x", big, 0); err != nil {
 		t.Fatalf("setxattr through a handle on an unlinked file: %v", err)
 	}
 	if _, err := fs.Write(g, []byte("still mine"), 0); err != nil {

@@ -261,7 +261,7 @@ func populate(t *testing.T, img string) {
 	if f.Incompat&ondisk.IncompatXattr != 0 {
 		set := func(ino uint64, name string, v []byte) {
 			t.Helper()
-			if err := fs.SetXattr(ino, name, v, 0); err != nil {
+			if err := fs.SetXattr(ino, 0, name, v, 0); err != nil {
 				t.Fatalf("setxattr %s: %v", name, err)
 			}
 		}

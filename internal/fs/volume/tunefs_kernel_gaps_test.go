@@ -676,7 +676,7 @@ func setKernelXattr(t *testing.T, img string) {
 	}
 	big, err := m.FS.Lookup(m.SB.RootBlkno, "big")
 	if err == nil {
-		err = m.FS.SetXattr(big, "user.color", []byte("blue"), 0)
+		err = m.FS.SetXattr(big, 0, "user.color", []byte("blue"), 0)
 	}
 	if err != nil {
 		m.Unmount()
