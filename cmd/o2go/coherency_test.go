@@ -12,18 +12,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
+	"o2go/internal/testutil"
 	"o2go/internal/testutil/realtools"
 )
-
-// alignedBlock returns an n-byte buffer aligned for O_DIRECT.
-func alignedBlock(n int) []byte {
-	const align = 4096
-	b := make([]byte, n+align)
-	off := (align - int(uintptr(unsafe.Pointer(&b[0]))%align)) % align
-	return b[off : off+n]
-}
 
 // metaDownconverts is the number of times node i gave up its metadata
 // lock of inode ino (the fs_locks statistics).
@@ -55,7 +47,7 @@ func interleavedDirectWrites(t *testing.T, mounts []string, name string, rounds 
 				return
 			}
 			defer f.Close()
-			buf := alignedBlock(4096)
+			buf := testutil.AlignedBuffer(4096)
 			for r := range rounds {
 				blk := r*len(mounts) + k
 				copy(buf, bytes.Repeat([]byte(fmt.Sprintf("node %d block %6d\n", k, blk)), 4096/20))
@@ -120,7 +112,7 @@ func TestClusteredBufferedCoherency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt(alignedBlock(4096), int64(size)); err != nil {
+	if _, err := f.WriteAt(testutil.AlignedBuffer(4096), int64(size)); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()

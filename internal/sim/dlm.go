@@ -172,6 +172,12 @@ func (c *Cluster) dlmReady(n *simNode, rd dlm.Ready) {
 // dlmGiveWayLater makes n's application release lock id a little later (a
 // paused node does it once it runs again).
 func (c *Cluster) dlmGiveWayLater(n *simNode, id dlm.LockID) {
+	c.whenRunning(n, time.Duration(20+c.dlm.rng.Intn(300))*time.Millisecond, func() { c.dlmGiveWay(n, id) })
+}
+
+// whenRunning runs fn after delay, once n runs (a paused node when it
+// runs again), unless n restarted or lost its lock manager meanwhile.
+func (c *Cluster) whenRunning(n *simNode, delay time.Duration, fn func()) {
 	epoch := n.epoch
 	var try func()
 	try = func() {
@@ -180,10 +186,10 @@ func (c *Cluster) dlmGiveWayLater(n *simNode, id dlm.LockID) {
 		case n.state == stPaused:
 			c.q.at(c.now+100*time.Millisecond, try)
 		case n.state == stRunning:
-			c.dlmGiveWay(n, id)
+			fn()
 		}
 	}
-	c.q.at(c.now+time.Duration(20+c.dlm.rng.Intn(300))*time.Millisecond, try)
+	c.q.at(c.now+delay, try)
 }
 
 // dlmFlush sends what waits for a connection to each peer that has one.
@@ -452,19 +458,8 @@ func (c *Cluster) dlmOnEvent(n *simNode, e dlm.Event) {
 	if e.Kind != dlm.EventRecovered || e.Domain != "vol" {
 		return
 	}
-	epoch := n.epoch
 	dead := e.Dead.Node
-	var try func()
-	try = func() {
-		switch {
-		case n.epoch != epoch || n.d == nil:
-		case n.state == stPaused:
-			c.q.at(c.now+100*time.Millisecond, try)
-		case n.state == stRunning:
-			c.dlmRecoveryDone(n, dead)
-		}
-	}
-	c.q.at(c.now+time.Duration(200+c.dlm.rng.Intn(3000))*time.Millisecond, try)
+	c.whenRunning(n, time.Duration(200+c.dlm.rng.Intn(3000))*time.Millisecond, func() { c.dlmRecoveryDone(n, dead) })
 }
 
 // dlmRecoveryDone plays n's file system having recovered every death of

@@ -55,33 +55,26 @@ func (t *tunefsVol) metadataBlocks() ([]checkedBlock, error) {
 			add(g.Blkno, ondisk.GroupDescCheckOffset)
 		}
 	}
-	for slot := 0; slot < int(t.SB.MaxSlots); slot++ {
-		a, err := t.SystemFile(ondisk.SysExtentAlloc, slot)
+	if err := t.forEachExtentAllocBlock(func(slot int, blk uint64) error {
+		b, err := t.Cache.Get(blk)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		blks, err := t.allocatedBlocks(a)
-		if err != nil {
-			return nil, err
+		switch string(b.Data[:8]) {
+		case ondisk.ExtentBlockSignature:
+			add(blk, ondisk.ExtentBlockCheckOffset)
+		case ondisk.XattrBlockSignature:
+			add(blk, ondisk.XattrBlockCheckOffset)
+		case ondisk.DXRootSignature:
+			add(blk, ondisk.DXRootCheckOffset)
+		case ondisk.RefcountBlockSignature:
+			add(blk, ondisk.RefcountBlockCheckOffset)
+		default:
+			t.verbosef("block %d is in use in extent_alloc:%04d but holds no metadata signature; left alone\n", blk, slot)
 		}
-		for _, blk := range blks {
-			b, err := t.Cache.Get(blk)
-			if err != nil {
-				return nil, err
-			}
-			switch string(b.Data[:8]) {
-			case ondisk.ExtentBlockSignature:
-				add(blk, ondisk.ExtentBlockCheckOffset)
-			case ondisk.XattrBlockSignature:
-				add(blk, ondisk.XattrBlockCheckOffset)
-			case ondisk.DXRootSignature:
-				add(blk, ondisk.DXRootCheckOffset)
-			case ondisk.RefcountBlockSignature:
-				add(blk, ondisk.RefcountBlockCheckOffset)
-			default:
-				t.verbosef("block %d is in use in extent_alloc:%04d but holds no metadata signature; left alone\n", blk, slot)
-			}
-		}
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	inodes, err := t.inodeBlocks()
 	if err != nil {

@@ -178,34 +178,25 @@ func (t *tunefsVol) dropRefcountTree(rt *extent.RefcountTree) error {
 // does not look for them).
 func (t *tunefsVol) orphanRefcountTrees(named map[uint64][]uint64) ([]uint64, error) {
 	var out []uint64
-	for slot := 0; slot < int(t.SB.MaxSlots); slot++ {
-		a, err := t.SystemFile(ondisk.SysExtentAlloc, slot)
+	err := t.forEachExtentAllocBlock(func(_ int, blk uint64) error {
+		if _, ok := named[blk]; ok {
+			return nil
+		}
+		b, err := t.Cache.Get(blk)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		blks, err := t.allocatedBlocks(a)
-		if err != nil {
-			return nil, err
+		if string(b.Data[:8]) != ondisk.RefcountBlockSignature {
+			return nil
 		}
-		for _, blk := range blks {
-			if _, ok := named[blk]; ok {
-				continue
-			}
-			b, err := t.Cache.Get(blk)
-			if err != nil {
-				return nil, err
-			}
-			if string(b.Data[:8]) != ondisk.RefcountBlockSignature {
-				continue
-			}
-			rb, err := ondisk.DecodeRefcountBlock(b.Data)
-			if err != nil || rb.Blkno != blk || rb.FSGeneration != t.Super.FSGeneration || rb.Flags&ondisk.RefcountLeafFlag != 0 {
-				continue
-			}
-			out = append(out, blk)
+		rb, err := ondisk.DecodeRefcountBlock(b.Data)
+		if err != nil || rb.Blkno != blk || rb.FSGeneration != t.Super.FSGeneration || rb.Flags&ondisk.RefcountLeafFlag != 0 {
+			return nil
 		}
-	}
-	return out, nil
+		out = append(out, blk)
+		return nil
+	})
+	return out, err
 }
 
 // checkUnshareSpace refuses, before anything is written, when the global

@@ -43,6 +43,28 @@ func (t *tunefsVol) allocatorGroups(blkno uint64) (*ondisk.Dinode, []*ondisk.Gro
 	return d, out, nil
 }
 
+// forEachExtentAllocBlock calls fn with every block in use in the slots'
+// extent_alloc files (extent, xattr, dx root and refcount blocks), slot by
+// slot, and stops at fn's first error.
+func (t *tunefsVol) forEachExtentAllocBlock(fn func(slot int, blk uint64) error) error {
+	for slot := 0; slot < int(t.SB.MaxSlots); slot++ {
+		a, err := t.SystemFile(ondisk.SysExtentAlloc, slot)
+		if err != nil {
+			return err
+		}
+		blks, err := t.allocatedBlocks(a)
+		if err != nil {
+			return err
+		}
+		for _, blk := range blks {
+			if err := fn(slot, blk); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // allocatedBlocks lists the blocks suballocator blkno hands out that are
 // in use.
 func (t *tunefsVol) allocatedBlocks(blkno uint64) ([]uint64, error) {
