@@ -31,7 +31,6 @@ import (
 	"o2go/internal/ondisk"
 	"o2go/internal/testutil"
 	"o2go/internal/testutil/kernelvm"
-	"o2go/internal/testutil/realtools"
 )
 
 // The randomized workload of issue 4 (acceptance 2): one seeded sequence
@@ -1129,6 +1128,10 @@ func brief(e manifestEntry) manifestEntry {
 type kernelChange struct {
 	sh   string
 	host func(root string) error
+	// clone is set for a whole-file clone (cp --reflink): fsck.ocfs2 may
+	// find the kernel's short inline id_count on its target
+	// (kernel_reflink_test.go).
+	clone *kernelClone
 }
 
 func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
@@ -1142,7 +1145,7 @@ func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'
 func (w *workload) kernelChanges(blob []byte) []kernelChange {
 	files, _, _, _ := w.entries()
 	var cs []kernelChange
-	add := func(sh string, host func(root string) error) { cs = append(cs, kernelChange{sh, host}) }
+	add := func(sh string, host func(root string) error) { cs = append(cs, kernelChange{sh: sh, host: host}) }
 	chunk := func(skip, n int64) []byte { return blob[skip : skip+n] }
 	for i := 0; i < 8 && len(files) > 0; i++ {
 		f, _ := pick(w.rng, files)
@@ -1246,6 +1249,7 @@ func (w *workload) kernelChanges(blob []byte) []kernelChange {
 			}
 			return w.hostCreate(root, "k/reflinked", b, st.Mode().Perm()&^guestUmask)
 		})
+		cs[len(cs)-1].clone = &kernelClone{from: f, to: "k/reflinked"}
 	}
 	long := strings.Repeat("kernel-long-target/", 100)
 	add(`ln -s ../new1 k/sym && ln -s `+long+` k/slowsym`, func(root string) error {
@@ -1317,7 +1321,11 @@ func buildGuesttree(t *testing.T, dir string) {
 // workload, then the kernel's OCFS2 driver (in the VM) must see what o2go
 // showed — every file byte-identical, every stat field but atime equal —
 // then changes the tree as the host changes the plain directory, and o2go
-// must read the kernel's changes.
+// must read the kernel's changes. fsck.ocfs2 -fn must pass after the
+// kernel and at the end, but for the kernel's own short inline id_count on
+// the file it clones (cp --reflink) when that source is inline data with
+// in-inode xattrs: a kernel quirk, explained and covered by
+// TestKernelClonedInlineData, allowed on that one inode only.
 func TestRandomWorkloadKernel(t *testing.T) {
 	testutil.Long(t)
 	kernelvm.Require(t)
@@ -1355,7 +1363,17 @@ func TestRandomWorkloadKernel(t *testing.T) {
 	}
 	kernelvm.RunT(t, kernelvm.Options{Image: v.img, Share: share, MountOpts: "noatime"}, script.String())
 	compareManifests(t, "what o2go wrote, read by the kernel", before, readManifest(t, filepath.Join(share, "before.json")))
-	realtools.RequireFsckClean(t, v.img)
+	after := readManifest(t, filepath.Join(share, "after.json"))
+	var clones []kernelClone
+	for _, c := range changes {
+		if c.clone != nil {
+			clones = append(clones, *c.clone)
+		}
+	}
+	// The kernel's clone of an inline-data file with in-inode xattrs is
+	// the one problem fsck.ocfs2 may report here, on that clone only.
+	clones = clonesIn(t, after, clones)
+	requireFsckCleanButKernelClones(t, v.img, clones)
 
 	for _, c := range changes {
 		w.note("kernel: %s", c.sh)
@@ -1365,7 +1383,8 @@ func TestRandomWorkloadKernel(t *testing.T) {
 	}
 	v.mount()
 	w.root[onO2go] = v.path("w")
-	compareManifests(t, "what the kernel changed, read by o2go", o2goManifest(t, v.path("w")), readManifest(t, filepath.Join(share, "after.json")))
+	compareManifests(t, "what the kernel changed, read by o2go", o2goManifest(t, v.path("w")), after)
 	w.checkpoint("after the kernel's changes")
-	v.finish()
+	v.unmount()
+	requireFsckCleanButKernelClones(t, v.img, clones)
 }
