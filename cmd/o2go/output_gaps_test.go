@@ -152,7 +152,7 @@ func populateForStats(t *testing.T, img string) {
 	fs, root := m.FS, m.SB.RootBlkno
 	mk := func(parent uint64, name string, n inode.NewNode) uint64 {
 		t.Helper()
-		ino, err := fs.Create(parent, name, n, inode.Caller{})
+		ino, err := fs.Create(inode.Ref{Ino: parent}, name, n, inode.Caller{})
 		if err != nil {
 			t.Fatalf("create %s: %v", name, err)
 		}
@@ -171,7 +171,7 @@ func populateForStats(t *testing.T, img string) {
 	if err := fs.CloneRange(big, 0, clone, 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := fs.Link(big, 0, root, "hardlink"); err != nil {
+	if err := fs.Link(inode.Ref{Ino: big}, inode.Ref{Ino: root}, "hardlink"); err != nil {
 		t.Fatal(err)
 	}
 	d := mk(root, "dir", inode.NewNode{Mode: syscall.S_IFDIR | 0o755})

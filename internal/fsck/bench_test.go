@@ -28,12 +28,12 @@ func populateMany(t testing.TB, img string, dirs, perDir int) {
 	fs := m.FS
 	data := make([]byte, 6000)
 	for d := 0; d < dirs; d++ {
-		dir, err := fs.Create(fs.RootBlkno(), fmt.Sprintf("d%03d", d), inode.NewNode{Mode: syscall.S_IFDIR | 0o755}, inode.Caller{})
+		dir, err := fs.Create(inode.Ref{Ino: fs.RootBlkno()}, fmt.Sprintf("d%03d", d), inode.NewNode{Mode: syscall.S_IFDIR | 0o755}, inode.Caller{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i := 0; i < perDir; i++ {
-			f, err := fs.Create(dir, fmt.Sprintf("file-%05d", i), inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
+			f, err := fs.Create(inode.Ref{Ino: dir}, fmt.Sprintf("file-%05d", i), inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -30,7 +30,7 @@ func populateRefcount(t *testing.T, img string) {
 	root := fs.RootBlkno()
 	mk := func(name string) uint64 {
 		t.Helper()
-		ino, err := fs.Create(root, name, inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
+		ino, err := fs.Create(inode.Ref{Ino: root}, name, inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
 		if err != nil {
 			t.Fatal(err)
 		}

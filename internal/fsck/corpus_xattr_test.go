@@ -33,7 +33,7 @@ func populateXattrs(t *testing.T, img string) {
 	root := fs.RootBlkno()
 	mk := func(name string) uint64 {
 		t.Helper()
-		ino, err := fs.Create(root, name, inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
+		ino, err := fs.Create(inode.Ref{Ino: root}, name, inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +41,7 @@ func populateXattrs(t *testing.T, img string) {
 	}
 	set := func(ino uint64, name string, n int, fill byte) {
 		t.Helper()
-		if err := fs.SetXattr(ino, 0, name, bytes.Repeat([]byte{fill}, n), xattr.SetFlags(0)); err != nil {
+		if err := fs.SetXattr(inode.Ref{Ino: ino}, name, bytes.Repeat([]byte{fill}, n), xattr.SetFlags(0)); err != nil {
 			t.Fatalf("setxattr %s: %v", name, err)
 		}
 	}

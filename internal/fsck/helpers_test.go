@@ -44,7 +44,7 @@ func populate(t *testing.T, img string) {
 	who := inode.Caller{}
 	mk := func(parent uint64, name string, mode uint32, target string) uint64 {
 		t.Helper()
-		ino, err := fs.Create(parent, name, inode.NewNode{Mode: mode, Target: target}, who)
+		ino, err := fs.Create(inode.Ref{Ino: parent}, name, inode.NewNode{Mode: mode, Target: target}, who)
 		if err != nil {
 			t.Fatalf("create %s: %v", name, err)
 		}
@@ -78,17 +78,17 @@ func populate(t *testing.T, img string) {
 	write(mustLookup(t, fs, root, "small"), 0, 100, 5) // inline data
 	mk(root, "fastlink", syscall.S_IFLNK|0o777, "file1")
 	mk(root, "slowlink", syscall.S_IFLNK|0o777, "/"+strings.Repeat("long-target/", 330))
-	if err := fs.Link(f2, 0, root, "hardlink"); err != nil {
+	if err := fs.Link(inode.Ref{Ino: f2}, inode.Ref{Ino: root}, "hardlink"); err != nil {
 		t.Fatal(err)
 	}
-	if err := fs.SetXattr(f1, 0, "user.small", []byte("value"), xattr.SetFlags(0)); err != nil {
+	if err := fs.SetXattr(inode.Ref{Ino: f1}, "user.small", []byte("value"), xattr.SetFlags(0)); err != nil {
 		t.Fatal(err)
 	}
-	if err := fs.SetXattr(f2, 0, "user.big", bytes.Repeat([]byte("x"), 3000), xattr.SetFlags(0)); err != nil {
+	if err := fs.SetXattr(inode.Ref{Ino: f2}, "user.big", bytes.Repeat([]byte("x"), 3000), xattr.SetFlags(0)); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 30; i++ {
-		if err := fs.SetXattr(f2, 0, fmt.Sprintf("user.attr%02d", i), bytes.Repeat([]byte("v"), 60), xattr.SetFlags(0)); err != nil {
+		if err := fs.SetXattr(inode.Ref{Ino: f2}, fmt.Sprintf("user.attr%02d", i), bytes.Repeat([]byte("v"), 60), xattr.SetFlags(0)); err != nil {
 			t.Fatal(err)
 		}
 	}

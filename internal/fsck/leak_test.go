@@ -30,12 +30,12 @@ func leakXattrBlock(t *testing.T, img string, withCounts bool) {
 		t.Fatal(err)
 	}
 	fs := m.FS
-	ino, err := fs.Create(fs.RootBlkno(), "victim", inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
+	ino, err := fs.Create(inode.Ref{Ino: fs.RootBlkno()}, "victim", inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 40; i++ {
-		if err := fs.SetXattr(ino, 0, fmt.Sprintf("user.a%02d", i), bytes.Repeat([]byte("v"), 60), xattr.SetFlags(0)); err != nil {
+		if err := fs.SetXattr(inode.Ref{Ino: ino}, fmt.Sprintf("user.a%02d", i), bytes.Repeat([]byte("v"), 60), xattr.SetFlags(0)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -52,7 +52,7 @@ func leakXattrBlock(t *testing.T, img string, withCounts bool) {
 		t.Fatal(err)
 	}
 	gd, bit := xb.SuballocLoc, int(xb.SuballocBit)
-	if err := fs.Unlink(fs.RootBlkno(), "victim", false); err != nil {
+	if err := fs.Unlink(inode.Ref{Ino: fs.RootBlkno()}, "victim", false); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Unmount(); err != nil {

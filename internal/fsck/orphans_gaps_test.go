@@ -34,7 +34,7 @@ func orphanVolume(t *testing.T, xattrTree bool) (string, []string, [32]byte) {
 		root := fs.RootBlkno()
 		mk := func(parent uint64, name string, mode uint32) uint64 {
 			t.Helper()
-			ino, err := fs.Create(parent, name, inode.NewNode{Mode: mode}, inode.Caller{})
+			ino, err := fs.Create(inode.Ref{Ino: parent}, name, inode.NewNode{Mode: mode}, inode.Caller{})
 			if err != nil {
 				t.Fatalf("create %s: %v", name, err)
 			}
@@ -53,7 +53,7 @@ func orphanVolume(t *testing.T, xattrTree bool) (string, []string, [32]byte) {
 				t.Fatal(err)
 			}
 			fs.Open(ino)
-			if err := fs.Unlink(parent, name, isDir); err != nil {
+			if err := fs.Unlink(inode.Ref{Ino: parent}, name, isDir); err != nil {
 				t.Fatalf("unlink %s: %v", name, err)
 			}
 			orphans = append(orphans, name)
@@ -68,14 +68,14 @@ func orphanVolume(t *testing.T, xattrTree bool) (string, []string, [32]byte) {
 		write(mk(root, "inline", syscall.S_IFREG|0o644), []byte("tiny\n"))
 		ix := mk(root, "inline-xattr", syscall.S_IFREG|0o644)
 		write(ix, bytes.Repeat([]byte("i"), 10<<10))
-		if err := fs.SetXattr(ix, 0, "user.small", []byte("in the inode"), xattr.SetFlags(0)); err != nil {
+		if err := fs.SetXattr(inode.Ref{Ino: ix}, "user.small", []byte("in the inode"), xattr.SetFlags(0)); err != nil {
 			t.Fatal(err)
 		}
 		if xattrTree {
 			x := mk(root, "xattr-tree", syscall.S_IFREG|0o644)
 			write(x, bytes.Repeat([]byte("x"), 10<<10))
 			for i := 0; i < 20; i++ {
-				if err := fs.SetXattr(x, 0, fmt.Sprintf("user.attribute-%02d", i), bytes.Repeat([]byte("v"), 200), xattr.SetFlags(0)); err != nil {
+				if err := fs.SetXattr(inode.Ref{Ino: x}, fmt.Sprintf("user.attribute-%02d", i), bytes.Repeat([]byte("v"), 200), xattr.SetFlags(0)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -85,7 +85,7 @@ func orphanVolume(t *testing.T, xattrTree bool) (string, []string, [32]byte) {
 			mk(d, fmt.Sprintf("entry-%03d-with-a-longer-name", i), syscall.S_IFREG|0o644)
 		}
 		for i := 0; i < 100; i++ {
-			if err := fs.Unlink(d, fmt.Sprintf("entry-%03d-with-a-longer-name", i), false); err != nil {
+			if err := fs.Unlink(inode.Ref{Ino: d}, fmt.Sprintf("entry-%03d-with-a-longer-name", i), false); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -55,7 +55,7 @@ func populateQuota(t *testing.T, img string, users int) {
 		if i%5 == 0 {
 			mode = syscall.S_IFDIR | 0o755
 		}
-		ino, err := fs.Create(root, fmt.Sprintf("f%03d", i), inode.NewNode{Mode: mode}, who)
+		ino, err := fs.Create(inode.Ref{Ino: root}, fmt.Sprintf("f%03d", i), inode.NewNode{Mode: mode}, who)
 		if err != nil {
 			t.Fatal(err)
 		}

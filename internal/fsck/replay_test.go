@@ -44,11 +44,11 @@ func TestJournalReplayOfDirtySlot(t *testing.T) {
 	var fileIno uint64
 	crashWith(t, img, func(m *volume.Mounted) {
 		fs := m.FS
-		d, err := fs.Create(fs.RootBlkno(), "made-before-crash", inode.NewNode{Mode: syscall.S_IFDIR | 0o755}, inode.Caller{})
+		d, err := fs.Create(inode.Ref{Ino: fs.RootBlkno()}, "made-before-crash", inode.NewNode{Mode: syscall.S_IFDIR | 0o755}, inode.Caller{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		fileIno, err = fs.Create(d, "data", inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
+		fileIno, err = fs.Create(inode.Ref{Ino: d}, "data", inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +104,7 @@ func TestOrphansFinished(t *testing.T) {
 	crashWith(t, base, func(m *volume.Mounted) {
 		fs := m.FS
 		var err error
-		orphan, err = fs.Create(fs.RootBlkno(), "doomed", inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
+		orphan, err = fs.Create(inode.Ref{Ino: fs.RootBlkno()}, "doomed", inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +112,7 @@ func TestOrphansFinished(t *testing.T) {
 			t.Fatal(err)
 		}
 		fs.Open(orphan)
-		if err := fs.Unlink(fs.RootBlkno(), "doomed", false); err != nil {
+		if err := fs.Unlink(inode.Ref{Ino: fs.RootBlkno()}, "doomed", false); err != nil {
 			t.Fatal(err)
 		}
 		if err := m.Journal.Checkpoint(); err != nil { // the orphan entry is home

@@ -145,16 +145,16 @@ func (f *FS) ino(node uint64) uint64 {
 	return ino
 }
 
-// inoGen is the inode and generation of node for the changes that check
-// the generation under the inode's lock (another node may have freed
-// the inode and used its block again since the kernel looked it up); the
-// root's generation is not checked (0).
-func (f *FS) inoGen(node uint64) (uint64, uint32) {
+// ref is the inode and generation of node, for the operations that
+// check the generation under the inode's lock (another node may have
+// freed the inode and used its block again since the kernel looked it
+// up); the root's generation is not checked (0).
+func (f *FS) ref(node uint64) inode.Ref {
 	ino, gen, _ := f.nodes.lookup(node)
 	if node == fuse.FUSE_ROOT_ID {
 		gen = 0
 	}
-	return ino, gen
+	return inode.Ref{Ino: ino, Gen: gen}
 }
 
 // Forget implements fuse.RawFileSystem.
@@ -336,7 +336,7 @@ const maxReported = 1000
 
 // Lookup implements fuse.RawFileSystem.
 func (f *FS) Lookup(_ <-chan struct{}, h *fuse.InHeader, name string, out *fuse.EntryOut) fuse.Status {
-	d, err := f.fs.LookupStat(f.ino(h.NodeId), name)
+	d, err := f.fs.LookupStat(f.ref(h.NodeId), name)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) {
 			out.NodeId = 0 // negative entry, cached for EntryTimeout
@@ -395,9 +395,7 @@ func (f *FS) SetAttr(_ <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) f
 		c.Mtime = &t
 	}
 	c.KillSUIDGID = v&fuse.FATTR_KILL_SUIDGID != 0
-	ino, gen := f.inoGen(in.NodeId)
-	c.Generation = gen
-	if err := f.fs.Setattr(ino, c); err != nil {
+	if err := f.fs.Setattr(f.ref(in.NodeId), c); err != nil {
 		return f.status(err)
 	}
 	d, err := f.stat(in.NodeId)
@@ -413,7 +411,7 @@ func (f *FS) create(parent uint64, name string, n inode.NewNode, caller *fuse.Ca
 	if s := f.writable(); !s.Ok() {
 		return s
 	}
-	ino, err := f.fs.Create(f.ino(parent), name, n, inode.Caller{UID: caller.Uid, GID: caller.Gid})
+	ino, err := f.fs.Create(f.ref(parent), name, n, inode.Caller{UID: caller.Uid, GID: caller.Gid})
 	if err != nil {
 		return f.status(err)
 	}
@@ -460,11 +458,11 @@ func (f *FS) Link(_ <-chan struct{}, in *fuse.LinkIn, name string, out *fuse.Ent
 	if s := f.writable(); !s.Ok() {
 		return s
 	}
-	ino, gen := f.inoGen(in.Oldnodeid)
-	if err := f.fs.Link(ino, gen, f.ino(in.NodeId), name); err != nil {
+	ino := f.ref(in.Oldnodeid)
+	if err := f.fs.Link(ino, f.ref(in.NodeId), name); err != nil {
 		return f.status(err)
 	}
-	return f.entryOf(ino, out)
+	return f.entryOf(ino.Ino, out)
 }
 
 // Unlink implements fuse.RawFileSystem.
@@ -472,7 +470,7 @@ func (f *FS) Unlink(_ <-chan struct{}, h *fuse.InHeader, name string) fuse.Statu
 	if s := f.writable(); !s.Ok() {
 		return s
 	}
-	return f.status(f.fs.Unlink(f.ino(h.NodeId), name, false))
+	return f.status(f.fs.Unlink(f.ref(h.NodeId), name, false))
 }
 
 // Rmdir implements fuse.RawFileSystem.
@@ -480,7 +478,7 @@ func (f *FS) Rmdir(_ <-chan struct{}, h *fuse.InHeader, name string) fuse.Status
 	if s := f.writable(); !s.Ok() {
 		return s
 	}
-	return f.status(f.fs.Unlink(f.ino(h.NodeId), name, true))
+	return f.status(f.fs.Unlink(f.ref(h.NodeId), name, true))
 }
 
 // Rename implements fuse.RawFileSystem (rename and rename2).
@@ -488,12 +486,12 @@ func (f *FS) Rename(_ <-chan struct{}, in *fuse.RenameIn, oldName, newName strin
 	if s := f.writable(); !s.Ok() {
 		return s
 	}
-	return f.status(f.fs.Rename(f.ino(in.NodeId), oldName, f.ino(in.Newdir), newName, in.Flags))
+	return f.status(f.fs.Rename(f.ref(in.NodeId), oldName, f.ref(in.Newdir), newName, in.Flags))
 }
 
 // Readlink implements fuse.RawFileSystem.
 func (f *FS) Readlink(_ <-chan struct{}, h *fuse.InHeader) ([]byte, fuse.Status) {
-	t, err := f.fs.ReadLink(f.ino(h.NodeId))
+	t, err := f.fs.ReadLink(f.ref(h.NodeId))
 	return []byte(t), f.status(err)
 }
 
@@ -648,7 +646,7 @@ func (f *FS) ReadDirPlus(_ <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryL
 
 func (f *FS) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse.Status {
 	if !plus {
-		return f.status(f.fs.ReadDir(f.ino(in.NodeId), in.Offset, func(e inode.DirEntry) bool {
+		return f.status(f.fs.ReadDir(f.ref(in.NodeId), in.Offset, func(e inode.DirEntry) bool {
 			return out.AddDirEntry(fuse.DirEntry{Name: e.Name, Ino: e.Inode, Mode: dtToMode(e.FileType), Off: e.Next})
 		}))
 	}
@@ -658,7 +656,7 @@ func (f *FS) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse.St
 	// the reply can hold), then stat them.
 	limit := int(in.Size)/readDirPlusMinEntry + 1
 	var ents []inode.DirEntry
-	err := f.fs.ReadDir(f.ino(in.NodeId), in.Offset, func(e inode.DirEntry) bool {
+	err := f.fs.ReadDir(f.ref(in.NodeId), in.Offset, func(e inode.DirEntry) bool {
 		ents = append(ents, e)
 		return len(ents) < limit
 	})
@@ -744,7 +742,7 @@ func (f *FS) StatFs(_ <-chan struct{}, h *fuse.InHeader, out *fuse.StatfsOut) fu
 
 // GetXAttr implements fuse.RawFileSystem.
 func (f *FS) GetXAttr(_ <-chan struct{}, h *fuse.InHeader, name string, dest []byte) (uint32, fuse.Status) {
-	v, found, err := f.fs.GetXattr(f.ino(h.NodeId), name)
+	v, found, err := f.fs.GetXattr(f.ref(h.NodeId), name)
 	if err != nil {
 		return 0, f.status(err)
 	}
@@ -760,7 +758,7 @@ func (f *FS) GetXAttr(_ <-chan struct{}, h *fuse.InHeader, name string, dest []b
 
 // ListXAttr implements fuse.RawFileSystem.
 func (f *FS) ListXAttr(_ <-chan struct{}, h *fuse.InHeader, dest []byte) (uint32, fuse.Status) {
-	names, err := f.fs.ListXattrs(f.ino(h.NodeId))
+	names, err := f.fs.ListXattrs(f.ref(h.NodeId))
 	if err != nil {
 		return 0, f.status(err)
 	}
@@ -788,8 +786,7 @@ func (f *FS) SetXAttr(_ <-chan struct{}, in *fuse.SetXAttrIn, name string, data 
 	if s := f.xattrAllowed(name); !s.Ok() {
 		return s
 	}
-	ino, gen := f.inoGen(in.NodeId)
-	return f.status(f.fs.SetXattr(ino, gen, name, data, xattr.SetFlags(in.Flags&3)))
+	return f.status(f.fs.SetXattr(f.ref(in.NodeId), name, data, xattr.SetFlags(in.Flags&3)))
 }
 
 // RemoveXAttr implements fuse.RawFileSystem.
@@ -800,8 +797,7 @@ func (f *FS) RemoveXAttr(_ <-chan struct{}, h *fuse.InHeader, name string) fuse.
 	if s := f.xattrAllowed(name); !s.Ok() {
 		return s
 	}
-	ino, gen := f.inoGen(h.NodeId)
-	return f.status(f.fs.RemoveXattr(ino, gen, name))
+	return f.status(f.fs.RemoveXattr(f.ref(h.NodeId), name))
 }
 
 // xattrAllowed applies the user_xattr and acl mount options.

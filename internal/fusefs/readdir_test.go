@@ -29,7 +29,7 @@ func TestReadDirPlusWithWriters(t *testing.T) {
 	root := m.FS.RootBlkno()
 	var victim uint64
 	for i := range 300 {
-		ino, err := m.FS.Create(root, fmt.Sprintf("entry-%03d", i), inode.NewNode{Mode: 0o100644}, inode.Caller{})
+		ino, err := m.FS.Create(inode.Ref{Ino: root}, fmt.Sprintf("entry-%03d", i), inode.NewNode{Mode: 0o100644}, inode.Caller{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +41,7 @@ func TestReadDirPlusWithWriters(t *testing.T) {
 		defer close(writerDone)
 		for i := 0; !stop.Load(); i++ {
 			mode := uint32(0o600 + i%0o100)
-			if err := m.FS.Setattr(victim, inode.AttrChange{Mode: &mode}); err != nil {
+			if err := m.FS.Setattr(inode.Ref{Ino: victim}, inode.AttrChange{Mode: &mode}); err != nil {
 				t.Error(err)
 				return
 			}

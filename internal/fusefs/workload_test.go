@@ -906,7 +906,7 @@ func sharedExtents(t *testing.T, img string) int {
 		if !d.IsDir() {
 			return
 		}
-		err = v.FS.ReadDir(ino, 0, func(e inode.DirEntry) bool {
+		err = v.FS.ReadDir(inode.Ref{Ino: ino}, 0, func(e inode.DirEntry) bool {
 			if e.Name != "." && e.Name != ".." {
 				walk(e.Inode)
 			}

@@ -12,6 +12,7 @@ import (
 
 	"o2go/internal/base"
 	"o2go/internal/blockdev"
+	"o2go/internal/fs/inode"
 	"o2go/internal/fs/volume"
 	"o2go/internal/ondisk"
 	"o2go/internal/testutil"
@@ -150,13 +151,13 @@ func readTree(img string) (map[string]treeFile, error) {
 		}
 		f := treeFile{stat: fmt.Sprintf("mode %o uid %d gid %d size %d links %d a %d.%d m %d.%d c %d.%d",
 			d.Mode, d.UID, d.GID, d.Size, d.Links, d.Atime.Sec, d.Atime.Nsec, d.Mtime.Sec, d.Mtime.Nsec, d.Ctime.Sec, d.Ctime.Nsec)}
-		names, err := v.FS.ListXattrs(blk)
+		names, err := v.FS.ListXattrs(inode.Ref{Ino: blk})
 		if err != nil {
 			return fmt.Errorf("%s: xattrs: %w", path, err)
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			val, _, err := v.FS.GetXattr(blk, n)
+			val, _, err := v.FS.GetXattr(inode.Ref{Ino: blk}, n)
 			if err != nil {
 				return fmt.Errorf("%s: xattr %s: %w", path, n, err)
 			}

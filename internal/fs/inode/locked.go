@@ -3,6 +3,7 @@ package inode
 import (
 	"errors"
 
+	"o2go/internal/fs/xattr"
 	"o2go/internal/ondisk"
 )
 
@@ -29,12 +30,12 @@ func isFreedInode(err error) bool {
 // name under the directory's lock, then the inode under its own (on a
 // clustered mount the two steps may see another node's change between
 // them, as a lookup racing with a rename may on any file system).
-func (f *FS) LookupStat(parent uint64, name string) (*ondisk.Dinode, error) {
-	unlock, err := f.rlock(parent)
+func (f *FS) LookupStat(parent Ref, name string) (*ondisk.Dinode, error) {
+	unlock, err := f.rlock(parent.Ino)
 	if err != nil {
 		return nil, err
 	}
-	ino, err := f.Lookup(parent, name)
+	ino, err := f.lookupIn(parent, name)
 	unlock()
 	if err != nil {
 		return nil, err
@@ -57,13 +58,13 @@ func (f *FS) ReadFile(ino uint64, p []byte, off int64) (int, error) {
 }
 
 // ReadLink returns the target of symlink ino.
-func (f *FS) ReadLink(ino uint64) (string, error) {
-	unlock, err := f.rlock(ino)
+func (f *FS) ReadLink(ino Ref) (string, error) {
+	unlock, err := f.rlock(ino.Ino)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	d, err := f.Inode(ino)
+	d, err := f.refInode(ino)
 	if err != nil {
 		return "", err
 	}
@@ -71,13 +72,13 @@ func (f *FS) ReadLink(ino uint64) (string, error) {
 }
 
 // ListXattrs returns the full names of ino's xattrs.
-func (f *FS) ListXattrs(ino uint64) ([]string, error) {
-	unlock, err := f.rlock(ino)
+func (f *FS) ListXattrs(ino Ref) ([]string, error) {
+	unlock, err := f.rlock(ino.Ino)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	x, err := f.Xattrs(ino)
+	x, err := f.refXattrs(ino)
 	if err != nil {
 		return nil, err
 	}
@@ -93,13 +94,13 @@ func (f *FS) ListXattrs(ino uint64) ([]string, error) {
 }
 
 // GetXattr returns the value of ino's xattr name; found is false without it.
-func (f *FS) GetXattr(ino uint64, name string) ([]byte, bool, error) {
-	unlock, err := f.rlock(ino)
+func (f *FS) GetXattr(ino Ref, name string) ([]byte, bool, error) {
+	unlock, err := f.rlock(ino.Ino)
 	if err != nil {
 		return nil, false, err
 	}
 	defer unlock()
-	x, err := f.Xattrs(ino)
+	x, err := f.refXattrs(ino)
 	if err != nil {
 		return nil, false, err
 	}
@@ -118,13 +119,16 @@ type DirEntry struct {
 // index and offset in the block, plus one), so they stay valid while the
 // directory changes: a listing resumed after an insert or delete neither
 // repeats nor skips names that were there all along.
-func (f *FS) ReadDir(ino uint64, cookie uint64, fn func(e DirEntry) bool) error {
-	unlock, err := f.rlock(ino)
+func (f *FS) ReadDir(ino Ref, cookie uint64, fn func(e DirEntry) bool) error {
+	unlock, err := f.rlock(ino.Ino)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	d, err := f.Dir(ino)
+	if _, err := f.refInode(ino); err != nil {
+		return err
+	}
+	d, err := f.Dir(ino.Ino)
 	if err != nil {
 		return err
 	}
@@ -146,7 +150,7 @@ func (f *FS) ReadDir(ino uint64, cookie uint64, fn func(e DirEntry) bool) error 
 		return true, nil
 	}
 	if d.Inode.Inline != nil {
-		_, err := visit(0, d.Inode.Inline.Data, ino)
+		_, err := visit(0, d.Inode.Inline.Data, ino.Ino)
 		return err
 	}
 	n := d.NumBlocks()
@@ -155,7 +159,7 @@ func (f *FS) ReadDir(ino uint64, cookie uint64, fn func(e DirEntry) bool) error 
 		if err != nil {
 			return err
 		}
-		area, _, err := f.C.DirBlock(phys, ino)
+		area, _, err := f.C.DirBlock(phys, ino.Ino)
 		if err != nil {
 			return err
 		}
@@ -165,4 +169,37 @@ func (f *FS) ReadDir(ino uint64, cookie uint64, fn func(e DirEntry) bool) error 
 		}
 	}
 	return nil
+}
+
+// refInode reads the inode r names (under its lock, held by the caller):
+// ESTALE when its block holds another inode now.
+func (f *FS) refInode(r Ref) (*ondisk.Dinode, error) {
+	d, err := f.Inode(r.Ino)
+	if err != nil {
+		return nil, err
+	}
+	if err := sameGeneration(d, r.Gen); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// refXattrs is Xattrs for the inode r names (see refInode).
+func (f *FS) refXattrs(r Ref) (xattr.Inode, error) {
+	x, err := f.Xattrs(r.Ino)
+	if err != nil {
+		return xattr.Inode{}, err
+	}
+	if err := sameGeneration(x.Inode, r.Gen); err != nil {
+		return xattr.Inode{}, err
+	}
+	return x, nil
+}
+
+// lookupIn is Lookup in the directory r names (see refInode).
+func (f *FS) lookupIn(r Ref, name string) (uint64, error) {
+	if _, err := f.refInode(r); err != nil {
+		return 0, err
+	}
+	return f.Lookup(r.Ino, name)
 }

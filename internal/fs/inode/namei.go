@@ -38,13 +38,13 @@ func (f *FS) linkMax() uint32 {
 
 // Create makes a new inode called name in directory parent: a regular
 // file, directory, symlink, device, FIFO or socket. It returns its inode.
-func (f *FS) Create(parent uint64, name string, n NewNode, who Caller) (uint64, error) {
+func (f *FS) Create(parent Ref, name string, n NewNode, who Caller) (uint64, error) {
 	if err := dir.ValidateName(name); err != nil {
 		return 0, err
 	}
 	var ino uint64
-	err := f.run(inodes(true, parent), 16, func(tx metacache.Tx) error {
-		pd, pb, err := f.inodeForWrite(tx, parent)
+	err := f.run(inodes(true, parent.Ino), 16, func(tx metacache.Tx) error {
+		pd, pb, err := f.refForWrite(tx, parent)
 		if err != nil {
 			return err
 		}
@@ -66,7 +66,7 @@ func (f *FS) Create(parent uint64, name string, n NewNode, who Caller) (uint64, 
 		}
 		env := f.dirEnv(tx)
 		if isDir {
-			if err := dir.Init(env, d, parent); err != nil {
+			if err := dir.Init(env, d, parent.Ino); err != nil {
 				return err
 			}
 		}
@@ -177,18 +177,14 @@ func (f *FS) newInode(tx metacache.Tx, parent *ondisk.Dinode, n NewNode, who Cal
 	return d, b, nil
 }
 
-// Link adds name in directory parent for inode ino (link(2)), of
-// generation gen when gen is not 0 (ESTALE otherwise, see AttrChange).
-func (f *FS) Link(ino uint64, gen uint32, parent uint64, name string) error {
+// Link adds name in directory parent for inode ino (link(2)).
+func (f *FS) Link(ino Ref, parent Ref, name string) error {
 	if err := dir.ValidateName(name); err != nil {
 		return err
 	}
-	return f.run(inodes(true, ino, parent), 8, func(tx metacache.Tx) error {
-		d, b, err := f.inodeForWrite(tx, ino)
+	return f.run(inodes(true, ino.Ino, parent.Ino), 8, func(tx metacache.Tx) error {
+		d, b, err := f.refForWrite(tx, ino)
 		if err != nil {
-			return err
-		}
-		if err := sameGeneration(d, gen); err != nil {
 			return err
 		}
 		if d.IsDir() {
@@ -200,14 +196,14 @@ func (f *FS) Link(ino uint64, gen uint32, parent uint64, name string) error {
 		if d.Links == 0 {
 			return syscall.ENOENT
 		}
-		pd, pb, err := f.inodeForWrite(tx, parent)
+		pd, pb, err := f.refForWrite(tx, parent)
 		if err != nil {
 			return err
 		}
 		if err := newNameIn(pd); err != nil {
 			return err
 		}
-		if err := dir.Add(f.dirEnv(tx), pd, name, ino, d.FileType()); err != nil {
+		if err := dir.Add(f.dirEnv(tx), pd, name, ino.Ino, d.FileType()); err != nil {
 			return err
 		}
 		now := diskTime(f.W.now())
@@ -224,11 +220,11 @@ func (f *FS) Link(ino uint64, gen uint32, parent uint64, name string) error {
 // Unlink removes name from directory parent (unlink(2), or rmdir(2) when
 // isDir). An inode left without links goes to the slot's orphan directory
 // in the same transaction, and is deleted once nobody has it open.
-func (f *FS) Unlink(parent uint64, name string, isDir bool) error {
+func (f *FS) Unlink(parent Ref, name string, isDir bool) error {
 	var victim uint64
-	err := f.run(inodes(true, parent), 16, func(tx metacache.Tx) error {
+	err := f.run(inodes(true, parent.Ino), 16, func(tx metacache.Tx) error {
 		victim = 0 // a round that starts again starts from nothing
-		pd, pb, err := f.inodeForWrite(tx, parent)
+		pd, pb, err := f.refForWrite(tx, parent)
 		if err != nil {
 			return err
 		}

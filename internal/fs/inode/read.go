@@ -50,6 +50,18 @@ func (f *FS) Inode(blkno uint64) (*ondisk.Dinode, error) {
 	return d, err
 }
 
+// Ref names an inode the way a caller that found it earlier knows it:
+// its block and the generation it had then. A FUSE node ID outlives its
+// inode: on a clustered mount another node may delete the inode and make
+// a new one in the same block while this node's kernel still holds the
+// ID. An operation through a Ref whose block now holds another inode is
+// ESTALE and changes nothing; Gen 0 is not checked (the root, and callers
+// that found the inode under the same lock or hold it open).
+type Ref struct {
+	Ino uint64
+	Gen uint32
+}
+
 // sameGeneration is ESTALE when gen is not 0 and d is not of
 // generation gen: the caller named an inode whose block was freed and
 // now holds another one.

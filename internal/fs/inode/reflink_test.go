@@ -53,7 +53,7 @@ func (r *rfs) finish() {
 
 func (r *rfs) file(name string, data []byte) uint64 {
 	r.t.Helper()
-	ino, err := r.fs.Create(r.fs.RootBlkno(), name, inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
+	ino, err := r.fs.Create(inode.Ref{Ino: r.fs.RootBlkno()}, name, inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -138,11 +138,11 @@ func TestCloneRangeRules(t *testing.T) {
 	data := r.random(100000)
 	a := r.file("a", data)
 	b := r.file("b", nil)
-	dir, err := r.fs.Create(r.fs.RootBlkno(), "d", inode.NewNode{Mode: syscall.S_IFDIR | 0o755}, inode.Caller{})
+	dir, err := r.fs.Create(inode.Ref{Ino: r.fs.RootBlkno()}, "d", inode.NewNode{Mode: syscall.S_IFDIR | 0o755}, inode.Caller{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	link, err := r.fs.Create(r.fs.RootBlkno(), "l", inode.NewNode{Mode: syscall.S_IFLNK | 0o777, Target: "a"}, inode.Caller{})
+	link, err := r.fs.Create(inode.Ref{Ino: r.fs.RootBlkno()}, "l", inode.NewNode{Mode: syscall.S_IFLNK | 0o777, Target: "a"}, inode.Caller{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +312,7 @@ func TestSharedZeroingAndRemoval(t *testing.T) {
 	r.expect(a, data, "source after that write")
 	// Deleting the source drops its references; the copy's shared clusters
 	// are its alone then.
-	if err := r.fs.Unlink(r.fs.RootBlkno(), "a", false); err != nil {
+	if err := r.fs.Unlink(inode.Ref{Ino: r.fs.RootBlkno()}, "a", false); err != nil {
 		t.Fatal(err)
 	}
 	r.expect(b, want, "copy after the source's delete")

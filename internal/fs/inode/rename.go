@@ -55,6 +55,19 @@ func (s *editSet) get(ino uint64) (*ondisk.Dinode, error) {
 	return d, nil
 }
 
+// getRef is get for an inode named by a Ref (ESTALE when its block
+// holds another inode now).
+func (s *editSet) getRef(r Ref) (*ondisk.Dinode, error) {
+	d, err := s.get(r.Ino)
+	if err != nil {
+		return nil, err
+	}
+	if err := sameGeneration(d, r.Gen); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
 func (s *editSet) save() error {
 	for _, ino := range s.order {
 		if err := saveInode(s.tx, s.inode[ino], s.buf[ino]); err != nil {
@@ -68,7 +81,7 @@ func (s *editSet) save() error {
 // renameat2(2) with RENAME_NOREPLACE or RENAME_EXCHANGE), in one
 // transaction: the names, "..", link counts and an inode it replaces
 // (orphaned when it loses its last name).
-func (f *FS) Rename(oldParent uint64, oldName string, newParent uint64, newName string, flags uint32) error {
+func (f *FS) Rename(from Ref, oldName string, to Ref, newName string, flags uint32) error {
 	if flags&^(RenameNoReplace|RenameExchange) != 0 || flags == RenameNoReplace|RenameExchange {
 		return syscall.EINVAL
 	}
@@ -79,6 +92,7 @@ func (f *FS) Rename(oldParent uint64, oldName string, newParent uint64, newName 
 		return syscall.EBUSY
 	}
 	var victim uint64
+	oldParent, newParent := from.Ino, to.Ino
 	locks := inodes(true, oldParent, newParent)
 	if oldParent != newParent {
 		// A move between directories is serialized cluster-wide, as OCFS2
@@ -88,11 +102,11 @@ func (f *FS) Rename(oldParent uint64, oldName string, newParent uint64, newName 
 	err := f.run(locks, 32, func(tx metacache.Tx) error {
 		victim = 0 // a round that starts again starts from nothing
 		s := &editSet{f: f, tx: tx, inode: map[uint64]*ondisk.Dinode{}, buf: map[uint64]*metacache.Buffer{}}
-		op, err := s.get(oldParent)
+		op, err := s.getRef(from)
 		if err != nil {
 			return err
 		}
-		np, err := s.get(newParent)
+		np, err := s.getRef(to)
 		if err != nil {
 			return err
 		}

@@ -18,30 +18,22 @@ type AttrChange struct {
 	AtimeNow    bool
 	MtimeNow    bool
 	KillSUIDGID bool // a write or chown by someone else: drop set-id bits
-	// Generation, when not 0, is the generation the caller knows the
-	// inode by: a block another node freed and used again for a new
-	// inode is then ESTALE, not changed (a FUSE node ID outlives the
-	// inode it named).
-	Generation uint32
 }
 
 // Setattr applies chmod, chown, truncate and utimens to ino. Permission
 // checks are the kernel's (the mount uses default_permissions).
-func (f *FS) Setattr(ino uint64, c AttrChange) error {
+func (f *FS) Setattr(ino Ref, c AttrChange) error {
 	if c.Size != nil {
-		if err := f.truncate(ino, c.Generation, *c.Size); err != nil {
+		if err := f.truncate(ino.Ino, ino.Gen, *c.Size); err != nil {
 			return err
 		}
 	}
 	if c.Mode == nil && c.UID == nil && c.GID == nil && c.Atime == nil && c.Mtime == nil && !c.AtimeNow && !c.MtimeNow && !c.KillSUIDGID {
 		return nil
 	}
-	return f.run(inodes(true, ino), 2, func(tx metacache.Tx) error {
-		d, b, err := f.inodeForWrite(tx, ino)
+	return f.run(inodes(true, ino.Ino), 2, func(tx metacache.Tx) error {
+		d, b, err := f.refForWrite(tx, ino)
 		if err != nil {
-			return err
-		}
-		if err := sameGeneration(d, c.Generation); err != nil {
 			return err
 		}
 		now := f.W.now()

@@ -206,6 +206,19 @@ func (f *FS) inodeForWrite(tx metacache.Tx, blkno uint64) (*ondisk.Dinode, *meta
 	return d.Clone(), b, nil
 }
 
+// refForWrite is inodeForWrite for an inode named by a Ref: ESTALE when
+// its block holds another inode now.
+func (f *FS) refForWrite(tx metacache.Tx, r Ref) (*ondisk.Dinode, *metacache.Buffer, error) {
+	d, b, err := f.inodeForWrite(tx, r.Ino)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := sameGeneration(d, r.Gen); err != nil {
+		return nil, nil, err
+	}
+	return d, b, nil
+}
+
 // saveInode encodes d into its buffer and logs it.
 func saveInode(tx metacache.Tx, d *ondisk.Dinode, b *metacache.Buffer) error {
 	if err := d.Encode(b.Data); err != nil {

@@ -18,13 +18,12 @@ func (f *FS) xattrSupported() bool {
 }
 
 // SetXattr sets extended attribute name of ino (setxattr(2); flags are
-// xattr.Create / xattr.Replace), of generation gen when gen is not 0
-// (ESTALE otherwise, see AttrChange.Generation).
-func (f *FS) SetXattr(ino uint64, gen uint32, name string, value []byte, flags xattr.SetFlags) error {
+// xattr.Create / xattr.Replace).
+func (f *FS) SetXattr(ino Ref, name string, value []byte, flags xattr.SetFlags) error {
 	if !f.xattrSupported() {
 		return syscall.EOPNOTSUPP
 	}
-	return f.retryFreedFull(func() error { return f.setXattr(ino, gen, name, value, flags) })
+	return f.retryFreedFull(func() error { return f.setXattr(ino, name, value, flags) })
 }
 
 // retryFreedFull runs an xattr change again after flushing the truncate
@@ -40,13 +39,10 @@ func (f *FS) retryFreedFull(op func() error) error {
 	return err
 }
 
-func (f *FS) setXattr(ino uint64, gen uint32, name string, value []byte, flags xattr.SetFlags) error {
-	return f.run(inodes(true, ino), 16, func(tx metacache.Tx) error {
-		d, b, err := f.inodeForWrite(tx, ino)
+func (f *FS) setXattr(ino Ref, name string, value []byte, flags xattr.SetFlags) error {
+	return f.run(inodes(true, ino.Ino), 16, func(tx metacache.Tx) error {
+		d, b, err := f.refForWrite(tx, ino)
 		if err != nil {
-			return err
-		}
-		if err := sameGeneration(d, gen); err != nil {
 			return err
 		}
 		if err := xattr.Set(f.xattrEnv(tx), d, b, name, value, flags); err != nil {
@@ -57,22 +53,18 @@ func (f *FS) setXattr(ino uint64, gen uint32, name string, value []byte, flags x
 	})
 }
 
-// RemoveXattr removes extended attribute name of ino (removexattr(2)),
-// of generation gen when gen is not 0 (ESTALE otherwise).
-func (f *FS) RemoveXattr(ino uint64, gen uint32, name string) error {
+// RemoveXattr removes extended attribute name of ino (removexattr(2)).
+func (f *FS) RemoveXattr(ino Ref, name string) error {
 	if !f.xattrSupported() {
 		return syscall.EOPNOTSUPP
 	}
-	return f.retryFreedFull(func() error { return f.removeXattr(ino, gen, name) })
+	return f.retryFreedFull(func() error { return f.removeXattr(ino, name) })
 }
 
-func (f *FS) removeXattr(ino uint64, gen uint32, name string) error {
-	return f.run(inodes(true, ino), 16, func(tx metacache.Tx) error {
-		d, b, err := f.inodeForWrite(tx, ino)
+func (f *FS) removeXattr(ino Ref, name string) error {
+	return f.run(inodes(true, ino.Ino), 16, func(tx metacache.Tx) error {
+		d, b, err := f.refForWrite(tx, ino)
 		if err != nil {
-			return err
-		}
-		if err := sameGeneration(d, gen); err != nil {
 			return err
 		}
 		if err := xattr.Remove(f.xattrEnv(tx), d, b, name); err != nil {

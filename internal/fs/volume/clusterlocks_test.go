@@ -73,7 +73,7 @@ func createNode(t *testing.T, fs *inode.FS, parent uint64, name string, isDir bo
 	if isDir {
 		mode = syscall.S_IFDIR | 0o755
 	}
-	ino, err := fs.Create(parent, name, inode.NewNode{Mode: mode}, inode.Caller{})
+	ino, err := fs.Create(inode.Ref{Ino: parent}, name, inode.NewNode{Mode: mode}, inode.Caller{})
 	if err != nil {
 		t.Fatalf("create %s: %v", name, err)
 	}
@@ -112,13 +112,13 @@ func TestClusterLockDiscipline(t *testing.T) {
 	if !g.took(mark, inode.InodeLock(w.GlobalBitmap), true) {
 		t.Error("a write that needed a local alloc window did not take the global bitmap's lock")
 	}
-	must("link e/g", fs.Link(f, 0, e, "g"))
+	must("link e/g", fs.Link(inode.Ref{Ino: f}, inode.Ref{Ino: e}, "g"))
 	mark = g.mark()
-	must("rename d/f e/h", fs.Rename(d, "f", e, "h", 0))
+	must("rename d/f e/h", fs.Rename(inode.Ref{Ino: d}, "f", inode.Ref{Ino: e}, "h", 0))
 	if !g.took(mark, inode.LockID{Kind: inode.LockRename}, true) {
 		t.Error("a rename between directories did not take the rename lock")
 	}
-	must("setxattr", fs.SetXattr(f, 0, "user.color", []byte("blue"), 0))
+	must("setxattr", fs.SetXattr(inode.Ref{Ino: f}, "user.color", []byte("blue"), 0))
 	must("truncate", fs.Truncate(f, int64(len(data)/2)))
 	must("fallocate", fs.Fallocate(f, 0, int64(len(data)), 1<<20))
 
@@ -128,23 +128,23 @@ func TestClusterLockDiscipline(t *testing.T) {
 	if n != len(got) || !bytes.Equal(got, data[:len(got)]) {
 		t.Fatalf("read back %d bytes that differ from what was written", n)
 	}
-	if v, ok, err := fs.GetXattr(f, "user.color"); err != nil || !ok || string(v) != "blue" {
+	if v, ok, err := fs.GetXattr(inode.Ref{Ino: f}, "user.color"); err != nil || !ok || string(v) != "blue" {
 		t.Fatalf("getxattr: %q %v %v", v, ok, err)
 	}
-	if d, err := fs.LookupStat(e, "h"); err != nil || d.Blkno != f || d.Links != 2 {
+	if d, err := fs.LookupStat(inode.Ref{Ino: e}, "h"); err != nil || d.Blkno != f || d.Links != 2 {
 		t.Fatalf("lookup e/h: %+v %v", d, err)
 	}
 
-	must("unlink e/g", fs.Unlink(e, "g", false))
+	must("unlink e/g", fs.Unlink(inode.Ref{Ino: e}, "g", false))
 	mark = g.mark()
-	must("unlink e/h", fs.Unlink(e, "h", false))
+	must("unlink e/h", fs.Unlink(inode.Ref{Ino: e}, "h", false))
 	if !g.took(mark, inode.InodeLock(f), true) {
 		t.Error("an unlink did not take its victim's lock")
 	}
 	if _, err := fs.Stat(f); err == nil {
 		t.Error("the unlinked file's inode is still valid: it was not deleted")
 	}
-	must("rmdir d", fs.Unlink(root, "d", true))
+	must("rmdir d", fs.Unlink(inode.Ref{Ino: root}, "d", true))
 
 	if w.LockRestarts() == 0 {
 		t.Error("no operation started again: the locks were not discovered")
@@ -182,18 +182,18 @@ func TestNothingEntersARemovedDirectory(t *testing.T) {
 	d := createNode(t, fs, root, "d", true)
 	f := createNode(t, fs, root, "f", false)
 	fs.Open(d) // known, as a kernel's dentry keeps it
-	if err := fs.Unlink(root, "d", true); err != nil {
+	if err := fs.Unlink(inode.Ref{Ino: root}, "d", true); err != nil {
 		t.Fatal(err)
 	}
 	for what, err := range map[string]error{
-		"rename into it": fs.Rename(root, "f", d, "g", 0),
-		"link into it":   fs.Link(f, 0, d, "h"),
+		"rename into it": fs.Rename(inode.Ref{Ino: root}, "f", inode.Ref{Ino: d}, "g", 0),
+		"link into it":   fs.Link(inode.Ref{Ino: f}, inode.Ref{Ino: d}, "h"),
 	} {
 		if !errors.Is(err, syscall.ENOENT) {
 			t.Errorf("%s: %v, want ENOENT", what, err)
 		}
 	}
-	if _, err := fs.Create(d, "x", inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{}); !errors.Is(err, syscall.ENOENT) {
+	if _, err := fs.Create(inode.Ref{Ino: d}, "x", inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{}); !errors.Is(err, syscall.ENOENT) {
 		t.Errorf("create in it: %v, want ENOENT", err)
 	}
 	if err := fs.Release(d); err != nil {
@@ -229,18 +229,18 @@ func TestOrphanChangesNeedAHandle(t *testing.T) {
 	g := createNode(t, fs, root, "g", false)
 	fs.OpenHandle(g)
 	for _, name := range []string{"f", "g"} {
-		if err := fs.Unlink(root, name, false); err != nil {
+		if err := fs.Unlink(inode.Ref{Ino: root}, name, false); err != nil {
 			t.Fatal(err)
 		}
 	}
 	big := bytes.Repeat([]byte("B"), 145) // a value outside the entry: a cluster
-	if err := fs.SetXattr(f, 0, "user.x", big, 0); !errors.Is(err, syscall.ESTALE) {
+	if err := fs.SetXattr(inode.Ref{Ino: f}, "user.x", big, 0); !errors.Is(err, syscall.ESTALE) {
 		t.Fatalf("setxattr on an orphan with no handle here: %v, want ESTALE", err)
 	}
 	if _, err := fs.Write(f, []byte("late"), 0); !errors.Is(err, syscall.ESTALE) {
 		t.Fatalf("write on an orphan with no handle here: %v, want ESTALE", err)
 	}
-	if err := fs.SetXattr(g, 0, "user.x", big, 0); err != nil {
+	if err := fs.SetXattr(inode.Ref{Ino: g}, "user.x", big, 0); err != nil {
 		t.Fatalf("setxattr through a handle on an unlinked file: %v", err)
 	}
 	if _, err := fs.Write(g, []byte("still mine"), 0); err != nil {

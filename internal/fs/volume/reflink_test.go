@@ -68,7 +68,7 @@ func (v *reflinkVolume) ino(name string) uint64 {
 
 func (v *reflinkVolume) create(name string) uint64 {
 	v.t.Helper()
-	ino, err := v.m.FS.Create(v.m.SB.RootBlkno, name, inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
+	ino, err := v.m.FS.Create(inode.Ref{Ino: v.m.SB.RootBlkno}, name, inode.NewNode{Mode: syscall.S_IFREG | 0o644}, inode.Caller{})
 	if err != nil {
 		v.t.Fatalf("create %s: %v", name, err)
 	}
@@ -150,7 +150,7 @@ func refcountStats(m *Mounted) (refcountTotals, error) {
 	}
 	trees := map[uint64]*tree{}
 	var inos []uint64
-	if err := fs.ReadDir(m.SB.RootBlkno, 0, func(e inode.DirEntry) bool {
+	if err := fs.ReadDir(inode.Ref{Ino: m.SB.RootBlkno}, 0, func(e inode.DirEntry) bool {
 		if e.FileType == ondisk.FileTypeReg {
 			inos = append(inos, e.Inode)
 		}
@@ -573,7 +573,7 @@ func TestReflinkAgainstModel(t *testing.T) {
 							break
 						}
 						what = "delete"
-						if err := v.m.FS.Unlink(v.m.SB.RootBlkno, name, false); err != nil {
+						if err := v.m.FS.Unlink(inode.Ref{Ino: v.m.SB.RootBlkno}, name, false); err != nil {
 							t.Fatalf("op %d unlink %s: %v", op, name, err)
 						}
 						delete(v.files, name)
@@ -701,7 +701,7 @@ func TestReflinkTreeGrowsAndShrinks(t *testing.T) {
 			}
 			v.checkOffline("grown")
 
-			if err := v.m.FS.Unlink(v.m.SB.RootBlkno, "b", false); err != nil {
+			if err := v.m.FS.Unlink(inode.Ref{Ino: v.m.SB.RootBlkno}, "b", false); err != nil {
 				t.Fatal(err)
 			}
 			delete(v.files, "b")
@@ -722,7 +722,7 @@ func TestReflinkTreeGrowsAndShrinks(t *testing.T) {
 			v.checkOffline("truncated")
 
 			_, before, _ := v.m.Statfs()
-			if err := v.m.FS.Unlink(v.m.SB.RootBlkno, "a", false); err != nil {
+			if err := v.m.FS.Unlink(inode.Ref{Ino: v.m.SB.RootBlkno}, "a", false); err != nil {
 				t.Fatal(err)
 			}
 			delete(v.files, "a")
@@ -862,7 +862,7 @@ func TestReflinkWithKernel(t *testing.T) {
 	}
 	clear(v.files["kclone"][4096 : 4096+1<<20])
 	v.verify("o2go over the kernel's reflinks")
-	if err := fs.Unlink(v.m.SB.RootBlkno, "kbase", false); err != nil {
+	if err := fs.Unlink(inode.Ref{Ino: v.m.SB.RootBlkno}, "kbase", false); err != nil {
 		t.Fatal(err)
 	}
 	delete(v.files, "kbase")
@@ -890,7 +890,7 @@ func TestReflinkSurvivesCrash(t *testing.T) {
 	for i := 0; i < 40; i++ {
 		v.write([]string{"a", "b", "c"}[i%3], randBytes(rng, 100), rng.Int64N(3<<20))
 	}
-	if err := v.m.FS.Unlink(v.m.SB.RootBlkno, "c", false); err != nil {
+	if err := v.m.FS.Unlink(inode.Ref{Ino: v.m.SB.RootBlkno}, "c", false); err != nil {
 		t.Fatal(err)
 	}
 	delete(v.files, "c")

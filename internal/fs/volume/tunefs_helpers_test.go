@@ -125,10 +125,10 @@ func readTree(t *testing.T, img string) volumeTree {
 				}
 				desc += " -> " + target
 			}
-			if xs, err := v.FS.ListXattrs(ino); err == nil {
+			if xs, err := v.FS.ListXattrs(inode.Ref{Ino: ino}); err == nil {
 				sort.Strings(xs)
 				for _, x := range xs {
-					val, _, err := v.FS.GetXattr(ino, x)
+					val, _, err := v.FS.GetXattr(inode.Ref{Ino: ino}, x)
 					if err != nil {
 						t.Fatalf("%s: xattr %s: %v", p, x, err)
 					}
@@ -201,7 +201,7 @@ func populate(t *testing.T, img string) {
 	who := inode.Caller{UID: 1000, GID: 100}
 	mk := func(parent uint64, name string, mode uint32) uint64 {
 		t.Helper()
-		ino, err := fs.Create(parent, name, inode.NewNode{Mode: mode}, who)
+		ino, err := fs.Create(inode.Ref{Ino: parent}, name, inode.NewNode{Mode: mode}, who)
 		if err != nil {
 			t.Fatalf("create %s: %v", name, err)
 		}
@@ -252,16 +252,16 @@ func populate(t *testing.T, img string) {
 	sub := mk(d, "sub", syscall.S_IFDIR|0o700)
 	write(mk(sub, "deep", syscall.S_IFREG|0o644), []byte("deep\n"), 0)
 	mk(root, "emptydir", syscall.S_IFDIR|0o755)
-	if _, err := fs.Create(root, "link", inode.NewNode{Mode: syscall.S_IFLNK | 0o777, Target: "dir/sub/deep"}, who); err != nil {
+	if _, err := fs.Create(inode.Ref{Ino: root}, "link", inode.NewNode{Mode: syscall.S_IFLNK | 0o777, Target: "dir/sub/deep"}, who); err != nil {
 		t.Fatalf("symlink: %v", err)
 	}
-	if _, err := fs.Create(root, "longlink", inode.NewNode{Mode: syscall.S_IFLNK | 0o777, Target: strings.Repeat("x/", 700) + "end"}, who); err != nil {
+	if _, err := fs.Create(inode.Ref{Ino: root}, "longlink", inode.NewNode{Mode: syscall.S_IFLNK | 0o777, Target: strings.Repeat("x/", 700) + "end"}, who); err != nil {
 		t.Fatalf("symlink: %v", err)
 	}
 	if f.Incompat&ondisk.IncompatXattr != 0 {
 		set := func(ino uint64, name string, v []byte) {
 			t.Helper()
-			if err := fs.SetXattr(ino, 0, name, v, 0); err != nil {
+			if err := fs.SetXattr(inode.Ref{Ino: ino}, name, v, 0); err != nil {
 				t.Fatalf("setxattr %s: %v", name, err)
 			}
 		}

@@ -676,7 +676,7 @@ func setKernelXattr(t *testing.T, img string) {
 	}
 	big, err := m.FS.Lookup(m.SB.RootBlkno, "big")
 	if err == nil {
-		err = m.FS.SetXattr(big, 0, "user.color", []byte("blue"), 0)
+		err = m.FS.SetXattr(inode.Ref{Ino: big}, "user.color", []byte("blue"), 0)
 	}
 	if err != nil {
 		m.Unmount()
@@ -708,7 +708,7 @@ func addReflink(t *testing.T, img, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clone, err := m.FS.Create(m.SB.RootBlkno, name, inode.NewNode{Mode: unix.S_IFREG | 0o644}, inode.Caller{})
+	clone, err := m.FS.Create(inode.Ref{Ino: m.SB.RootBlkno}, name, inode.NewNode{Mode: unix.S_IFREG | 0o644}, inode.Caller{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -725,7 +725,7 @@ func addInlineFile(t *testing.T, img string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ino, err := m.FS.Create(m.SB.RootBlkno, "inline-again", inode.NewNode{Mode: unix.S_IFREG | 0o644}, inode.Caller{})
+	ino, err := m.FS.Create(inode.Ref{Ino: m.SB.RootBlkno}, "inline-again", inode.NewNode{Mode: unix.S_IFREG | 0o644}, inode.Caller{})
 	if err == nil {
 		_, err = m.FS.Write(ino, bytes.Repeat([]byte("inline "), 20), 0)
 	}

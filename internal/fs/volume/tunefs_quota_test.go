@@ -33,12 +33,12 @@ func populateOwners(t *testing.T, img string) {
 	cs := int64(m.SB.ClusterSize())
 	owners := []inode.Caller{{UID: 0, GID: 0}, {UID: 1000, GID: 100}, {UID: 1001, GID: 100}, {UID: 4242, GID: 4242}, {UID: 65534, GID: 65534}, {UID: 1000, GID: 1000}, {UID: 8193, GID: 1}, {UID: 1, GID: 8193}}
 	for i, who := range owners {
-		d, err := fs.Create(root, fmt.Sprintf("home-%d", i), inode.NewNode{Mode: syscall.S_IFDIR | 0o755}, who)
+		d, err := fs.Create(inode.Ref{Ino: root}, fmt.Sprintf("home-%d", i), inode.NewNode{Mode: syscall.S_IFDIR | 0o755}, who)
 		if err != nil {
 			t.Fatalf("mkdir: %v", err)
 		}
 		for j := 0; j <= i; j++ {
-			ino, err := fs.Create(d, fmt.Sprintf("file-%d", j), inode.NewNode{Mode: syscall.S_IFREG | 0o644}, who)
+			ino, err := fs.Create(inode.Ref{Ino: d}, fmt.Sprintf("file-%d", j), inode.NewNode{Mode: syscall.S_IFREG | 0o644}, who)
 			if err != nil {
 				t.Fatalf("create: %v", err)
 			}
@@ -49,11 +49,11 @@ func populateOwners(t *testing.T, img string) {
 				}
 			}
 		}
-		if _, err := fs.Create(d, "link", inode.NewNode{Mode: syscall.S_IFLNK | 0o777, Target: strings.Repeat("t", 100*i+1)}, who); err != nil {
+		if _, err := fs.Create(inode.Ref{Ino: d}, "link", inode.NewNode{Mode: syscall.S_IFLNK | 0o777, Target: strings.Repeat("t", 100*i+1)}, who); err != nil {
 			t.Fatalf("symlink: %v", err)
 		}
 		if i == 2 {
-			ino, err := fs.Create(d, "sparse", inode.NewNode{Mode: syscall.S_IFREG | 0o644}, who)
+			ino, err := fs.Create(inode.Ref{Ino: d}, "sparse", inode.NewNode{Mode: syscall.S_IFREG | 0o644}, who)
 			if err == nil {
 				_, err = fs.Write(ino, []byte("end"), 9*cs)
 			}
@@ -351,14 +351,14 @@ func TestTunefsQuotaManyIDsMatchTunefsOcfs2(t *testing.T) {
 		t.Fatal(err)
 	}
 	const ids = 8192 + 500
-	d, err := m.FS.Create(m.SB.RootBlkno, "many", inode.NewNode{Mode: syscall.S_IFDIR | 0o755}, inode.Caller{})
+	d, err := m.FS.Create(inode.Ref{Ino: m.SB.RootBlkno}, "many", inode.NewNode{Mode: syscall.S_IFDIR | 0o755}, inode.Caller{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < ids; i++ {
 		// Ids spread over the hash, some sharing chains.
 		who := inode.Caller{UID: uint32(i*7919) % 100000, GID: uint32(i)}
-		if _, err := m.FS.Create(d, fmt.Sprintf("f%d", i), inode.NewNode{Mode: syscall.S_IFREG | 0o644}, who); err != nil {
+		if _, err := m.FS.Create(inode.Ref{Ino: d}, fmt.Sprintf("f%d", i), inode.NewNode{Mode: syscall.S_IFREG | 0o644}, who); err != nil {
 			t.Fatal(err)
 		}
 	}

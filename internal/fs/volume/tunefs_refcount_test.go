@@ -31,7 +31,7 @@ func populateShared(t *testing.T, img string, fragmented bool) {
 	who := inode.Caller{UID: 1000, GID: 100}
 	mk := func(name string) uint64 {
 		t.Helper()
-		ino, err := fs.Create(root, name, inode.NewNode{Mode: syscall.S_IFREG | 0o644}, who)
+		ino, err := fs.Create(inode.Ref{Ino: root}, name, inode.NewNode{Mode: syscall.S_IFREG | 0o644}, who)
 		if err != nil {
 			t.Fatalf("create %s: %v", name, err)
 		}
