@@ -51,6 +51,10 @@
 // own stall, so this node has a dead time to hear about it). A node that no
 // other node may be watching never freezes (no one can confirm, and one
 // that starts reading would declare it dead), and a frozen node left alone
-// fences. A node whose lease ran out, unless frozen, fences before it acts
-// on a read.
+// fences. When its heartbeat writes complete again it resumes only if no
+// slot changed meanwhile but those of nodes frozen with it: a node that
+// heartbeated, even one that stopped cleanly since, may have gone on
+// without it and recovered its slot (heartbeatWhileFrozen has the
+// argument). A node whose lease ran out, unless frozen, fences before it
+// acts on a read.
 package member

@@ -720,11 +720,34 @@ func (m *Member) rememberBeats() {
 
 // heartbeatWhileFrozen is checked when the node's lease is renewed while
 // it is frozen, that is right after the read that saw its first write since
-// the stall, before it writes anything else. A node that was frozen with
-// it keeps its generation; any other slot that changed meanwhile (a node
-// that started, or restarted with a new generation) belongs to a node that
-// read the disk while this one could not: it may have gone on without this
-// node and recovered it. It says why the node must fence ("" to resume).
+// the stall, before it writes anything else. It says why the node must
+// fence ("" to resume).
+//
+// Why resuming is then safe. Another node Y could have recovered this
+// frozen node F — delivered its down event, or gone on in a first view
+// without it, whose mount recovers F's slot — only after reading F's slot
+// unchanged for a dead time while F could not write, and Y heartbeats
+// while it watches (a node goes on only with a lease of its own). Either:
+//
+//   - Y was live when F froze, with the generation it has now. F froze only
+//     because Y, like every node that may count F's heartbeat, reported that
+//     its own reads were stalled. Y restarts counting F's missed beats when
+//     its reads resume, and F fences within a dead time of that (thawBy once
+//     Y's status says it reads again, or as soon as Y's statuses stop being
+//     fresh): Y cannot have declared F dead while F is still here. Its slot
+//     may have changed meanwhile (it came back first).
+//   - Any other Y (it started, restarted with a new generation, or was not
+//     live) wrote its slot after F's last read before the stall, so the slot
+//     differs from what F remembered — whatever Y wrote last: a heartbeat,
+//     or the stop block (generation 0) of a clean stop. A node that started
+//     during the freeze, went on alone and stopped cleanly before the disk
+//     came back to F leaves only its stop block, and F must fence all the
+//     same: that node may have recovered F's slot.
+//
+// In global mode F's renewed lease covers a majority of the regions and Y's
+// lease a majority too: F reads at least one region Y wrote. In local mode
+// Y heartbeats on the region of every volume it mounts, and F's lease needs
+// every region.
 func (m *Member) heartbeatWhileFrozen() string {
 	for _, rg := range m.regions {
 		before := m.frozenBeats[rg.id]
@@ -734,8 +757,12 @@ func (m *Member) heartbeatWhileFrozen() string {
 		for i := range before {
 			n := base.NodeID(i)
 			g, s := rg.r.LastBeat(n)
-			if n == m.cfg.Self || g == 0 || [2]uint64{g, s} == before[i] {
+			if n == m.cfg.Self || [2]uint64{g, s} == before[i] {
 				continue
+			}
+			if g == 0 {
+				return fmt.Sprintf("node %d stopped heartbeating on region %s (a clean stop) while this node was frozen for %v: it heartbeated meanwhile and may have declared this node dead; fencing instead of resuming",
+					n, rg.spec.Name, m.now-m.frozenAt)
 			}
 			if m.frozenLive.Has(n) && g == m.frozenGen[i] {
 				continue // frozen with this node, or back before it
