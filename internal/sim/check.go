@@ -23,12 +23,37 @@ type incState struct {
 	fencedAt  time.Duration
 	crashed   bool
 	crashedAt time.Duration
+	// member: the incarnation delivered a view holding itself, at
+	// memberAt. From then on it writes file system data and, in the real
+	// product, holds a slot (journal) in the slot map.
+	member   bool
+	memberAt time.Duration
+}
+
+// committedView is one epoch's view as the checker first saw it delivered:
+// its members and when (the leader delivers a view as it commits it, before
+// any other member can).
+type committedView struct {
+	members base.NodeMap
+	at      time.Duration
+}
+
+// absence records that a node went on in a first view that lacks an
+// incarnation holding a slot: the node may recover that slot.
+type absence struct {
+	at    time.Duration
+	by    base.NodeID
+	epoch uint64
 }
 
 // checker watches a run for the properties o2go promises:
 //
-//   - no write of a node reaches the disk after a survivor started
-//     recovering it (delivered its node-down event);
+//   - no write of a node reaches the disk after another node may have
+//     started recovering it (see write for the property and its two
+//     triggers: a survivor delivered its down event, or a node went on in a
+//     first view without it while it held a slot), and no two groups write
+//     the shared disk at once: a write lands while no group disjoint from
+//     the writer's continues (frozen writers included);
 //   - a node is never declared dead while it may still write: its self-fence
 //     (the end of its write lease, quorum, eviction) comes strictly first; a
 //     paused node must fence on resuming before it writes (the first rule
@@ -42,14 +67,22 @@ type checker struct {
 	c          *Cluster
 	violations []string
 	incs       map[incarnation]*incState
-	recovery   map[incarnation]time.Duration
+	recovery   map[incarnation]time.Duration // first down event delivered, by incarnation
+	absent     map[incarnation]absence       // first view without it while it held a slot
 	seqs       map[uint64]string
-	views      map[uint64]base.NodeMap
+	views      map[uint64]committedView
 }
 
 func newChecker(c *Cluster) *checker {
 	return &checker{c: c, incs: map[incarnation]*incState{}, recovery: map[incarnation]time.Duration{},
-		seqs: map[uint64]string{}, views: map[uint64]base.NodeMap{}}
+		absent: map[incarnation]absence{}, seqs: map[uint64]string{}, views: map[uint64]committedView{}}
+}
+
+// forgetCluster drops the event numbers and views of a cluster nobody
+// continues in any more: a new one may start from epoch 1 again.
+func (k *checker) forgetCluster() {
+	k.seqs = map[uint64]string{}
+	k.views = map[uint64]committedView{}
 }
 
 func (k *checker) violate(format string, args ...any) {
@@ -95,13 +128,22 @@ func (k *checker) event(n *simNode, e quorum.Event) {
 	if !others && e.Initial {
 		// Nobody else continues: a new cluster may start from epoch 1
 		// again. Forget the old one.
-		k.seqs = map[uint64]string{}
-		k.views = map[uint64]base.NodeMap{}
+		k.forgetCluster()
 	}
-	if prev, ok := k.views[e.Epoch]; ok && prev != e.Members {
-		k.violate("node %d committed epoch %d as [%v], another node as [%v]", n.id, e.Epoch, e.Members, prev)
+	view, ok := k.views[e.Epoch]
+	if ok && view.members != e.Members {
+		k.violate("node %d committed epoch %d as [%v], another node as [%v]", n.id, e.Epoch, e.Members, view.members)
 	}
-	k.views[e.Epoch] = e.Members
+	if !ok {
+		view = committedView{members: e.Members, at: k.c.now}
+		k.views[e.Epoch] = view
+	}
+	if s := k.incs[incarnation{n.id, n.gen}]; s != nil && !s.member && e.Members.Has(n.id) {
+		s.member, s.memberAt = true, k.c.now
+	}
+	if e.Initial {
+		k.firstView(n, e, view.at)
+	}
 	if !e.Initial {
 		s := fmt.Sprintf("epoch %d node %d %v", e.Epoch, e.Node, e.Kind)
 		if prev, ok := k.seqs[e.Seq]; ok && prev != s {
@@ -134,6 +176,37 @@ func (k *checker) event(n *simNode, e quorum.Event) {
 			if _, leased := victim.m.LeaseExpiry(); leased && victim.m.Entitled(k.c.now) {
 				k.violate("node %d declared %v dead while it may still write", n.id, inc)
 			}
+		}
+	}
+}
+
+// firstView handles one event of node n's first view (Initial): n goes on
+// with the cluster as that view has it, and the file system's mount
+// recovers every slot held by a node outside it (recoverAbsentSlots in
+// clustermount, the kernel's ocfs2_mark_dead_nodes): such a node is dead
+// to n even though n never delivered its down event — it started while the
+// node was already silent (frozen, paused, stalled or dead), or joined a
+// cluster that never held it. Every incarnation that held a slot (member)
+// before the view was first committed and is not in it is marked absent
+// from now. The comparison with the view's first commit, not with now,
+// keeps out a view that reached n late: a joiner that had accepted the
+// next view already may apply the one before it after a newer incarnation
+// joined with that next view.
+func (k *checker) firstView(n *simNode, e quorum.Event, committed time.Duration) {
+	for inc, s := range k.incs {
+		if !s.member || s.memberAt >= committed || inc == (incarnation{n.id, n.gen}) {
+			continue
+		}
+		inView := e.Members.Has(inc.node)
+		if inView && inc.node == e.Node && inc.gen != e.Generation {
+			inView = false // an older incarnation of a member
+		}
+		if inView {
+			continue
+		}
+		if a, ok := k.absent[inc]; !ok || k.c.now < a.at {
+			k.absent[inc] = absence{at: k.c.now, by: n.id, epoch: e.Epoch}
+			k.c.logf("node %d goes on in [%v] (epoch %d) without %v, which held a slot: it may recover it", n.id, e.Members, e.Epoch, inc)
 		}
 	}
 }
@@ -233,8 +306,57 @@ func (k *checker) pathUpAt(a, b base.NodeID, at time.Duration) bool {
 	return true
 }
 
-// write checks a write landing on the shared disk.
-func (k *checker) write(inc incarnation, kind writeKind, issued, landed time.Duration) {
+// issuedWrite is a write on its way to the disk: whose, what, when it was
+// issued, and the view the writer was in then.
+type issuedWrite struct {
+	inc    incarnation
+	kind   writeKind
+	issued time.Duration
+	view   quorum.View
+}
+
+// issue checks a write as node n issues it and returns what write needs
+// when it lands. A frozen node writes nothing but its heartbeat (the
+// premise of continuing's freeze rule).
+func (k *checker) issue(n *simNode, kind writeKind) issuedWrite {
+	if kind == writeData && n.m.Frozen() {
+		k.violate("node %d issued a data write while frozen", n.id)
+	}
+	return issuedWrite{inc: incarnation{n.id, n.gen}, kind: kind, issued: k.c.now, view: n.m.View()}
+}
+
+// write checks a write landing on the shared disk. The property (issue 5:
+// survivors replay a dead node's journal; two groups never both write the
+// shared disk) is: once another node may have started recovering an
+// incarnation — reading its journal, replaying it, reusing its slot and
+// its space — nothing that incarnation wrote may reach the disk after, and
+// at no instant do two groups that do not know of each other write it.
+// Another node may start recovering incarnation X in two ways:
+//
+//   - it delivers X's down event (a survivor; recovery). From then on no
+//     write of X lands, its heartbeat included: a heartbeat seen after X was
+//     declared dead would bring it back to life in the survivors' eyes;
+//   - it goes on in a first view (Initial) without X while X held a slot
+//     (absent, see firstView): a node that started while X was silent —
+//     frozen with the rest of its cluster, paused, or stalled — and went on
+//     alone never delivers X's down event, yet its mount recovers X's slot.
+//     From then on no data write of X lands. X's heartbeat writes are not
+//     held to it: a frozen node keeps writing its own heartbeat sector,
+//     since a heartbeat write that completes is what ends the freeze, and
+//     its first read after that shows it the new node's slot and fences it
+//     before it writes anything else (member's heartbeatWhileFrozen); that
+//     sector belongs to no file system structure.
+//
+// Besides, a data write must not land while a node of a group disjoint
+// from the writer's view (at issue) continues: whatever the writer wrote
+// for its group, the other group does not know of it. This also covers a
+// writer that no longer counts as continuing — frozen, paused, fenced with
+// writes in flight — whose writes still land.
+//
+// Fencing acknowledgements are the one write a fenced node makes, after
+// the latch, into its own kill block; they are not checked.
+func (k *checker) write(w issuedWrite, landed time.Duration) {
+	inc, kind, issued := w.inc, w.kind, w.issued
 	if kind == writeAck {
 		return
 	}
@@ -245,11 +367,56 @@ func (k *checker) write(inc incarnation, kind writeKind, issued, landed time.Dur
 		k.violate("%v's %v write (issued at %v) landed at %v, after a survivor started recovering it at %v",
 			inc, kind, issued, landed, r)
 	}
+	if kind != writeData {
+		return
+	}
+	if a, ok := k.absent[inc]; ok && landed >= a.at {
+		k.violate("%v's data write (issued at %v) landed at %v, after node %d went on without it (first view, epoch %d) at %v and may have recovered its slot",
+			inc, issued, landed, a.by, a.epoch, a.at)
+	}
+	for _, b := range k.c.nodes {
+		if b.id == inc.node || !k.continuing(b) {
+			continue
+		}
+		if vb := b.m.View(); vb.Members.Intersect(w.view.Members).Empty() {
+			k.violate("%v's data write (issued at %v in [%v], epoch %d) landed at %v while node %d continues in the disjoint [%v] (epoch %d)",
+				inc, issued, w.view.Members, w.view.Epoch, landed, b.id, vb.Members, vb.Epoch)
+		}
+	}
 }
 
 // continuing: the node runs (or is paused) in a view, with its write
 // lease (a node whose lease ran out fences at its next step, before it
 // writes: it can no longer act as a member).
+//
+// A frozen node does not count as continuing, although it keeps its view
+// and, confirmed by its peers, its right to resume. Counting it would flag
+// a state the issue asks for: the running cluster stalls on the disk and
+// freezes, and a node that starts meanwhile with a working path sees nobody
+// heartbeat and goes on alone (o2quo lets a node alone go on); the frozen
+// nodes hold a view disjoint from its one. That state is safe because of
+// what the checker does verify instead, at each point where a frozen node
+// could touch the disk:
+//
+//   - while frozen it issues no data write (issue);
+//   - its writes still in flight when it froze are checked when they land
+//     (write): not after a survivor delivered its down event, not after a
+//     node went on in a first view without it (absent), not while a group
+//     disjoint from its view continues;
+//   - it is not declared dead while still entitled (event: a frozen node
+//     its peers confirm is Entitled);
+//   - when it leaves the freeze, no group disjoint from its view may be
+//     continuing (thawed), from then on it counts here again (periodic),
+//     and its data writes meet the absent rule: a group that went on
+//     without it and is gone again (crashed, stopped cleanly) has still
+//     recovered its slot;
+//   - it does not stay frozen once the faults are over (final).
+//
+// So "frozen" only suspends the disjoint-groups rule for a node that
+// cannot write; every way its writes could meet another group's is checked
+// where it happens. A paused node is judged by its lease alone: nobody
+// confirms a freeze to a stopped node, so it must fence on waking, frozen
+// or not.
 func (k *checker) continuing(n *simNode) bool {
 	if (n.state != stRunning && n.state != stPaused) || n.m == nil || !n.m.View().Members.Has(n.id) {
 		return false
@@ -261,8 +428,7 @@ func (k *checker) continuing(n *simNode) bool {
 		exp, ok := n.m.LeaseExpiry()
 		return !ok || k.c.now < exp
 	}
-	// A frozen node writes nothing until it leaves the freeze; whether it
-	// may then go on is checked when it does (thawed).
+	// A frozen node writes nothing until it leaves the freeze (see above).
 	if n.m.Frozen() {
 		return false
 	}
@@ -271,7 +437,9 @@ func (k *checker) continuing(n *simNode) bool {
 
 // thawed: node n left the freeze and goes on in its view; no group
 // disjoint from that view may be going on (issue 5: a node that started
-// while n was frozen went on alone).
+// while n was frozen went on alone). A disjoint group that is itself frozen
+// is judged when it thaws in turn; one that went on and is gone again is
+// the absent rule's (write).
 func (k *checker) thawed(n *simNode) {
 	v := n.m.View()
 	if !v.Members.Has(n.id) {
@@ -288,7 +456,11 @@ func (k *checker) thawed(n *simNode) {
 	}
 }
 
-// periodic runs every simulated second.
+// periodic runs every simulated second: no two continuing nodes hold
+// disjoint views. When nobody continues — every node down, fenced, or
+// frozen — a new cluster may start from epoch 1, so the old one's event
+// numbers and views are forgotten; frozen nodes of the old one are held to
+// thawed and write when they come back.
 func (k *checker) periodic() {
 	anyView := false
 	for _, a := range k.c.nodes {
@@ -309,8 +481,7 @@ func (k *checker) periodic() {
 	}
 	if !anyView {
 		// A new cluster may start from epoch 1 again: forget the old one.
-		k.seqs = map[uint64]string{}
-		k.views = map[uint64]base.NodeMap{}
+		k.forgetCluster()
 	}
 }
 

@@ -129,8 +129,7 @@ func (c *Cluster) issueWrite(n *simNode, rid member.RegionID, kind writeKind, hb
 		region = n.regions[rid]
 	}
 	epoch := n.epoch
-	inc := c.incarnation(n)
-	issued := c.now
+	w := c.chk.issue(n, kind)
 	n.inflight++
 	lat, fail, stall := c.ioLatency(n, region)
 	land := func(at time.Duration) {
@@ -141,7 +140,7 @@ func (c *Cluster) issueWrite(n *simNode, rid member.RegionID, kind writeKind, hb
 				err = errInjected
 			} else {
 				d := c.disks[region]
-				c.chk.write(inc, kind, issued, c.now)
+				c.chk.write(w, c.now)
 				if hb != nil {
 					d.write(d.geo.SlotOffset(n.id), hb)
 				}

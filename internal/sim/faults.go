@@ -27,8 +27,16 @@ const (
 	numFaultKinds
 )
 
+// Stop is a clean shutdown of Nodes[0]'s agent, as `systemctl stop` does
+// it (node.Agent's stopAll): every region stops with a stop block
+// (generation 0), the agent waits up to two intervals for those writes and
+// exits; it starts again after Dur. genFaults never draws it, so that every
+// seed keeps its schedule; scenario tests list it.
+const Stop = numFaultKinds
+
 var faultNames = [...]string{"crash", "power-loss", "pause", "partition", "cut", "cut-one-way",
-	"disk-spike", "disk-stall", "disk-errors", "array-down", "net-delay", "conn-reset", "clock-jump"}
+	"disk-spike", "disk-stall", "disk-errors", "array-down", "net-delay", "conn-reset", "clock-jump",
+	"stop"}
 
 func (k FaultKind) String() string { return faultNames[k] }
 
@@ -219,6 +227,8 @@ func (c *Cluster) inject(f Fault) {
 				}
 			})
 		}
+	case Stop:
+		c.stop(c.nodes[f.Nodes[0]], end)
 	case Pause:
 		n := c.nodes[f.Nodes[0]]
 		if n.state != stRunning {
@@ -298,4 +308,41 @@ func (c *Cluster) inject(f Fault) {
 	case ClockJump:
 		c.nodes[f.Nodes[0]].wallOff += f.Latency
 	}
+}
+
+// stop shuts node n down cleanly (see Stop) and starts it again at
+// restart when Restart is set.
+func (c *Cluster) stop(n *simNode, restart time.Duration) {
+	if n.state != stRunning {
+		return
+	}
+	ids := n.m.Regions()
+	for _, id := range ids {
+		n.m.RemoveRegion(c.now, c.wall(n), id)
+	}
+	c.process(n)
+	epoch := n.epoch
+	exit := func() {
+		if n.epoch != epoch || n.state != stRunning {
+			return
+		}
+		c.logf("node %d stopped cleanly", n.id)
+		c.chk.crashed(n)
+		n.state = stDown
+		n.deferred = nil
+		c.dropConns(n, true)
+		if c.opt.Restart {
+			c.q.at(maxd(restart, c.now), func() {
+				if n.epoch == epoch && n.state == stDown {
+					c.start(n)
+				}
+			})
+		}
+	}
+	if n.inflight == 0 {
+		exit()
+		return
+	}
+	n.onDrained = append(n.onDrained, exit)
+	c.q.at(c.now+2*c.opt.Timeouts.HeartbeatInterval, exit)
 }

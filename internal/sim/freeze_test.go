@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -88,6 +89,134 @@ func TestFreezeEndsWithAReadBeforeResuming(t *testing.T) {
 				fenced = fenced || inc.node == id && st.fenced && st.fencedAt >= 70*time.Second
 			}
 			if !fenced {
+				t.Errorf("seed %d: node %d did not fence when the disk came back", seed, id)
+			}
+		}
+	}
+}
+
+// startDuringFreeze builds issue 5's blind spot: nodes 0 and 1, the whole
+// running cluster, stall on the disk at 30 s and freeze (each confirmed by
+// the other) while node 2, crashed at 10 s, starts again at back with a
+// working path. It never sees them heartbeat, watches their unchanged slots
+// for a dead time and goes on alone: its first view lacks them, so its
+// mount may recover their slots, and it never delivers their down events.
+// The disk comes back to nodes 0 and 1 at heal. extra faults are added.
+func startDuringFreeze(seed uint64, back, heal, ioTimeout time.Duration, extra ...Fault) *Cluster {
+	opt := DefaultOptions(3)
+	opt.KillArea = seed%2 == 0
+	opt.IOTimeout = ioTimeout
+	opt.Faults = append([]Fault{
+		{At: 10 * time.Second, Kind: CrashProcess, Nodes: []base.NodeID{2}, Dur: back - 10*time.Second, Region: -1},
+		{At: 30 * time.Second, Kind: DiskStall, Nodes: []base.NodeID{0, 1}, Dur: heal - 30*time.Second, Region: -1},
+	}, extra...)
+	c := newCluster(seed, opt)
+	c.run()
+	return c
+}
+
+// wentOnWithout reports whether node by went on in a first view without
+// the incarnation of node id before the time before.
+func (k *checker) wentOnWithout(by, id base.NodeID, before time.Duration) bool {
+	for inc, a := range k.absent {
+		if inc.node == id && a.by == by && a.at < before {
+			return true
+		}
+	}
+	return false
+}
+
+// fencedSince reports whether an incarnation of node id fenced at or after at.
+func (k *checker) fencedSince(id base.NodeID, at time.Duration) bool {
+	for inc, st := range k.incs {
+		if inc.node == id && st.fenced && st.fencedAt >= at {
+			return true
+		}
+	}
+	return false
+}
+
+func failure(c *Cluster, seed uint64) string {
+	r := &Result{Seed: seed, Violations: c.chk.violations, Fences: c.fences, Faults: c.faults, Trace: c.trace, Nodes: c.dump()}
+	return r.String()
+}
+
+// TestNodeStartingDuringAFreezeGoesOnAlone: the frozen nodes' data writes
+// still in flight must not land once node 2 went on without them (the
+// checker's absent rule, see checker.write), and nothing else protects
+// them but node/member: when node 2 comes back during the stall, before
+// the freeze, the write gate (no data write while a heartbeat I/O is
+// overdue) keeps the writes issued within a few intervals of the last
+// heartbeat, and the host's I/O timeout (DeadTime - 4 intervals) fails
+// them before node 2 can have watched a dead time; when it comes back
+// after the freeze began, the frozen nodes issue none (ErrFrozen, and the
+// write gate too: either alone holds them back). With a
+// host I/O timeout beyond that bound the writes land after node 2 went on
+// alone, and the checker must say so: that half shows the rule can fail.
+// Either way nodes 0 and 1 fence when the disk comes back.
+func TestNodeStartingDuringAFreezeGoesOnAlone(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		back, heal time.Duration
+	}{
+		{"back during the stall, before the freeze", 31 * time.Second, 42500 * time.Millisecond},
+		{"back after the freeze began", 40 * time.Second, 52500 * time.Millisecond},
+	} {
+		for seed := uint64(1); seed <= 4; seed++ {
+			c := startDuringFreeze(seed, tc.back, tc.heal, 0)
+			if len(c.chk.violations) > 0 {
+				t.Errorf("%s, seed %d:\n%s", tc.name, seed, failure(c, seed))
+				continue
+			}
+			for _, id := range []base.NodeID{0, 1} {
+				if !c.chk.wentOnWithout(2, id, tc.heal) {
+					t.Errorf("%s, seed %d: node 2 did not go on without node %d before the disk came back at %v: the scenario is not built\n%s",
+						tc.name, seed, id, tc.heal, failure(c, seed))
+				}
+				if !c.chk.fencedSince(id, tc.heal) {
+					t.Errorf("%s, seed %d: node %d did not fence when the disk came back", tc.name, seed, id)
+				}
+			}
+			if c.freezes < 2 {
+				t.Errorf("%s, seed %d: %d nodes froze, want 2", tc.name, seed, c.freezes)
+			}
+
+			long := 3 * DefaultTimeouts().DeadTime()
+			c = startDuringFreeze(seed, tc.back, tc.heal, long)
+			caught := false
+			for _, v := range c.chk.violations {
+				caught = caught || strings.Contains(v, "went on without it")
+			}
+			if !caught {
+				t.Errorf("%s, seed %d, host I/O timeout %v: the checker did not see the frozen nodes' writes land after node 2 went on alone:\n%s",
+					tc.name, seed, long, failure(c, seed))
+			}
+		}
+	}
+}
+
+// TestFreezeEndsWhenANodeStoppedMeanwhile: as above, node 2 starts during
+// the freeze and goes on alone, then stops cleanly (its slot holds a stop
+// block, generation 0) before the disk comes back to nodes 0 and 1. Their
+// first read shows no heartbeat of node 2, but its slot changed: it read
+// the disk while they could not and may have recovered their slots. They
+// must fence, not resume (member's heartbeatWhileFrozen used to skip slots
+// of generation 0 and let both resume; the checker's absent rule caught
+// their first data writes).
+func TestFreezeEndsWhenANodeStoppedMeanwhile(t *testing.T) {
+	for seed := uint64(1); seed <= 4; seed++ {
+		heal := 60 * time.Second
+		c := startDuringFreeze(seed, 31*time.Second, heal, 0,
+			Fault{At: 50 * time.Second, Kind: Stop, Nodes: []base.NodeID{2}, Dur: time.Hour, Region: -1})
+		if len(c.chk.violations) > 0 {
+			t.Errorf("seed %d:\n%s", seed, failure(c, seed))
+			continue
+		}
+		for _, id := range []base.NodeID{0, 1} {
+			if !c.chk.wentOnWithout(2, id, 50*time.Second) {
+				t.Errorf("seed %d: node 2 did not go on without node %d before it stopped\n%s", seed, id, failure(c, seed))
+			}
+			if !c.chk.fencedSince(id, heal) {
 				t.Errorf("seed %d: node %d did not fence when the disk came back", seed, id)
 			}
 		}
