@@ -66,13 +66,7 @@ type DLM struct {
 
 // dlmPeer is the queue of messages to one peer and its writer goroutine.
 type dlmPeer struct {
-	mu   sync.Mutex
-	cond *sync.Cond
-	q    []dlm.Outgoing
-	gen  int  // bumped when the peer dies: its writer drops what it holds
-	stop bool // the DLM stopped
-	busy bool // a caller sends directly: the writer waits
-	hold bool // tests: nothing leaves for this peer (a lock manager that cannot send)
+	*sendQueue
 	// conn is the connection to the peer the core last heard of (under
 	// DLM.mu): a new one is reported with LinkUp.
 	conn cnet.ConnID
@@ -126,11 +120,7 @@ func (d *DLM) Close(err error) {
 	}
 	d.joins, d.leaves = map[string][]chan error{}, map[string][]chan error{}
 	for _, p := range d.peers {
-		p.mu.Lock()
-		p.stop = true
-		p.q = nil
-		p.mu.Unlock()
-		p.cond.Broadcast()
+		p.close()
 	}
 	d.mu.Unlock()
 	if d.unsub != nil {
@@ -267,13 +257,12 @@ func (d *DLM) applyFrom(rd dlm.Ready, direct bool) []func() {
 	var notes []func()
 	for _, m := range rd.Messages {
 		p := d.peer(m.To)
+		qm := queuedMsg{typ: m.Type, key: m.Key, payload: m.Payload}
 		if direct && p.claim() {
-			m := m
-			x := m.To
-			notes = append(notes, func() { d.sendDirect(x, p, m) })
+			notes = append(notes, func() { p.sendDirect(qm) })
 			continue
 		}
-		p.push(m)
+		p.push(qm)
 	}
 	for _, e := range rd.Events {
 		e := e
@@ -324,110 +313,18 @@ func (d *DLM) applyFrom(rd dlm.Ready, direct bool) []func() {
 func (d *DLM) peer(x base.NodeID) *dlmPeer {
 	p := d.peers[x]
 	if p == nil {
-		p = &dlmPeer{}
-		p.cond = sync.NewCond(&p.mu)
+		p = &dlmPeer{sendQueue: newSendQueue(func(m queuedMsg) error {
+			if len(m.payload) > cnet.MaxPayload {
+				// The core keeps every message within a frame
+				// (MaxLocksPerResource); this is a bug, and loud.
+				d.a.logf("dlm: BUG: a %d-byte message to node %d exceeds the %d-byte frame: dropped", len(m.payload), x, cnet.MaxPayload)
+				return nil
+			}
+			return d.a.Send(x, m.typ, m.key, m.payload)
+		}, d.stop)}
 		d.peers[x] = p
-		go d.writer(x, p)
 	}
 	return p
-}
-
-// claim makes the caller the peer's sender when nothing is queued or being
-// sent.
-func (p *dlmPeer) claim() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.busy || p.hold || len(p.q) > 0 || p.stop {
-		return false
-	}
-	p.busy = true
-	return true
-}
-
-// sendDirect sends m from the caller's goroutine, then lets the writer send
-// what was queued meanwhile.
-func (d *DLM) sendDirect(x base.NodeID, p *dlmPeer, m dlm.Outgoing) {
-	p.mu.Lock()
-	gen := p.gen
-	p.mu.Unlock()
-	if err := d.a.Send(x, m.Type, m.Key, m.Payload); err != nil {
-		// Not connected now: the writer retries it, ahead of the rest.
-		p.mu.Lock()
-		if p.gen == gen && !p.stop {
-			p.q = append([]dlm.Outgoing{m}, p.q...)
-		}
-		p.busy = false
-		p.mu.Unlock()
-		p.cond.Signal()
-		return
-	}
-	p.mu.Lock()
-	p.busy = false
-	p.mu.Unlock()
-	p.cond.Signal()
-}
-
-func (p *dlmPeer) push(m dlm.Outgoing) {
-	p.mu.Lock()
-	p.q = append(p.q, m)
-	p.mu.Unlock()
-	p.cond.Signal()
-}
-
-// died drops what waits for a dead incarnation of the peer.
-func (p *dlmPeer) died() {
-	p.mu.Lock()
-	p.q = nil
-	p.gen++
-	p.mu.Unlock()
-}
-
-// writer sends one peer's messages in order. A send that fails because the
-// connection is down is tried again until it goes through or the peer is
-// declared dead (o2net retries the same way; a connection that stays down
-// ends in the peer's eviction).
-func (d *DLM) writer(x base.NodeID, p *dlmPeer) {
-	for {
-		p.mu.Lock()
-		for (len(p.q) == 0 || p.busy || p.hold) && !p.stop {
-			p.cond.Wait()
-		}
-		if p.stop {
-			p.mu.Unlock()
-			return
-		}
-		m, gen := p.q[0], p.gen
-		p.busy = true
-		p.mu.Unlock()
-		if len(m.Payload) > cnet.MaxPayload {
-			// The core keeps every message within a frame
-			// (MaxLocksPerResource); this is a bug, and loud.
-			d.a.logf("dlm: BUG: a %d-byte message to node %d exceeds the %d-byte frame: dropped", len(m.Payload), x, cnet.MaxPayload)
-		}
-		for len(m.Payload) <= cnet.MaxPayload {
-			err := d.a.Send(x, m.Type, m.Key, m.Payload)
-			if err == nil {
-				break
-			}
-			p.mu.Lock()
-			gone := p.stop || p.gen != gen
-			p.mu.Unlock()
-			if gone {
-				break
-			}
-			select {
-			case <-d.stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-		p.mu.Lock()
-		if p.gen == gen && len(p.q) > 0 {
-			p.q = p.q[1:]
-		}
-		p.busy = false
-		p.mu.Unlock()
-	}
 }
 
 // OnEvent registers fn for the DLM's events (joined, recovered, released,

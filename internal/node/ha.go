@@ -70,7 +70,7 @@ type HA struct {
 	waiters map[uint64]chan ha.Reply
 	nextReq uint64
 	netLast map[string]ha.NetState
-	peers   map[base.NodeID]*haPeer
+	peers   map[base.NodeID]*sendQueue
 	left    chan struct{}
 	leftSet bool
 	stop    chan struct{}
@@ -85,14 +85,6 @@ type haLock struct {
 	cancel  context.CancelFunc
 	lock    *Lock
 	pending bool
-}
-
-type haPeer struct {
-	mu   sync.Mutex
-	cond *sync.Cond
-	q    []ha.Outgoing
-	gen  int
-	stop bool
 }
 
 // StartHA starts HA on agent a with lock manager d. It may be called before
@@ -114,7 +106,7 @@ func StartHA(a *Agent, d *DLM, rt HARuntime, opt HAOptions) (*HA, error) {
 		return nil, fmt.Errorf("HA: %w", err)
 	}
 	h := &HA{a: a, d: d, rt: rt, dir: opt.Dir, opt: opt, locks: map[string]*haLock{}, waiters: map[uint64]chan ha.Reply{},
-		netLast: map[string]ha.NetState{}, peers: map[base.NodeID]*haPeer{}, scripts: map[string]*scriptQueue{}, left: make(chan struct{}), stop: make(chan struct{})}
+		netLast: map[string]ha.NetState{}, peers: map[base.NodeID]*sendQueue{}, scripts: map[string]*scriptQueue{}, left: make(chan struct{}), stop: make(chan struct{})}
 	var topo ha.Topology
 	for _, n := range a.cfg.Cluster.Nodes {
 		topo.Nodes = append(topo.Nodes, ha.TopoNode{Name: n.Name, ID: n.Number})
@@ -170,10 +162,7 @@ func (h *HA) close() {
 	h.closed = true
 	close(h.stop)
 	for _, p := range h.peers {
-		p.mu.Lock()
-		p.stop = true
-		p.mu.Unlock()
-		p.cond.Broadcast()
+		p.close()
 	}
 	for _, l := range h.locks {
 		if l.cancel != nil {
@@ -270,7 +259,7 @@ func (h *HA) apply() {
 			h.a.logf("%s", n)
 		}
 		for _, m := range rd.Messages {
-			h.peer(m.To).push(m)
+			h.peer(m.To).push(queuedMsg{typ: m.Type, key: ha.MsgKey, payload: m.Payload})
 		}
 		for _, l := range rd.Locks {
 			h.lockOp(l)
@@ -397,68 +386,13 @@ func (h *HA) lockOp(op ha.LockOp) {
 	}()
 }
 
-func (h *HA) peer(x base.NodeID) *haPeer {
+func (h *HA) peer(x base.NodeID) *sendQueue {
 	p := h.peers[x]
 	if p == nil {
-		p = &haPeer{}
-		p.cond = sync.NewCond(&p.mu)
+		p = newSendQueue(func(m queuedMsg) error { return h.a.Send(x, m.typ, m.key, m.payload) }, h.stop)
 		h.peers[x] = p
-		go h.writer(x, p)
 	}
 	return p
-}
-
-func (p *haPeer) push(m ha.Outgoing) {
-	p.mu.Lock()
-	p.q = append(p.q, m)
-	p.mu.Unlock()
-	p.cond.Signal()
-}
-
-func (p *haPeer) died() {
-	p.mu.Lock()
-	p.q = nil
-	p.gen++
-	p.mu.Unlock()
-}
-
-// writer sends one peer's messages in order, retrying while the connection
-// is down, until the peer is declared dead.
-func (h *HA) writer(x base.NodeID, p *haPeer) {
-	for {
-		p.mu.Lock()
-		for len(p.q) == 0 && !p.stop {
-			p.cond.Wait()
-		}
-		if p.stop {
-			p.mu.Unlock()
-			return
-		}
-		m, gen := p.q[0], p.gen
-		p.mu.Unlock()
-		for {
-			err := h.a.Send(x, m.Type, ha.MsgKey, m.Payload)
-			if err == nil {
-				break
-			}
-			p.mu.Lock()
-			gone := p.stop || p.gen != gen
-			p.mu.Unlock()
-			if gone {
-				break
-			}
-			select {
-			case <-h.stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-		p.mu.Lock()
-		if p.gen == gen && len(p.q) > 0 {
-			p.q = p.q[1:]
-		}
-		p.mu.Unlock()
-	}
 }
 
 // Request submits an operator's request and waits for the coordinator's
