@@ -17,6 +17,19 @@ import (
 // OCFS2's: one per inode (its metadata lock, which o2go also uses for the
 // inode's data), one per refcount tree, and the rename lock.
 //
+// OCFS2 also has a per-inode read-write lock ('W'): its writes hold it
+// exclusive for a whole write(2) because they take the metadata lock only
+// page by page, around each block they map, while the page cache serves
+// reads without any cluster lock. o2go keeps no page cache: every read and
+// write of a FUSE request runs entirely under the inode's metadata lock
+// (shared to read, exclusive to change, and shared for a coherency=buffered
+// O_DIRECT overwrite, where OCFS2 takes its 'W' lock shared), so the 'W'
+// role is the metadata lock's and a separate 'W' lock would only add a
+// second hand-over to every write that moves between nodes. Neither lock
+// could span a write(2) that the kernel splits into several FUSE
+// requests: those are serialized on the node (the kernel holds the
+// inode's lock) but not across nodes.
+//
 // An operation cannot always know its locks before it reads: unlink finds
 // the victim in the directory, a delete finds the slot whose allocator
 // gets the inode back. Every read of an inode and every change of an
