@@ -3,7 +3,6 @@ package volume
 import (
 	"encoding/binary"
 	"fmt"
-	"slices"
 	"strings"
 
 	"o2go/internal/fs/alloc"
@@ -28,7 +27,7 @@ import (
 //     inode_get_bytes reports for OCFS2, so that the kernel's accounting
 //     carries on from it);
 //  4. the ids go into the global file's tree in the order libocfs2 writes
-//     them (quotaHashOrder), the file growing a cluster at a time, and its
+//     them (ondisk.QuotaHashOrder), the file growing a cluster at a time, and its
 //     blocks are written with their checks;
 //  5. the flag goes on last.
 //
@@ -109,9 +108,12 @@ func (t *tunefsVol) enableQuota(typ int) error {
 		return err
 	}
 	t.verbosef("Write %s quotas to file\n", qt.word)
-	file := newGlobalQuotaFile(typ, t.bs(), defaultQuotaInfo)
-	for _, id := range quotaHashOrder(seen) {
-		if err := file.add(*usage[id]); err != nil {
+	file, err := newGlobalQuotaFile(typ, t.bs(), ondisk.NewGlobalQuotaInfo(ondisk.QuotaType(typ)))
+	if err != nil {
+		return err
+	}
+	for _, id := range ondisk.QuotaHashOrder(seen) {
+		if err := file.Insert(quotaRecord(ondisk.GlobalDquot{}, id, *usage[id])); err != nil {
 			return t.Cache.Annotate(fmt.Errorf("%s quota file: %w", qt.word, err), g.Blkno)
 		}
 	}
@@ -139,7 +141,7 @@ func (t *tunefsVol) resetGlobalQuotaFile(typ int) (*ondisk.Dinode, error) {
 		return nil, err
 	}
 	g.Size = 0
-	if err := t.growQuotaFile(g, quotaInitBlocks); err != nil {
+	if err := t.growQuotaFile(g, ondisk.QuotaInitBlocks); err != nil {
 		return nil, err
 	}
 	return g, t.writeInode(g)
@@ -168,14 +170,15 @@ func (t *tunefsVol) resetLocalQuotaFiles(typ int) error {
 
 // writeGlobalQuotaFile grows global quota file g (the caller's copy) to
 // file's blocks, writes them with their checks, then the inode, and syncs.
-func (t *tunefsVol) writeGlobalQuotaFile(g *ondisk.Dinode, file *globalQuotaFile) error {
-	if err := t.growQuotaFile(g, len(file.blocks)); err != nil {
+func (t *tunefsVol) writeGlobalQuotaFile(g *ondisk.Dinode, file *ondisk.GlobalQuotaFile) error {
+	blocks := file.Blocks()
+	if err := t.growQuotaFile(g, len(blocks)); err != nil {
 		return err
 	}
-	g.Size = uint64(len(file.blocks) * t.bs())
+	g.Size = uint64(len(blocks) * t.bs())
 	g.Mtime = t.now()
-	for i, b := range file.blocks {
-		if err := t.writeFileBlock(g, uint64(i), b, t.bs()-quotaReserved); err != nil {
+	for i, b := range blocks {
+		if err := t.writeFileBlock(g, uint64(i), b, ondisk.QuotaCheckOffset(t.bs())); err != nil {
 			return err
 		}
 	}
@@ -220,7 +223,7 @@ func (t *tunefsVol) addQuotaSystemFiles(typ int) error {
 
 // growQuotaFile gives quota file d (the caller's copy, written by the
 // caller) room for blocks blocks: at first the clusters of
-// quotaInitBlocks at once, then one cluster at a time, zeroed, as
+// ondisk.QuotaInitBlocks at once, then one cluster at a time, zeroed, as
 // ocfs2_get_free_dqblk grows the file while its tree takes blocks.
 func (t *tunefsVol) growQuotaFile(d *ondisk.Dinode, blocks int) error {
 	have := d.Clusters
@@ -274,7 +277,7 @@ func (t *tunefsVol) countQuotaUsage(typ int) (map[uint32]*quotaUsage, []uint32, 
 		}
 		u := byID[id]
 		if u == nil {
-			u = &quotaUsage{id: id}
+			u = &quotaUsage{}
 			byID[id] = u
 			seen = append(seen, id)
 		}
@@ -319,23 +322,26 @@ func (t *tunefsVol) refreshQuotaUsage() error {
 			return err
 		}
 		var ids []uint32
-		base := map[uint32][]byte{}
+		base := map[uint32]ondisk.GlobalDquot{}
 		for _, r := range old {
-			base[r.id] = r.base
-			ids = append(ids, r.id)
+			base[r.ID] = r
+			ids = append(ids, r.ID)
 		}
 		for _, id := range seen {
-			if base[id] == nil {
+			if _, ok := base[id]; !ok {
 				ids = append(ids, id)
 			}
 		}
-		file := newGlobalQuotaFile(typ, t.bs(), info)
-		for _, id := range quotaHashOrder(ids) {
-			u := quotaUsage{id: id, base: base[id]}
+		file, err := newGlobalQuotaFile(typ, t.bs(), info)
+		if err != nil {
+			return err
+		}
+		for _, id := range ondisk.QuotaHashOrder(ids) {
+			var u quotaUsage
 			if c := usage[id]; c != nil {
-				u.inodes, u.space = c.inodes, c.space
+				u = *c
 			}
-			if err := file.add(u); err != nil {
+			if err := file.Insert(quotaRecord(base[id], id, u)); err != nil {
 				return t.Cache.Annotate(fmt.Errorf("%s quota file: %w", qt.word, err), g0.Blkno)
 			}
 		}
@@ -356,15 +362,15 @@ func (t *tunefsVol) refreshQuotaUsage() error {
 // readGlobalQuota reads global quota file d of type typ: its info, and
 // every record its tree reaches in the order fsck.ocfs2 meets them (depth
 // first, each block's references in order; a block or an id met again is
-// skipped), each with its raw bytes as base. Damage (a bad magic, block
-// count, reference or check) is a corruption error: fsck.ocfs2 repairs it.
-func (t *tunefsVol) readGlobalQuota(typ int, d *ondisk.Dinode) (quotaInfo, []quotaUsage, error) {
+// skipped). Damage (a bad magic, block count, reference or check) is a
+// corruption error: fsck.ocfs2 repairs it.
+func (t *tunefsVol) readGlobalQuota(typ int, d *ondisk.Dinode) (ondisk.GlobalQuotaInfo, []ondisk.GlobalDquot, error) {
 	le := binary.LittleEndian
 	bs := t.bs()
 	name := quotaTypes[typ].word + " quota file"
 	n := d.Size / uint64(bs)
-	if n < quotaInitBlocks || n > 1<<32-1 || n > uint64(d.Clusters)*t.bpc() {
-		return quotaInfo{}, nil, t.Cache.Annotate(&ondisk.CorruptError{Struct: name, Field: "i_size", Msg: fmt.Sprintf("%d bytes for %d clusters: run fsck.ocfs2", d.Size, d.Clusters)}, d.Blkno)
+	if n < ondisk.QuotaInitBlocks || n > 1<<32-1 || n > uint64(d.Clusters)*t.bpc() {
+		return ondisk.GlobalQuotaInfo{}, nil, t.Cache.Annotate(&ondisk.CorruptError{Struct: name, Field: "i_size", Msg: fmt.Sprintf("%d bytes for %d clusters: run fsck.ocfs2", d.Size, d.Clusters)}, d.Blkno)
 	}
 	blocks := make([][]byte, n)
 	read := func(i uint32) ([]byte, error) {
@@ -380,7 +386,7 @@ func (t *tunefsVol) readGlobalQuota(typ int, d *ondisk.Dinode) (quotaInfo, []quo
 			return nil, err
 		}
 		if t.SB.Features.Incompat&ondisk.IncompatMetaECC != 0 {
-			if _, err := ondisk.VerifyBlockCheck(b, bs-quotaReserved, name); err != nil {
+			if _, err := ondisk.VerifyBlockCheck(b, ondisk.QuotaCheckOffset(bs), name); err != nil {
 				return nil, t.Cache.Annotate(err, blk)
 			}
 		}
@@ -392,23 +398,25 @@ func (t *tunefsVol) readGlobalQuota(typ int, d *ondisk.Dinode) (quotaInfo, []quo
 	}
 	hdr, err := read(0)
 	if err != nil {
-		return quotaInfo{}, nil, err
+		return ondisk.GlobalQuotaInfo{}, nil, err
 	}
-	if m := le.Uint32(hdr); m != quotaGlobalMagic[typ] {
-		return quotaInfo{}, nil, corrupt("dqh_magic", "is %#x, want %#x", m, quotaGlobalMagic[typ])
+	info, err := ondisk.DecodeGlobalQuotaInfo(hdr)
+	if err != nil {
+		return ondisk.GlobalQuotaInfo{}, nil, t.Cache.Annotate(err, d.Blkno)
 	}
-	inf := hdr[quotaInfoOff:]
-	info := quotaInfo{le.Uint32(inf[0:]), le.Uint32(inf[4:]), le.Uint32(inf[8:])}
-	if b := uint64(le.Uint32(inf[12:])); b != n {
-		return quotaInfo{}, nil, corrupt("dqi_blocks", "is %d, the file has %d blocks", b, n)
+	if want := ondisk.QuotaType(typ).GlobalMagic(); info.Magic != want {
+		return ondisk.GlobalQuotaInfo{}, nil, corrupt("dqh_magic", "is %#x, want %#x", info.Magic, want)
 	}
-	var out []quotaUsage
+	if uint64(info.Blocks) != n {
+		return ondisk.GlobalQuotaInfo{}, nil, corrupt("dqi_blocks", "is %d, the file has %d blocks", info.Blocks, n)
+	}
+	var out []ondisk.GlobalDquot
 	seenBlock := map[uint32]bool{}
 	seenID := map[uint32]bool{}
-	depth := quotaTreeDepth(bs)
+	depth := ondisk.QuotaTreeDepth(bs)
 	var walk func(blk uint32, level int) error
 	walk = func(blk uint32, level int) error {
-		if blk < quotaTreeRootBlock || uint64(blk) >= n {
+		if blk < ondisk.QuotaTreeRootBlock || uint64(blk) >= n {
 			return corrupt("tree", "a reference to block %d of %d", blk, n)
 		}
 		if seenBlock[blk] {
@@ -420,21 +428,24 @@ func (t *tunefsVol) readGlobalQuota(typ int, d *ondisk.Dinode) (quotaInfo, []quo
 			return err
 		}
 		if level == depth {
-			for i := 0; i < quotaRecsPerBlock(bs); i++ {
-				r := b[quotaDataHdrSize+i*quotaDqblkSize:][:quotaDqblkSize]
-				if !slices.ContainsFunc(r, func(c byte) bool { return c != 0 }) {
+			for i := 0; i < ondisk.GlobalDquotsPerBlock(bs); i++ {
+				r := ondisk.GlobalDquotRecord(b, i)
+				if ondisk.GlobalDquotUnused(r) {
 					continue
 				}
-				id := le.Uint32(r)
-				if seenID[id] {
+				q, err := ondisk.DecodeGlobalDquot(r)
+				if err != nil {
+					return t.Cache.Annotate(err, d.Blkno)
+				}
+				if seenID[q.ID] {
 					continue
 				}
-				seenID[id] = true
-				out = append(out, quotaUsage{id: id, base: slices.Clone(r)})
+				seenID[q.ID] = true
+				out = append(out, q)
 			}
 			return nil
 		}
-		for i := 0; i < (bs-quotaReserved)/4; i++ {
+		for i := 0; i < ondisk.QuotaRefsPerBlock(bs); i++ {
 			if ref := le.Uint32(b[4*i:]); ref != 0 {
 				if err := walk(ref, level+1); err != nil {
 					return err
@@ -443,8 +454,8 @@ func (t *tunefsVol) readGlobalQuota(typ int, d *ondisk.Dinode) (quotaInfo, []quo
 		}
 		return nil
 	}
-	if err := walk(quotaTreeRootBlock, 0); err != nil {
-		return quotaInfo{}, nil, err
+	if err := walk(ondisk.QuotaTreeRootBlock, 0); err != nil {
+		return ondisk.GlobalQuotaInfo{}, nil, err
 	}
 	return info, out, nil
 }
