@@ -33,132 +33,60 @@ import (
 // say (limits, usage, grace times, a problem above, a local file not
 // clean), so a clean volume stays untouched and exits 0.
 //
-// Quota file layout (every block ends in an 8-byte trailer, the META_ECC
-// check at blocksize-8):
-//
-//	header  0x00 le32 dqh_magic  0x00 global 0x0cf52470 user, +1 group;
-//	             0x04 le32 dqh_version 0       local 0x0cf524c0 user, +1 group
-//	global  0x08 le32 dqi_bgrace, 0x0C dqi_igrace, 0x10 dqi_syncms,
-//	        0x14 dqi_blocks, 0x18 dqi_free_blk, 0x1C dqi_free_entry
-//	local   0x08 le32 dqi_flags (1: clean), 0x0C dqi_chunks, 0x10 dqi_blocks
-//	tree    (blocksize-8)/4 le32 block references per block, depth levels
-//	data    0x00 le32 next_free, 0x04 prev_free, 0x08 le16 entries, then
-//	        88-byte dquots from 0x10: le32 id, use_count; le64 ihardlimit,
-//	        isoftlimit, curinodes, bhardlimit, bsoftlimit, curspace, btime,
-//	        itime, pad, pad
-
-const (
-	quotaTrailer     = 8 // OCFS2_QBLK_RESERVED_SPACE
-	quotaTreeOff     = 1 // QT_TREEOFF: the tree's root block
-	quotaInfoOff     = 8
-	quotaDataHdr     = 16
-	dqSize           = 88
-	quotaInitBlks    = 2
-	quotaDefGrace    = 604800
-	quotaDefSyncMS   = 10000
-	quotaLocalClean  = 1       // OLQF_CLEAN
-	quotaHashSize    = 8192    // libocfs2's DEFAULT_QUOTA_HASH_SIZE
-	quotaHashMaxSize = 1 << 21 // MAX_QUOTA_HASH_SIZE
-)
-
-// The 88-byte global dquot, field offsets.
-const (
-	dqID        = 0x00
-	dqUseCount  = 0x04
-	dqIHard     = 0x08
-	dqISoft     = 0x10
-	dqCurInodes = 0x18
-	dqBHard     = 0x20
-	dqBSoft     = 0x28
-	dqCurSpace  = 0x30
-	dqBTime     = 0x38
-	dqITime     = 0x40
-	dqPad1      = 0x48
-	dqPad2      = 0x50
-)
+// The files' structures, the tree writer and libocfs2's write order are
+// ondisk's (quota.go, quota_tree.go), shared with mkfs and tunefs; fsck
+// takes a data block's first all-zero record for a new id, as libocfs2
+// does.
 
 // quotaKind is user or group quota.
 type quotaKind struct {
 	name          string
+	typ           ondisk.QuotaType
 	feature       uint32
 	global, local ondisk.SystemFileKind
-	globalMagic   uint32
-	localMagic    uint32
 }
 
 var quotaKinds = []quotaKind{
-	{"user", ondisk.RoCompatUsrQuota, ondisk.SysUserQuota, ondisk.SysLocalUserQuota, 0x0cf52470, 0x0cf524c0},
-	{"group", ondisk.RoCompatGrpQuota, ondisk.SysGroupQuota, ondisk.SysLocalGroupQuota, 0x0cf52471, 0x0cf524c1},
+	{"user", ondisk.UserQuota, ondisk.RoCompatUsrQuota, ondisk.SysUserQuota, ondisk.SysLocalUserQuota},
+	{"group", ondisk.GroupQuota, ondisk.RoCompatGrpQuota, ondisk.SysGroupQuota, ondisk.SysLocalGroupQuota},
 }
 
-// dquot is one id's record: its on-disk image as found (or as created for
-// an id the file did not have) and, once counted, its usage.
+// dquot is one id's record: as it will be written and, when the file held
+// one, the bytes it held.
 type dquot struct {
-	rec  [dqSize]byte // the record to write
-	old  []byte       // the record the file held (nil: none)
-	next *dquot       // hash chain
+	rec ondisk.GlobalDquot
+	old []byte // nil: none
 }
 
-func (q *dquot) id() uint32            { return get32(q.rec[:], dqID) }
-func (q *dquot) get(off int) uint64    { return get64(q.rec[:], off) }
-func (q *dquot) set(off int, v uint64) { put64(q.rec[:], off, v) }
-
-// quotaHash is libocfs2's ocfs2_quota_hash: its iteration order decides
-// the order the records are written in, and so where each one lands.
-type quotaHash struct {
-	heads []*dquot
-	used  int
+// dquots are a quota type's records by id, and the ids in the order
+// libocfs2's quota hash would have been given them (as found: the file's
+// records, then the owners the inode scan meets), which decides the order
+// they are written in (ondisk.QuotaHashOrder) and so where each lands.
+type dquots struct {
+	byID  map[uint32]*dquot
+	added []uint32
 }
 
-func newQuotaHash() *quotaHash { return &quotaHash{heads: make([]*dquot, quotaHashSize)} }
+func newDquots() *dquots { return &dquots{byID: map[uint32]*dquot{}} }
 
-func (h *quotaHash) slot(id uint32) int { return int((uint64(id) * 5) & uint64(len(h.heads)-1)) }
+func (s *dquots) find(id uint32) *dquot { return s.byID[id] }
 
-func (h *quotaHash) find(id uint32) *dquot {
-	for q := h.heads[h.slot(id)]; q != nil; q = q.next {
-		if q.id() == id {
-			return q
-		}
+// findCreate returns id's record, adding an empty one when there is none.
+func (s *dquots) findCreate(id uint32) *dquot {
+	q := s.byID[id]
+	if q == nil {
+		q = &dquot{rec: ondisk.GlobalDquot{ID: id}}
+		s.byID[id] = q
+		s.added = append(s.added, id)
 	}
-	return nil
-}
-
-func (h *quotaHash) push(q *dquot) {
-	s := h.slot(q.id())
-	q.next = h.heads[s]
-	h.heads[s] = q
-}
-
-// findCreate returns id's record, adding an empty one at the head of its
-// chain when there is none (growing the table as libocfs2 does).
-func (h *quotaHash) findCreate(id uint32) *dquot {
-	if q := h.find(id); q != nil {
-		return q
-	}
-	if h.used > len(h.heads) && len(h.heads)*2 < quotaHashMaxSize {
-		old := h.heads
-		h.heads = make([]*dquot, 2*len(old))
-		for _, q := range old {
-			for q != nil {
-				next := q.next
-				h.push(q)
-				q = next
-			}
-		}
-	}
-	q := &dquot{}
-	put32(q.rec[:], dqID, id)
-	h.push(q)
-	h.used++
 	return q
 }
 
-func (h *quotaHash) each(fn func(q *dquot) error) error {
-	for _, q := range h.heads {
-		for ; q != nil; q = q.next {
-			if err := fn(q); err != nil {
-				return err
-			}
+// each calls fn for every record in the order libocfs2 writes them.
+func (s *dquots) each(fn func(q *dquot) error) error {
+	for _, id := range ondisk.QuotaHashOrder(s.added) {
+		if err := fn(s.byID[id]); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -171,9 +99,9 @@ type quotaFile struct {
 	d      *ondisk.Dinode
 	blocks uint32 // dqi_blocks as fsck takes it: i_size in blocks
 	seen   []bool // blocks of the tree already read
-	hash   *quotaHash
-	info   [3]uint32 // bgrace, igrace, syncms to write
-	dirty  bool      // something the file said was not taken as it was
+	dquots *dquots
+	info   ondisk.GlobalQuotaInfo // its grace times and sync interval are written
+	dirty  bool                   // something the file said was not taken as it was
 }
 
 // pass5 checks (and rewrites) the quota files.
@@ -201,11 +129,11 @@ func (c *checker) pass5() error {
 	}
 	for _, f := range files {
 		stale := 0
-		f.hash.each(func(q *dquot) error {
-			q.resetGraceTimes()
-			if q.old == nil || string(q.old) != string(q.rec[:]) {
+		f.dquots.each(func(q *dquot) error {
+			q.rec.ResetGraceTimes()
+			if img := q.rec.Bytes(); q.old == nil || string(q.old) != string(img[:]) {
 				stale++
-				c.verbosef("%s quota of id %d: inodes %d space %d, the file says %s\n", f.kind.name, q.id(), q.get(dqCurInodes), q.get(dqCurSpace), q.describeOld())
+				c.verbosef("%s quota of id %d: inodes %d space %d, the file says %s\n", f.kind.name, q.rec.ID, q.rec.CurInodes, q.rec.CurSpace, q.describeOld())
 			}
 			return nil
 		})
@@ -236,22 +164,12 @@ func (c *checker) pass5() error {
 	return nil
 }
 
-// resetGraceTimes drops grace times that no longer run: under the soft
-// limit, or with none (write_release_quota_hash).
-func (q *dquot) resetGraceTimes() {
-	if q.get(dqISoft) == 0 || q.get(dqCurInodes) < q.get(dqISoft) {
-		q.set(dqITime, 0)
-	}
-	if q.get(dqBSoft) == 0 || q.get(dqCurSpace) < q.get(dqBSoft) {
-		q.set(dqBTime, 0)
-	}
-}
-
 func (q *dquot) describeOld() string {
-	if q.old == nil {
+	old, err := ondisk.DecodeGlobalDquot(q.old)
+	if err != nil {
 		return "nothing"
 	}
-	return fmt.Sprintf("inodes %d space %d", get64(q.old, dqCurInodes), get64(q.old, dqCurSpace))
+	return fmt.Sprintf("inodes %d space %d", old.CurInodes, old.CurSpace)
 }
 
 // quotaInode finds and reads a quota system file.
@@ -294,26 +212,11 @@ func (c *checker) quotaBlockValid(b []byte) error {
 	if !c.metaECC {
 		return nil
 	}
-	if _, err := ondisk.VerifyBlockCheck(b, c.bs-quotaTrailer, "quota block"); err != nil {
+	if _, err := ondisk.VerifyBlockCheck(b, ondisk.QuotaCheckOffset(c.bs), "quota block"); err != nil {
 		return errBadCRC
 	}
 	return nil
 }
-
-// quotaTreeDepth is ocfs2_qtree_depth.
-func quotaTreeDepth(bs int) int {
-	epb := uint64(bs-quotaTrailer) >> 2
-	entries := epb
-	i := 1
-	for entries < 1<<32 {
-		entries *= epb
-		i++
-	}
-	return i
-}
-
-// quotaDqPerBlock is ocfs2_global_dqstr_in_blk.
-func quotaDqPerBlock(bs int) int { return (bs - quotaTrailer - quotaDataHdr) / dqSize }
 
 // loadQuotaFile reads a global quota file's limits (load_quota_file).
 func (c *checker) loadQuotaFile(k quotaKind) (*quotaFile, error) {
@@ -321,31 +224,33 @@ func (c *checker) loadQuotaFile(k quotaKind) (*quotaFile, error) {
 	if err != nil {
 		return nil, c.fail("while looking up global %s quota file: %v", k.name, err)
 	}
-	f := &quotaFile{kind: k, ino: ino, d: d, hash: newQuotaHash()}
-	f.info = [3]uint32{quotaDefGrace, quotaDefGrace, quotaDefSyncMS}
+	f := &quotaFile{kind: k, ino: ino, d: d, dquots: newDquots(), info: ondisk.NewGlobalQuotaInfo(k.typ)}
 	b, err := c.readQuotaBlock(d, 0)
 	if err != nil {
 		return nil, c.fail("while reading global %s quota info block: %v", k.name, err)
 	}
+	info, err := ondisk.DecodeGlobalQuotaInfo(b)
+	if err != nil {
+		return nil, c.fail("global %s quota info block: %v", k.name, err)
+	}
 	blocks := min(d.Size/uint64(c.bs), 1<<32-1)
-	info := b[quotaInfoOff:]
-	ref := func(r uint32) bool { return r >= quotaTreeOff && uint64(r) < blocks }
-	valid := c.quotaBlockValid(b) == nil && get32(b, 0) == k.globalMagic && get32(b, 4) == 0 &&
-		uint64(get32(info, 12)) == d.Size/uint64(c.bs) &&
-		(get32(info, 16) == 0 || ref(get32(info, 16))) && (get32(info, 20) == 0 || ref(get32(info, 20)))
+	ref := func(r uint32) bool { return r >= ondisk.QuotaTreeRootBlock && uint64(r) < blocks }
+	valid := c.quotaBlockValid(b) == nil && info.Check(k.typ) == nil &&
+		uint64(info.Blocks) == d.Size/uint64(c.bs) &&
+		(info.FreeBlk == 0 || ref(info.FreeBlk)) && (info.FreeEntry == 0 || ref(info.FreeEntry))
 	if valid || c.p.ask(QMagicInvalid, "%s quota info looks corrupt. Use its content:\nBlock grace time: %d sec\nInode grace time: %d sec\nCluster quota sync time: %d ms\n",
-		k.name, get32(info, 0), get32(info, 4), get32(info, 8)) {
-		f.info = [3]uint32{get32(info, 0), get32(info, 4), get32(info, 8)}
+		k.name, info.BlockGrace, info.InodeGrace, info.SyncMS) {
+		f.info = info
 	}
 	if !valid {
 		f.dirty = true
 	}
 	f.blocks = uint32(blocks)
 	f.seen = make([]bool, f.blocks)
-	if !f.treeRef(quotaTreeOff, 0, quotaTreeDepth(c.bs)) {
+	if !f.treeRef(ondisk.QuotaTreeRootBlock, 0, ondisk.QuotaTreeDepth(c.bs)) {
 		return f, nil
 	}
-	if err := c.loadQuotaTree(f, quotaTreeOff, 0); err != nil {
+	if err := c.loadQuotaTree(f, ondisk.QuotaTreeRootBlock, 0); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -354,7 +259,7 @@ func (c *checker) loadQuotaFile(k quotaKind) (*quotaFile, error) {
 // treeRef says whether a reference to block r at depth is worth
 // following (o2fsck_check_tree_ref).
 func (f *quotaFile) treeRef(r uint32, depth, treeDepth int) bool {
-	if r < quotaTreeOff || r >= f.blocks {
+	if r < ondisk.QuotaTreeRootBlock || r >= f.blocks {
 		return false
 	}
 	return !(depth < treeDepth && f.seen[r])
@@ -363,7 +268,7 @@ func (f *quotaFile) treeRef(r uint32, depth, treeDepth int) bool {
 // loadQuotaTree reads tree block blk at depth and what it refers to
 // (o2fsck_check_tree_blk); its errors stop the pass, as in fsck.ocfs2.
 func (c *checker) loadQuotaTree(f *quotaFile, blk uint32, depth int) error {
-	treeDepth := quotaTreeDepth(c.bs)
+	treeDepth := ondisk.QuotaTreeDepth(c.bs)
 	f.seen[blk] = true
 	b, err := c.readQuotaBlock(f.d, blk)
 	if err != nil {
@@ -376,8 +281,7 @@ func (c *checker) loadQuotaTree(f *quotaFile, blk uint32, depth int) error {
 			return c.fail("the %s quota tree block %d fails its check", f.kind.name, blk)
 		}
 	}
-	epb := (c.bs - quotaTrailer) >> 2
-	for i := 0; i < epb; i++ {
+	for i := 0; i < ondisk.QuotaRefsPerBlock(c.bs); i++ {
 		r := get32(b, 4*i)
 		if r == 0 || !f.treeRef(r, depth+1, treeDepth) {
 			if r != 0 {
@@ -413,37 +317,41 @@ func (c *checker) loadQuotaData(f *quotaFile, blk uint32) error {
 		return c.fail("while reading %s quota file block %d: %v", f.kind.name, blk, err)
 	}
 	valid := c.quotaBlockValid(b) == nil
-	perBlock := quotaDqPerBlock(c.bs)
-	ref := func(r uint32) bool { return r == 0 || (r >= quotaTreeOff && r < f.blocks) }
-	if !ref(get32(b, 0)) || !ref(get32(b, 4)) || int(get16(b, 8)) > perBlock {
+	perBlock := ondisk.GlobalDquotsPerBlock(c.bs)
+	ref := func(r uint32) bool { return r == 0 || (r >= ondisk.QuotaTreeRootBlock && r < f.blocks) }
+	h, err := ondisk.DecodeQuotaDataHeader(b)
+	if err != nil || !ref(h.NextFree) || !ref(h.PrevFree) || int(h.Entries) > perBlock {
 		c.verbosef("corrupt %s quota leaf block header (block %d)\n", f.kind.name, blk)
 		valid = false
 	}
 	if !valid {
 		f.dirty = true
 	}
-	limits := func(r []byte) (uint64, uint64, uint64, uint64) {
-		return get64(r, dqISoft), get64(r, dqIHard), get64(r, dqBSoft), get64(r, dqBHard)
+	limits := func(d *ondisk.GlobalDquot) (uint64, uint64, uint64, uint64) {
+		return d.ISoftLimit, d.IHardLimit, d.BSoftLimit, d.BHardLimit
 	}
-	var zero [dqSize]byte
 	for i := 0; i < perBlock; i++ {
-		r := b[quotaDataHdr+i*dqSize : quotaDataHdr+(i+1)*dqSize]
-		if string(r) == string(zero[:]) {
+		r := ondisk.GlobalDquotRecord(b, i)
+		if ondisk.GlobalDquotUnused(r) {
 			continue
 		}
-		id := get32(r, dqID)
-		q := f.hash.find(id)
-		fi, fh, fs, fb := limits(r)
+		found, err := ondisk.DecodeGlobalDquot(r)
+		if err != nil {
+			return c.fail("%s quota file block %d: %v", f.kind.name, blk, err)
+		}
+		id := found.ID
+		q := f.dquots.find(id)
+		fi, fh, fs, fb := limits(&found)
 		switch {
 		case q != nil && valid:
-			ci, ch, cs, cb := limits(q.rec[:])
+			ci, ch, cs, cb := limits(&q.rec)
 			f.dirty = true
 			if !c.p.ask(DupDqblkValid, "Duplicate %s quota structure for id %d:\nCurrent quota limits: Inode: %d %d Space: %d %d\nFound quota limits: Inode: %d %d Space: %d %d\nUse found limits?",
 				f.kind.name, id, ci, ch, cs, cb, fi, fh, fs, fb) {
 				continue
 			}
 		case q != nil:
-			ci, ch, cs, cb := limits(q.rec[:])
+			ci, ch, cs, cb := limits(&q.rec)
 			if !c.p.ask(DupDqblkInvalid, "Found %s quota structure for id %d in a corrupted block and already have values for this id:\nCurrent quota limits: Inode: %d %d Space: %d %d\nFound quota limits: Inode: %d %d Space: %d %d\nUse found limits?",
 				f.kind.name, id, ci, ch, cs, cb, fi, fh, fs, fb) {
 				continue
@@ -455,15 +363,11 @@ func (c *checker) loadQuotaData(f *quotaFile, blk uint32) error {
 			}
 		}
 		if q == nil {
-			q = f.hash.findCreate(id)
+			q = f.dquots.findCreate(id)
 		}
-		copy(q.rec[:], r)
+		q.rec = found
+		q.rec.UseCount, q.rec.CurInodes, q.rec.CurSpace = 0, 0, 0
 		q.old = append(q.old[:0], r...)
-		q.set(dqPad1, 0)
-		q.set(dqPad2, 0)
-		put32(q.rec[:], dqUseCount, 0)
-		q.set(dqCurInodes, 0)
-		q.set(dqCurSpace, 0)
 	}
 	return nil
 }
@@ -472,12 +376,12 @@ func (c *checker) loadQuotaData(f *quotaFile, blk uint32) error {
 // (the root directory is one and counts) for its owner and its group
 // (ocfs2_compute_quota_usage), in the order of the inode scan.
 func (c *checker) computeQuotaUsage(files []*quotaFile) error {
-	var usr, grp *quotaHash
+	var usr, grp *dquots
 	for _, f := range files {
-		if f.kind.global == ondisk.SysUserQuota {
-			usr = f.hash
+		if f.kind.typ == ondisk.UserQuota {
+			usr = f.dquots
 		} else {
-			grp = f.hash
+			grp = f.dquots
 		}
 	}
 	csize := uint64(1) << c.csBits
@@ -499,7 +403,7 @@ func (c *checker) computeQuotaUsage(files []*quotaFile) error {
 					return nil
 				}
 				space := uint64(d.clusters()) * csize
-				for _, h := range []*quotaHash{usr, grp} {
+				for _, h := range []*dquots{usr, grp} {
 					if h == nil {
 						continue
 					}
@@ -508,8 +412,8 @@ func (c *checker) computeQuotaUsage(files []*quotaFile) error {
 						id = get32(d, 0x1C) // i_gid
 					}
 					q := h.findCreate(id)
-					q.set(dqCurSpace, q.get(dqCurSpace)+space)
-					q.set(dqCurInodes, q.get(dqCurInodes)+1)
+					q.rec.CurSpace += space
+					q.rec.CurInodes++
 				}
 				return nil
 			})
@@ -530,136 +434,27 @@ func (c *checker) localQuotaFilesClean(k quotaKind) (bool, error) {
 			return false, c.fail("while looking up the %s quota file of slot %d: %v", k.name, slot, err)
 		}
 		b, err := c.readQuotaBlock(d, 0)
-		if err != nil || c.quotaBlockValid(b) != nil || get32(b, 0) != k.localMagic || get32(b, 4) != 0 ||
-			get32(b, quotaInfoOff)&quotaLocalClean == 0 {
+		if err != nil || c.quotaBlockValid(b) != nil {
+			return false, nil
+		}
+		if info, err := ondisk.DecodeLocalQuotaInfo(b); err != nil || info.Check(k.typ) != nil || info.Flags&ondisk.LocalQuotaClean == 0 {
 			return false, nil
 		}
 	}
 	return true, nil
 }
 
-// quotaTree builds a global quota file in memory the way libocfs2's
-// ocfs2_init_global_quota_file and ocfs2_write_dquot do.
-type quotaTree struct {
-	bs, depth, epb, perBlock int
-	blocks                   [][]byte
-	freeEntry                uint32
-}
-
-func newQuotaTree(bs int) *quotaTree {
-	t := &quotaTree{bs: bs, depth: quotaTreeDepth(bs), epb: (bs - quotaTrailer) >> 2, perBlock: quotaDqPerBlock(bs)}
-	t.blocks = [][]byte{make([]byte, bs), make([]byte, bs)}
-	return t
-}
-
-func (t *quotaTree) newBlock() uint32 {
-	t.blocks = append(t.blocks, make([]byte, t.bs))
-	return uint32(len(t.blocks) - 1)
-}
-
-// index is ocfs2_qtree_index: the reference slot of id at depth.
-func (t *quotaTree) index(id uint32, depth int) int {
-	for d := t.depth - depth - 1; d > 0; d-- {
-		id /= uint32(t.epb)
-	}
-	return int(id % uint32(t.epb))
-}
-
-// insert places id in the tree and returns where its record goes.
-func (t *quotaTree) insert(id uint32) ([]byte, error) {
-	root := uint32(quotaTreeOff)
-	return t.insertAt(id, &root, 0)
-}
-
-func (t *quotaTree) insertAt(id uint32, blk *uint32, depth int) ([]byte, error) {
-	if *blk == 0 {
-		*blk = t.newBlock()
-	}
-	b := t.blocks[*blk]
-	slot := 4 * t.index(id, depth)
-	next := get32(b, slot)
-	var rec []byte
-	var err error
-	if depth == t.depth-1 {
-		if next != 0 {
-			return nil, fmt.Errorf("id %d is in the quota tree twice", id)
-		}
-		rec, next, err = t.freeRecord()
-	} else {
-		was := next
-		rec, err = t.insertAt(id, &next, depth+1)
-		if was != 0 {
-			return rec, err
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	put32(b, slot, next)
-	return rec, nil
-}
-
-// freeRecord finds a free record in the first data block with one,
-// taking a new data block when none has (ocfs2_find_free_dqentry).
-func (t *quotaTree) freeRecord() ([]byte, uint32, error) {
-	blk := t.freeEntry
-	if blk == 0 {
-		blk = t.newBlock()
-		t.freeEntry = blk
-	}
-	b := t.blocks[blk]
-	entries := int(get16(b, 8))
-	if entries+1 >= t.perBlock {
-		// Full after this one: off the list of blocks with free entries.
-		next, prev := get32(b, 0), get32(b, 4)
-		if next != 0 {
-			put32(t.blocks[next], 4, prev)
-		}
-		if prev != 0 {
-			put32(t.blocks[prev], 0, next)
-		} else {
-			t.freeEntry = next
-		}
-		put32(b, 0, 0)
-		put32(b, 4, 0)
-	}
-	put16(b, 8, uint16(entries+1))
-	var zero [dqSize]byte
-	for i := 0; i < t.perBlock; i++ {
-		r := b[quotaDataHdr+i*dqSize : quotaDataHdr+(i+1)*dqSize]
-		if string(r) == string(zero[:]) {
-			return r, blk, nil
-		}
-	}
-	return nil, 0, fmt.Errorf("quota data block %d has no free record", blk)
-}
-
 // writeQuotaFiles writes the global file of f's kind from its records
 // and formats every node's local file (recreate_quota_files).
 func (c *checker) writeQuotaFiles(f *quotaFile) error {
-	t := newQuotaTree(c.bs)
-	err := f.hash.each(func(q *dquot) error {
-		rec, err := t.insert(q.id())
-		if err != nil {
-			return err
-		}
-		copy(rec, q.rec[:])
-		return nil
-	})
+	g, err := ondisk.NewGlobalQuotaFile(f.kind.typ, c.bs, f.info, ondisk.QuotaRecordFirstUnused)
 	if err != nil {
 		return err
 	}
-	h := t.blocks[0]
-	put32(h, 0, f.kind.globalMagic)
-	put32(h, 4, 0)
-	info := h[quotaInfoOff:]
-	put32(info, 0, f.info[0])
-	put32(info, 4, f.info[1])
-	put32(info, 8, f.info[2])
-	put32(info, 12, uint32(len(t.blocks)))
-	put32(info, 16, 0)
-	put32(info, 20, t.freeEntry)
-	if err := c.rewriteQuotaFile(f.ino, t.blocks); err != nil {
+	if err := f.dquots.each(func(q *dquot) error { return g.Insert(q.rec) }); err != nil {
+		return err
+	}
+	if err := c.rewriteQuotaFile(f.ino, g.Blocks()); err != nil {
 		return err
 	}
 	for slot := 0; slot < c.maxSlots; slot++ {
@@ -667,12 +462,7 @@ func (c *checker) writeQuotaFiles(f *quotaFile) error {
 		if err != nil {
 			return err
 		}
-		blocks := [][]byte{make([]byte, c.bs), make([]byte, c.bs)}
-		put32(blocks[0], 0, f.kind.localMagic)
-		put32(blocks[0], quotaInfoOff, quotaLocalClean)
-		put32(blocks[0], quotaInfoOff+4, 1)             // dqi_chunks
-		put32(blocks[0], quotaInfoOff+8, quotaInitBlks) // dqi_blocks
-		if err := c.rewriteQuotaFile(ino, blocks); err != nil {
+		if err := c.rewriteQuotaFile(ino, ondisk.NewLocalQuotaFile(f.kind.typ, c.bs)); err != nil {
 			return err
 		}
 	}
@@ -689,7 +479,7 @@ func (c *checker) rewriteQuotaFile(ino uint64, blocks [][]byte) error {
 	data := make([]byte, 0, len(blocks)*c.bs)
 	for _, b := range blocks {
 		if c.metaECC {
-			ondisk.SetBlockCheck(b, c.bs-quotaTrailer)
+			ondisk.SetBlockCheck(b, ondisk.QuotaCheckOffset(c.bs))
 		}
 		data = append(data, b...)
 	}

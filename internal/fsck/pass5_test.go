@@ -182,11 +182,11 @@ func quotaBlock(t *testing.T, img, name string, n uint64) uint64 {
 // logical block.
 func quotaDataBlock(t *testing.T, im *image, img, name string) uint64 {
 	t.Helper()
-	n := uint64(quotaTreeOff)
-	for depth := 0; depth < quotaTreeDepth(im.bs); depth++ {
+	n := uint64(ondisk.QuotaTreeRootBlock)
+	for depth := 0; depth < ondisk.QuotaTreeDepth(im.bs); depth++ {
 		b := im.block(quotaBlock(t, img, name, n))
 		next := uint32(0)
-		for i := 0; i < (im.bs-quotaTrailer)/4 && next == 0; i++ {
+		for i := 0; i < ondisk.QuotaRefsPerBlock(im.bs) && next == 0; i++ {
 			next = get32(b, 4*i)
 		}
 		if next == 0 {
@@ -204,7 +204,7 @@ func quotaEdit(t *testing.T, img, name string, n uint64, seal bool, fn func(b []
 	blk := quotaBlock(t, img, name, n)
 	off := -1
 	if seal {
-		off = im.bs - quotaTrailer
+		off = ondisk.QuotaCheckOffset(im.bs)
 	}
 	im.edit(blk, off, fn)
 }
@@ -222,7 +222,7 @@ var corpusQuota = []corruption{
 		name: "global info block count",
 		base: "quota",
 		damage: func(t *testing.T, img string) {
-			quotaEdit(t, img, "aquota.group", 0, true, func(b []byte) { put32(b, quotaInfoOff+12, 9999) })
+			quotaEdit(t, img, "aquota.group", 0, true, func(b []byte) { put32(b, ondisk.QuotaInfoOffset+12, 9999) })
 		},
 		want: []string{"QMAGIC_INVALID"},
 	},
@@ -235,12 +235,14 @@ var corpusQuota = []corruption{
 			n := quotaDataBlock(t, im, img, "aquota.user")
 			im.close()
 			quotaEdit(t, img, "aquota.user", n, true, func(b []byte) {
-				per := quotaDqPerBlock(len(b))
+				per := ondisk.GlobalDquotsPerBlock(len(b))
 				for i := 1; i < per; i++ {
-					r := b[quotaDataHdr+i*dqSize:][:dqSize]
-					if bytes.Equal(r, make([]byte, dqSize)) {
-						copy(r, b[quotaDataHdr:quotaDataHdr+dqSize])
-						put64(r, dqISoft, 77) // other limits, so the choice shows
+					r := ondisk.GlobalDquotRecord(b, i)
+					if ondisk.GlobalDquotUnused(r) {
+						copy(r, ondisk.GlobalDquotRecord(b, 0))
+						d, _ := ondisk.DecodeGlobalDquot(r)
+						d.ISoftLimit = 77 // other limits, so the choice shows
+						d.Encode(r)
 						put16(b, 8, get16(b, 8)+1)
 						return
 					}
@@ -255,8 +257,8 @@ var corpusQuota = []corruption{
 		name: "metaecc/tree block check",
 		base: "quota-1k-ecc",
 		damage: func(t *testing.T, img string) {
-			quotaEdit(t, img, "aquota.user", quotaTreeOff, false, func(b []byte) {
-				put32(b, len(b)-quotaTrailer-4, 0xFFFFFFFF) // a reference to nowhere
+			quotaEdit(t, img, "aquota.user", ondisk.QuotaTreeRootBlock, false, func(b []byte) {
+				put32(b, ondisk.QuotaCheckOffset(len(b))-4, 0xFFFFFFFF) // a reference to nowhere
 			})
 		},
 		want:    []string{"QTREE_BLK_INVALID"},
@@ -269,7 +271,7 @@ var corpusQuota = []corruption{
 			im := openImage(t, img)
 			n := quotaDataBlock(t, im, img, "aquota.group")
 			im.close()
-			quotaEdit(t, img, "aquota.group", n, false, func(b []byte) { put32(b, len(b)-quotaTrailer-4, 0xFFFFFFFF) })
+			quotaEdit(t, img, "aquota.group", n, false, func(b []byte) { put32(b, ondisk.QuotaCheckOffset(len(b))-4, 0xFFFFFFFF) })
 		},
 		want:    []string{"DQBLK_INVALID"},
 		sameYes: true,
@@ -285,12 +287,14 @@ var corpusQuota = []corruption{
 			n := quotaDataBlock(t, im, img, "aquota.user")
 			im.close()
 			quotaEdit(t, img, "aquota.user", n, false, func(b []byte) {
-				per := quotaDqPerBlock(len(b))
+				per := ondisk.GlobalDquotsPerBlock(len(b))
 				for i := 1; i < per; i++ {
-					r := b[quotaDataHdr+i*dqSize:][:dqSize]
-					if bytes.Equal(r, make([]byte, dqSize)) {
-						copy(r, b[quotaDataHdr:quotaDataHdr+dqSize])
-						put64(r, dqBHard, 1<<40) // more than the one bit META_ECC mends
+					r := ondisk.GlobalDquotRecord(b, i)
+					if ondisk.GlobalDquotUnused(r) {
+						copy(r, ondisk.GlobalDquotRecord(b, 0))
+						d, _ := ondisk.DecodeGlobalDquot(r)
+						d.BHardLimit = 1 << 40 // more than the one bit META_ECC mends
+						d.Encode(r)
 						return
 					}
 				}
