@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"sort"
 	"time"
 
 	"o2go/internal/base"
@@ -193,7 +194,16 @@ func (k *checker) event(n *simNode, e quorum.Event) {
 // next view already may apply the one before it after a newer incarnation
 // joined with that next view.
 func (k *checker) firstView(n *simNode, e quorum.Event, committed time.Duration) {
-	for inc, s := range k.incs {
+	incs := make([]incarnation, 0, len(k.incs))
+	for inc := range k.incs {
+		incs = append(incs, inc)
+	}
+	sort.Slice(incs, func(i, j int) bool {
+		a, b := incs[i], incs[j]
+		return a.node < b.node || a.node == b.node && k.incs[a].started < k.incs[b].started
+	})
+	for _, inc := range incs {
+		s := k.incs[inc]
 		if !s.member || s.memberAt >= committed || inc == (incarnation{n.id, n.gen}) {
 			continue
 		}

@@ -428,9 +428,6 @@ func (c *Cluster) fence(n *simNode, f *member.Fence) {
 	}
 }
 
-// event helpers for the checker
-func (c *Cluster) incarnation(n *simNode) incarnation { return incarnation{n.id, n.gen} }
-
 var _ = quorum.NodeUp
 
 // dump describes every node's state.
