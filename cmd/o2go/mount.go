@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"o2go/internal/cluster/config"
 	"o2go/internal/clustermount"
 	"o2go/internal/fs/volume"
 	"o2go/internal/fusefs"
@@ -33,9 +34,10 @@ func newMountCommand() *cobra.Command {
 		scan       []string
 		nodeName   string
 		socket     string
+		confPath   string
 	)
 	cmd := &cobra.Command{
-		Use:   "mount [-o OPTIONS] [-f] DEVICE|UUID=…|LABEL=… MOUNTPOINT",
+		Use:   "mount [--config FILE] [--node NAME] [-o OPTIONS] [-f] DEVICE|UUID=…|LABEL=… MOUNTPOINT",
 		Short: "Mount an OCFS2 volume through FUSE",
 		Long: `mount serves an OCFS2 volume at MOUNTPOINT through FUSE and returns once the
 mount is ready; the file system keeps running in the background until the
@@ -97,7 +99,11 @@ EXIT STATUS
 			}
 			if !opts.NoCluster && (nodeName != "" || socket != "" || isClustered(device)) {
 				// A clustered volume mounts inside the node's agent.
-				return mountThroughAgent(cmd, nodeName, socket, args[0], args[1], optString)
+				sock, err := mountAgentSocket(confPath, cmd.Flags().Changed("config"), nodeName, socket)
+				if err != nil {
+					return fmt.Errorf("%s is a clustered volume: its mount goes through this node's cluster agent: %w", args[0], err)
+				}
+				return mountThroughAgent(cmd, sock, args[0], args[1], optString)
 			}
 			if !foreground {
 				return mountInBackground(cmd, device, args[1], optString)
@@ -124,7 +130,8 @@ EXIT STATUS
 	cmd.Flags().StringVarP(&optString, "options", "o", "", "mount options, comma separated")
 	cmd.Flags().BoolVarP(&foreground, "foreground", "f", false, "stay in the foreground")
 	cmd.Flags().StringArrayVar(&scan, "scan", nil, "image files or folders to search for UUID=/LABEL=")
-	cmd.Flags().StringVar(&nodeName, "node", "", "clustered volumes: mount through the agent of node `NAME` (default: the host name)")
+	cmd.Flags().StringVar(&confPath, "config", config.DefaultClusterConfPath, "clustered volumes: the cluster configuration `FILE` that tells which node this host is")
+	cmd.Flags().StringVar(&nodeName, "node", "", "clustered volumes: mount through the agent of node `NAME` (default: this host's node in --config, else the only agent running here)")
 	cmd.Flags().StringVar(&socket, "socket", "", "clustered volumes: the agent's control socket `PATH` (default /run/o2go/NODE.sock)")
 	return cmd
 }
@@ -161,19 +168,43 @@ func isClustered(device string) bool {
 	return v.SB.Features.Incompat&ondisk.IncompatLocalMount == 0
 }
 
-// mountThroughAgent asks the node's agent to mount a clustered volume (it
-// runs the mount beside its lock manager) and waits for the answer.
-func mountThroughAgent(cmd *cobra.Command, nodeName, socket, spec, mountpoint, options string) error {
-	if socket == "" {
-		if nodeName == "" {
-			h, err := os.Hostname()
-			if err != nil {
-				return err
-			}
-			nodeName = h
-		}
-		socket = node.DefaultSocket(nodeName)
+// mountAgentSocket chooses the agent that mounts a clustered volume:
+// --socket, else --node's, else the node cluster.conf names after this
+// host (as o2cb tells the local node), else the only agent running on
+// this machine. A --config given explicitly must load and name this host.
+func mountAgentSocket(confPath string, confGiven bool, nodeName, socket string) (string, error) {
+	switch {
+	case socket != "":
+		return socket, nil
+	case nodeName != "":
+		return node.DefaultSocket(nodeName), nil
 	}
+	conf, err := config.Load(confPath)
+	if err != nil {
+		if confGiven {
+			return "", err
+		}
+		return socketFor("")
+	}
+	host, _ := os.Hostname()
+	host, _, _ = strings.Cut(host, ".")
+	var all []string
+	for i := range conf.Clusters {
+		cl := &conf.Clusters[i]
+		if cl.Node(host) != nil {
+			return node.DefaultSocket(host), nil
+		}
+		all = append(all, nodeNames(cl))
+	}
+	if confGiven {
+		return "", fmt.Errorf("%s has no node named after this host (%s): choose one with --node (its nodes: %s)", confPath, host, strings.Join(all, ", "))
+	}
+	return socketFor("")
+}
+
+// mountThroughAgent asks the agent at socket to mount a clustered volume
+// (it runs the mount beside its lock manager) and waits for the answer.
+func mountThroughAgent(cmd *cobra.Command, socket, spec, mountpoint, options string) error {
 	if abs, err := filepath.Abs(spec); err == nil && !strings.Contains(spec, "=") {
 		spec = abs
 	}
