@@ -81,6 +81,15 @@ node (the file's lock held shared), for applications that order their own
 I/O, such as databases. Such writes leave the file's times as they were;
 writes that extend, fill holes or unshare reflinked data stay exclusive.
 
+Known limits of a clustered mount, against OCFS2's kernel driver: the kernel
+hands o2go a write(2) in pieces of at most 1 MiB; each piece is atomic on
+every node, but another node's write (an O_APPEND one too) may land between
+the pieces of a larger one (the kernel driver holds its read-write lock for
+the whole call). Files are served without the kernel's page cache, so that
+every read sees the last write of any node: mmap(MAP_PRIVATE) works,
+mmap(MAP_SHARED) fails with ENODEV (this Linux's FUSE refuses shared
+mappings of such files), as on a -o nocluster mount it does not.
+
 EXIT STATUS
   0  mounted (or, with -f, served and cleanly unmounted)
   1  the mount failed; the message says why
