@@ -101,8 +101,8 @@ func TestMkfsOptionParsers(t *testing.T) {
 func TestQuotaTreeDepth(t *testing.T) {
 	// (blocksize-8)/4 references per block; levels until 2^32 ids fit.
 	for bs, want := range map[int]int{512: 5, 1024: 5, 2048: 4, 4096: 4} {
-		if got := quotaTreeDepth(bs); got != want {
-			t.Errorf("quotaTreeDepth(%d) = %d, want %d", bs, got, want)
+		if got := ondisk.QuotaTreeDepth(bs); got != want {
+			t.Errorf("QuotaTreeDepth(%d) = %d, want %d", bs, got, want)
 		}
 	}
 }

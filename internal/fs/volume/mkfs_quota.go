@@ -12,19 +12,6 @@ import "o2go/internal/ondisk"
 // check goes (at blocksize-quotaReserved).
 const quotaReserved = ondisk.QuotaBlockReserved
 
-// The names below are the tests' (tunefs_quota_test.go, mkfs_plan_test.go)
-// for ondisk's: they go once the tests name ondisk's.
-const (
-	quotaInfoOff       = ondisk.QuotaInfoOffset
-	quotaTreeRootBlock = ondisk.QuotaTreeRootBlock
-	quotaDataHdrSize   = ondisk.QuotaDataHeaderSize
-	quotaDqblkSize     = ondisk.GlobalDquotSize
-)
-
-func quotaTreeDepth(bs int) int                       { return ondisk.QuotaTreeDepth(bs) }
-func quotaTreeIndex(bs int, id uint32, depth int) int { return ondisk.QuotaTreeIndex(bs, id, depth) }
-func quotaRecsPerBlock(bs int) int                    { return ondisk.GlobalDquotsPerBlock(bs) }
-
 // quotaUsage is what one id owns: its inodes and the bytes of their
 // clusters.
 type quotaUsage struct{ inodes, space uint64 }

@@ -80,11 +80,11 @@ func globalQuotaUsage(t *testing.T, file []byte, bs int) map[uint32]idUsage {
 		t.Fatalf("quota file of %d bytes", len(file))
 	}
 	blocks := len(file) / bs
-	if n := int(le.Uint32(file[quotaInfoOff+12:])); n != blocks {
+	if n := int(le.Uint32(file[ondisk.QuotaInfoOffset+12:])); n != blocks {
 		t.Fatalf("dqi_blocks %d, the file has %d", n, blocks)
 	}
 	out := map[uint32]idUsage{}
-	depth := quotaTreeDepth(bs)
+	depth := ondisk.QuotaTreeDepth(bs)
 	var walk func(blk uint32, level int)
 	walk = func(blk uint32, level int) {
 		if int(blk) >= blocks {
@@ -93,8 +93,8 @@ func globalQuotaUsage(t *testing.T, file []byte, bs int) map[uint32]idUsage {
 		b := file[int(blk)*bs : int(blk+1)*bs]
 		if level == depth {
 			n := int(le.Uint16(b[8:]))
-			for i := 0; i < quotaRecsPerBlock(bs); i++ {
-				r := b[quotaDataHdrSize+i*quotaDqblkSize:][:quotaDqblkSize]
+			for i := 0; i < ondisk.GlobalDquotsPerBlock(bs); i++ {
+				r := b[ondisk.QuotaDataHeaderSize+i*ondisk.GlobalDquotSize:][:ondisk.GlobalDquotSize]
 				if bytes.Count(r, []byte{0}) == len(r) {
 					continue
 				}
@@ -115,7 +115,7 @@ func globalQuotaUsage(t *testing.T, file []byte, bs int) map[uint32]idUsage {
 			}
 		}
 	}
-	walk(quotaTreeRootBlock, 0)
+	walk(ondisk.QuotaTreeRootBlock, 0)
 	return out
 }
 
@@ -385,10 +385,10 @@ func TestTunefsQuotaManyIDsMatchTunefsOcfs2(t *testing.T) {
 // file's bytes, or -1.
 func quotaRecordAt(file []byte, bs int, id uint32) int {
 	le := binary.LittleEndian
-	depth := quotaTreeDepth(bs)
-	blk := uint32(quotaTreeRootBlock)
+	depth := ondisk.QuotaTreeDepth(bs)
+	blk := uint32(ondisk.QuotaTreeRootBlock)
 	for level := 0; level < depth; level++ {
-		off := int(blk)*bs + 4*quotaTreeIndex(bs, id, level)
+		off := int(blk)*bs + 4*ondisk.QuotaTreeIndex(bs, id, level)
 		if off+4 > len(file) {
 			return -1
 		}
@@ -396,9 +396,9 @@ func quotaRecordAt(file []byte, bs int, id uint32) int {
 			return -1
 		}
 	}
-	for i := 0; i < quotaRecsPerBlock(bs); i++ {
-		off := int(blk)*bs + quotaDataHdrSize + i*quotaDqblkSize
-		if r := file[off : off+quotaDqblkSize]; le.Uint32(r) == id && bytes.Count(r, []byte{0}) != len(r) {
+	for i := 0; i < ondisk.GlobalDquotsPerBlock(bs); i++ {
+		off := int(blk)*bs + ondisk.QuotaDataHeaderSize + i*ondisk.GlobalDquotSize
+		if r := file[off : off+ondisk.GlobalDquotSize]; le.Uint32(r) == id && bytes.Count(r, []byte{0}) != len(r) {
 			return off
 		}
 	}
