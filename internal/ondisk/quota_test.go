@@ -373,7 +373,7 @@ func TestGlobalQuotaFileMatchesMkfs(t *testing.T) {
 			}
 			for typ, name := range []string{"aquota.user", "aquota.group"} {
 				qt := ondisk.QuotaType(typ)
-				real := catQuotaFile(t, img, "//"+name)
+				real := []byte(realtools.Debugfs(t, img, "cat //"+name))
 				var blocks [][]byte
 				for off := 0; off < len(real); off += c.bs {
 					blocks = append(blocks, real[off:off+c.bs])
@@ -405,22 +405,13 @@ func TestGlobalQuotaFileMatchesMkfs(t *testing.T) {
 				}
 				for slot := range 2 {
 					path := fmt.Sprintf("//%s:%04d", name, slot)
-					if got, want := seal(ondisk.NewLocalQuotaFile(qt, c.bs)), catQuotaFile(t, img, path); !bytes.Equal(got, want) {
+					if got, want := seal(ondisk.NewLocalQuotaFile(qt, c.bs)), []byte(realtools.Debugfs(t, img, "cat "+path)); !bytes.Equal(got, want) {
 						t.Errorf("%s: the new local file differs from mkfs.ocfs2's", path)
 					}
 				}
 			}
 		})
 	}
-}
-
-func catQuotaFile(t *testing.T, img, path string) []byte {
-	t.Helper()
-	out, stderr, err := realtools.DebugfsRaw("-R", "cat "+path, img)
-	if err != nil || strings.TrimSpace(stderr) != "" {
-		t.Fatalf("debugfs.ocfs2 cat %s: %v %s", path, err, stderr)
-	}
-	return []byte(out)
 }
 
 // firstDiff is the offset of the first byte where a and b differ.
