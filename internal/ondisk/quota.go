@@ -213,11 +213,17 @@ func (h *GlobalQuotaInfo) Encode(b []byte) {
 
 // Check checks the header against a global file of type t.
 func (h *GlobalQuotaInfo) Check(t QuotaType) error {
-	if h.Magic != t.GlobalMagic() {
-		return corrupt(structGlobalQuota, "dqh_magic", "is %#x, want %#x", h.Magic, t.GlobalMagic())
+	return checkQuotaHeader(structGlobalQuota, h.Magic, h.Version, t.GlobalMagic())
+}
+
+// checkQuotaHeader checks a quota file's dqh_magic against want and its
+// dqh_version against 0, the only version there is.
+func checkQuotaHeader(structName string, magic, version, want uint32) error {
+	if magic != want {
+		return corrupt(structName, "dqh_magic", "is %#x, want %#x", magic, want)
 	}
-	if h.Version != 0 {
-		return corrupt(structGlobalQuota, "dqh_version", "is %d, want 0", h.Version)
+	if version != 0 {
+		return corrupt(structName, "dqh_version", "is %d, want 0", version)
 	}
 	return nil
 }
@@ -263,13 +269,7 @@ func (h *LocalQuotaInfo) Encode(b []byte) {
 
 // Check checks the header against a local file of type t.
 func (h *LocalQuotaInfo) Check(t QuotaType) error {
-	if h.Magic != t.LocalMagic() {
-		return corrupt(structLocalQuota, "dqh_magic", "is %#x, want %#x", h.Magic, t.LocalMagic())
-	}
-	if h.Version != 0 {
-		return corrupt(structLocalQuota, "dqh_version", "is %d, want 0", h.Version)
-	}
-	return nil
+	return checkQuotaHeader(structLocalQuota, h.Magic, h.Version, t.LocalMagic())
 }
 
 // NewLocalQuotaFile is the content of a new local quota file of type t (as
