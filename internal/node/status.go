@@ -65,6 +65,9 @@ type Status struct {
 	Fenced        bool           `json:"fenced"`
 	Uptime        string         `json:"uptime"`
 	Nodes         []NodeStatus   `json:"nodes"`
+	// ConfigDigest is ConfigDigest of the cluster.conf the agent runs with
+	// (%016x): o2go cluster doctor compares it with the file as it is now.
+	ConfigDigest string `json:"config_digest,omitempty"`
 }
 
 // StatusTimeouts are the timing values, in milliseconds and iterations.
@@ -125,6 +128,7 @@ func (a *Agent) snapshot() *Status {
 		HeartbeatMode: string(a.cfg.Cluster.HeartbeatMode), Steady: a.m.Steady(),
 		Epoch: v.Epoch, Seq: v.Seq, Members: nonNilNodes(v.Members.Nodes()),
 		Frozen: a.m.Frozen(), Uptime: (now - a.startAt).Round(time.Second).String(),
+		ConfigDigest: fmt.Sprintf("%016x", ConfigDigest(a.cfg.Cluster)),
 	}
 	if _, f := a.m.Fenced(); f {
 		st.Fenced = true
