@@ -25,37 +25,77 @@ func newDebugFsLocksCommand() *cobra.Command {
 		Use:   "fs_locks [-B] [--json] [--node NAME] [MOUNTPOINT | DEVICE | UUID]",
 		Short: "Show the file-system cluster locks of the clustered mounts (debugfs.ocfs2 fs_locks)",
 		Long: `Show, for every clustered mount the node's agent serves (or the one named by
-its mount point, device or UUID), the cluster locks the file system holds,
-as debugfs.ocfs2's fs_locks does for the kernel: the volume lock (OCFS2's
-superblock lock, S...0200000000) and an open lock (O + inode) per inode in
-use on this node. For each lock:
+its mount point, device or UUID), the cluster locks its file system uses on
+this node, as debugfs.ocfs2's fs_locks does for the kernel. Each mount gets
+a line "Volume UUID on MOUNTPOINT (device DEVICE, slot N, node N)", then a
+table with one row per lock: the volume lock first, then by name.
 
-  LOCKRES   the lock name; TYPE and INODE decode it (2 is the superblock)
+The rows, by the letter their name starts with (TYPE says it in words):
+  S  Super      the volume lock (OCFS2's superblock lock): every operation
+                holds it PR; mounts, unmounts and recoveries take it EX
+  M  Meta       one per inode in use: PR to read the inode, its blocks and
+                its data, EX to change them
+  T  Refcount   one per refcount tree in use, as M
+  R  Rename     EX for a rename between directories
+  O  Open       one per inode open or in use on this node: PR while in use,
+                so that a file removed elsewhere is deleted by its last user
+  F  Flock      one per open file handle that took a flock(2): PR for
+                LOCK_SH, EX for LOCK_EX, none once unlocked; listed until
+                the handle is closed
+  o2go-posix:INODE (TYPE ByteRange)
+                the inode's fcntl(2) lock mutex, while requests on this
+                node set byte-range locks (o2go's own: O2CB has no fcntl
+                locks)
+
+The columns:
+  LOCKRES   the lock name
+  TYPE      its type, decoded from the name
+  INODE     the block number in the name: the inode (2 for the volume lock,
+            0 for the rename lock)
   MODE      the level this node holds: NL, PR, EX, or none
-  HOLDERS   local users: operations inside the volume lock; open handles
-            and kernel uses of the inode for an open lock
+  HOLDERS   local users: the operations inside an S, M, T or R lock; the
+            open handles and kernel uses of the inode for an O lock; 1
+            while its handle holds an F lock; the fcntl requests using a
+            byte-range mutex
   PENDING   the action under way and the level it asks for: lock, convert,
-            downconvert (after a blocking notification), unlock, cancel
-  BLOCKED   the level another node waits for, which this node's excludes:
-            the downconvert follows the last local user
+            downconvert (after a blocking notification), unlock, cancel;
+            - for none
+  BLOCKED   the level another node waits for, which this node's excludes,
+            or -. An S, M, T or R lock goes down once its last local user
+            is done; an F lock stays until its process unlocks it or
+            closes the file
   MASTER    the node that masters the lock resource (* : this node)
   WAITERS   other nodes' requests queued at the master (node:level), known
-            when this node is the master
-  ACQUIRES, REQUESTS, DOWNCONV, BLOCKS
-            what the volume lock did since the mount: users served,
-            requests to the lock manager, downconverts, blocking
-            notifications received (open locks keep no counts)
+            when this node is the master; - for none
+  ACQUIRES  the gets served: uses of an S, M, T or R lock, grants of an F
+            lock (PR and EX gets together)
+  REQUESTS  requests to the lock manager: new locks and conversions up (for
+            F, every lock and conversion)
+  DOWNCONV  conversions down: after blocking notifications for S, M, T, R;
+            LOCK_EX to LOCK_SH for F
+  BLOCKS    blocking notifications received
+  PR GETS/WAITS/MAX, EX GETS/WAITS/MAX
+            per level: the gets, how many of them waited (for the lock
+            manager, for a downconvert or a recovery under way: any get
+            not served from the level this node held already; every F get
+            asks the lock manager), and the longest of those waits. The
+            kernel's "PR > Gets: ... Waits Total: ... Max: ..." lines; the
+            total wait is in --json (wait_total_ns)
+S, M, T and R locks count since the mount (or since the lock was last
+given up, when many idle inode locks are), F locks since their handle
+took the first flock; O locks and byte-range mutexes keep no counts (-).
 
-A lock marked untracked is held by this node in the volume's lock domain
-without the file system knowing it (o2go lock on the domain, or a leak).
-Wait times per level (debugfs.ocfs2's "PR > Gets ... Waits Total") are not
-recorded yet.
+A row that ends with "untracked" is a lock this node holds in the volume's
+lock domain that the file system does not account for: one taken with
+'o2go lock' in the domain, the orphan scan lock (P) while a scan runs, or
+a leak.
 
--B shows only busy locks: with local users, a request or downconvert under
-way, or another node blocked on them. To follow a hang (ocfs2(7), DLM
-DEBUGGING): run fs_locks -B on the node whose processes hang; for each busy
-lock, 'o2go dlm locks UUID NAME' on its master shows who holds it; then
-fs_locks on the holder shows why it does not let go (its holders).
+-B shows only busy locks: with local users (a held flock among them), a
+request or downconvert under way, or another node blocked on them. To
+follow a hang (ocfs2(7), DLM DEBUGGING): run fs_locks -B on the node whose
+processes hang; for each busy lock, 'o2go dlm locks UUID NAME' on its
+master shows who holds it; then fs_locks on the holder shows why it does
+not let go (its holders; for a flock, a process that holds it).
 
 EXIT STATUS
   0  the agent answered

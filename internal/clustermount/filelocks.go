@@ -23,7 +23,10 @@ import (
 //
 // flock(2): one DLM lock per open handle on OCFS2's flock lock of the
 // inode ("F…"), PR for LOCK_SH and EX for LOCK_EX, NOQUEUE for LOCK_NB, as
-// the kernel's ocfs2 does.
+// the kernel's ocfs2 does. Each handle that ever took a flock has a
+// flockHandle until it is released (the kernel's lock resource lives in
+// the open file likewise): the fs_locks view lists it, with its level,
+// the request under way and its wait counts.
 //
 // fcntl(2) byte-range locks, which O2CB does not offer: every node keeps
 // the locks of its own processes (a lockglue.PosixTable per inode). A node
@@ -35,6 +38,10 @@ import (
 // retries with backoff until the range is free or the process is
 // interrupted. F_GETLK reports a remote conflict's type with the range
 // asked and pid 0 (its process lives on another node).
+//
+// Lock order: mu before the lock manager's (fs_locks reads both at once,
+// so that every DLM lock of the file locks has its entry here); nothing
+// here waits for the lock manager under mu.
 type fileLocks struct {
 	agent  *node.Agent
 	d      *node.DLM
@@ -42,9 +49,24 @@ type fileLocks struct {
 	key    uint32
 	log    *slog.Logger
 
-	mu     sync.Mutex
-	flocks map[uint64]*node.Lock           // by handle
-	posix  map[uint64]*lockglue.PosixTable // by inode
+	mu      sync.Mutex
+	flocks  map[uint64]*flockHandle         // by handle
+	posix   map[uint64]*lockglue.PosixTable // by inode
+	mutexes map[uint64]int                  // byte-range mutexes asked for or held, by inode
+}
+
+// flockHandle is the flock of one open handle. Its fields but ino and op
+// are under fileLocks.mu; op serializes the handle's flock calls.
+type flockHandle struct {
+	ino uint64
+	op  sync.Mutex
+
+	lock      *node.Lock // the DLM lock, nil while none is held
+	mode      dlm.Mode   // granted: ModePR, ModeEX, or ModeNone
+	pending   string     // the request under way: lock, convert, unlock
+	requested dlm.Mode
+	blocking  dlm.Mode // another node waits for it, which mode excludes (ModeNone: nobody)
+	stats     lockglue.Stats
 }
 
 // msgPosixQuery asks a node whether one of its byte-range locks conflicts.
@@ -61,7 +83,7 @@ const posixQueryLen = 8 + 8 + 8 + 1
 
 func newFileLocks(a *node.Agent, d *node.DLM, domain string, log *slog.Logger) (*fileLocks, error) {
 	fl := &fileLocks{agent: a, d: d, domain: domain, key: dlm.Key(domain), log: log,
-		flocks: map[uint64]*node.Lock{}, posix: map[uint64]*lockglue.PosixTable{}}
+		flocks: map[uint64]*flockHandle{}, posix: map[uint64]*lockglue.PosixTable{}, mutexes: map[uint64]int{}}
 	if err := a.Handle(msgPosixQuery, fl.key, posixQueryLen, fl.onQuery); err != nil {
 		return nil, fmt.Errorf("byte-range locks of %s: %w", domain, err)
 	}
@@ -88,16 +110,20 @@ func busyErr(err error) error {
 // Flock implements fusefs.FileLocks.
 func (fl *fileLocks) Flock(ctx context.Context, ino, fh uint64, typ uint32, wait bool) error {
 	fl.mu.Lock()
-	held := fl.flocks[fh]
-	fl.mu.Unlock()
-	if typ == syscall.F_UNLCK {
-		if held == nil {
+	h := fl.flocks[fh]
+	if h == nil {
+		if typ == syscall.F_UNLCK {
+			fl.mu.Unlock()
 			return nil
 		}
-		fl.mu.Lock()
-		delete(fl.flocks, fh)
-		fl.mu.Unlock()
-		return held.Unlock(nil)
+		h = &flockHandle{ino: ino}
+		fl.flocks[fh] = h
+	}
+	fl.mu.Unlock()
+	h.op.Lock()
+	defer h.op.Unlock()
+	if typ == syscall.F_UNLCK {
+		return fl.unlockFlock(h)
 	}
 	mode := dlm.ModePR
 	if typ == syscall.F_WRLCK {
@@ -107,25 +133,100 @@ func (fl *fileLocks) Flock(ctx context.Context, ino, fh uint64, typ uint32, wait
 	if !wait {
 		flags = dlm.NoQueue
 	}
-	if held != nil {
-		_, err := held.Convert(ctx, mode, flags, nil)
-		return busyErr(err)
+	fl.mu.Lock()
+	held, from := h.lock, h.mode
+	if held != nil && from == mode {
+		fl.mu.Unlock()
+		return nil
 	}
-	l, _, err := fl.d.Lock(ctx, fl.domain, flockName(ino), mode, flags, nil)
+	h.pending, h.requested = "lock", mode
+	if held != nil {
+		h.pending = "convert"
+	}
+	h.stats.Requests++
+	fl.mu.Unlock()
+
+	start := time.Now()
+	var err error
+	if held != nil {
+		_, err = held.Convert(ctx, mode, flags, nil)
+	} else {
+		held, _, err = fl.d.Lock(ctx, fl.domain, flockName(ino), mode, flags, func(b dlm.BAST) { fl.blocked(h, b.Mode) })
+	}
+	waited := time.Since(start)
+
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	h.pending, h.requested = "", dlm.ModeNone
 	if err != nil {
 		return busyErr(err)
 	}
-	fl.mu.Lock()
-	fl.flocks[fh] = l
-	fl.mu.Unlock()
+	h.lock, h.mode, h.blocking = held, mode, dlm.ModeNone
+	if mode < from {
+		h.stats.Downconverts++
+	}
+	// Every flock asks the lock manager: each get is a wait.
+	w := &h.stats.PR
+	if mode == dlm.ModeEX {
+		w = &h.stats.EX
+	}
+	w.Gets++
+	w.Waits++
+	w.Total += waited
+	w.Max = max(w.Max, waited)
 	return nil
 }
 
-// ReleaseHandle implements fusefs.FileLocks.
+// unlockFlock gives h's flock back, if it holds one. Under h.op.
+func (fl *fileLocks) unlockFlock(h *flockHandle) error {
+	fl.mu.Lock()
+	held := h.lock
+	if held == nil {
+		fl.mu.Unlock()
+		return nil
+	}
+	h.pending, h.requested = "unlock", dlm.ModeNone
+	fl.mu.Unlock()
+	err := held.Unlock(nil)
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	h.pending = ""
+	if err != nil {
+		return err
+	}
+	h.lock, h.mode, h.blocking = nil, dlm.ModeNone, dlm.ModeNone
+	return nil
+}
+
+// blocked records a blocking notification on h's flock: another node waits
+// for mode. The flock stays until its process lets go, as flock(2) does.
+func (fl *fileLocks) blocked(h *flockHandle, mode dlm.Mode) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	h.stats.Blocks++
+	if h.lock != nil && !dlm.Compatible(h.mode, mode) {
+		h.blocking = max(h.blocking, mode)
+	}
+}
+
+// ReleaseHandle implements fusefs.FileLocks: the handle's flock goes with
+// it. A flock whose unlock fails stays with the lock manager (fs_locks then
+// lists it as untracked: a leak).
 func (fl *fileLocks) ReleaseHandle(ino, fh uint64) {
-	if err := fl.Flock(context.Background(), ino, fh, syscall.F_UNLCK, false); err != nil {
+	fl.mu.Lock()
+	h := fl.flocks[fh]
+	fl.mu.Unlock()
+	if h == nil {
+		return
+	}
+	h.op.Lock()
+	defer h.op.Unlock()
+	if err := fl.unlockFlock(h); err != nil {
 		fl.log.Warn("releasing a flock", "inode", ino, "err", err)
 	}
+	fl.mu.Lock()
+	delete(fl.flocks, fh)
+	fl.mu.Unlock()
 }
 
 func posixType(t uint32) (lockglue.PosixType, error) {
@@ -168,6 +269,18 @@ func (fl *fileLocks) SetPosix(ctx context.Context, ino uint64, r fusefs.PosixReq
 
 // trySet sets r if nothing conflicts, here or on any other node.
 func (fl *fileLocks) trySet(ctx context.Context, ino uint64, r fusefs.PosixRequest, typ lockglue.PosixType) (bool, error) {
+	// Counted from before the request until after the unlock: fs_locks
+	// tells the mutex from a leaked lock by it.
+	fl.mu.Lock()
+	fl.mutexes[ino]++
+	fl.mu.Unlock()
+	defer func() {
+		fl.mu.Lock()
+		if fl.mutexes[ino]--; fl.mutexes[ino] == 0 {
+			delete(fl.mutexes, ino)
+		}
+		fl.mu.Unlock()
+	}()
 	mutex, _, err := fl.d.Lock(ctx, fl.domain, posixMutexName(ino), dlm.ModeEX, 0, nil)
 	if err != nil {
 		return false, err

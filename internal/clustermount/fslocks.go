@@ -1,11 +1,14 @@
 package clustermount
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"o2go/internal/base"
@@ -55,8 +58,14 @@ type FsLock struct {
 	// Holders are the local users: for the volume, inode, refcount and
 	// rename locks, the operations inside them; for an open lock, the
 	// open handles and kernel uses of the inode (while a request is under
-	// way, every use counted, the one waiting included).
+	// way, every use counted, the one waiting included); for a flock, 1
+	// while its handle holds it; for a byte-range mutex, the fcntl(2)
+	// requests asking for it or holding it.
 	Holders int `json:"holders"`
+	// Handle is the open file handle a flock (F) belongs to: each handle
+	// that took a flock has its own lock, listed until the handle is
+	// released.
+	Handle uint64 `json:"handle,omitempty"`
 	// Busy: a request is under way (debugfs.ocfs2's Busy flag): a lock,
 	// a conversion or an unlock at the lock manager, a downconvert, or an
 	// open lock's request or delete claim.
@@ -66,9 +75,10 @@ type FsLock struct {
 	Pending   string `json:"pending_action,omitempty"`
 	Requested string `json:"requested_mode,omitempty"`
 	// Blocked: another node waits for BlockingMode, which this node's
-	// level excludes; the downconvert follows the last local user. Open
-	// locks take no blocking notifications (a delete never waits for
-	// them) and are never blocked.
+	// level excludes; the downconvert follows the last local user. A
+	// flock is not given up for it: it stays until its process unlocks
+	// it or closes the file. Open locks take no blocking notifications (a
+	// delete never waits for them) and are never blocked.
 	Blocked      bool   `json:"blocked"`
 	BlockingMode string `json:"blocking_mode,omitempty"`
 	// Master is the node that masters the resource; Waiters the other
@@ -76,12 +86,14 @@ type FsLock struct {
 	Master       base.NodeID `json:"master"`
 	MasteredHere bool        `json:"mastered_here"`
 	Waiters      []Waiter    `json:"waiters,omitempty"`
-	// Stats count what the lock did since the mount (not for open
-	// locks, which keep no counts).
+	// Stats count what the lock did since the mount, or for a flock since
+	// its handle took its first one (not for open locks and byte-range
+	// mutexes, which keep no counts).
 	Stats *lockglue.Stats `json:"stats,omitempty"`
 	// Untracked: this node holds the resource in the volume's lock domain
 	// but the file system does not know it: a lock taken with o2go lock
-	// in the domain, or a leaked one.
+	// in the domain, the orphan scan lock (P) while a scan runs, or a
+	// leaked one.
 	Untracked bool `json:"untracked,omitempty"`
 }
 
@@ -173,27 +185,40 @@ func (mt *Mount) names(arg string, statOK bool) bool {
 }
 
 // fsLocks gathers the mount's locks: the volume lock first, then the
-// inode, refcount, rename and open locks and any other lock this node
-// holds in the domain, by name.
+// inode, refcount, rename, open, flock and byte-range locks and any other
+// lock this node holds in the domain, by name.
 func (mt *Mount) fsLocks() MountLocks {
 	self := base.NodeID(mt.mg.Agent.Self().Number)
 	ml := MountLocks{Device: mt.Device, Mountpoint: mt.Mountpoint, UUID: mt.UUID, Slot: mt.Slot, Node: self}
 	vol := mt.lock.State()
 
-	// The open locks and the lock manager's view, read together: no open
-	// lock entry comes or goes meanwhile, so a lock the lock manager
-	// shows without an entry is not the file system's (an entry exists
-	// from before its lock is requested until after it is released).
-	// Nobody takes openLocks.mu after the lock manager's lock, nor waits
-	// on an open lock's mu under it.
-	var opens []openLockState
+	// The open and file locks and the lock manager's view, read
+	// together: no entry comes or goes meanwhile, so a lock the lock
+	// manager shows without an entry is not the file system's (an entry
+	// exists from before its lock is requested until after it is
+	// released). Nobody takes openLocks.mu or fileLocks.mu after the lock
+	// manager's lock, nor waits on an open lock's mu under it, nor takes
+	// openLocks.mu under fileLocks.mu.
+	var (
+		opens   []openLockState
+		flocks  []flockState
+		mutexes map[uint64]int
+	)
 	ol, _ := mt.m.FS.W.Opens.(*openLocks)
 	if ol != nil {
 		ol.mu.Lock()
 	}
+	fl := mt.locks
+	if fl != nil {
+		fl.mu.Lock()
+	}
 	res, err := mt.mg.DLM.Locks(mt.UUID, "")
 	if err != nil {
 		res = nil // the domain is gone: the mount is ending
+	}
+	if fl != nil {
+		flocks, mutexes = fl.snapshot()
+		fl.mu.Unlock()
 	}
 	if ol != nil {
 		opens = ol.snapshot()
@@ -248,6 +273,8 @@ func (mt *Mount) fsLocks() MountLocks {
 		}
 		delete(byName, name)
 	}
+	rest = append(rest, flockRows(flocks, byName, self)...)
+	rest = append(rest, mutexRows(mutexes, byName, self)...)
 	for name, r := range byName {
 		if len(r.Local) == 0 {
 			continue // known here as master or cached only
@@ -314,6 +341,124 @@ func (o *openLocks) snapshot() []openLockState {
 	return out
 }
 
+// flockState is one handle's flock as fs.locks reads it.
+type flockState struct {
+	fh, ino   uint64
+	id        dlm.LockID // with held: the lock manager's lock
+	held      bool
+	mode      dlm.Mode
+	pending   string
+	requested dlm.Mode
+	blocking  dlm.Mode
+	stats     lockglue.Stats
+}
+
+// snapshot reads the flock of every handle (by handle) and how many
+// fcntl(2) requests use each inode's byte-range mutex. Under fl.mu.
+func (fl *fileLocks) snapshot() ([]flockState, map[uint64]int) {
+	out := make([]flockState, 0, len(fl.flocks))
+	for fh, h := range fl.flocks {
+		s := flockState{fh: fh, ino: h.ino, held: h.lock != nil, mode: h.mode, pending: h.pending,
+			requested: h.requested, blocking: h.blocking, stats: h.stats}
+		if h.lock != nil {
+			s.id = h.lock.ID
+		}
+		s.stats.Acquires = s.stats.PR.Gets + s.stats.EX.Gets
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b flockState) int { return cmp.Compare(a.fh, b.fh) })
+	return out, maps.Clone(fl.mutexes)
+}
+
+// flockRows are the flock rows, one per handle, each with its lock at the
+// lock manager: the one with its ID, or for a first request under way
+// (whose ID the handle learns with the grant) one of the resource's
+// pending requests. What the handles do not account for on a resource is
+// listed as untracked. The resources are taken out of byName.
+func flockRows(flocks []flockState, byName map[string]*dlm.ResourceState, self base.NodeID) []FsLock {
+	var out []FsLock
+	byRes := map[string][]flockState{}
+	var names []string
+	for _, h := range flocks {
+		name := flockName(h.ino)
+		if byRes[name] == nil {
+			names = append(names, name)
+		}
+		byRes[name] = append(byRes[name], h)
+	}
+	for _, name := range names {
+		r := byName[name]
+		delete(byName, name)
+		var locals []dlm.LocalLock
+		if r != nil {
+			locals = slices.Clone(r.Local)
+		}
+		take := func(match func(dlm.LocalLock) bool) []dlm.LocalLock {
+			i := slices.IndexFunc(locals, match)
+			if i < 0 {
+				return nil
+			}
+			x := locals[i]
+			locals = slices.Delete(locals, i, i+1)
+			return []dlm.LocalLock{x}
+		}
+		own := make([][]dlm.LocalLock, len(byRes[name]))
+		for i, h := range byRes[name] {
+			if h.held {
+				own[i] = take(func(x dlm.LocalLock) bool { return x.ID == h.id })
+			}
+		}
+		for i, h := range byRes[name] {
+			if !h.held && h.pending == "lock" {
+				own[i] = take(func(x dlm.LocalLock) bool { return x.Pending == dlm.OpLock })
+			}
+		}
+		for i, h := range byRes[name] {
+			l := FsLock{Mode: "none", Handle: h.fh, Stats: &h.stats}
+			if h.held {
+				l.Mode, l.Holders = h.mode.String(), 1
+			}
+			if h.blocking != dlm.ModeNone {
+				l.Blocked, l.BlockingMode = true, h.blocking.String()
+			}
+			if h.pending != "" {
+				l.Busy, l.Pending = true, h.pending
+				if h.pending != "unlock" {
+					l.Requested = h.requested.String()
+				}
+			}
+			out = append(out, l.decorate(name, r, own[i], self))
+		}
+		if len(locals) > 0 {
+			out = append(out, FsLock{Mode: grantedMode(locals), Untracked: true}.decorate(name, r, locals, self))
+		}
+	}
+	return out
+}
+
+// mutexRows are the rows of the byte-range mutexes in use (n fcntl(2)
+// requests on inode ino ask for it or hold it: as many of this node's
+// locks on it are theirs). The resources are taken out of byName.
+func mutexRows(mutexes map[uint64]int, byName map[string]*dlm.ResourceState, self base.NodeID) []FsLock {
+	var out []FsLock
+	for _, ino := range slices.Sorted(maps.Keys(mutexes)) {
+		n := mutexes[ino]
+		name := posixMutexName(ino)
+		r := byName[name]
+		delete(byName, name)
+		var own, others []dlm.LocalLock
+		if r != nil {
+			k := min(n, len(r.Local))
+			own, others = r.Local[:k], r.Local[k:]
+		}
+		out = append(out, FsLock{Mode: grantedMode(own), Holders: n}.decorate(name, r, own, self))
+		if len(others) > 0 {
+			out = append(out, FsLock{Mode: grantedMode(others), Untracked: true}.decorate(name, r, others, self))
+		}
+	}
+	return out
+}
+
 // decorate names l and adds the lock manager's view of the resource: its
 // master, the request under way on local (this node's locks that l
 // stands for), the other nodes queued at the master.
@@ -321,6 +466,8 @@ func (l FsLock) decorate(name string, r *dlm.ResourceState, local []dlm.LocalLoc
 	l.Name, l.Type = name, "unknown"
 	if n, err := ondisk.ParseLockName(name); err == nil {
 		l.Name, l.Type, l.Inode, l.Generation = n.String(), n.Type.Name(), n.Blkno, n.Generation
+	} else if ino, ok := parsePosixMutexName(name); ok {
+		l.Type, l.Inode = "ByteRange", ino
 	} else {
 		l.Name = fmt.Sprintf("%q", name)
 	}
@@ -348,6 +495,17 @@ func (l FsLock) decorate(name string, r *dlm.ResourceState, local []dlm.LocalLoc
 		l.Waiters = append(l.Waiters, Waiter{Node: q.Node, Queue: q.Queue, Mode: q.Mode, Requested: q.Requested})
 	}
 	return l
+}
+
+// parsePosixMutexName returns the inode of a byte-range mutex's name
+// (posixMutexName).
+func parsePosixMutexName(name string) (uint64, bool) {
+	hex, ok := strings.CutPrefix(name, "o2go-posix:")
+	if !ok || len(hex) != 16 {
+		return 0, false
+	}
+	ino, err := strconv.ParseUint(hex, 16, 64)
+	return ino, err == nil
 }
 
 // grantedMode is the highest level locks are granted, "none" when none

@@ -291,8 +291,10 @@ func (mg *Manager) checkStack(v *volume.Volume) error {
 }
 
 // claimSlot takes this node's slot in the slot map: the one it had
-// (a node that reboots reuses its slot), else preferred, else the first
-// free one. The caller holds the volume lock EX.
+// (a node that reboots reuses its slot), else preferred if the volume has
+// it and it is free, else the first free one, as the kernel's
+// ocfs2_find_slot does (a preferred slot past the slot count is ignored).
+// The caller holds the volume lock EX.
 func (mg *Manager) claimSlot(v *volume.Volume, preferred int) (int, error) {
 	sm, err := v.ReadSlotMap()
 	if err != nil {
@@ -300,13 +302,8 @@ func (mg *Manager) claimSlot(v *volume.Volume, preferred int) (int, error) {
 	}
 	self := uint32(mg.Agent.Self().Number)
 	slot, ok := sm.SlotOf(self)
-	if !ok && preferred >= 0 {
-		if preferred >= len(sm.Slots) {
-			return 0, fmt.Errorf("preferred_slot=%d: the volume has %d slots", preferred, len(sm.Slots))
-		}
-		if !sm.Slots[preferred].Valid {
-			slot, ok = preferred, true
-		}
+	if !ok && preferred >= 0 && preferred < len(sm.Slots) && !sm.Slots[preferred].Valid {
+		slot, ok = preferred, true
 	}
 	if !ok {
 		if slot, ok = sm.FirstFree(); !ok {

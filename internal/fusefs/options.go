@@ -19,7 +19,7 @@ type MountOptions struct {
 	UserXattr  bool   // user_xattr (default) / nouser_xattr
 	ACL        bool   // acl / noacl (default: acl when the volume has xattrs)
 	Volume     volume.MountOptions
-	PreferSlot int // preferred_slot= (-1: any)
+	PreferSlot int // preferred_slot= (-1: any; see preferredSlot)
 	Debug      bool
 }
 
@@ -115,11 +115,11 @@ func ParseMountOptions(s string) (MountOptions, error) {
 		case "nocluster":
 			o.NoCluster = true
 		case "preferred_slot":
-			n, ok := num(0, 254)
-			if !ok {
+			n, err := strconv.ParseUint(val, 10, 32)
+			if err != nil || !hasVal {
 				return bad(opt, "preferred_slot= takes a slot number")
 			}
-			o.PreferSlot = n
+			o.PreferSlot = preferredSlot(uint32(n))
 		case "debug":
 			o.Debug = true
 		case "_netdev", "defaults", "auto", "noauto", "nofail", "heartbeat", "datavolume", "nointr", "intr", "suid", "dev", "exec":
@@ -130,4 +130,17 @@ func ParseMountOptions(s string) (MountOptions, error) {
 		}
 	}
 	return o, nil
+}
+
+// preferredSlot is the slot preferred_slot=n asks for, as the kernel's
+// ocfs2 reads it (fs/ocfs2/super.c): a 32-bit number kept as a signed
+// 16-bit slot, 0 meaning none asked. The mount takes that slot if the
+// volume has it and it is free, else the first free one
+// (slot_map.c, __ocfs2_find_empty_slot): a slot past the slot count, or a
+// negative one, is ignored, not refused.
+func preferredSlot(n uint32) int {
+	if n == 0 {
+		return -1
+	}
+	return int(int16(uint16(n)))
 }
