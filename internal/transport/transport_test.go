@@ -15,6 +15,7 @@ import (
 	"o2go/internal/base"
 	"o2go/internal/cluster/config"
 	cnet "o2go/internal/cluster/net"
+	"o2go/internal/testutil"
 )
 
 var secret = []byte("a test cluster secret of 32 byte")
@@ -50,7 +51,7 @@ func freePort(t *testing.T, addr string) netip.AddrPort {
 	t.Helper()
 	ln, err := net.Listen("tcp4", addr+":0")
 	if err != nil {
-		t.Skipf("cannot listen on %s: %v", addr, err)
+		testutil.Unavailable(t, "cannot listen on %s (loopback addresses 127.0.0.1 and 127.0.0.2 are needed): %v", addr, err)
 	}
 	defer ln.Close()
 	return netip.MustParseAddrPort(ln.Addr().String())
