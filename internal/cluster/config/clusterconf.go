@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -58,10 +59,15 @@ func ParseHeartbeatMode(s string) (HeartbeatMode, error) {
 // in file order.
 type ClusterConf struct {
 	Clusters []Cluster
+
+	// Warnings are what Parse found odd but accepted, as o2cb does: each
+	// says what is odd and what o2go does about it. Format does not write
+	// them; a file o2go wrote has none.
+	Warnings []Warning
 }
 
 // Cluster is one cluster: its stanza plus the node and heartbeat stanzas
-// that name it, each in file order. Its node_count is len(Nodes).
+// that name it, each in file order.
 type Cluster struct {
 	Name          string
 	HeartbeatMode HeartbeatMode
@@ -69,7 +75,26 @@ type Cluster struct {
 	Heartbeats    []Heartbeat
 
 	line int // of the "cluster:" header when parsed, else 0
+	// count is the node_count the file declares, valid when counted; an
+	// edit drops it, and Format always writes len(Nodes).
+	count   uint32
+	counted bool
 }
+
+// NodeCount is the cluster's node_count as o2cb lists it: what the file
+// declares, for a cluster read from a file and not edited since (o2cb keeps
+// a stale count; Parse warns about it), else len(Nodes), which is also what
+// Format writes.
+func (cl *Cluster) NodeCount() int {
+	if cl.counted {
+		return int(cl.count)
+	}
+	return len(cl.Nodes)
+}
+
+// edited marks the cluster as changed in memory: its node_count is now
+// what Format will write.
+func (cl *Cluster) edited() { cl.count, cl.counted = 0, false }
 
 // Node is one node stanza. The node's name is the host name (without
 // domain) of the machine that runs it; Addr and Port are where its peers
@@ -103,27 +128,46 @@ type ParseError struct {
 	Msg  string
 }
 
-func (e *ParseError) Error() string {
-	switch {
-	case e.File != "" && e.Line > 0:
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
-	case e.File != "":
-		return fmt.Sprintf("%s: %s", e.File, e.Msg)
-	}
-	return e.Msg
+func (e *ParseError) Error() string { return located(e.File, e.Line, e.Msg) }
+
+// Warning is something odd in a cluster.conf that o2cb accepts and so does
+// o2go: a stale node_count, an attribute or stanza neither knows, a stanza
+// of no cluster. Its text says what o2go does about it.
+type Warning struct {
+	File string
+	Line int
+	Msg  string
 }
 
-// maxReported bounds how many problems one error lists.
+func (w Warning) String() string { return located(w.File, w.Line, w.Msg) }
+
+func located(file string, line int, msg string) string {
+	switch {
+	case file != "" && line > 0:
+		return fmt.Sprintf("%s:%d: %s", file, line, msg)
+	case file != "":
+		return fmt.Sprintf("%s: %s", file, msg)
+	}
+	return msg
+}
+
+// maxReported bounds how many problems one error lists, and how many
+// warnings Parse keeps.
 const maxReported = 30
 
-// problems collects ParseErrors in line order.
+// problems collects ParseErrors and Warnings.
 type problems struct {
-	file string
-	list []*ParseError
+	file  string
+	list  []*ParseError
+	warns []Warning
 }
 
 func (p *problems) add(line int, format string, args ...any) {
 	p.list = append(p.list, &ParseError{File: p.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (p *problems) warn(line int, format string, args ...any) {
+	p.warns = append(p.warns, Warning{File: p.file, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (p *problems) err() error {
@@ -140,6 +184,21 @@ func (p *problems) err() error {
 		errs = append(errs, e)
 	}
 	return errors.Join(errs...)
+}
+
+// warnings returns the warnings in line order, at most maxReported of them
+// (the last one then says how many more there were).
+func (p *problems) warnings() []Warning {
+	if len(p.warns) == 0 {
+		return nil
+	}
+	w := append([]Warning(nil), p.warns...)
+	sort.SliceStable(w, func(i, j int) bool { return w[i].Line < w[j].Line })
+	if len(w) > maxReported {
+		more := len(w) - maxReported
+		w = append(w[:maxReported], Warning{File: p.file, Msg: fmt.Sprintf("... and %d more warnings", more)})
+	}
+	return w
 }
 
 // rawAttr and rawStanza are the syntax layer: what jconfig would hold.
@@ -175,26 +234,38 @@ func identPrefix(s string) string {
 	return s[:i]
 }
 
+// cSpace is what C's isspace() accepts: jconfig trims values with it and
+// strtoul skips it.
+const cSpace = " \t\n\v\f\r"
+
 // scan splits data into stanzas with the rules of ocfs2-tools' jconfig.
 // It stops at the first syntax error: what follows cannot be trusted.
-func scan(file string, data []byte) ([]*rawStanza, error) {
+//
+// jconfig's value syntax, which scan follows: the value starts at the
+// first character after '=' that is not a blank and runs to the end of the
+// line, whatever it holds ('#', '\r'); trailing white space (C's isspace)
+// is dropped. A backslash at the end of a line continues the value on the
+// next line, which is taken whole, with a line break in between. An
+// attribute set twice keeps its last value.
+func scan(file string, data []byte) ([]*rawStanza, []Warning, error) {
 	p := &problems{file: file}
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		p.add(1+bytes.Count(data[:i], []byte("\n")), "NUL byte in line")
+		return nil, nil, p.err()
+	}
 	var stanzas []*rawStanza
 	var cur *rawStanza
+	var crLines []int // lines whose value ends in a carriage return
 	lines := strings.Split(string(data), "\n")
 	if lines[len(lines)-1] == "" {
 		lines = lines[:len(lines)-1] // the file ends with a newline
 	}
-	for i, ln := range lines {
-		n := i + 1
-		if j := strings.IndexAny(ln, "\r\x00"); j >= 0 {
-			if ln[j] == '\r' {
-				p.add(n, "carriage return in line (CRLF line endings?); o2cb does not accept them")
-			} else {
-				p.add(n, "NUL byte in line")
-			}
-			return nil, p.err()
-		}
+	crError := func(n int, where string) error {
+		p.add(n, "carriage return in %s (CRLF line endings?); o2cb refuses it too", where)
+		return p.err()
+	}
+	for i := 0; i < len(lines); i++ {
+		ln, n := lines[i], i+1
 		if strings.Trim(ln, " \t") == "" {
 			cur = nil // a blank line ends a stanza
 			continue
@@ -206,94 +277,148 @@ func scan(file string, data []byte) ([]*rawStanza, error) {
 			rest := strings.TrimLeft(ln, " \t")
 			key := identPrefix(rest)
 			if key == "" {
-				if rest[0] == '#' {
+				switch rest[0] {
+				case '#':
 					p.add(n, "comment does not start in the first column")
-				} else {
+				case '\r':
+					return nil, nil, crError(n, "a blank line")
+				default:
 					p.add(n, "invalid character %q in attribute name", rest[0])
 				}
-				return nil, p.err()
+				return nil, nil, p.err()
 			}
 			if cur == nil {
 				p.add(n, "attribute '%s' is not in a stanza (a blank line ends a stanza)", key)
-				return nil, p.err()
+				return nil, nil, p.err()
 			}
 			after := strings.TrimLeft(rest[len(key):], " \t")
 			if after == "" || after[0] != '=' {
+				if after != "" && after[0] == '\r' {
+					return nil, nil, crError(n, "attribute name '"+key+"'")
+				}
 				p.add(n, "expected '=' after attribute name '%s'", key)
-				return nil, p.err()
+				return nil, nil, p.err()
 			}
-			value := strings.TrimRight(strings.TrimLeft(after[1:], " \t"), " \t\v\f")
-			if strings.HasSuffix(value, `\`) {
-				p.add(n, "value of '%s' ends in a backslash (continuation lines are not supported)", key)
-				return nil, p.err()
+			value := strings.TrimLeft(after[1:], " \t")
+			for strings.HasSuffix(value, `\`) {
+				value = value[:len(value)-1]
+				if i+1 == len(lines) {
+					break // jconfig drops a backslash at the end of the file
+				}
+				i++
+				value += "\n" + lines[i]
 			}
-			if prev, dup := cur.get(key); dup {
-				p.add(n, "'%s' is set twice in this %s stanza (first on line %d)", key, cur.kind, prev.line)
-				return nil, p.err()
+			if strings.HasSuffix(strings.TrimRight(value, " \t"), "\r") {
+				crLines = append(crLines, n)
 			}
-			cur.attrs = append(cur.attrs, rawAttr{key: key, value: value, line: n})
+			value = strings.TrimRight(value, cSpace)
+			a := rawAttr{key: key, value: value, line: n}
+			if j := cur.index(key); j >= 0 {
+				p.warn(n, "'%s' is set twice in this %s stanza (first on line %d): the last value counts, as with o2cb", key, cur.kind, cur.attrs[j].line)
+				cur.attrs[j] = a
+				continue
+			}
+			cur.attrs = append(cur.attrs, a)
 		default:
 			name := identPrefix(ln)
 			if name == "" {
+				if c == '\r' {
+					return nil, nil, crError(n, "a blank line")
+				}
 				p.add(n, "invalid character %q at the start of a line (stanza names are letters, digits and '_')", c)
-				return nil, p.err()
+				return nil, nil, p.err()
 			}
 			rest := ln[len(name):]
 			switch {
+			case strings.ContainsRune(rest, '\r'):
+				return nil, nil, crError(n, "stanza header '"+name+"'")
 			case rest == "":
 				p.add(n, "stanza name '%s' lacks ':'", name)
-				return nil, p.err()
+				return nil, nil, p.err()
 			case rest[0] != ':':
 				p.add(n, "invalid character %q after stanza name '%s' (expected ':')", rest[0], name)
-				return nil, p.err()
+				return nil, nil, p.err()
 			case strings.Trim(rest[1:], " \t") != "":
 				p.add(n, "text after '%s:'", name)
-				return nil, p.err()
+				return nil, nil, p.err()
 			}
 			cur = &rawStanza{kind: name, line: n}
 			stanzas = append(stanzas, cur)
 		}
 	}
-	return stanzas, nil
+	if len(crLines) > 0 {
+		more := ""
+		if len(crLines) > 1 {
+			more = fmt.Sprintf(" (and %d more lines)", len(crLines)-1)
+		}
+		p.warn(crLines[0], "value ends in a carriage return%s: o2go ignores it, as o2cb does, and o2go's next rewrite of the file drops it", more)
+	}
+	return stanzas, p.warns, nil
 }
 
-// stanzaKeys lists the attributes each stanza kind has; everything else is
-// refused (o2cb would silently drop it on its next write).
+func (s *rawStanza) index(key string) int {
+	for i, a := range s.attrs {
+		if a.key == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// stanzaKeys lists the attributes each stanza kind has. o2cb ignores any
+// other, and so does o2go, with a warning; but one that looks like a typo
+// of a known one is an error (see nearMiss).
 var stanzaKeys = map[string][]string{
 	"cluster":   {"name", "heartbeat_mode", "node_count"},
 	"node":      {"cluster", "number", "ip_port", "ip_address", "name"},
 	"heartbeat": {"cluster", "region"},
 }
 
+var stanzaKinds = []string{"cluster", "node", "heartbeat"}
+
+// dropped is the end of every warning about something o2go ignores.
+const dropped = "o2go ignores it, as o2cb does, and the next rewrite of the file (by o2go or o2cb) drops it"
+
 // Parse reads a cluster.conf. file names the source in error messages. A
 // syntax error ends the reading; past the syntax every problem is reported,
-// each with its line.
+// each with its line. What o2cb accepts but is odd is accepted with a
+// warning in the result's Warnings.
 func Parse(file string, data []byte) (*ClusterConf, error) {
-	stanzas, err := scan(file, data)
+	stanzas, warns, err := scan(file, data)
 	if err != nil {
 		return nil, err
 	}
-	p := &problems{file: file}
+	p := &problems{file: file, warns: warns}
 	conf := &ClusterConf{}
-	counts := map[string]nodeCount{}   // cluster name -> its node_count
 	named := map[string]int{}          // cluster name -> node stanzas naming it
+	countLines := map[string]int{}     // cluster name -> line of its node_count
 	index := map[string]int{}          // cluster name -> index in conf.Clusters
+	var names []string                 // of the clusters, in file order
 	var nodes, heartbeats []*rawStanza // attached after all clusters are known
 
 	for _, s := range stanzas {
 		keys, known := stanzaKeys[s.kind]
 		if !known {
-			p.add(s.line, "unknown stanza '%s:' (cluster.conf has cluster:, node: and heartbeat:; o2go's own settings belong in the o2cb sysconfig file)", s.kind)
+			if k := nearMiss(s.kind, stanzaKinds); k != "" {
+				p.add(s.line, "unknown stanza '%s:': is it a misspelt '%s:'? (o2cb would silently ignore the stanza)", s.kind, k)
+			} else {
+				p.warn(s.line, "unknown stanza '%s:' (cluster.conf has cluster:, node: and heartbeat:; o2go's own settings belong in the o2cb sysconfig file): %s", s.kind, dropped)
+			}
 			continue
 		}
 		for _, a := range s.attrs {
-			if !contains(keys, a.key) {
-				p.add(a.line, "unknown attribute '%s' in %s stanza (known: %s)", a.key, s.kind, strings.Join(keys, ", "))
+			if contains(keys, a.key) {
+				continue
+			}
+			if k := nearMiss(a.key, keys); k != "" {
+				p.add(a.line, "unknown attribute '%s' in %s stanza: is it a misspelt '%s'? (o2cb would silently ignore it; known: %s)", a.key, s.kind, k, strings.Join(keys, ", "))
+			} else {
+				p.warn(a.line, "unknown attribute '%s' in %s stanza (known: %s): %s", a.key, s.kind, strings.Join(keys, ", "), dropped)
 			}
 		}
 		switch s.kind {
 		case "cluster":
-			c, count := parseClusterStanza(p, s)
+			c, countLine := parseClusterStanza(p, s)
 			if c.Name == "" {
 				continue
 			}
@@ -303,74 +428,87 @@ func Parse(file string, data []byte) (*ClusterConf, error) {
 				continue
 			}
 			index[c.Name] = len(conf.Clusters)
-			counts[c.Name] = count
+			countLines[c.Name] = countLine
+			names = append(names, c.Name)
 			conf.Clusters = append(conf.Clusters, c)
 		case "node":
-			if a, ok := s.get("cluster"); ok {
-				named[a.value]++
-			}
 			nodes = append(nodes, s)
 		case "heartbeat":
 			heartbeats = append(heartbeats, s)
 		}
 	}
+	// owner is the cluster a node or heartbeat stanza belongs to. o2cb
+	// reads a cluster's stanzas by their 'cluster' value and never looks
+	// at the others; o2go ignores them too, but refuses a near miss.
 	owner := func(s *rawStanza) (*Cluster, bool) {
 		a, ok := s.get("cluster")
 		if !ok || a.value == "" {
-			p.add(s.line, "%s stanza lacks 'cluster'", s.kind)
+			p.warn(s.line, "%s stanza has no 'cluster', so it belongs to no cluster: %s", s.kind, dropped)
 			return nil, false
 		}
 		i, ok := index[a.value]
 		if !ok {
-			p.add(a.line, "%s stanza names cluster '%s', which has no cluster: stanza", s.kind, a.value)
+			if c := nearMiss(a.value, names); c != "" {
+				p.add(a.line, "%s stanza names cluster '%s', which has no cluster: stanza: is it a misspelt '%s'? (o2cb would silently ignore the stanza)", s.kind, a.value, c)
+			} else {
+				p.warn(a.line, "%s stanza names cluster '%s', which has no cluster: stanza: %s", s.kind, a.value, dropped)
+			}
 			return nil, false
 		}
 		return &conf.Clusters[i], true
 	}
 	for _, s := range nodes {
-		n, ok := parseNodeStanza(p, s)
-		if c, has := owner(s); has && ok {
+		c, has := owner(s)
+		if !has {
+			continue
+		}
+		named[c.Name]++
+		if n, ok := parseNodeStanza(p, s); ok {
 			c.Nodes = append(c.Nodes, n)
 		}
 	}
 	for _, s := range heartbeats {
-		a, ok := s.get("region")
 		c, has := owner(s)
+		if !has {
+			continue
+		}
+		a, ok := s.get("region")
 		if !ok || a.value == "" {
 			p.add(s.line, "heartbeat stanza lacks 'region'")
 			continue
 		}
-		if has {
-			c.Heartbeats = append(c.Heartbeats, Heartbeat{Region: a.value, line: a.line})
+		if !oneLine(p, a) {
+			continue
 		}
+		c.Heartbeats = append(c.Heartbeats, Heartbeat{Region: a.value, line: a.line})
 	}
-	for name := range index {
-		if cnt := counts[name]; cnt.line > 0 && cnt.n != named[name] {
-			p.add(cnt.line, "cluster '%s' has node_count = %d but %d node stanzas; set node_count = %d",
-				name, cnt.n, named[name], named[name])
+	for _, name := range names {
+		c := &conf.Clusters[index[name]]
+		if c.counted && uint64(c.count) != uint64(named[name]) {
+			p.warn(countLines[name], "cluster '%s' has node_count = %d but %d node stanza%s: o2go goes by the node stanzas, and writes node_count = %d when it next rewrites the file (o2cb would keep the stale count)",
+				name, c.count, named[name], plural(named[name]), named[name])
 		}
 	}
 	conf.check(p)
 	if err := p.err(); err != nil {
 		return nil, err
 	}
+	conf.Warnings = p.warnings()
 	return conf, nil
 }
 
-// nodeCount is a cluster stanza's node_count and its line (0 if unusable).
-type nodeCount struct{ n, line int }
-
 // parseClusterStanza reports the stanza's own problems and returns what it
-// could read; Name is "" when the stanza has none.
-func parseClusterStanza(p *problems, s *rawStanza) (c Cluster, count nodeCount) {
+// could read, with the line of its node_count; Name is "" when the stanza
+// has none.
+func parseClusterStanza(p *problems, s *rawStanza) (c Cluster, countLine int) {
 	c.line = s.line
 	if a, has := s.get("name"); !has || a.value == "" {
 		p.add(s.line, "cluster stanza lacks 'name'")
-	} else {
+	} else if oneLine(p, a) {
 		c.Name = a.value
 	}
 	c.HeartbeatMode = HeartbeatLocal
-	if a, has := s.get("heartbeat_mode"); has {
+	if a, has := s.get("heartbeat_mode"); has && oneLine(p, a) {
 		m, err := ParseHeartbeatMode(a.value)
 		if err != nil {
 			p.add(a.line, "%v", err)
@@ -381,14 +519,18 @@ func parseClusterStanza(p *problems, s *rawStanza) (c Cluster, count nodeCount) 
 	a, has := s.get("node_count")
 	if !has || a.value == "" {
 		p.add(s.line, "cluster stanza lacks 'node_count' (o2cb refuses such a file)")
-		return c, count
+		return c, 0
 	}
-	n, err := parseDecimal(a.value, 1<<31-1)
+	if !oneLine(p, a) {
+		return c, 0
+	}
+	n, err := parseUnsigned(a.value, 1<<32-1)
 	if err != nil {
 		p.add(a.line, "node_count: %v", err)
-		return c, count
+		return c, 0
 	}
-	return c, nodeCount{n: int(n), line: a.line}
+	c.count, c.counted = uint32(n), true
+	return c, a.line
 }
 
 func parseNodeStanza(p *problems, s *rawStanza) (n Node, ok bool) {
@@ -401,13 +543,17 @@ func parseNodeStanza(p *problems, s *rawStanza) (n Node, ok bool) {
 			ok = false
 			return a, false
 		}
+		if !oneLine(p, a) {
+			ok = false
+			return a, false
+		}
 		return a, true
 	}
 	if a, has := need("name"); has {
 		n.Name = a.value
 	}
 	if a, has := need("number"); has {
-		v, err := parseDecimal(a.value, base.MaxNodes-1)
+		v, err := parseUnsigned(a.value, base.MaxNodes-1)
 		if err != nil {
 			p.add(a.line, "number: %v", err)
 			ok = false
@@ -423,9 +569,9 @@ func parseNodeStanza(p *problems, s *rawStanza) (n Node, ok bool) {
 		n.Addr = addr
 	}
 	if a, has := need("ip_port"); has {
-		v, err := parseDecimal(a.value, 1<<31-1)
+		v, err := parseUnsigned(a.value, 1<<32-1)
 		if err == nil && (v == 0 || v > MaxPort) {
-			err = fmt.Errorf("%d is out of range 1..%d", v, MaxPort)
+			err = fmt.Errorf("%d is out of range 1..%d (the kernel's O2CB refuses it too)", v, MaxPort)
 		}
 		if err != nil {
 			p.add(a.line, "ip_port: %v", err)
@@ -434,6 +580,36 @@ func parseNodeStanza(p *problems, s *rawStanza) (n Node, ok bool) {
 		n.Port = uint16(v)
 	}
 	return n, ok
+}
+
+// oneLine refuses a value that a trailing backslash continued onto the
+// next line (see scan): no value of a known attribute holds a line break.
+func oneLine(p *problems, a rawAttr) bool {
+	if strings.ContainsRune(a.value, '\n') {
+		p.add(a.line, "the value of '%s' goes on to the next line (it ends in a backslash); no valid %s holds a line break", a.key, a.key)
+		return false
+	}
+	return true
+}
+
+// parseUnsigned reads a cluster.conf number as o2cb does (strtoul in base
+// 10): leading white space, an optional sign, decimal digits. A '-'
+// negates modulo 2^64, so of the negative numbers only -0 is in range. It
+// refuses values above max.
+func parseUnsigned(s string, max uint64) (uint64, error) {
+	t := strings.TrimLeft(s, cSpace)
+	neg := false
+	if t != "" && (t[0] == '+' || t[0] == '-') {
+		neg, t = t[0] == '-', t[1:]
+	}
+	if t == "" || strings.IndexFunc(t, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
+		return 0, fmt.Errorf("'%s' is not a decimal number", s)
+	}
+	v, err := strconv.ParseUint(t, 10, 64)
+	if err != nil || v > max || neg && v != 0 {
+		return 0, fmt.Errorf("%s is out of range 0..%d", s, max)
+	}
+	return v, nil
 }
 
 // parseDecimal accepts plain decimal digits up to max.
@@ -643,4 +819,11 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }

@@ -133,22 +133,32 @@ func TestParseErrors(t *testing.T) {
 		{"text after colon", "cluster: x\n", []string{"cluster.conf:1: text after 'cluster:'"}},
 		{"bad start", "-cluster:\n", []string{"cluster.conf:1: invalid character '-' at the start"}},
 		{"no equals", "cluster:\n\tname c\n", []string{"cluster.conf:2: expected '=' after attribute name 'name'"}},
-		{"continuation", "cluster:\n\tname = c\\\n", []string{"cluster.conf:2: value of 'name' ends in a backslash"}},
-		{"duplicate key", "cluster:\n\tname = c\n\tname = d\n", []string{"cluster.conf:3: 'name' is set twice in this cluster stanza (first on line 2)"}},
-		{"unknown stanza", goodCluster + goodNode + "o2go:\n\tfence = panic\n", []string{"cluster.conf:12: unknown stanza 'o2go:'", "sysconfig"}},
-		{"unknown key", "cluster:\n\tname = c\n\tnode_count = 0\n\theartbeat_mod = global\n", []string{"cluster.conf:4: unknown attribute 'heartbeat_mod' in cluster stanza"}},
+		{"continued value", "cluster:\n\tname = c\\\n\tnode_count = 0\n", []string{"cluster.conf:2: the value of 'name' goes on to the next line (it ends in a backslash)"}},
+		{"carriage return in a key", "cluster:\n\tname\r= c\n", []string{"cluster.conf:2: carriage return in attribute name 'name'"}},
+		{"carriage return line", goodCluster + "\r\n", []string{"cluster.conf:5: carriage return in a blank line"}},
+		{"misspelt stanza", goodCluster + goodNode + "nodes:\n\tname = n1\n", []string{"cluster.conf:12: unknown stanza 'nodes:': is it a misspelt 'node:'?"}},
+		{"stanza in capitals", goodCluster + goodNode + "Heartbeat:\n\tcluster = c\n", []string{"cluster.conf:12: unknown stanza 'Heartbeat:': is it a misspelt 'heartbeat:'?"}},
+		{"misspelt key", "cluster:\n\tname = c\n\tnode_count = 0\n\theartbeat_mod = global\n", []string{"cluster.conf:4: unknown attribute 'heartbeat_mod' in cluster stanza: is it a misspelt 'heartbeat_mode'?"}},
+		{"misspelt address", goodCluster + strings.Replace(goodNode, "ip_address", "ip_adress", 1), []string{"cluster.conf:9: unknown attribute 'ip_adress' in node stanza: is it a misspelt 'ip_address'?", "cluster.conf:5: node stanza lacks 'ip_address'"}},
+		{"abbreviated key", goodCluster + strings.Replace(goodNode, "ip_address", "ip_addr", 1), []string{"is it a misspelt 'ip_address'?"}},
+		{"key without its prefix", "cluster:\n\tname = c\n\tnode_count = 0\n\tmode = global\n", []string{"cluster.conf:4: unknown attribute 'mode' in cluster stanza: is it a misspelt 'heartbeat_mode'?"}},
+		{"key in capitals", "cluster:\n\tNAME = c\n\tnode_count = 0\n", []string{"cluster.conf:2: unknown attribute 'NAME' in cluster stanza: is it a misspelt 'name'?"}},
+		{"swapped letters", goodCluster + strings.Replace(goodNode, "number", "nubmer", 1), []string{"is it a misspelt 'number'?"}},
 		{"no node_count", "cluster:\n\tname = c\n", []string{"cluster.conf:1: cluster stanza lacks 'node_count'"}},
 		{"no cluster name", "cluster:\n\tnode_count = 0\n", []string{"cluster.conf:1: cluster stanza lacks 'name'"}},
 		{"bad cluster name", "cluster:\n\tname = my-cluster\n\tnode_count = 0\n", []string{"cluster.conf:1: cluster name 'my-cluster' has '-'"}},
 		{"long cluster name", "cluster:\n\tname = abcdefghijklmnopq\n\tnode_count = 0\n", []string{"longer than 16"}},
 		{"bad mode", "cluster:\n\tname = c\n\tnode_count = 0\n\theartbeat_mode = disk\n", []string{"cluster.conf:4: heartbeat mode 'disk' is neither 'local' nor 'global'"}},
-		{"node_count mismatch", "cluster:\n\tname = c\n\tnode_count = 2\n\n" + goodNode, []string{"cluster.conf:3: cluster 'c' has node_count = 2 but 1 node stanzas; set node_count = 1"}},
 		{"node_count not number", "cluster:\n\tname = c\n\tnode_count = two\n", []string{"cluster.conf:3: node_count: 'two' is not a decimal number"}},
 		{"node lacks number", goodCluster + strings.Replace(goodNode, "\tnumber = 0\n", "", 1), []string{"cluster.conf:5: node stanza lacks 'number'"}},
-		{"node lacks cluster", goodCluster + strings.Replace(goodNode, "\tcluster = c\n", "", 1), []string{"cluster.conf:5: node stanza lacks 'cluster'"}},
-		{"node of unknown cluster", goodCluster + strings.Replace(goodNode, "cluster = c", "cluster = d", 1), []string{"cluster.conf:7: node stanza names cluster 'd', which has no cluster: stanza"}},
+		{"node of a misspelt cluster", strings.Replace(goodCluster, "name = c", "name = webcluster", 1) + strings.Replace(goodNode, "cluster = c", "cluster = webclustr", 1),
+			[]string{"cluster.conf:7: node stanza names cluster 'webclustr', which has no cluster: stanza: is it a misspelt 'webcluster'?"}},
+		{"heartbeat of a cluster in other case", goodCluster + goodNode + "heartbeat:\n\tcluster = C\n\tregion = 0123456789ABCDEF0123456789ABCDEF\n",
+			[]string{"cluster.conf:13: heartbeat stanza names cluster 'C', which has no cluster: stanza: is it a misspelt 'c'?"}},
+		{"node_count too big", "cluster:\n\tname = c\n\tnode_count = 4294967296\n", []string{"cluster.conf:3: node_count: 4294967296 is out of range 0..4294967295"}},
+		{"node_count negative", "cluster:\n\tname = c\n\tnode_count = -1\n", []string{"cluster.conf:3: node_count: -1 is out of range"}},
 		{"node number too big", goodCluster + strings.Replace(goodNode, "number = 0", "number = 255", 1), []string{"cluster.conf:8: number: 255 is out of range 0..254"}},
-		{"node number negative", goodCluster + strings.Replace(goodNode, "number = 0", "number = -1", 1), []string{"cluster.conf:8: number: '-1' is not a decimal number"}},
+		{"node number negative", goodCluster + strings.Replace(goodNode, "number = 0", "number = -1", 1), []string{"cluster.conf:8: number: -1 is out of range 0..254"}},
 		{"port zero", goodCluster + strings.Replace(goodNode, "ip_port = 7777", "ip_port = 0", 1), []string{"cluster.conf:10: ip_port: 0 is out of range 1..65534"}},
 		{"port 65535", goodCluster + strings.Replace(goodNode, "ip_port = 7777", "ip_port = 65535", 1), []string{"cluster.conf:10: ip_port: 65535 is out of range 1..65534"}},
 		{"ipv6", goodCluster + strings.Replace(goodNode, "10.0.0.1", "::1", 1), []string{"cluster.conf:9: ip_address: '::1' is not an IPv4 address"}},
@@ -407,6 +417,171 @@ func TestParseRegion(t *testing.T) {
 		got, err := ParseRegion(in)
 		if got != want || (err == nil) != (want != "") {
 			t.Errorf("ParseRegion(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+// oddFile is a cluster.conf that o2cb 1.8.7 accepts although it is not what
+// o2cb writes. o2go must accept it too, with the warnings listed (each a
+// substring of one warning, in line order; no other warnings), and list it
+// as o2cb does (TestRealO2CBListsOddFilesLikeUs runs o2cb on each).
+type oddFile struct {
+	name, text string
+	warnings   []string
+}
+
+const oddNode = "node:\n\tcluster = a\n\tnumber = 0\n\tip_port = 7777\n\tip_address = 10.0.0.1\n\tname = n1\n\n"
+
+var oddFiles = []oddFile{
+	{"stale node_count", "cluster:\n\tname = a\n\theartbeat_mode = local\n\tnode_count = 5\n\n" + oddNode,
+		[]string{"cluster.conf:4: cluster 'a' has node_count = 5 but 1 node stanza: o2go goes by the node stanzas, and writes node_count = 1 when it next rewrites the file"}},
+	{"node_count 0 with nodes", "cluster:\n\tname = a\n\tnode_count = 0\n\n" + oddNode + strings.NewReplacer("n1", "n2", "number = 0", "number = 1", "10.0.0.1", "10.0.0.2").Replace(oddNode),
+		[]string{"cluster.conf:3: cluster 'a' has node_count = 0 but 2 node stanzas"}},
+	{"node_count beyond int32", "cluster:\n\tname = a\n\tnode_count = 4294967295\n\n",
+		[]string{"cluster 'a' has node_count = 4294967295 but 0 node stanzas"}},
+	{"unknown keys", "cluster:\n\tname = a\n\tnode_count = 1\n\tfoo = bar\n\tfence_method = panic\n\n" +
+		strings.Replace(oddNode, "name = n1\n", "name = n1\n\to2go_secret = s3cret\n", 1) +
+		"heartbeat:\n\tcluster = a\n\tregion = 77D95EF51C0149D2823674FCC162CF8B\n\tdevice = /dev/sdb1\n",
+		[]string{"cluster.conf:4: unknown attribute 'foo' in cluster stanza (known: name, heartbeat_mode, node_count): o2go ignores it, as o2cb does, and the next rewrite of the file (by o2go or o2cb) drops it",
+			"cluster.conf:5: unknown attribute 'fence_method' in cluster stanza",
+			"cluster.conf:13: unknown attribute 'o2go_secret' in node stanza",
+			"cluster.conf:18: unknown attribute 'device' in heartbeat stanza"}},
+	{"unknown stanzas", "o2go:\n\tcluster = a\n\theartbeat_interval_ms = 1000\n\n" + "cluster:\n\tname = a\n\tnode_count = 1\n\n" + oddNode + "x1:\n\n",
+		[]string{"cluster.conf:1: unknown stanza 'o2go:' (cluster.conf has cluster:, node: and heartbeat:; o2go's own settings belong in the o2cb sysconfig file): o2go ignores it",
+			"cluster.conf:16: unknown stanza 'x1:'"}},
+	{"stanzas of no cluster", "cluster:\n\tname = a\n\tnode_count = 1\n\n" + oddNode +
+		strings.Replace(oddNode, "cluster = a", "cluster = oldcluster", 1) +
+		"node:\n\tnumber = 9\n\tname = lost\n\n" +
+		"node:\n\n" +
+		"heartbeat:\n\tregion = 77D95EF51C0149D2823674FCC162CF8B\n\n" +
+		"heartbeat:\n\tcluster = gone\n\tregion = nonsense\n",
+		[]string{"cluster.conf:13: node stanza names cluster 'oldcluster', which has no cluster: stanza: o2go ignores it",
+			"cluster.conf:19: node stanza has no 'cluster', so it belongs to no cluster: o2go ignores it",
+			"cluster.conf:23: node stanza has no 'cluster'",
+			"cluster.conf:25: heartbeat stanza has no 'cluster'",
+			"cluster.conf:29: heartbeat stanza names cluster 'gone'"}},
+	{"attribute set twice", "cluster:\n\tname = a\n\tnode_count = 1\n\theartbeat_mode = local\n\theartbeat_mode = global\n\n" +
+		strings.Replace(oddNode, "number = 0\n", "number = 0\n\tnumber = 3\n", 1),
+		[]string{"cluster.conf:5: 'heartbeat_mode' is set twice in this cluster stanza (first on line 4): the last value counts, as with o2cb",
+			"cluster.conf:10: 'number' is set twice in this node stanza (first on line 9)"}},
+	{"numbers as strtoul reads them", "cluster:\n\tname = a\n\tnode_count = +1\n\n" +
+		strings.NewReplacer("number = 0", "number = +3", "ip_port = 7777", "ip_port = 07777").Replace(oddNode) +
+		"cluster:\n\tname = b\n\tnode_count = -0\n\n", nil},
+	{"continued value of an unknown key", "cluster:\n\tname = a\n\tnode_count = 1\n\tnote = first \\\n\tsecond line\n\tcomment = x\\\\\n\n" + oddNode,
+		[]string{"cluster.conf:4: unknown attribute 'note'", "cluster.conf:6: unknown attribute 'comment'"}},
+	{"carriage returns in values and comments", "# written on Windows\r\ncluster:\n\tname = a\r\n\tnode_count =\r1\n\n" + strings.Replace(oddNode, "name = n1", "name = n1\r", 1),
+		[]string{"cluster.conf:3: value ends in a carriage return (and 1 more lines): o2go ignores it"}},
+	{"hand-written layout", "# comment\ncluster:\n    name=a\n  node_count  =  1   \n# a comment does not end a stanza\n\theartbeat_mode = Global\nnode:\n\tcluster=a\n\tnumber=0\n\tip_port=7777\n\tip_address=10.0.0.1\n\tname=n1.example.com\nheartbeat:\n\tcluster = a\n\tregion = 77d95ef51c0149d2823674fcc162cf8b", nil},
+	{"two clusters, one stale", "cluster:\n\tname = a\n\tnode_count = 2\n\ncluster:\n\tname = b\n\tnode_count = 1\n\n" + oddNode + strings.Replace(oddNode, "cluster = a", "cluster = b", 1),
+		[]string{"cluster.conf:3: cluster 'a' has node_count = 2 but 1 node stanza"}},
+}
+
+func TestParseAcceptsOddFilesO2CBAccepts(t *testing.T) {
+	for _, f := range oddFiles {
+		t.Run(f.name, func(t *testing.T) {
+			c, err := Parse("cluster.conf", []byte(f.text))
+			if err != nil {
+				t.Fatalf("Parse refused a file o2cb accepts: %v\n%s", err, f.text)
+			}
+			if len(c.Warnings) != len(f.warnings) {
+				t.Errorf("%d warnings, want %d: %q", len(c.Warnings), len(f.warnings), c.Warnings)
+			}
+			for i, w := range f.warnings {
+				if i < len(c.Warnings) && !strings.Contains(c.Warnings[i].String(), w) {
+					t.Errorf("warning %d is\n%s\nwant it to contain\n%s", i, c.Warnings[i], w)
+				}
+			}
+			// What o2go writes back is what it understood, and not odd.
+			out := c.Format()
+			c2, err := Parse("formatted", out)
+			if err != nil || len(c2.Warnings) != 0 {
+				t.Fatalf("our rewrite: %v %q\n%s", err, c2.Warnings, out)
+			}
+			if d := cmp.Diff(c.Clusters, c2.Clusters, ignoreLines); d != "" {
+				t.Fatalf("the rewrite changed the config:\n%s", d)
+			}
+			for _, cl := range c2.Clusters {
+				if cl.NodeCount() != len(cl.Nodes) {
+					t.Errorf("rewrite keeps node_count %d for %d nodes", cl.NodeCount(), len(cl.Nodes))
+				}
+			}
+		})
+	}
+}
+
+func TestOddFilesParseAsMeant(t *testing.T) {
+	parse := func(name string) *ClusterConf {
+		t.Helper()
+		for _, f := range oddFiles {
+			if f.name == name {
+				c, err := Parse("cluster.conf", []byte(f.text))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c
+			}
+		}
+		t.Fatalf("no odd file %q", name)
+		return nil
+	}
+	if c := parse("stale node_count"); c.Clusters[0].NodeCount() != 5 || !strings.Contains(c.Clusters[0].List(true), "cluster: 5 local a") {
+		t.Errorf("a stale node_count is not listed as o2cb lists it: %s", c.Clusters[0].List(true))
+	}
+	if c := parse("node_count beyond int32"); !strings.Contains(c.Clusters[0].List(true), "cluster: -1 local a") {
+		t.Errorf("o2cb prints node_count with %%d: %s", c.Clusters[0].List(true))
+	}
+	c := parse("attribute set twice")
+	if cl := c.Clusters[0]; cl.HeartbeatMode != HeartbeatGlobal || cl.Nodes[0].Number != 3 {
+		t.Errorf("the last value does not count: %+v", cl)
+	}
+	c = parse("numbers as strtoul reads them")
+	if n := c.Clusters[0].Nodes[0]; n.Number != 3 || n.Port != 7777 || c.Clusters[1].NodeCount() != 0 {
+		t.Errorf("numbers: %+v", c.Clusters)
+	}
+	c = parse("carriage returns in values and comments")
+	if n := c.Clusters[0].Nodes[0]; n.Name != "n1" || c.Clusters[0].NodeCount() != 1 {
+		t.Errorf("carriage returns: %+v", c.Clusters)
+	}
+	c = parse("stanzas of no cluster")
+	if len(c.Clusters) != 1 || len(c.Clusters[0].Nodes) != 1 || len(c.Clusters[0].Heartbeats) != 0 {
+		t.Errorf("stanzas of no cluster were attached: %+v", c.Clusters)
+	}
+	// An edit makes the listing what Format writes.
+	c = parse("stale node_count")
+	cl := &c.Clusters[0]
+	if err := cl.SetHeartbeatMode("global"); err != nil || cl.NodeCount() != 1 {
+		t.Fatalf("after an edit NodeCount is %d (%v)", cl.NodeCount(), err)
+	}
+}
+
+func TestNearMiss(t *testing.T) {
+	keys := stanzaKeys["node"]
+	for in, want := range map[string]string{
+		"ip_adress": "ip_address", "ipaddress": "ip_address", "ip_addr": "ip_address", "IP_ADDRESS": "ip_address",
+		"nmae": "name", "names": "name", "nam": "name", "numbr": "number", "nubmer": "number", "port": "ip_port",
+		"clustre": "cluster", "Cluster": "cluster",
+		"foo": "", "o2go_secret": "", "region": "", "ip": "", "id": "", "comment": "", "address2x": "",
+	} {
+		if got := nearMiss(in, keys); got != want {
+			t.Errorf("nearMiss(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := nearMiss("o2go", stanzaKinds); got != "" {
+		t.Errorf("o2go: is a near miss of %q", got)
+	}
+	for _, tc := range []struct{ s, known, want string }{
+		{"d", "c", ""}, {"C", "c", "c"}, {"db3", "db1", "db1"}, {"webclustr", "webcluster", "webcluster"}, {"old", "a", ""},
+	} {
+		if got := nearMiss(tc.s, []string{tc.known}); got != tc.want {
+			t.Errorf("nearMiss(%q, %q) = %q, want %q", tc.s, tc.known, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{{"", "", 0}, {"abc", "abc", 0}, {"ab", "ba", 1}, {"kitten", "sitting", 3}, {"ca", "abc", 3}, {"name", "nmae", 1}} {
+		if got := editDistance(tc.a, tc.b, 5); got != tc.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
 		}
 	}
 }

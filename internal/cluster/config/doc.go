@@ -33,13 +33,54 @@
 //		name = node7
 //
 // One file may describe several clusters; nodes and heartbeat regions name
-// their cluster. The facts this package enforces, and where they come from:
+// their cluster.
+//
+// An existing file from an O2CB cluster must work unchanged, so o2go reads
+// what o2cb 1.8.7 reads (the syntax of ocfs2-tools' jconfig, the checks of
+// its o2cb_config.c), and refuses only what o2cb refuses, what the rest of
+// O2CB refuses later (the kernel's node manager, o2cb register-cluster), and
+// near misses of known words. TestRealO2CBListsOddFilesLikeUs and
+// TestRealO2CBDifferences check each case below against the installed o2cb.
+//
+// What o2cb accepts silently, o2go accepts with a [Warning] (in
+// [ClusterConf.Warnings]) that says what is odd and what o2go does; the
+// commands and the agent print them:
+//
+//   - node_count that differs from the number of node stanzas: nothing
+//     reads it, so o2go goes by the node stanzas. The listings show the
+//     file's value, as o2cb's do; o2go's next rewrite writes the true count
+//     (o2cb keeps the stale one, adding or subtracting as it edits).
+//   - unknown attributes and unknown stanzas: ignored; every rewrite, o2go's
+//     or o2cb's, drops them.
+//   - node and heartbeat stanzas that name no cluster, or a cluster the
+//     file does not have: ignored (o2cb reads a cluster's stanzas by their
+//     'cluster' value), and dropped by the next rewrite.
+//   - an attribute set twice in a stanza: the last value counts.
+//   - a carriage return at the end of a value: dropped, as jconfig drops
+//     trailing white space. (Anywhere but in values and comments o2cb
+//     refuses it, so a file with CRLF line endings throughout is refused.)
+//
+// Silently accepted, as by o2cb: numbers as strtoul reads them ("+3",
+// "07777", "-0"); a value continued on the next line by a trailing
+// backslash (harmless in an unknown attribute; no known attribute has a
+// valid value with a line break, so there it is an error); a comment line
+// inside a stanza, which does not end it; a stanza header right after an
+// attribute, without a blank line between.
+//
+// A near miss is an unknown attribute, stanza kind or cluster name that is
+// a known one but for case, an edit or two, or a shortening (heartbeat_mod,
+// ip_adress, mode, Name, nodes:, a node of cluster "webclustr" beside
+// "webcluster"): o2cb would ignore it, so that "heartbeat_mod = global"
+// would quietly mean local heartbeat, and a misspelt node would be left out
+// of the cluster. o2go refuses such a file, naming the word it probably
+// means.
+//
+// The facts o2go enforces beyond o2cb's parser, and where they come from:
 //
 //   - cluster name: 1 to 16 characters [0-9A-Za-z] (o2cb add-cluster;
 //     OCFS2_CLUSTER_NAME_LEN), unique in the file.
-//   - node_count: required (o2cb refuses a cluster without it) and equal to
-//     the number of the cluster's node stanzas. o2cb keeps it so; o2go
-//     refuses a file where it drifted rather than guess which is right.
+//   - node_count: required (o2cb refuses a cluster without it), a number
+//     0..2^32-1; see above for its value.
 //   - heartbeat_mode: local or global, any case (o2cb lowercases it);
 //     local when absent, as o2cb does.
 //   - node: name (1 to 64 characters, O2NM_MAX_NAME_LEN; the host name
@@ -53,8 +94,9 @@
 //     upper case), unique within the cluster, at most 32 regions per cluster
 //     (O2NM_MAX_REGIONS).
 //   - what o2cb's parser rejects, o2go rejects too: an attribute after a
-//     blank line, an indented comment, a space before a stanza's colon,
-//     CRLF line endings, a missing node_count.
+//     blank line (or a line of blanks), an indented comment, a space before
+//     a stanza's colon, a carriage return outside values and comments, a
+//     missing node_count.
 //
 // Errors carry the file name and line number ("cluster.conf:12: node stanza
 // lacks 'number'"). A syntax error stops the reading there; past the syntax,
@@ -65,8 +107,9 @@
 // in its hash table's order), each kind in file order, attributes in o2cb's
 // order, a blank line after each stanza, and an empty file when no cluster is
 // left. Comments are not kept — o2cb drops them too. Parse(Format(c)) is c,
-// and Format(Parse(b)) is b for every file o2cb wrote (the tests check both
-// against the installed o2cb).
+// without warnings, and Format(Parse(b)) is b for every file o2cb wrote from
+// a file without a stale node_count (the tests check both against the
+// installed o2cb).
 //
 // # Where o2go keeps its own settings
 //
@@ -76,8 +119,8 @@
 // stanza ("o2go:") and unknown keys, but that every o2cb command that
 // changes the file rewrites it from its own model and silently drops them:
 // an operator's `o2cb add-node` would erase o2go's settings. So cluster.conf
-// holds only what O2CB knows, and the parser refuses unknown stanzas and keys
-// (a misspelt "heartbeat_mod = global" must not silently mean local).
+// holds only what O2CB knows; o2go reads other stanzas and keys with a
+// warning, and drops them as o2cb does.
 //
 // o2go's settings live in the o2cb sysconfig file as O2GO_* variables beside
 // O2CB's own. That file is a shell fragment the o2cb init script sources, so

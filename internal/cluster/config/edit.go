@@ -184,6 +184,7 @@ func (cl *Cluster) AddNode(spec NodeSpec, resolve Resolver) (Node, error) {
 		}
 	}
 	cl.Nodes = append(cl.Nodes, n)
+	cl.edited()
 	return n, nil
 }
 
@@ -192,6 +193,7 @@ func (cl *Cluster) RemoveNode(name string) error {
 	for i := range cl.Nodes {
 		if cl.Nodes[i].Name == name {
 			cl.Nodes = append(cl.Nodes[:i], cl.Nodes[i+1:]...)
+			cl.edited()
 			return nil
 		}
 	}
@@ -212,6 +214,7 @@ func (cl *Cluster) AddHeartbeat(uuid string) (string, error) {
 		return "", fmt.Errorf("cluster '%s' already has the most heartbeat regions O2CB allows (%d)", cl.Name, MaxHeartbeatRegions)
 	}
 	cl.Heartbeats = append(cl.Heartbeats, Heartbeat{Region: r})
+	cl.edited()
 	return r, nil
 }
 
@@ -226,6 +229,7 @@ func (cl *Cluster) RemoveHeartbeat(uuid string) error {
 		return notFound("unknown heartbeat region '%s' in cluster '%s'", r, cl.Name)
 	}
 	cl.Heartbeats = append(cl.Heartbeats[:i], cl.Heartbeats[i+1:]...)
+	cl.edited()
 	return nil
 }
 
@@ -245,5 +249,6 @@ func (cl *Cluster) SetHeartbeatMode(mode string) error {
 		return err
 	}
 	cl.HeartbeatMode = m
+	cl.edited()
 	return nil
 }

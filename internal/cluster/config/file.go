@@ -9,7 +9,8 @@ import (
 	"syscall"
 )
 
-// Load reads and parses the cluster.conf at path. A missing file is an
+// Load reads and parses the cluster.conf at path; what is odd but accepted
+// is in the result's Warnings, for the caller to show. A missing file is an
 // error that matches fs.ErrNotExist; o2cb's commands treat it as an empty
 // configuration, and callers that want that do the same.
 func Load(path string) (*ClusterConf, error) {
@@ -31,16 +32,19 @@ func LoadOrEmpty(path string) (*ClusterConf, error) {
 }
 
 // Edit loads the cluster.conf at path (empty if missing), applies change,
-// and saves the result if change succeeds: one o2cb editing command.
-func Edit(path string, change func(*ClusterConf) error) error {
+// and saves the result if change succeeds: one o2cb editing command. It
+// returns the loaded file's warnings (also when change fails), for the
+// caller to show: the rewrite is what they announce, as it drops what
+// o2go ignores and writes the true node_count.
+func Edit(path string, change func(*ClusterConf) error) ([]Warning, error) {
 	c, err := LoadOrEmpty(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := change(c); err != nil {
-		return err
+		return c.Warnings, err
 	}
-	return c.Save(path)
+	return c.Warnings, c.Save(path)
 }
 
 // Save validates c and atomically replaces path with it (see the package

@@ -83,13 +83,32 @@ func TestLoadMissingAndMalformed(t *testing.T) {
 	if c, err := LoadOrEmpty(path); err != nil || len(c.Clusters) != 0 {
 		t.Fatalf("LoadOrEmpty(missing) = %v, %v", c, err)
 	}
-	os.WriteFile(path, []byte("cluster:\n\tname = c\n\tnode_count = 0\n\tbogus = 1\n"), 0o644)
+	malformed := []byte("cluster:\n\tname = c\n\tnode_count = 0\n\theartbeat_mod = global\n")
+	os.WriteFile(path, malformed, 0o644)
 	_, err := Load(path)
-	if err == nil || !strings.HasPrefix(err.Error(), path+":4: unknown attribute 'bogus'") {
+	if err == nil || !strings.HasPrefix(err.Error(), path+":4: unknown attribute 'heartbeat_mod'") {
 		t.Fatalf("Load(malformed) = %v; want it located at %s:4", err, path)
 	}
-	if err := Edit(path, func(c *ClusterConf) error { return nil }); err == nil {
+	if _, err := Edit(path, func(c *ClusterConf) error { return nil }); err == nil {
 		t.Fatal("Edit rewrote a malformed file")
+	}
+	if after, _ := os.ReadFile(path); string(after) != string(malformed) {
+		t.Fatalf("a refused Edit changed the file: %q", after)
+	}
+
+	// An odd file o2cb accepts: Edit hands back its warnings and rewrites
+	// it as o2cb would, but with the true node_count.
+	os.WriteFile(path, []byte("cluster:\n\tname = c\n\tnode_count = 3\n\tbogus = 1\n"), 0o644)
+	warns, err := Edit(path, func(c *ClusterConf) error { return nil })
+	if err != nil || len(warns) != 2 || !strings.Contains(warns[0].String(), path+":3: cluster 'c' has node_count = 3 but 0 node stanzas") ||
+		!strings.Contains(warns[1].String(), path+":4: unknown attribute 'bogus'") {
+		t.Fatalf("Edit(odd file) = %v, %v", warns, err)
+	}
+	if after, _ := os.ReadFile(path); string(after) != "cluster:\n\tname = c\n\theartbeat_mode = local\n\tnode_count = 0\n\n" {
+		t.Fatalf("rewrite of the odd file: %q", after)
+	}
+	if c, err := Load(path); err != nil || len(c.Warnings) != 0 {
+		t.Fatalf("o2go's rewrite is odd itself: %v %v", c.Warnings, err)
 	}
 }
 

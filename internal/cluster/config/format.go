@@ -69,22 +69,25 @@ func (cl *Cluster) ListNodes(oneline bool) string {
 }
 
 // List is `o2cb list-cluster [--oneline]`: heartbeats, nodes, then the
-// cluster stanza.
+// cluster stanza, whose node_count is NodeCount: a stale count in the file
+// is listed as o2cb lists it.
 func (cl *Cluster) List(oneline bool) string {
 	var b strings.Builder
 	b.WriteString(cl.ListHeartbeats(oneline))
 	b.WriteString(cl.ListNodes(oneline))
+	// o2cb prints its unsigned count with %d.
+	count := int32(uint32(cl.NodeCount()))
 	if oneline {
-		fmt.Fprintf(&b, "cluster: %d %s %s\n", len(cl.Nodes), cl.HeartbeatMode, cl.Name)
+		fmt.Fprintf(&b, "cluster: %d %s %s\n", count, cl.HeartbeatMode, cl.Name)
 	} else {
 		fmt.Fprintf(&b, "cluster:\n\tnode_count = %d\n\theartbeat_mode = %s\n\tname = %s\n\n",
-			len(cl.Nodes), cl.HeartbeatMode, cl.Name)
+			count, cl.HeartbeatMode, cl.Name)
 	}
 	return b.String()
 }
 
-// clusterJSON is the JSON form of a Cluster: cluster.conf's key names, and
-// empty lists as [] rather than null.
+// clusterJSON is the JSON form of a Cluster: cluster.conf's key names
+// (node_count as List shows it), and empty lists as [] rather than null.
 type clusterJSON struct {
 	Name          string        `json:"name"`
 	HeartbeatMode HeartbeatMode `json:"heartbeat_mode"`
@@ -95,7 +98,7 @@ type clusterJSON struct {
 
 // MarshalJSON writes the cluster with cluster.conf's key names.
 func (cl Cluster) MarshalJSON() ([]byte, error) {
-	j := clusterJSON{Name: cl.Name, HeartbeatMode: cl.HeartbeatMode, NodeCount: len(cl.Nodes),
+	j := clusterJSON{Name: cl.Name, HeartbeatMode: cl.HeartbeatMode, NodeCount: cl.NodeCount(),
 		Nodes: cl.Nodes, Heartbeats: cl.Heartbeats}
 	if j.Nodes == nil {
 		j.Nodes = []Node{}

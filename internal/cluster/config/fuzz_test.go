@@ -9,7 +9,8 @@ import (
 )
 
 // FuzzParseClusterConf: Parse never panics, and what it accepts formats to a
-// file that parses to the same configuration and formats the same again.
+// file that parses to the same configuration, without warnings, and formats
+// the same again.
 func FuzzParseClusterConf(f *testing.F) {
 	if data, err := os.ReadFile("testdata/o2cb-webcluster.conf"); err == nil {
 		f.Add(data)
@@ -18,6 +19,10 @@ func FuzzParseClusterConf(f *testing.F) {
 	f.Add([]byte("# c\ncluster:\n  name = a\n\tnode_count = 0\n\theartbeat_mode = GLOBAL\n\nheartbeat:\n\tregion = 0123456789abcdef0123456789ABCDEF\n\tcluster = a"))
 	f.Add([]byte("cluster:\r\n"))
 	f.Add([]byte("o2go:\n\tx = y\n"))
+	for _, odd := range oddFiles {
+		f.Add([]byte(odd.text))
+	}
+	f.Add([]byte("cluster:\n\tname = a\\\n\\\n\tnode_count = 1\\"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz", data)
 		if err != nil {
@@ -29,12 +34,23 @@ func FuzzParseClusterConf(f *testing.F) {
 		if err := c.Validate(); err != nil {
 			t.Fatalf("Parse accepted what Validate refuses: %v\n%q", err, data)
 		}
+		if len(c.Warnings) > maxReported+1 {
+			t.Fatalf("%d warnings", len(c.Warnings))
+		}
+		for _, w := range c.Warnings {
+			if w.File != "fuzz" || w.Msg == "" {
+				t.Fatalf("warning without its file or text: %+v", w)
+			}
+		}
 		out := c.Format()
 		c2, err := Parse("formatted", out)
 		if err != nil {
 			t.Fatalf("our output does not parse: %v\ninput %q\noutput %q", err, data, out)
 		}
-		if d := cmp.Diff(c, c2, ignoreLines); d != "" {
+		if len(c2.Warnings) != 0 {
+			t.Fatalf("our output is odd: %q\ninput %q\noutput %q", c2.Warnings, data, out)
+		}
+		if d := cmp.Diff(c.Clusters, c2.Clusters, ignoreLines); d != "" {
 			t.Fatalf("round trip changed the config:\n%s", d)
 		}
 		if !bytes.Equal(c2.Format(), out) {
