@@ -68,7 +68,7 @@ network_idle_timeout_ms, network_keepalive_delay_ms, network_reconnect_delay_ms,
 heartbeat_interval_ms, kill_ack_timeout_ms, dead_time_ms}, heartbeat_mode,
 heartbeat_regions [{uuid, device, steady, kill_area, live_nodes,
 unresolved_nodes}], steady, view_epoch, view_seq, view_members, leader,
-quorum, frozen, fenced, uptime and nodes [{name, number, address, self,
+quorum, frozen, fenced, uptime, config_digest and nodes [{name, number, address, self,
 live, generation, heartbeat_age_ms (-1: never seen), missed_beats,
 connection, in_view, heartbeat_slot, mount_slot (-1: none),
 why_not_in_cluster}].
@@ -148,7 +148,7 @@ func printStatus(w io.Writer, rep *statusReport) {
 func activeRegions(st *node.Status) []node.RegionStatus {
 	var out []node.RegionStatus
 	for _, r := range st.Regions {
-		if r.Device != "" {
+		if r.Device != "" && !r.Idle {
 			out = append(out, r)
 		}
 	}
@@ -257,22 +257,30 @@ func printAgentStatus(w io.Writer, rep *statusReport) {
 	if st.Fenced {
 		fmt.Fprintln(w, "  FENCED: this node fenced itself")
 	}
-	if len(st.Regions) > 0 {
+	if len(st.Regions)+len(st.MissingRegions) > 0 {
 		fmt.Fprintln(w)
-		printRegionTable(w, st.Regions)
+		printRegionTable(w, st)
 	}
 	fmt.Fprintln(w)
 	printNodeTable(w, st.Nodes)
 }
 
-// printRegionTable prints one row per heartbeat region.
-func printRegionTable(w io.Writer, regions []node.RegionStatus) {
+// printRegionTable prints one row per heartbeat region, then, in global
+// mode, the configured devices this node does not heartbeat on and why.
+func printRegionTable(w io.Writer, st *node.Status) {
+	if st.RegionsConfigured > 0 {
+		fmt.Fprintf(w, "Global heartbeat: %d of %d devices in use; this node needs %d (a strict majority), a missing one counts as lost\n",
+			st.RegionsConfigured-len(st.MissingRegions), st.RegionsConfigured, st.RegionsNeeded)
+	}
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
 	fmt.Fprintln(tw, "REGION\tDEVICE\tHEARTBEAT\tKILL BLOCKS\tLIVE NODES\tWAITING ON")
-	for _, r := range regions {
+	for _, r := range st.Regions {
 		state := "settling"
 		if r.Steady {
 			state = "steady"
+		}
+		if r.Idle {
+			state = "idle: too few devices"
 		}
 		kill := "no"
 		if r.KillArea {
@@ -280,7 +288,13 @@ func printRegionTable(w io.Writer, regions []node.RegionStatus) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.UUID, orDash(r.Device), state, kill, orDash(nodeList(r.Live)), orDash(nodeList(r.Unresolved)))
 	}
+	for _, r := range st.MissingRegions {
+		fmt.Fprintf(tw, "%s\t-\tmissing\t-\t-\t-\n", r.UUID)
+	}
 	tw.Flush()
+	for _, r := range st.MissingRegions {
+		fmt.Fprintf(w, "MISSING %s: %s\n", r.UUID, r.Reason)
+	}
 }
 
 // printNodeTable prints one row per configured node.
