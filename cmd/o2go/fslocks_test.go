@@ -15,6 +15,7 @@ import (
 
 	"o2go/internal/clustermount"
 	"o2go/internal/dlm"
+	"o2go/internal/fs/lockglue"
 	"o2go/internal/ondisk"
 )
 
@@ -324,4 +325,224 @@ func fsLocksRow(table, name string) []string {
 		}
 	}
 	return nil
+}
+
+// fsLocksWaits is the GETS/WAITS/MAX cell of a table row: gets, waits and
+// the longest wait.
+func fsLocksWaits(t *testing.T, cell string) (uint64, uint64, time.Duration) {
+	t.Helper()
+	f := strings.Split(cell, "/")
+	if len(f) != 3 {
+		t.Fatalf("GETS/WAITS/MAX cell %q", cell)
+	}
+	gets, err1 := strconv.ParseUint(f[0], 10, 64)
+	waits, err2 := strconv.ParseUint(f[1], 10, 64)
+	longest, err3 := time.ParseDuration(f[2])
+	if err := errors.Join(err1, err2, err3); err != nil {
+		t.Fatalf("GETS/WAITS/MAX cell %q: %v", cell, err)
+	}
+	return gets, waits, longest
+}
+
+// TestFsLocksFlockRowsAndWaits: a flock held on node 0 is an F row there
+// (its handle's, EX, one holder, busy so -B keeps it; never untracked); a
+// flock on node 1 that waits for it shows as a pending lock request on
+// node 1, and node 0's row shows node 1 blocked on it; once node 0 lets go,
+// node 1's row counts the wait (EX gets/waits 1/1, the longest at least as
+// long as node 0 held on) in --json and in the table's EX GETS/WAITS/MAX.
+// The same for an inode lock (M) node 1 waits for while node 0 holds its
+// resource with o2go lock: its waits and longest wait move. It fails if
+// flocks go back to being untracked, if a waiting request is not shown,
+// or if the wait columns do not count the wait.
+func TestFsLocksFlockRowsAndWaits(t *testing.T) {
+	mc := newMountCluster(t, 2)
+	mc.startAll()
+	m0, m1 := mc.mount(0), mc.mount(1)
+	path := filepath.Join(m0, "contended")
+	if err := os.WriteFile(path, []byte("both nodes want it\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino := fi.Sys().(*syscall.Stat_t).Ino
+	flock := fsLocksName(t, ondisk.LockFlock, ino)
+	row := func(i int, busy bool) (clustermount.FsLock, bool) {
+		t.Helper()
+		var args []string
+		if busy {
+			args = append(args, "-B")
+		}
+		ms := fsLocksJSON(mc, i, args...)
+		for _, l := range ms[0].Locks {
+			if l.Untracked {
+				t.Fatalf("node %d lists %s as untracked: %+v", i, l.Name, l)
+			}
+		}
+		return fsLocksFind(t, ms, flock)
+	}
+
+	f0, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f0.Close()
+	if err := syscall.Flock(int(f0.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	l, ok := row(0, true)
+	if !ok || l.Type != "Flock" || l.Inode != ino || l.Mode != "EX" || l.Holders != 1 || l.Handle == 0 || l.Stats == nil || l.Stats.EX.Gets != 1 {
+		t.Fatalf("node 0's fs_locks -B row of the flock it holds: %+v (found %v), want Flock, EX, one holder, one EX get", l, ok)
+	}
+	table, err := fsLocksRun(mc, 0, "-B")
+	if r := fsLocksRow(table, flock); err != nil || len(r) < 5 || r[1] != "Flock" || r[3] != "EX" || r[4] != "1" || strings.Contains(strings.Join(r, " "), "untracked") {
+		t.Fatalf("node 0's fs_locks -B table row of the flock: %q (%v)\n%s", r, err, table)
+	}
+
+	f1, err := os.OpenFile(filepath.Join(m1, "contended"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f1.Close()
+	got := make(chan error, 1)
+	go func() { got <- syscall.Flock(int(f1.Fd()), syscall.LOCK_EX) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		w, wok := row(1, true)
+		h, hok := row(0, true)
+		if wok && w.Pending == "lock" && w.Requested == "EX" && w.Busy && w.Mode == "none" && hok && h.Blocked && h.BlockingMode == "EX" {
+			break
+		}
+		select {
+		case err := <-got:
+			t.Fatalf("node 1's flock returned (%v) while node 0 holds it EX", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("in 30 s, no pending EX request on node 1 (%+v) and node 0 blocked (%+v)", w, h)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	const held = 700 * time.Millisecond
+	time.Sleep(held)
+	if err := syscall.Flock(int(f0.Fd()), syscall.LOCK_UN); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("node 1's flock: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("node 1's flock still waits 30 s after node 0 let go")
+	}
+	l, ok = row(1, false)
+	if !ok || l.Mode != "EX" || l.Holders != 1 || l.Stats == nil || l.Stats.EX.Gets != 1 || l.Stats.EX.Waits != 1 || l.Stats.EX.Max < held {
+		t.Fatalf("node 1's flock row after its wait: %+v %+v, want EX held, 1 get, 1 wait of at least %v", l, l.Stats, held)
+	}
+	table, err = fsLocksRun(mc, 1)
+	r := fsLocksRow(table, flock)
+	if err != nil || len(r) < 15 {
+		t.Fatalf("node 1's table row of the flock: %q (%v)\n%s", r, err, table)
+	}
+	if gets, waits, longest := fsLocksWaits(t, r[len(r)-1]); gets != 1 || waits != 1 || longest < held {
+		t.Fatalf("node 1's EX GETS/WAITS/MAX of the flock is %s, want 1/1/at least %v\n%s", r[len(r)-1], held, table)
+	}
+	// Node 0's flock is given back: a row without a holder, not busy.
+	if l, ok := row(0, false); !ok || l.Mode != "none" || l.Holders != 0 || l.IsBusy() {
+		t.Fatalf("node 0's flock row after LOCK_UN: %+v (found %v)", l, ok)
+	}
+	if _, ok := row(0, true); ok {
+		t.Fatal("node 0's fs_locks -B lists its unlocked flock")
+	}
+	if err := syscall.Flock(int(f1.Fd()), syscall.LOCK_UN); err != nil {
+		t.Fatal(err)
+	}
+
+	// The inode lock: node 1 reads the file while node 0 holds its M
+	// resource EX outside the file system.
+	meta := fsLocksName(t, ondisk.LockMeta, ino)
+	metaRow := func() clustermount.FsLock {
+		t.Helper()
+		l, ok := fsLocksFind(t, fsLocksJSON(mc, 1), meta)
+		if !ok || l.Stats == nil {
+			t.Fatalf("node 1's fs_locks lacks the inode lock %s of a file it opened: %+v", meta, l)
+		}
+		return l
+	}
+	before := metaRow()
+	uuid := fsLocksJSON(mc, 1)[0].UUID
+	ready := filepath.Join(mc.dir, "meta-held")
+	holder := exec.Command(mc.bin, "lock", "--socket", mc.agents[0].socket, uuid+"/"+meta, "--",
+		"sh", "-c", "touch "+ready+"; exec sleep 120")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			_ = holder.Process.Signal(syscall.SIGTERM)
+			_ = holder.Wait()
+		}
+	}
+	defer release()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("o2go lock on node 0 did not get the inode lock's resource in 30 s")
+		}
+	}
+	read := make(chan error, 1)
+	go func() {
+		_, err := f1.ReadAt(make([]byte, 8), 0)
+		read <- err
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if l := metaRow(); l.Pending == "lock" || l.Pending == "convert" {
+			break
+		}
+		select {
+		case err := <-read:
+			t.Fatalf("node 1's read returned (%v) while node 0 holds its inode lock EX", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no request under way on node 1's inode lock in 30 s: %+v", metaRow())
+		}
+	}
+	time.Sleep(held)
+	release()
+	select {
+	case err := <-read:
+		if err != nil {
+			t.Fatalf("node 1's read: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("node 1's read still waits 30 s after node 0 let go")
+	}
+	after := metaRow()
+	waits := func(s *lockglue.Stats) uint64 { return s.PR.Waits + s.EX.Waits }
+	if waits(after.Stats) <= waits(before.Stats) || max(after.Stats.PR.Max, after.Stats.EX.Max) < held {
+		t.Fatalf("node 1's inode lock counts before %+v and after %+v its wait of %v: want more waits, the longest at least that", before.Stats, after.Stats, held)
+	}
+	table, err = fsLocksRun(mc, 1)
+	r = fsLocksRow(table, meta)
+	if err != nil || len(r) < 15 {
+		t.Fatalf("node 1's table row of the inode lock: %q (%v)\n%s", r, err, table)
+	}
+	_, prWaits, prMax := fsLocksWaits(t, r[len(r)-2])
+	_, exWaits, exMax := fsLocksWaits(t, r[len(r)-1])
+	if prWaits+exWaits != waits(after.Stats) || max(prMax, exMax) < held {
+		t.Fatalf("node 1's table row of the inode lock %q does not show its waits (%+v)\n%s", r, after.Stats, table)
+	}
+	f0.Close()
+	f1.Close()
+	for i := 0; i < 2; i++ {
+		mc.umount(i)
+		mc.waitUnmounted(i)
+	}
 }

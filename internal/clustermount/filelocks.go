@@ -62,10 +62,11 @@ type flockHandle struct {
 	op  sync.Mutex
 
 	lock      *node.Lock // the DLM lock, nil while none is held
-	mode      dlm.Mode   // granted: ModePR, ModeEX, or ModeNone
+	mode      dlm.Mode   // granted, while lock is held: ModePR or ModeEX
 	pending   string     // the request under way: lock, convert, unlock
-	requested dlm.Mode
-	blocking  dlm.Mode // another node waits for it, which mode excludes (ModeNone: nobody)
+	requested dlm.Mode   // with pending lock or convert
+	blocked   bool       // since the grant another node asked for blocking (the strongest)
+	blocking  dlm.Mode
 	stats     lockglue.Stats
 }
 
@@ -141,7 +142,10 @@ func (fl *fileLocks) Flock(ctx context.Context, ino, fh uint64, typ uint32, wait
 	}
 	h.pending, h.requested = "lock", mode
 	if held != nil {
-		h.pending = "convert"
+		// The lock manager notifies again after the grant whoever is
+		// still in the way: what it said of the old level is forgotten
+		// now, before a notification for the new one can come.
+		h.pending, h.blocked = "convert", false
 	}
 	h.stats.Requests++
 	fl.mu.Unlock()
@@ -157,14 +161,14 @@ func (fl *fileLocks) Flock(ctx context.Context, ino, fh uint64, typ uint32, wait
 
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
-	h.pending, h.requested = "", dlm.ModeNone
+	h.pending = ""
 	if err != nil {
 		return busyErr(err)
 	}
-	h.lock, h.mode, h.blocking = held, mode, dlm.ModeNone
-	if mode < from {
+	if h.lock != nil && mode < from {
 		h.stats.Downconverts++
 	}
+	h.lock, h.mode = held, mode
 	// Every flock asks the lock manager: each get is a wait.
 	w := &h.stats.PR
 	if mode == dlm.ModeEX {
@@ -185,7 +189,7 @@ func (fl *fileLocks) unlockFlock(h *flockHandle) error {
 		fl.mu.Unlock()
 		return nil
 	}
-	h.pending, h.requested = "unlock", dlm.ModeNone
+	h.pending = "unlock"
 	fl.mu.Unlock()
 	err := held.Unlock(nil)
 	fl.mu.Lock()
@@ -194,19 +198,21 @@ func (fl *fileLocks) unlockFlock(h *flockHandle) error {
 	if err != nil {
 		return err
 	}
-	h.lock, h.mode, h.blocking = nil, dlm.ModeNone, dlm.ModeNone
+	h.lock, h.blocked = nil, false
 	return nil
 }
 
 // blocked records a blocking notification on h's flock: another node waits
-// for mode. The flock stays until its process lets go, as flock(2) does.
+// for mode (it may come before the handle has recorded its grant). The
+// flock stays until its process lets go, as flock(2) does.
 func (fl *fileLocks) blocked(h *flockHandle, mode dlm.Mode) {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
 	h.stats.Blocks++
-	if h.lock != nil && !dlm.Compatible(h.mode, mode) {
-		h.blocking = max(h.blocking, mode)
+	if !h.blocked || mode > h.blocking {
+		h.blocking = mode
 	}
+	h.blocked = true
 }
 
 // ReleaseHandle implements fusefs.FileLocks: the handle's flock goes with

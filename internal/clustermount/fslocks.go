@@ -349,6 +349,7 @@ type flockState struct {
 	mode      dlm.Mode
 	pending   string
 	requested dlm.Mode
+	blocked   bool
 	blocking  dlm.Mode
 	stats     lockglue.Stats
 }
@@ -359,7 +360,7 @@ func (fl *fileLocks) snapshot() ([]flockState, map[uint64]int) {
 	out := make([]flockState, 0, len(fl.flocks))
 	for fh, h := range fl.flocks {
 		s := flockState{fh: fh, ino: h.ino, held: h.lock != nil, mode: h.mode, pending: h.pending,
-			requested: h.requested, blocking: h.blocking, stats: h.stats}
+			requested: h.requested, blocked: h.blocked, blocking: h.blocking, stats: h.stats}
 		if h.lock != nil {
 			s.id = h.lock.ID
 		}
@@ -418,7 +419,7 @@ func flockRows(flocks []flockState, byName map[string]*dlm.ResourceState, self b
 			if h.held {
 				l.Mode, l.Holders = h.mode.String(), 1
 			}
-			if h.blocking != dlm.ModeNone {
+			if h.held && h.blocked && !dlm.Compatible(h.mode, h.blocking) {
 				l.Blocked, l.BlockingMode = true, h.blocking.String()
 			}
 			if h.pending != "" {

@@ -188,7 +188,10 @@ func (mg *Manager) mount(ctx context.Context, spec, mountpoint string, opts fuse
 	})
 	mt = &Mount{Device: device, Mountpoint: mountpoint, UUID: uuid, Started: time.Now(), mg: mg}
 	mt.lock = lockglue.NewLock(dlmService{d: mg.DLM, domain: uuid}, superLockName(), mt.flush)
-	undo = append(undo, func() { mt.markGone(); mt.lock.Close() })
+	// The undoes run after "return nil, err" has set the result mt to
+	// nil: they keep their own reference.
+	made := mt
+	undo = append(undo, func() { made.markGone(); made.lock.Close() })
 
 	// Slot and journal under the volume lock, exclusive.
 	release, err := mt.lock.Acquire(ctx, lockglue.EX)
@@ -217,7 +220,7 @@ func (mg *Manager) mount(ctx context.Context, spec, mountpoint string, opts fuse
 	absent, rerr := mt.recoverAbsentSlots()
 	release()
 	undo = undo[:len(undo)-2] // the volume and its lock now go with Unmount
-	undo = append(undo, func() { mt.unmountVolume() })
+	undo = append(undo, func() { made.unmountVolume() })
 	if rerr != nil {
 		return nil, rerr
 	}
