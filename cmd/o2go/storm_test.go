@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"o2go/internal/clustermount"
+	"o2go/internal/testutil"
 	"o2go/internal/testutil/realtools"
 )
 
@@ -1100,21 +1102,70 @@ func diffLines(a, b []string) string {
 	return strings.Join(d, "\n")
 }
 
-// The kill storm: every node writes files of known content and fsyncs
-// them; one node at a time is killed in the middle.
+// The kill storm: every node runs a writer of files of known content that
+// it fsyncs, beside a metadata storm (acceptance 2's operations, in shared
+// directories); one node at a time is killed in the middle.
 const (
-	killRounds = 3
-	// killOpBound is how long a survivor's operation may take across a
-	// kill: the heartbeat's dead time, the lock manager's recovery, the
-	// replay of the dead slot's journal (4 MB at most) and its allocators,
-	// and a margin for a machine shared with other tests (the dead node is
-	// seen down 2 to 4 s after the kill here).
-	killOpBound = 10 * time.Second
-	// killRecoveryBound is how long after the survivors see the node down
-	// one of them may take to have recovered its slot: the lock manager's
-	// recovery and the replay, no more.
-	killRecoveryBound = 1500 * time.Millisecond
+	// killRounds: four kills of each node. A round takes about 6 s here
+	// (2 to 3 s of it waiting for the dead time), so the test fits in
+	// about 2 minutes of `make test`.
+	killRounds = 12
+	// killStormers is the metadata stormers per node, beside its writer.
+	killStormers = 1
+	// killDetectMargin is what killDetectBound adds to what the heartbeat
+	// timing allows: the scheduling delays of a 2-core machine that runs
+	// three agents, their FUSE mounts and the storm (TestRealAgentsKill9
+	// allows the same for idle agents).
+	killDetectMargin = 2 * time.Second
+	// killReplayBound is how long after a survivor delivered the node's
+	// down event it may take to have recovered the dead node's slot: the
+	// lock manager's recovery (the ghosts of the dead node's locks) and the
+	// replay of its journal (4 MB at most), local alloc and truncate log.
+	// Here it takes 5 to 20 ms; see TestVolumeLockRecoverWithRequestPending.
+	killReplayBound = 1500 * time.Millisecond
+	// killOpAllowance is how long a survivor's operation may take besides
+	// waiting for the recovery: its own work under the other nodes'
+	// contention (a create of up to 512 KB with its fsync, a rename across
+	// directories), measured under 1 s without kills here.
+	killOpAllowance = 3 * time.Second
 )
+
+// killDetectBound is how long after kill -9 of a node each survivor may
+// take to deliver the node's down event, from the test cluster's
+// configured heartbeat timing (newProcCluster: testThreshold,
+// testInterval). The terms:
+//
+//   - testDeadTime(), (threshold-1) x interval: a survivor declares a node
+//     dead only once its heartbeat sector has not changed for that long
+//     since the end of the read that saw its last change (the liveness
+//     rules of cluster/heartbeat, o2hb's);
+//   - one interval: the victim's last heartbeat write, just before the
+//     kill, may be read up to an interval later, and the dead time counts
+//     from that read;
+//   - one interval: a survivor samples the sectors once an interval, so
+//     the sample that finds the dead time over comes up to an interval
+//     after it ran out;
+//   - one interval: the view without the node (cluster/quorum's
+//     Membership) is committed once every survivor decided for itself and
+//     accepted the leader's proposal, with statuses sent once an interval;
+//   - killDetectMargin.
+//
+// A kill -9 gives no shortcut: the victim cannot acknowledge a kill block,
+// so the survivors wait out the dead time (killDetectEarliest).
+func killDetectBound() time.Duration { return testDeadTime() + 3*testInterval + killDetectMargin }
+
+// killDetectEarliest is the soonest a survivor may declare a killed node
+// dead: the dead time from a read of its last heartbeat, which may have
+// come up to an interval before the kill.
+func killDetectEarliest() time.Duration { return testDeadTime() - testInterval }
+
+// killRecoveryBound is how long after the kill a survivor may take to
+// have recovered the dead node's slot: detection, then replay.
+func killRecoveryBound() time.Duration { return killDetectBound() + killReplayBound }
+
+// killOpBound is how long a survivor's operation may take across a kill:
+// the recovery it waits for, and its own work.
+func killOpBound() time.Duration { return killRecoveryBound() + killOpAllowance }
 
 // The states of a file of the kill storm.
 const (
@@ -1175,86 +1226,159 @@ func killBody(rel string, off, n int) []byte {
 	return b.Bytes()[:n]
 }
 
-// killOp is one operation of a kill storm's worker: invoked at inv,
+// killOp is one operation of a kill storm's task: invoked at inv,
 // completed at comp (zero while in flight).
 type killOp struct {
 	what      string
 	inv, comp time.Time
 }
 
-// killWorker is one node's writer in one round of the kill storm.
-type killWorker struct {
-	mnt         string
-	node, round int
-	rng         *rand.Rand
-	book        *killBook
-	stop, done  chan struct{}
-	err         error
-
-	mu     *sync.Mutex // the round's: guards what follows
-	fsyncs int         // files made durable
-	ops    []killOp    // completed
-	cur    killOp      // in flight
+// killStep is one operation a task is about to do. do carries it out; it
+// may fill in args (a stormer chooses its paths as it goes) and sets
+// outcome to the errno's name when a race gave an error the operation
+// allows (then it returns nil).
+type killStep struct {
+	op, args string
+	outcome  string
+	do       func(st *killStep) error
 }
 
-// run writes the node's files until stop closes: new files (written,
-// fsynced, closed), appends to its fsynced files (fsynced), and unlinks of
-// them.
-func (w *killWorker) run() {
-	defer close(w.done)
+// killRound is one round of the kill storm: its tasks (every node's writer
+// and stormers), its victim and when the victim was killed.
+type killRound struct {
+	n, victim int
+	start     time.Time // the test's: the record's times count from it
+	killed    atomic.Bool
+	tasks     []*killTask
+
+	mu      *sync.Mutex // the test's: guards the tasks' ops and cur, the writers' fsyncs, and records
+	records *[]stormRecord
+}
+
+// killTask is one worker of a round: a node's writer or one of its
+// metadata stormers.
+type killTask struct {
+	r        *killRound
+	node, id int
+	kind     string // "writer", "stormer"
+	next     func(seq int) *killStep
+	stop     chan struct{}
+	done     chan struct{}
+	err      error // what failed it; nil when stopped, or when it died with its node
+	casualty error // the error that ended it after its node was killed
+
+	ops []killOp // completed, under r.mu
+	cur killOp   // in flight, under r.mu
+}
+
+// run does the task's operations until stop closes or its node is killed.
+// An error ends it: a failure, unless its node was killed meanwhile.
+func (k *killTask) run() {
+	defer close(k.done)
 	for seq := 0; ; seq++ {
 		select {
-		case <-w.stop:
+		case <-k.stop:
 			return
 		default:
 		}
-		own := w.book.durableOf(w.node)
-		var what string
-		var do func() error
-		switch c := w.rng.IntN(100); {
-		case c < 70 || len(own) == 0:
-			rel := fmt.Sprintf("k%d/n%d-r%d-%04d", w.rng.IntN(2), w.node, w.round, seq)
-			size := 1 + w.rng.IntN(64<<10)
-			if w.rng.IntN(8) == 0 {
-				size = 256<<10 + w.rng.IntN(256<<10)
+		if k.node == k.r.victim && k.r.killed.Load() {
+			return
+		}
+		st := k.next(seq)
+		st.outcome = "ok"
+		k.r.mu.Lock()
+		k.cur = killOp{what: strings.TrimSpace(st.op + " " + st.args), inv: time.Now()}
+		k.r.mu.Unlock()
+		err := st.do(st)
+		comp := time.Now()
+		k.r.mu.Lock()
+		op := k.cur
+		op.comp, k.cur = comp, killOp{}
+		var errno syscall.Errno
+		switch {
+		case err == nil:
+			k.ops = append(k.ops, op)
+		case k.node == k.r.victim && k.r.killed.Load():
+			k.casualty = err
+			st.outcome = "killed"
+			if errors.As(err, &errno) {
+				st.outcome += " " + unix.ErrnoName(errno)
 			}
-			what = "create " + rel
-			do = func() error { return w.write(rel, os.O_CREATE|os.O_EXCL|os.O_WRONLY, nil, killBody(rel, 0, size)) }
-		case c < 85:
-			rel := own[w.rng.IntN(len(own))]
-			old := w.book.content(rel)
-			n := 1 + w.rng.IntN(32<<10)
-			what = "append to " + rel
-			do = func() error { return w.write(rel, os.O_APPEND|os.O_WRONLY, old, killBody(rel, len(old), n)) }
 		default:
-			rel := own[w.rng.IntN(len(own))]
-			what = "unlink " + rel
-			do = func() error {
-				w.book.set(rel, w.node, fileUnlinking, w.book.content(rel))
-				return syscall.Unlink(filepath.Join(w.mnt, rel))
-			}
+			k.err = fmt.Errorf("round %d, node %d's %s, op %d: %s %s: %w", k.r.n, k.node, k.kind, seq, st.op, st.args, err)
+			st.outcome = err.Error()
 		}
-		w.mu.Lock()
-		w.cur = killOp{what: what, inv: time.Now()}
-		w.mu.Unlock()
-		err := do()
-		w.mu.Lock()
-		op := w.cur
-		op.comp = time.Now()
-		w.cur = killOp{}
-		if err == nil {
-			w.ops = append(w.ops, op)
-		}
-		w.mu.Unlock()
+		*k.r.records = append(*k.r.records, stormRecord{node: k.node, worker: k.id, k: seq, op: st.op, args: st.args,
+			outcome: st.outcome, inv: op.inv.Sub(k.r.start), comp: comp.Sub(k.r.start)})
+		k.r.mu.Unlock()
 		if err != nil {
-			w.err = fmt.Errorf("node %d: %s: %w", w.node, what, err)
 			return
 		}
 	}
 }
 
+// after counts the task's completed operations invoked at or after t.
+// Under r.mu.
+func (k *killTask) after(t time.Time) int {
+	n := 0
+	for _, o := range k.ops {
+		if !o.inv.Before(t) {
+			n++
+		}
+	}
+	return n
+}
+
+// inFlight says what the task is doing, for a hang's report. Under r.mu.
+func (k *killTask) inFlight() string {
+	if k.cur.what == "" {
+		return fmt.Sprintf("node %d's %s: between operations", k.node, k.kind)
+	}
+	return fmt.Sprintf("node %d's %s: %s, for %v", k.node, k.kind, k.cur.what, time.Since(k.cur.inv).Round(time.Millisecond))
+}
+
+// killWriter is a node's writer of fsynced files in one round: new files
+// (written, fsynced, closed), appends to its fsynced files (fsynced), and
+// unlinks of them.
+type killWriter struct {
+	mnt         string
+	node, round int
+	rng         *rand.Rand
+	book        *killBook
+	mu          *sync.Mutex // the round's
+	fsyncs      int         // files made durable, under mu
+}
+
+func (w *killWriter) next(seq int) *killStep {
+	own := w.book.durableOf(w.node)
+	switch c := w.rng.IntN(100); {
+	case c < 70 || len(own) == 0:
+		rel := fmt.Sprintf("k%d/n%d-r%d-%04d", w.rng.IntN(2), w.node, w.round, seq)
+		size := 1 + w.rng.IntN(64<<10)
+		if w.rng.IntN(8) == 0 {
+			size = 256<<10 + w.rng.IntN(256<<10)
+		}
+		return &killStep{op: "create", args: fmt.Sprintf("%s %d bytes", rel, size), do: func(*killStep) error {
+			return w.write(rel, os.O_CREATE|os.O_EXCL|os.O_WRONLY, nil, killBody(rel, 0, size))
+		}}
+	case c < 85:
+		rel := own[w.rng.IntN(len(own))]
+		old := w.book.content(rel)
+		n := 1 + w.rng.IntN(32<<10)
+		return &killStep{op: "append", args: fmt.Sprintf("%s %d bytes", rel, n), do: func(*killStep) error {
+			return w.write(rel, os.O_APPEND|os.O_WRONLY, old, killBody(rel, len(old), n))
+		}}
+	default:
+		rel := own[w.rng.IntN(len(own))]
+		return &killStep{op: "unlink", args: rel, do: func(*killStep) error {
+			w.book.set(rel, w.node, fileUnlinking, w.book.content(rel))
+			return syscall.Unlink(filepath.Join(w.mnt, rel))
+		}}
+	}
+}
+
 // write writes add after old (a new file when old is nil) and fsyncs.
-func (w *killWorker) write(rel string, flags int, old, add []byte) error {
+func (w *killWriter) write(rel string, flags int, old, add []byte) error {
 	w.book.set(rel, w.node, fileWriting, old)
 	f, err := os.OpenFile(filepath.Join(w.mnt, rel), flags, 0o644)
 	if err != nil {
@@ -1274,34 +1398,35 @@ func (w *killWorker) write(rel string, flags int, old, add []byte) error {
 	return f.Close()
 }
 
-// after counts the worker's completed operations invoked at or after t.
-// Under mu.
-func (w *killWorker) after(t time.Time) int {
-	n := 0
-	for _, o := range w.ops {
-		if !o.inv.Before(t) {
-			n++
+// killStormStep is the metadata storm's next operation as a kill storm's
+// step: the errors its op allows are outcomes, any other fails the task.
+func killStormStep(s *stormer) *killStep {
+	op := s.pick()
+	return &killStep{op: op.name, do: func(st *killStep) error {
+		s.args = nil
+		err := op.do(s)
+		st.args = strings.Join(s.args, " ")
+		var errno syscall.Errno
+		if err != nil && errors.As(err, &errno) && slices.Contains(op.ok, errno) {
+			st.outcome = unix.ErrnoName(errno)
+			return nil
 		}
-	}
-	return n
+		return err
+	}}
 }
 
-// inFlight says what the worker is doing, for a hang's report. Under mu.
-func (w *killWorker) inFlight() string {
-	if w.cur.what == "" {
-		return fmt.Sprintf("node %d: between operations", w.node)
-	}
-	return fmt.Sprintf("node %d: %s, for %v", w.node, w.cur.what, time.Since(w.cur.inv).Round(time.Millisecond))
-}
-
-// verifyKillBook reads every file of the book on mnt. dead is the node
-// killed last (-1: none): its unfinished writes are forgotten, its unlinks
-// may have been lost with its journal (then the file must be intact).
-func verifyKillBook(mnt string, book *killBook, dead int) []string {
+// verifyKillBook reads every file of the book on mnt (only node's when
+// only >= 0) and returns what is wrong, and how many of dead's fsynced
+// files it read back intact. dead is the node killed last (-1: none): its
+// unfinished writes are forgotten, its unlinks may have been lost with its
+// journal (then the file must be intact).
+func verifyKillBook(mnt string, book *killBook, dead, only int) (bad []string, deadIntact int) {
 	book.mu.Lock()
 	defer book.mu.Unlock()
-	var bad []string
 	for rel, f := range book.files {
+		if only >= 0 && f.node != only {
+			continue
+		}
 		got, err := os.ReadFile(filepath.Join(mnt, rel))
 		switch {
 		case f.state == fileWriting && f.node == dead:
@@ -1312,169 +1437,326 @@ func verifyKillBook(mnt string, book *killBook, dead int) []string {
 			bad = append(bad, fmt.Sprintf("%s, fsynced by node %d: %v", rel, f.node, err))
 		case f.state == fileDurable && !bytes.Equal(got, f.content):
 			bad = append(bad, fmt.Sprintf("%s, fsynced by node %d: %d bytes read, %d written, first difference at byte %d", rel, f.node, len(got), len(f.content), firstDiff(got, f.content)))
+		case f.state == fileDurable && f.node == dead:
+			deadIntact++
 		case f.state == fileUnlinking && errors.Is(err, os.ErrNotExist), f.state == fileGone && errors.Is(err, os.ErrNotExist):
 			f.state = fileGone
 		case f.state == fileUnlinking && f.node == dead && err == nil && bytes.Equal(got, f.content):
 			f.state = fileDurable // the unlink died with the node's journal
+			deadIntact++
 		case f.state == fileUnlinking || f.state == fileGone:
 			bad = append(bad, fmt.Sprintf("%s, unlinked by node %d: reads %d bytes (%v)", rel, f.node, len(got), err))
 		}
 	}
 	sort.Strings(bad)
-	return bad
+	return bad, deadIntact
 }
 
 // TestClusteredKillMidStorm is issue 7's acceptance 3: in the middle of a
-// storm of fsynced writes from three nodes, one node is killed (kill -9 of
-// its agent, which serves its mount), round after round, a different node
-// each time, restarted and remounted in between. The survivors must go on
-// (none of their operations takes longer than killOpBound), one of them
-// must recover the dead node's slot within killRecoveryBound of seeing it
-// down, everything a node fsynced before it died must read back intact
-// from the survivors, and after every node unmounted fsck.ocfs2 -fn must
-// find the volume clean. Each round logs its recovery times: kill to down
-// event, to slot recovered, to the first completion of a survivor's
-// operation invoked after the kill.
+// storm from three nodes — each writing files it fsyncs, and creating,
+// renaming, linking, unlinking, making and removing directories, setting
+// and removing xattrs in shared directories (acceptance 2's mix) — one
+// node is killed (kill -9 of its agent, which serves its mount), round
+// after round, restarted and remounted in between. Each round checks:
+//
+//   - every survivor delivers the node's down event between
+//     killDetectEarliest and killDetectBound after the kill (its log line
+//     must be there);
+//   - exactly one survivor logs the recovery of the dead node's slot, no
+//     later than killReplayBound after its own down event and
+//     killRecoveryBound after the kill;
+//   - the survivors keep working: each of their tasks completes operations
+//     invoked after the kill, none takes longer than killOpBound, and none
+//     fails with an error the storm does not allow;
+//   - everything the dead node fsynced reads back byte for byte from both
+//     survivors (and everything the others fsynced from one), and both
+//     list the same storm tree, its link counts agreeing with it.
+//
+// At the end every node reads every fsynced file intact and lists the
+// same tree, and after every node unmounted fsck.ocfs2 -fn finds the
+// volume clean. O2GO_STORM_KEEP=DIR keeps the evidence of a failure in
+// DIR (the image, the agents' logs, every operation with its outcome).
 func TestClusteredKillMidStorm(t *testing.T) {
+	testutil.Long(t)
 	seed := stormSeed(t)
 	rng := stormRand(seed, 1000)
 	mc := startMounted(t, 3)
+	testStart := time.Now()
+	var recMu sync.Mutex
+	var records []stormRecord
+	record := func() string {
+		recMu.Lock()
+		defer recMu.Unlock()
+		return formatRecords([][]stormRecord{records})
+	}
+	note := func(node int, op, args string) {
+		recMu.Lock()
+		defer recMu.Unlock()
+		d := time.Since(testStart)
+		records = append(records, stormRecord{node: node, worker: -1, op: op, args: args, outcome: "-", inv: d, comp: d})
+	}
+	deadLogs := map[int][]string{} // the logs of the agents killed, by node
+	keepKillEvidence(t, mc, seed, record, deadLogs)
+
 	for d := 0; d < 2; d++ {
 		if err := os.Mkdir(filepath.Join(mc.mnt[d], fmt.Sprintf("k%d", d)), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if err := os.Mkdir(filepath.Join(mc.mnt[2], "storm"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for d := 0; d < stormDirs; d++ {
+		if err := os.Mkdir(filepath.Join(mc.mnt[d%3], "storm", fmt.Sprintf("d%d", d)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("heartbeat %v x %d (dead time %v): a kill is detected within %v (no sooner than %v), recovered within %v; a survivor's operation may take %v",
+		testInterval, testThreshold, testDeadTime(), killDetectBound(), killDetectEarliest(), killRecoveryBound(), killOpBound())
+
 	book := &killBook{files: map[string]*killFile{}}
-	order := rng.Perm(3)
+	intact := [3]int{} // per node: its fsynced files read back intact after it died
+	var order []int
 	for round := 0; round < killRounds; round++ {
-		victim := order[round%3]
+		if len(order) == 0 {
+			order = rng.Perm(3) // a node may be killed twice in a row, just after it remounted
+		}
+		victim := order[0]
+		order = order[1:]
 		var survivors []int
 		for i := 0; i < 3; i++ {
 			if i != victim {
 				survivors = append(survivors, i)
 			}
 		}
-		var mu sync.Mutex
-		var ws [3]*killWorker
+		// One lock for what the tasks report: their operations, the
+		// writers' counts, the record.
+		r := &killRound{n: round, victim: victim, start: testStart, mu: &recMu, records: &records}
+		lock, unlock := recMu.Lock, recMu.Unlock
+		var writers [3]*killWriter
 		for i := 0; i < 3; i++ {
-			ws[i] = &killWorker{mnt: mc.mnt[i], node: i, round: round, rng: stormRand(seed, 1000+10*round+i+1), book: book,
-				stop: make(chan struct{}), done: make(chan struct{}), mu: &mu}
-			go ws[i].run()
-		}
-		// until waits (bounded) for cond, read under mu; a survivor that
-		// fails ends the test.
-		until := func(d time.Duration, what string, cond func() bool) {
-			t.Helper()
-			ok := make(chan struct{})
-			go func() {
-				defer close(ok)
-				for {
-					mu.Lock()
-					c := cond()
-					mu.Unlock()
-					if c {
-						return
-					}
-					select {
-					case <-ws[survivors[0]].done:
-						return
-					case <-ws[survivors[1]].done:
-						return
-					case <-time.After(20 * time.Millisecond):
-					}
-				}
-			}()
-			select {
-			case <-ok:
-			case <-time.After(d):
-				mu.Lock()
-				var fl []string
-				for _, w := range ws {
-					fl = append(fl, w.inFlight())
-				}
-				mu.Unlock()
-				mc.dumpAgents(t)
-				t.Fatalf("round %d, %s: not done after %v (a hang); in flight: %s. The agents' goroutine dumps are in their logs below", round, what, d, strings.Join(fl, "; "))
+			w := &killWriter{mnt: mc.mnt[i], node: i, round: round, rng: stormRand(seed, 1000+100*round+i+1), book: book, mu: &recMu}
+			writers[i] = w
+			r.tasks = append(r.tasks, &killTask{r: r, node: i, id: 10 * i, kind: "writer", next: w.next})
+			for s := 0; s < killStormers; s++ {
+				st := &stormer{root: filepath.Join(mc.mnt[i], "storm"), rng: stormRand(seed, 1000+100*round+10*(s+1)+i+1), node: i}
+				r.tasks = append(r.tasks, &killTask{r: r, node: i, id: 10*i + s + 1, kind: "stormer",
+					next: func(int) *killStep { return killStormStep(st) }})
 			}
-			for _, i := range survivors {
+		}
+		for _, k := range r.tasks {
+			k.stop, k.done = make(chan struct{}), make(chan struct{})
+			go k.run()
+		}
+		onNode := func(n int) []*killTask {
+			var out []*killTask
+			for _, k := range r.tasks {
+				if k.node == n {
+					out = append(out, k)
+				}
+			}
+			return out
+		}
+		survivorTasks := slices.Concat(onNode(survivors[0]), onNode(survivors[1]))
+		// failed ends the test when a task failed (the victim's too, while
+		// it is alive).
+		failed := func(what string) {
+			t.Helper()
+			for _, k := range r.tasks {
 				select {
-				case <-ws[i].done:
-					t.Fatalf("round %d, %s: %v", round, what, ws[i].err)
+				case <-k.done:
+					if k.err != nil {
+						t.Fatalf("%s: %v", what, k.err)
+					}
 				default:
 				}
 			}
 		}
-		want := 2 + rng.IntN(6)
-		until(time.Minute, "the storm before the kill", func() bool {
-			return ws[victim].fsyncs >= want && len(ws[survivors[0]].ops) > 0 && len(ws[survivors[1]].ops) > 0
-		})
-		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
-		recoveredBefore := recoveries(mc, survivors, victim)
-		mu.Lock()
-		durableAtKill := ws[victim].fsyncs
-		mu.Unlock()
-		killAt := time.Now()
-		mc.kill(victim)
-		mc.waitOrDump(t, 30*time.Second, "the dead node's worker", ws[victim].done)
-		t.Logf("round %d: node %d killed after %d fsyncs of this round; its worker ended with: %v", round, victim, durableAtKill, ws[victim].err)
-
-		// The survivors go on: three operations each invoked after the kill.
-		until(killOpBound+10*time.Second, "the survivors after the kill", func() bool {
-			return ws[survivors[0]].after(killAt) >= 3 && ws[survivors[1]].after(killAt) >= 3
-		})
-		for _, i := range survivors {
-			close(ws[i].stop)
-		}
-		for _, i := range survivors {
-			mc.waitOrDump(t, killOpBound, "stopping the survivors", ws[i].done)
-			if ws[i].err != nil {
-				t.Fatalf("round %d: a survivor failed: %v", round, ws[i].err)
+		// until waits (bounded) for cond, read under the record lock; a
+		// survivor's task that ends (or fails) ends the wait.
+		until := func(d time.Duration, what string, cond func() bool) {
+			t.Helper()
+			deadline := time.Now().Add(d)
+			for {
+				lock()
+				c := cond()
+				unlock()
+				if c {
+					return
+				}
+				for _, k := range survivorTasks {
+					select {
+					case <-k.done:
+						failed(fmt.Sprintf("round %d, %s", round, what))
+						t.Fatalf("round %d, %s: node %d's %s stopped early", round, what, k.node, k.kind)
+					default:
+					}
+				}
+				if time.Now().After(deadline) {
+					lock()
+					var fl []string
+					for _, k := range r.tasks {
+						fl = append(fl, k.inFlight())
+					}
+					unlock()
+					mc.dumpAgents(t)
+					t.Fatalf("round %d, %s: not done after %v (a hang); in flight: %s. The agents' goroutine dumps are in their logs below", round, what, d, strings.Join(fl, "; "))
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
 		}
+
+		// The storm runs on every node; the victim has fsynced files.
+		want := 2 + rng.IntN(6)
+		until(time.Minute, "the storm before the kill", func() bool {
+			if writers[victim].fsyncs < want {
+				return false
+			}
+			for _, k := range r.tasks {
+				if len(k.ops) == 0 {
+					return false
+				}
+			}
+			return true
+		})
+		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+		failed(fmt.Sprintf("round %d, before the kill", round))
+		lock()
+		durableAtKill := writers[victim].fsyncs
+		var inFlight []string
+		for _, k := range onNode(victim) {
+			inFlight = append(inFlight, k.inFlight())
+		}
+		unlock()
+		killAt := time.Now()
+		r.killed.Store(true)
+		mc.kill(victim)
+		deadLogs[victim] = append(deadLogs[victim], mc.agents[victim].logText())
+		note(victim, "KILL", fmt.Sprintf("round %d: node %d's agent, kill -9", round, victim))
+		for _, k := range onNode(victim) {
+			mc.waitOrDump(t, 30*time.Second, fmt.Sprintf("round %d: node %d's %s after the kill", round, victim, k.kind), k.done)
+		}
+		failed(fmt.Sprintf("round %d, at the kill", round))
+		t.Logf("round %d: node %d killed after %d fsyncs of this round, in flight: %s", round, victim, durableAtKill, strings.Join(inFlight, "; "))
+
+		// The survivors go on: three operations of each of their tasks
+		// invoked after the kill.
+		until(killOpBound()+10*time.Second, "the survivors after the kill", func() bool {
+			for _, k := range survivorTasks {
+				if k.after(killAt) < 3 {
+					return false
+				}
+			}
+			return true
+		})
+		for _, k := range survivorTasks {
+			close(k.stop)
+		}
+		for _, k := range survivorTasks {
+			mc.waitOrDump(t, killOpBound(), fmt.Sprintf("round %d: stopping node %d's %s", round, k.node, k.kind), k.done)
+		}
+		failed(fmt.Sprintf("round %d, after the kill", round))
+
+		// The cluster stack's and the file system's account of it: every
+		// survivor's down event, and one recovery of the slot.
+		downAt := map[int]time.Time{}
+		var recs []killRecovery
+		for end := killAt.Add(killOpBound()); ; {
+			for _, i := range survivors {
+				if at, ok := logTime(mc.agents[i].logText(), fmt.Sprintf(" node %d down [", victim), killAt); ok {
+					downAt[i] = at
+				}
+			}
+			recs = slotRecoveries(mc, survivors, victim, killAt)
+			if (len(downAt) == 2 && len(recs) > 0) || time.Now().After(end) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		first, longest, longestWhat := time.Duration(1<<62), time.Duration(0), ""
-		for _, i := range survivors {
-			for _, o := range ws[i].ops {
+		for _, k := range survivorTasks {
+			for _, o := range k.ops {
 				if d := o.comp.Sub(o.inv); d > longest {
-					longest, longestWhat = d, fmt.Sprintf("node %d: %s", i, o.what)
+					longest, longestWhat = d, fmt.Sprintf("node %d's %s: %s", k.node, k.kind, o.what)
 				}
 				if !o.inv.Before(killAt) {
 					first = min(first, o.comp.Sub(killAt))
 				}
 			}
 		}
-		downAt, recAt, recBy := time.Time{}, time.Time{}, -1
+		var downs []string
 		for _, i := range survivors {
-			if at, ok := logTime(mc.agents[i].logText(), fmt.Sprintf("node %d down [", victim), killAt); ok && (downAt.IsZero() || at.Before(downAt)) {
-				downAt = at
+			at, ok := downAt[i]
+			if !ok {
+				downs = append(downs, fmt.Sprintf("node %d: never", i))
+				t.Errorf("round %d: node %d logged no down event of node %d within %v of the kill", round, i, victim, killOpBound())
+				continue
 			}
-			if at, ok := logTime(mc.agents[i].logText(), fmt.Sprintf("recovered a dead node's slot\" node=%d ", victim), killAt); ok {
-				recAt, recBy = at, i
+			d := at.Sub(killAt)
+			downs = append(downs, fmt.Sprintf("node %d after %v", i, d.Round(time.Millisecond)))
+			if d > killDetectBound() {
+				t.Errorf("round %d: node %d saw node %d down %v after the kill, past the bound %v (dead time %v + 3 heartbeat intervals + %v)",
+					round, i, victim, d.Round(time.Millisecond), killDetectBound(), testDeadTime(), killDetectMargin)
+			}
+			if d < killDetectEarliest() {
+				t.Errorf("round %d: node %d saw node %d down %v after the kill, sooner than the dead time allows (%v)", round, i, victim, d.Round(time.Millisecond), killDetectEarliest())
 			}
 		}
-		t.Logf("round %d: recovery: node %d seen down %v after the kill, its slot recovered by node %d %v after the kill; the first survivor operation invoked after the kill completed %v after it; the longest survivor operation took %v (%s); volume lock retries: %s",
-			round, victim, sinceOrNever(downAt, killAt), recBy, sinceOrNever(recAt, killAt), first.Round(time.Millisecond), longest.Round(time.Millisecond), longestWhat, lockRetries(mc, survivors))
-		if longest > killOpBound {
-			t.Errorf("round %d: a survivor's operation took %v, more than %v (%s)", round, longest, killOpBound, longestWhat)
+		recWhat := "never"
+		switch {
+		case len(recs) == 0:
+			t.Errorf("round %d: no survivor logged the recovery of node %d's slot within %v of the kill", round, victim, killOpBound())
+		case len(recs) > 1:
+			t.Errorf("round %d: node %d's slot recovered %d times: %v", round, victim, len(recs), recs)
 		}
-		if !downAt.IsZero() && !recAt.IsZero() && recAt.Sub(downAt) > killRecoveryBound {
-			t.Errorf("round %d: node %d's slot was recovered %v after the survivors saw it down, more than %v (see TestVolumeLockRecoverWithRequestPending)",
-				round, victim, recAt.Sub(downAt).Round(time.Millisecond), killRecoveryBound)
+		if len(recs) > 0 {
+			rc := recs[0]
+			recWhat = fmt.Sprintf("by node %d %v after the kill (replayed %s)", rc.by, rc.at.Sub(killAt).Round(time.Millisecond), rc.replayed)
+			if d := rc.at.Sub(killAt); d > killRecoveryBound() {
+				t.Errorf("round %d: node %d's slot recovered %v after the kill, past the bound %v (detection %v + replay %v)",
+					round, victim, d.Round(time.Millisecond), killRecoveryBound(), killDetectBound(), killReplayBound)
+			}
+			if down, ok := downAt[rc.by]; ok && rc.at.Sub(down) > killReplayBound {
+				t.Errorf("round %d: node %d recovered node %d's slot %v after it saw the node down, past the bound %v (see TestVolumeLockRecoverWithRequestPending)",
+					round, rc.by, victim, rc.at.Sub(down).Round(time.Millisecond), killReplayBound)
+			}
 		}
-		if recoveries(mc, survivors, victim) <= recoveredBefore {
-			t.Errorf("round %d: no survivor logged the recovery of node %d's slot", round, victim)
+		t.Logf("round %d: node %d seen down by %s; its slot recovered %s; the first survivor operation invoked after the kill completed %v after it; the longest took %v (%s); volume lock retries: %s",
+			round, victim, strings.Join(downs, ", "), recWhat, first.Round(time.Millisecond), longest.Round(time.Millisecond), longestWhat, lockRetries(mc, survivors))
+		if longest > killOpBound() {
+			t.Errorf("round %d: a survivor's operation took %v, more than %v (%s)", round, longest, killOpBound(), longestWhat)
 		}
-		if bad := verifyKillBook(mc.mnt[survivors[round%2]], book, victim); bad != nil {
-			t.Fatalf("round %d: node %d reads after node %d died:\n%s", round, survivors[round%2], victim, strings.Join(capLines(bad, 20), "\n"))
+
+		// What the dead node fsynced, byte for byte, from both survivors;
+		// everything else from one.
+		a, b := survivors[round%2], survivors[1-round%2]
+		bad, n := verifyKillBook(mc.mnt[a], book, victim, -1)
+		if bad == nil {
+			var bad2 []string
+			bad2, _ = verifyKillBook(mc.mnt[b], book, victim, victim)
+			bad = bad2
+		}
+		if bad != nil {
+			t.Fatalf("round %d: the survivors read after node %d died:\n%s", round, victim, strings.Join(capLines(bad, 20), "\n"))
+		}
+		intact[victim] += n
+		sameTree(t, mc, survivors, "storm", fmt.Sprintf("round %d, after node %d died", round, victim))
+		if t.Failed() {
+			t.FailNow()
 		}
 
 		// The dead node comes back.
 		mc.start(victim)
 		mc.waitView([]int{0, 1, 2}, nodes(0, 1, 2), 30*time.Second)
 		mc.mount(victim)
+		note(victim, "REMOUNT", fmt.Sprintf("round %d", round))
 	}
 	for i := 0; i < 3; i++ {
-		if bad := verifyKillBook(mc.mnt[i], book, -1); bad != nil {
+		if bad, _ := verifyKillBook(mc.mnt[i], book, -1, -1); bad != nil {
 			t.Fatalf("node %d reads after the storms:\n%s", i, strings.Join(capLines(bad, 20), "\n"))
+		}
+		if intact[i] == 0 {
+			t.Errorf("node %d was killed %d times but never had an fsynced file to read back after its death: the test checked nothing of it", i, killRounds/3)
 		}
 	}
 	n := 0
@@ -1483,26 +1765,84 @@ func TestClusteredKillMidStorm(t *testing.T) {
 			n++
 		}
 	}
-	t.Logf("%d fsynced files read back intact from every node", n)
+	t.Logf("%d fsynced files read back intact from every node; reads of a dead node's fsynced files right after its death: %v (nodes 0, 1, 2)", n, intact)
+	recMu.Lock()
+	storms, writes := stormCounts{}, stormCounts{}
+	for _, rc := range records {
+		switch {
+		case rc.worker < 0: // a note
+		case rc.worker%10 == 0:
+			writes.add(rc.op, rc.outcome)
+		default:
+			storms.add(rc.op, rc.outcome)
+		}
+	}
+	recMu.Unlock()
+	t.Logf("the writers: %v", writes)
+	t.Logf("the metadata storm: %v", storms)
+	sameTree(t, mc, []int{0, 1, 2}, ".", "after the storms")
 	for i := 0; i < 3; i++ {
 		mc.umount(i)
 		mc.waitUnmounted(i)
 	}
-	requireFsckCleanExplained(t, mc.img, seed, nil)
+	requireFsckCleanExplained(t, mc.img, seed, record)
+	t.Logf("%d rounds in %v", killRounds, time.Since(testStart).Round(time.Millisecond))
 }
 
-// recoveries counts the survivors' log lines saying they recovered node
-// n's slot.
-func recoveries(mc *mountCluster, survivors []int, n int) int {
-	c := 0
+// sameTree walks sub below the mounts of nodes who: each must list it (the
+// link counts agreeing with the tree), and all the same tree.
+func sameTree(t *testing.T, mc *mountCluster, who []int, sub, when string) {
+	t.Helper()
+	var first []string
+	for k, i := range who {
+		tr, err := walkTree(filepath.Join(mc.mnt[i], sub))
+		if err != nil {
+			t.Errorf("%s: node %d walking %s: %v", when, i, sub, err)
+			return
+		}
+		if bad := tr.linkCounts(); bad != nil {
+			t.Errorf("%s: node %d: link counts that disagree with the tree:\n%s", when, i, strings.Join(capLines(bad, 20), "\n"))
+		}
+		lines := tr.lines()
+		if k == 0 {
+			first = lines
+			continue
+		}
+		if d := diffLines(first, lines); d != "" {
+			t.Errorf("%s: node %d lists another tree (%s) than node %d:\n%s", when, i, sub, who[0], d)
+		}
+	}
+	mc.t.Logf("%s: nodes %v list the same %d names under %s", when, who, len(first), sub)
+}
+
+// killRecovery is one survivor's log line saying it recovered the dead
+// node's slot.
+type killRecovery struct {
+	by       int
+	at       time.Time
+	replayed string // whether a journal was replayed
+}
+
+var recoveredLine = regexp.MustCompile(`^time=(\S+) .*msg="recovered a dead node's slot" node=(\d+) slot=\d+ replayed=(\w+)`)
+
+// slotRecoveries are the survivors' log lines, stamped at or after since,
+// saying they recovered node n's slot, by time.
+func slotRecoveries(mc *mountCluster, survivors []int, n int, since time.Time) []killRecovery {
+	var out []killRecovery
 	for _, i := range survivors {
 		for _, l := range strings.Split(mc.agents[i].logText(), "\n") {
-			if strings.Contains(l, "recovered a dead node's slot") && strings.Contains(l, fmt.Sprintf(" node=%d ", n)) {
-				c++
+			m := recoveredLine.FindStringSubmatch(l)
+			if m == nil || m[2] != strconv.Itoa(n) {
+				continue
+			}
+			at, err := time.Parse(time.RFC3339Nano, m[1])
+			if err == nil && !at.Before(since.Truncate(time.Millisecond)) {
+				out = append(out, killRecovery{by: i, at: at, replayed: m[3]})
 			}
 		}
 	}
-	return c
+	slices.SortFunc(out, func(a, b killRecovery) int { return a.at.Compare(b.at) })
+	return out
 }
 
 // logTime is the time of the first line of an agent's log that contains
@@ -1524,13 +1864,6 @@ func logTime(log, what string, since time.Time) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-func sinceOrNever(at, since time.Time) string {
-	if at.IsZero() {
-		return "(not logged)"
-	}
-	return at.Sub(since).Round(time.Millisecond).String()
-}
-
 // lockRetries is each node's count of volume lock requests re-made after
 // lockglue.RequestRetry (a safety net that should not be needed).
 func lockRetries(mc *mountCluster, who []int) string {
@@ -1544,6 +1877,45 @@ func lockRetries(mc *mountCluster, who []int) string {
 		out = append(out, fmt.Sprintf("node %d: %d", i, ms[0].VolumeLock.Retries))
 	}
 	return strings.Join(out, ", ")
+}
+
+// keepKillEvidence keeps, when the test fails and O2GO_STORM_KEEP names a
+// directory, what explains the failure in DIR/o2go-TEST-SEED: a sparse
+// copy of the image as the failure left it (agents still running), every
+// agent's log (the killed incarnations' too) and the record of operations.
+// requireFsckCleanExplained keeps the same there when fsck finds a
+// problem; this covers every other failure.
+func keepKillEvidence(t *testing.T, mc *mountCluster, seed uint64, record func() string, deadLogs map[int][]string) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		dir := os.Getenv("O2GO_STORM_KEEP")
+		if dir == "" {
+			t.Logf("set O2GO_STORM_KEEP=DIR to keep the image, the agents' logs and the record of operations in DIR")
+			return
+		}
+		keep := filepath.Join(dir, fmt.Sprintf("o2go-%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), seed))
+		if _, err := os.Stat(filepath.Join(keep, "vol.img")); err != nil { // else kept by requireFsckCleanExplained
+			if err := os.MkdirAll(keep, 0o755); err != nil {
+				t.Logf("keeping the evidence: %v", err)
+				return
+			}
+			if out, err := exec.Command("cp", "--sparse=always", mc.img, filepath.Join(keep, "vol.img")).CombinedOutput(); err != nil {
+				t.Logf("keeping the image: %v %s", err, out)
+			}
+			_ = os.WriteFile(filepath.Join(keep, "ops.txt"), []byte(record()), 0o644)
+		}
+		for i, logs := range deadLogs {
+			for k, l := range logs {
+				_ = os.WriteFile(filepath.Join(keep, fmt.Sprintf("node%d.killed%d.log", i, k+1)), []byte(l), 0o644)
+			}
+		}
+		for i, a := range mc.agents {
+			_ = os.WriteFile(filepath.Join(keep, fmt.Sprintf("node%d.log", i)), []byte(a.logText()), 0o644)
+		}
+		t.Logf("the image, the agents' logs and the record of operations kept in %s", keep)
+	})
 }
 
 func capLines(ls []string, n int) []string {
