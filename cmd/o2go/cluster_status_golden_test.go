@@ -246,8 +246,9 @@ func TestStatusO2CBLinesAreO2CBs(t *testing.T) {
 }
 
 // statusNormaliser replaces what changes from run to run in status text:
-// node names, generations, uptimes, heartbeat ages, the port, the image's
-// UUID and paths. Runs of spaces (table alignment, which follows those
+// node names, generations, uptimes, heartbeat ages and beats missed (a
+// loaded machine misses some), the view's epoch and event count, the port,
+// the image's UUID and paths. Runs of spaces (table alignment, which follows those
 // widths) become two spaces.
 type statusNormaliser struct {
 	names       []string
@@ -259,7 +260,7 @@ type statusNormaliser struct {
 var (
 	normGeneration = regexp.MustCompile(`\b[0-9a-f]{16}\b`)
 	normUptime     = regexp.MustCompile(`up [0-9hms.]+`)
-	normAge        = regexp.MustCompile(`[0-9.]+(ms|s)( ago)`)
+	normAge        = regexp.MustCompile(`[0-9.]+(ms|s) ago( \(\d+ missed\))?`)
 	normSpaces     = regexp.MustCompile(`   +`)
 	normView       = regexp.MustCompile(`epoch \d+, \d+ events`)
 )
@@ -276,7 +277,7 @@ func (n statusNormaliser) apply(text string) string {
 	text = strings.ReplaceAll(text, ":"+strconv.Itoa(n.port), ":PORT")
 	text = normGeneration.ReplaceAllString(text, "GENERATION")
 	text = normUptime.ReplaceAllString(text, "up UPTIME")
-	text = normAge.ReplaceAllString(text, "AGE$2")
+	text = normAge.ReplaceAllString(text, "AGE ago")
 	text = normView.ReplaceAllString(text, "epoch E, N events")
 	var lines []string
 	for _, l := range strings.Split(text, "\n") {
@@ -402,13 +403,13 @@ func TestStatusGoldenWithRealAgents(t *testing.T) {
 	if self.name != pc.names[0]+"*" || self.heartbeat != "live" || self.connection != "self" || self.hbSlot != "0" || self.inCluster != "yes" {
 		t.Errorf("node 0 (this node): %+v", self)
 	}
-	if a, _ := beatAge(t, self.lastBeat); a < 0 || a > 3*testInterval {
+	if a, _ := beatAge(t, self.lastBeat); a < 0 || a > 5*testInterval {
 		t.Errorf("node 0's own heartbeat last changed %v ago, want within a few intervals of %v", a, testInterval)
 	}
 	if peer.heartbeat != "live" || peer.connection != "up" || peer.hbSlot != "1" || peer.inCluster != "yes" || peer.mountSlot != "-" {
 		t.Errorf("node 1: %+v", peer)
 	}
-	if a, _ := beatAge(t, peer.lastBeat); a < 0 || a > 3*testInterval {
+	if a, _ := beatAge(t, peer.lastBeat); a < 0 || a > 5*testInterval {
 		t.Errorf("node 1's heartbeat last changed %v ago, want within a few intervals of %v", a, testInterval)
 	}
 	if a, _ := beatAge(t, absent.lastBeat); absent.heartbeat != "dead" || a != -1 || absent.connection == "up" || absent.hbSlot != "2" ||
