@@ -143,30 +143,6 @@ func formatRegionReady(rd RegionReady) string {
 	return sb.String()
 }
 
-func TestLeaseExpiry(t *testing.T) {
-	s := time.Second
-	cases := []struct {
-		mode  Mode
-		bases []time.Duration
-		want  time.Duration
-	}{
-		{Local, []time.Duration{10 * s, 4 * s, 7 * s}, 4*s + 58*s},
-		{Global, []time.Duration{10 * s}, 10*s + 58*s},
-		{Global, []time.Duration{10 * s, 4 * s}, 10*s + 58*s},             // one of two lost: keep going
-		{Global, []time.Duration{10 * s, 4 * s, 7 * s}, 7*s + 58*s},       // two of three lost: fence
-		{Global, []time.Duration{1 * s, 2 * s, 3 * s, 4 * s}, 3*s + 58*s}, // three of four lost: fence
-	}
-	for _, c := range cases {
-		got, ok := LeaseExpiry(c.mode, c.bases, 58*s)
-		if !ok || got != c.want {
-			t.Errorf("%v %v: got %v, want %v", c.mode, c.bases, got, c.want)
-		}
-	}
-	if _, ok := LeaseExpiry(Local, nil, s); ok {
-		t.Error("lease without regions")
-	}
-}
-
 func TestKillBlockRoundTrip(t *testing.T) {
 	k := &KillBlock{Owner: 3, Generation: 0x1234, Seq: 9, FencedGen: 0x77, FenceReason: FenceQuorum,
 		Orders: []KillOrder{{Victim: 5, Generation: 0xabc}, {Victim: 254, Generation: 1}}}

@@ -21,6 +21,20 @@
 // Fence, whose Acks are its kill block with the fencing acknowledgement, to
 // write once the latch is on (see heartbeat's package doc).
 //
+// # Global heartbeat: the majority is over the configured regions
+//
+// In global mode the regions are the cluster's heartbeat devices, and a
+// node needs a strict majority of them (heartbeat.MajorityOf): any two such
+// majorities share a device, so two nodes that both go on see each other's
+// heartbeat there. The majority is taken over the devices configured
+// (SetConfiguredRegions), never over those the driver found: a device this
+// node cannot find or open counts as lost (issue 5's audit: node 0 found
+// one device of three, nodes 1 and 2 the other two, and both groups went on).
+// Below a majority the member does not heartbeat at all — never steady,
+// never in a view, no lease — and a region removed later keeps counting
+// with the last lease base it had, so losing it ends the lease as a stall
+// would. MissingRegions says which devices are missing and why.
+//
 // # The write gate
 //
 // MayWrite is what the agent checks before every write to a shared disk.

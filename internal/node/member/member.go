@@ -133,8 +133,15 @@ type Member struct {
 	frozenLive  base.NodeMap
 	frozenGen   [base.MaxNodes]uint64
 	frozenBeats map[RegionID]*[base.MaxNodes][2]uint64
-	ready       Ready
-	msgNum      uint32
+	// Global mode: the configured heartbeat regions by name, in order
+	// (SetConfiguredRegions, and every region added), why each one this
+	// node does not heartbeat on is missing, and the last lease base of
+	// regions removed after they renewed the lease.
+	configured []string
+	missingWhy map[string]string
+	lostBases  map[string]time.Duration
+	ready      Ready
+	msgNum     uint32
 }
 
 // New returns the member state of cfg.Self: no regions yet, listening.
@@ -169,9 +176,122 @@ func (m *Member) Ready() Ready {
 // Fenced reports whether the member decided to fence, and the decision.
 func (m *Member) Fenced() (*Fence, bool) { return m.fence, m.fenced }
 
-// AddRegion starts heartbeating on a region.
+// SetConfiguredRegions declares, in global mode, the heartbeat regions the
+// cluster is configured with, by name (the voting disks). A node heartbeats
+// only while it has added a strict majority of them (heartbeat.MajorityOf),
+// and its lease needs that majority too: a configured region it could not
+// find or open, or that was refused or removed, counts as lost (issue 5:
+// taking the majority over the regions found let a node that found one
+// device of three go on alone while two others went on with the other two).
+// Every region added counts as configured as well. The driver declares the
+// regions before it adds any; in local mode they are ignored.
+func (m *Member) SetConfiguredRegions(names []string) {
+	for _, n := range names {
+		m.configure(n)
+	}
+}
+
+func (m *Member) configure(name string) {
+	for _, c := range m.configured {
+		if c == name {
+			return
+		}
+	}
+	m.configured = append(m.configured, name)
+}
+
+// RegionMissing records why a configured region is not in use on this node
+// (not found, refused when opened): what MissingRegions shows.
+func (m *Member) RegionMissing(name, why string) {
+	if m.missingWhy == nil {
+		m.missingWhy = map[string]string{}
+	}
+	m.missingWhy[name] = why
+}
+
+// MissingRegion is a configured heartbeat region this node does not
+// heartbeat on, and why.
+type MissingRegion struct {
+	Name string
+	Why  string
+}
+
+// MissingRegions lists, in global mode, the configured regions this node
+// has no region for, in the order they were configured.
+func (m *Member) MissingRegions() []MissingRegion {
+	if m.cfg.Mode != heartbeat.Global {
+		return nil
+	}
+	var out []MissingRegion
+	for _, name := range m.configured {
+		if m.regionNamed(name) != nil {
+			continue
+		}
+		why := m.missingWhy[name]
+		if why == "" {
+			why = "not added"
+		}
+		out = append(out, MissingRegion{Name: name, Why: why})
+	}
+	return out
+}
+
+// RegionQuorum reports, in global mode, how many heartbeat regions are
+// configured, how many this node must hold a lease on (a strict majority),
+// and how many it has added. In local mode all three are the regions added.
+func (m *Member) RegionQuorum() (configured, need, added int) {
+	if m.cfg.Mode != heartbeat.Global {
+		return len(m.regions), len(m.regions), len(m.regions)
+	}
+	return len(m.configured), heartbeat.MajorityOf(len(m.configured)), len(m.regions)
+}
+
+// enoughRegions: in global mode, this node has added a strict majority of
+// the configured regions; before that it does not heartbeat at all (a node
+// that heartbeats can be counted and waited for by others, but could never
+// become steady or hold a lease).
+func (m *Member) enoughRegions() bool {
+	if m.cfg.Mode != heartbeat.Global {
+		return true
+	}
+	return len(m.regions) >= heartbeat.MajorityOf(len(m.configured))
+}
+
+func (m *Member) regionNamed(name string) *region {
+	for _, rg := range m.regions {
+		if rg.spec.Name == name {
+			return rg
+		}
+	}
+	return nil
+}
+
+// dropRegion forgets region i; in global mode its lease base is kept: the
+// writes that renewed it stay counted until they expire, like those of a
+// region that stalled, so a removed region counts as lost from then on.
+func (m *Member) dropRegion(i int) {
+	rg := m.regions[i]
+	m.regions = append(m.regions[:i], m.regions[i+1:]...)
+	if m.cfg.Mode != heartbeat.Global {
+		return
+	}
+	if b, ok := rg.r.Lease(); ok {
+		if m.lostBases == nil {
+			m.lostBases = map[string]time.Duration{}
+		}
+		if old, had := m.lostBases[rg.spec.Name]; !had || b > old {
+			m.lostBases[rg.spec.Name] = b
+		}
+	}
+}
+
+// AddRegion starts heartbeating on a region (in global mode, once a strict
+// majority of the configured regions is added).
 func (m *Member) AddRegion(now time.Duration, spec RegionSpec) RegionID {
 	m.now = now
+	if m.cfg.Mode == heartbeat.Global {
+		m.configure(spec.Name)
+	}
 	m.nextID++
 	t := m.cfg.Timeouts
 	r := heartbeat.NewRegion(heartbeat.RegionConfig{
@@ -193,7 +313,7 @@ func (m *Member) RemoveRegion(now time.Duration, wallMs uint64, id RegionID) {
 		if rg.id != id {
 			continue
 		}
-		m.regions = append(m.regions[:i], m.regions[i+1:]...)
+		m.dropRegion(i)
 		if !m.fenced {
 			m.ready.Stops = append(m.ready.Stops, WriteReq{Region: id, HB: rg.r.StopBlock(m.wallMs)})
 		}
@@ -229,9 +349,10 @@ func (m *Member) region(id RegionID) *region {
 	return nil
 }
 
-// Steady reports whether every region is steady (and there is one).
+// Steady reports whether every region is steady (and there is one; in
+// global mode, a strict majority of the configured regions).
 func (m *Member) Steady() bool {
-	if len(m.regions) == 0 {
+	if len(m.regions) == 0 || !m.enoughRegions() {
 		return false
 	}
 	for _, rg := range m.regions {
@@ -285,10 +406,12 @@ func (m *Member) Tick(now time.Duration, wallMs uint64) {
 	if m.checkLease() {
 		return
 	}
-	for _, rg := range m.regions {
-		if plan, ok := rg.r.Begin(now); ok {
-			rg.reader = true
-			m.ready.Reads = append(m.ready.Reads, ReadReq{Region: rg.id, Plan: plan})
+	if m.enoughRegions() {
+		for _, rg := range m.regions {
+			if plan, ok := rg.r.Begin(now); ok {
+				rg.reader = true
+				m.ready.Reads = append(m.ready.Reads, ReadReq{Region: rg.id, Plan: plan})
+			}
 		}
 	}
 	m.links.Tick(now)
@@ -328,9 +451,12 @@ func (m *Member) ReadDone(now time.Duration, wallMs uint64, id RegionID, hb, kil
 		m.ready.RegionFailures[id] = rd.Conflict
 		for i, r := range m.regions {
 			if r.id == id {
-				m.regions = append(m.regions[:i], m.regions[i+1:]...)
+				m.dropRegion(i)
 				break
 			}
+		}
+		if m.cfg.Mode == heartbeat.Global {
+			m.RegionMissing(rg.spec.Name, "refused: "+rd.Conflict)
 		}
 		m.recompute()
 		return
@@ -646,15 +772,31 @@ func (m *Member) health() quorum.Health {
 	return h
 }
 
-// LeaseExpiry is when this node's write lease ends (see heartbeat.LeaseExpiry).
+// LeaseExpiry is when this node's write lease ends (see
+// heartbeat.LeaseExpiry): in global mode over the configured regions, a
+// removed region counting with the last base it had.
 func (m *Member) LeaseExpiry() (time.Duration, bool) {
 	var bases []time.Duration
-	for _, rg := range m.regions {
-		if b, ok := rg.r.Lease(); ok {
+	if m.cfg.Mode != heartbeat.Global {
+		for _, rg := range m.regions {
+			if b, ok := rg.r.Lease(); ok {
+				bases = append(bases, b)
+			}
+		}
+		return heartbeat.LeaseExpiry(m.cfg.Mode, len(m.regions), bases, m.cfg.Timeouts.MaxWriteStall())
+	}
+	for _, name := range m.configured {
+		b, ok := m.lostBases[name]
+		if rg := m.regionNamed(name); rg != nil {
+			if rb, leased := rg.r.Lease(); leased && (!ok || rb > b) {
+				b, ok = rb, true
+			}
+		}
+		if ok {
 			bases = append(bases, b)
 		}
 	}
-	return heartbeat.LeaseExpiry(m.cfg.Mode, bases, m.cfg.Timeouts.MaxWriteStall())
+	return heartbeat.LeaseExpiry(m.cfg.Mode, len(m.configured), bases, m.cfg.Timeouts.MaxWriteStall())
 }
 
 // checkLease fences the node when its lease ran out, unless the whole
@@ -744,10 +886,10 @@ func (m *Member) rememberBeats() {
 //     came back to F leaves only its stop block, and F must fence all the
 //     same: that node may have recovered F's slot.
 //
-// In global mode F's renewed lease covers a majority of the regions and Y's
-// lease a majority too: F reads at least one region Y wrote. In local mode
-// Y heartbeats on the region of every volume it mounts, and F's lease needs
-// every region.
+// In global mode F's renewed lease covers a strict majority of the
+// configured regions and Y's lease one too: F reads at least one region Y
+// wrote. In local mode Y heartbeats on the region of every volume it
+// mounts, and F's lease needs every region.
 func (m *Member) heartbeatWhileFrozen() string {
 	for _, rg := range m.regions {
 		before := m.frozenBeats[rg.id]
@@ -836,9 +978,10 @@ func (m *Member) MayWrite(now time.Duration) error {
 // heartbeatOverdue: this node's heartbeat is behind — a heartbeat read or
 // write has been in flight for more than an interval, or the last write
 // seen on disk began more than three intervals ago — on any region in local
-// mode, on more than half of them in global mode. New writes would queue
-// behind a path that may be hung; writes queued there are what could land
-// late, so none are added. (A write let through began at most three
+// mode; in global mode on so many of the configured regions (a missing one
+// is behind) that fewer than a strict majority are not. New writes would
+// queue behind a path that may be hung; writes queued there are what could
+// land late, so none are added. (A write let through began at most three
 // intervals after a heartbeat write the others will count: it is safe as
 // long as the host fails I/O within the dead time minus four intervals.)
 func (m *Member) heartbeatOverdue(now time.Duration) bool {
@@ -854,7 +997,7 @@ func (m *Member) heartbeatOverdue(now time.Duration) bool {
 	if m.cfg.Mode == heartbeat.Local {
 		return slow > 0
 	}
-	return 2*slow > len(m.regions)
+	return len(m.regions)-slow < heartbeat.MajorityOf(len(m.configured))
 }
 
 // MayHeartbeat reports whether this node may write its heartbeat and kill
