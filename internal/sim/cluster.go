@@ -42,6 +42,12 @@ type Options struct {
 	// DLM runs the lock manager on every node, with applications locking
 	// and checks of what it promises (see dlm.go).
 	DLM bool
+	// LeaseOverFoundRegions replays the rule before issue 5's fix, in
+	// global mode: a node tells its member only the regions it found (with
+	// Invisible faults, fewer than those configured), so the majority of
+	// its lease is taken over those. Only the scenario test that shows the
+	// split brain this allows sets it.
+	LeaseOverFoundRegions bool
 }
 
 // DefaultTimeouts are the simulator's timing: short enough for many runs,
@@ -273,8 +279,20 @@ func (c *Cluster) start(n *simNode) {
 	n.onDrained = nil
 	n.regions = map[member.RegionID]int{}
 	n.m = member.New(member.Config{Self: n.id, Nodes: c.nodeMap(), Timeouts: c.opt.Timeouts, Mode: c.opt.Mode, Generation: n.gen})
+	if c.opt.Mode == heartbeat.Global && !c.opt.LeaseOverFoundRegions {
+		var names []string
+		for i := range c.disks {
+			names = append(names, c.regionSpec(i).Name)
+		}
+		n.m.SetConfiguredRegions(names)
+	}
 	for i := range c.disks {
-		id := n.m.AddRegion(c.now, member.RegionSpec{Name: fmt.Sprintf("R%d", i), SectorSize: sectorSize, HasKill: c.geo.HasKill})
+		if c.invisible(n.id, i) {
+			c.logf("node %d does not find heartbeat region %d", n.id, i)
+			n.m.RegionMissing(c.regionSpec(i).Name, "not found (invisible to this node)")
+			continue
+		}
+		id := n.m.AddRegion(c.now, c.regionSpec(i))
 		n.regions[id] = i
 	}
 	c.chk.started(n)
@@ -283,6 +301,11 @@ func (c *Cluster) start(n *simNode) {
 	c.process(n)
 	c.scheduleTick(n, n.epoch)
 	c.scheduleData(n, n.epoch)
+}
+
+// regionSpec is heartbeat region i as a node adds it.
+func (c *Cluster) regionSpec(i int) member.RegionSpec {
+	return member.RegionSpec{Name: fmt.Sprintf("R%d", i), SectorSize: sectorSize, HasKill: c.geo.HasKill}
 }
 
 func (c *Cluster) tickPeriod() time.Duration { return c.opt.Timeouts.HeartbeatInterval / 5 }

@@ -62,6 +62,9 @@ func (c *Cluster) issueRead(n *simNode, rd member.ReadReq) {
 	region := n.regions[rd.Region]
 	epoch := n.epoch
 	lat, fail, stall := c.ioLatency(n, region)
+	if c.invisible(n.id, region) {
+		fail, stall = true, 0 // the device went away
+	}
 	complete := func(at time.Duration) {
 		c.q.at(at, func() {
 			if n.epoch != epoch {
@@ -132,6 +135,9 @@ func (c *Cluster) issueWrite(n *simNode, rid member.RegionID, kind writeKind, hb
 	w := c.chk.issue(n, kind)
 	n.inflight++
 	lat, fail, stall := c.ioLatency(n, region)
+	if kind != writeData && c.invisible(n.id, region) {
+		fail, stall = true, 0 // the device went away
+	}
 	land := func(at time.Duration) {
 		c.q.at(at, func() {
 			c.landed(n, epoch)

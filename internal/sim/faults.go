@@ -34,9 +34,20 @@ const (
 // seed keeps its schedule; scenario tests list it.
 const Stop = numFaultKinds
 
+// Invisible makes heartbeat region Region (-1: every region) invisible to
+// Nodes from At for Dur, as a device missing from a host (not presented to
+// it, a path not configured, a --scan folder without it): an incarnation
+// that starts meanwhile does not find it (the driver declares it missing
+// and adds the others); one that uses it already gets I/O errors on it (the
+// device went away). When the fault ends every running node that lacks the
+// region finds it and adds it, as the agent's retry does. Data writes are
+// not affected (the data volume is another device). Like Stop, genFaults
+// never draws it: scenario tests list it, with At 0 for "from the start".
+const Invisible = numFaultKinds + 1
+
 var faultNames = [...]string{"crash", "power-loss", "pause", "partition", "cut", "cut-one-way",
 	"disk-spike", "disk-stall", "disk-errors", "array-down", "net-delay", "conn-reset", "clock-jump",
-	"stop"}
+	"stop", "invisible"}
 
 func (k FaultKind) String() string { return faultNames[k] }
 
@@ -58,7 +69,7 @@ func (f Fault) String() string {
 	if f.Latency != 0 {
 		s += fmt.Sprintf(" latency %v", f.Latency)
 	}
-	if f.Region >= 0 && (f.Kind == DiskSpike || f.Kind == DiskStall || f.Kind == DiskErrors) {
+	if f.Region >= 0 && (f.Kind == DiskSpike || f.Kind == DiskStall || f.Kind == DiskErrors || f.Kind == Invisible) {
 		s += fmt.Sprintf(" region %d", f.Region)
 	}
 	return s
@@ -307,7 +318,51 @@ func (c *Cluster) inject(f Fault) {
 		c.active.delay, c.active.delayUntil = f.Latency, maxd(c.active.delayUntil, end)
 	case ClockJump:
 		c.nodes[f.Nodes[0]].wallOff += f.Latency
+	case Invisible:
+		c.q.at(end, func() {
+			for _, id := range f.Nodes {
+				for _, r := range regions() {
+					c.regionAppears(c.nodes[id], r)
+				}
+			}
+		})
 	}
+}
+
+// invisible reports whether heartbeat region r is invisible to node n now
+// (an Invisible fault covers it): its I/O fails and a start does not find
+// it.
+func (c *Cluster) invisible(n base.NodeID, r int) bool {
+	for _, f := range c.faults {
+		if f.Kind != Invisible || c.now < f.At || c.now >= f.At+f.Dur || (f.Region >= 0 && f.Region != r) {
+			continue
+		}
+		for _, x := range f.Nodes {
+			if x == n {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// regionAppears: region r became visible to node n; a running incarnation
+// that lacks it adds it (the agent's retry found the device), a paused one
+// when it resumes.
+func (c *Cluster) regionAppears(n *simNode, r int) {
+	if c.invisible(n.id, r) || (n.state != stRunning && n.state != stPaused) {
+		return
+	}
+	c.deliverTo(n, n.epoch, func() {
+		for _, have := range n.regions {
+			if have == r {
+				return
+			}
+		}
+		c.logf("node %d finds heartbeat region %d", n.id, r)
+		id := n.m.AddRegion(c.now, c.regionSpec(r))
+		n.regions[id] = r
+	})
 }
 
 // stop shuts node n down cleanly (see Stop) and starts it again at
