@@ -177,6 +177,14 @@ func (a *Agent) closeRegion(rio *regionIO, why error) {
 	}
 	rio.closed = true
 	delete(a.regions, rio.id)
+	if a.mode == heartbeat.Global && why != nil {
+		// A refused device: findGlobalRegions looks for it again.
+		a.regsMu.Lock()
+		if ref := a.regRefs[rio.info.UUID]; ref != nil && ref.rio == rio {
+			delete(a.regRefs, rio.info.UUID)
+		}
+		a.regsMu.Unlock()
+	}
 	for _, w := range a.waiters {
 		if w.id == rio.id && why != nil {
 			w.done <- why
@@ -218,25 +226,158 @@ func (a *Agent) checkWaiters() {
 }
 
 // startGlobalRegions starts heartbeating on the cluster's heartbeat
-// devices (global mode).
+// devices (global mode) and returns once this node is steady on a strict
+// majority of them, or when the agent stops.
+//
+// The majority is always over the devices configured, not over those found
+// (issue 5): a node that found one device of three while two other nodes
+// found the other two would otherwise go on alone beside them, on the same
+// data volumes. A device this node cannot find or open counts as lost; it
+// does not heartbeat at all while it has fewer than a majority (node/member
+// holds it back), and the log and the status say which devices are missing
+// and why. The devices are looked for again by UUID (the --scan paths,
+// /dev/disk/by-uuid) every globalRetry, for as long as the agent runs, and
+// each one found joins the heartbeat and the lease.
 func (a *Agent) startGlobalRegions() error {
 	if len(a.cfg.Cluster.Heartbeats) == 0 {
 		return fmt.Errorf("cluster %s has global heartbeat but no heartbeat region (o2go cluster add-heartbeat)", a.cfg.Cluster.Name)
 	}
-	started := 0
-	var errs []string
+	var names []string
 	for _, hb := range a.cfg.Cluster.Heartbeats {
-		if _, err := a.StartHeartbeat("UUID=" + hb.Region); err != nil {
-			errs = append(errs, err.Error())
-			a.logf("global heartbeat region %s: %v", hb.Region, err)
-			continue
-		}
-		started++
+		names = append(names, regionName(hb.Region))
 	}
-	if started == 0 {
-		return fmt.Errorf("no global heartbeat region could start: %s", strings.Join(errs, "; "))
+	if err := a.doSync(func() { a.m.SetConfiguredRegions(names) }); err != nil {
+		return nil // the agent stops
+	}
+	steady := make(chan struct{})
+	go a.findGlobalRegions(steady)
+	select {
+	case <-steady:
+	case <-a.done:
+	case <-a.ctx.Done():
 	}
 	return nil
+}
+
+// regionName is a heartbeat region's UUID as the agent names regions: 32
+// upper-case hex digits.
+func regionName(uuid string) string {
+	return strings.ToUpper(strings.ReplaceAll(uuid, "-", ""))
+}
+
+// globalRetry is how often the agent looks again for global heartbeat
+// devices it could not find or open: every five heartbeat intervals,
+// within 1 s to 10 s (each look probes every --scan file and
+// /dev/disk/by-uuid entry).
+func (a *Agent) globalRetry() time.Duration {
+	return min(max(5*a.cfg.Settings.Timeouts.HeartbeatInterval, time.Second), 10*time.Second)
+}
+
+// globalState is what findGlobalRegions reads from the member.
+type globalState struct {
+	steady                   bool
+	missing                  []member.MissingRegion
+	configured, need, active int
+}
+
+// findGlobalRegions runs for the agent's life in global mode: it adds the
+// configured heartbeat devices that are missing as soon as it finds them,
+// logs every change of what is missing, and closes steady once this node
+// is steady on a majority.
+func (a *Agent) findGlobalRegions(steady chan struct{}) {
+	t := a.cfg.Settings.Timeouts
+	retry := a.globalRetry()
+	lastLook := a.clock() - retry
+	said := ""
+	for {
+		if now := a.clock(); now-lastLook >= retry {
+			lastLook = now
+			a.addFoundRegions()
+		}
+		var st globalState
+		if err := a.doSync(func() {
+			st.steady, st.missing = a.m.Steady(), a.m.MissingRegions()
+			st.configured, st.need, st.active = a.m.RegionQuorum()
+		}); err != nil {
+			return
+		}
+		if msg := a.describeGlobal(st, retry); msg != said {
+			a.logf("%s", msg)
+			said = msg
+		}
+		wait := retry
+		if steady != nil {
+			if st.steady {
+				close(steady)
+				steady = nil
+			} else {
+				wait = max(t.HeartbeatInterval/2, 10*time.Millisecond)
+			}
+		}
+		select {
+		case <-a.done:
+			return
+		case <-a.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// describeGlobal says where this node stands on its heartbeat devices.
+func (a *Agent) describeGlobal(st globalState, retry time.Duration) string {
+	if len(st.missing) == 0 {
+		return fmt.Sprintf("global heartbeat: all %d heartbeat devices found", st.configured)
+	}
+	var ms []string
+	for _, m := range st.missing {
+		ms = append(ms, m.Name+" ("+m.Why+")")
+	}
+	missing := strings.Join(ms, "; ")
+	if st.active < st.need {
+		return fmt.Sprintf("global heartbeat: this node found %d of the %d heartbeat devices and needs %d (a strict majority) to heartbeat and join cluster %s: it waits, and looks for the missing ones again every %v. Missing: %s",
+			st.active, st.configured, st.need, a.cfg.Cluster.Name, retry, missing)
+	}
+	return fmt.Sprintf("global heartbeat: heartbeating on %d of the %d heartbeat devices; the missing ones count as lost (losing %d more fences this node), looked for again every %v. Missing: %s",
+		st.active, st.configured, st.active-st.need+1, retry, missing)
+}
+
+// addFoundRegions looks for every missing global heartbeat device by UUID
+// and adds those it finds and can open; for the others it tells the member
+// why they are missing.
+func (a *Agent) addFoundRegions() {
+	var missing []member.MissingRegion
+	if err := a.doSync(func() { missing = a.m.MissingRegions() }); err != nil {
+		return
+	}
+	for _, mr := range missing {
+		info, err := a.finder.Find("UUID=" + mr.Name)
+		var rio *regionIO
+		if err == nil {
+			rio, err = a.openRegion(info)
+		}
+		if err != nil {
+			why := err.Error()
+			if errors.Is(err, ErrNoDevice) {
+				why = "not found: " + why
+			}
+			if a.doSync(func() { a.m.RegionMissing(mr.Name, why) }) != nil {
+				return
+			}
+			continue
+		}
+		if err := a.doSync(func() {
+			a.addRegion(rio)
+			a.regsMu.Lock()
+			a.regRefs[info.UUID] = &regionRef{refs: 1, rio: rio}
+			a.regsMu.Unlock()
+		}); err != nil {
+			close(rio.reqs)
+			rio.raw.Close()
+			return
+		}
+		a.logf("global heartbeat device %s found at %s", info.UUID, info.Path)
+	}
 }
 
 // RegionInfo describes a running heartbeat region.
@@ -268,7 +409,17 @@ func (a *Agent) StartHeartbeat(spec string) (RegionInfo, error) {
 			return RegionInfo{}, err
 		}
 	}
-	if a.mode == heartbeat.Global && !a.globalRegion(info.UUID) {
+	if a.mode == heartbeat.Global && a.globalRegion(info.UUID) {
+		a.regsMu.Lock()
+		defer a.regsMu.Unlock()
+		if ref := a.regRefs[info.UUID]; ref != nil {
+			ref.refs++
+			return regionInfo(ref), nil
+		}
+		return RegionInfo{}, fmt.Errorf("%s (%s) is one of cluster %s's global heartbeat devices: the agent heartbeats on it by itself once it finds it (o2go cluster status says why it has not)",
+			info.UUID, info.Path, a.cfg.Cluster.Name)
+	}
+	if a.mode == heartbeat.Global {
 		if err := a.checkStamp(info); err != nil {
 			return RegionInfo{}, err
 		}
@@ -303,7 +454,12 @@ func (a *Agent) StartHeartbeat(spec string) (RegionInfo, error) {
 	}); err != nil {
 		return RegionInfo{}, err
 	}
-	if err := <-w.done; err != nil {
+	select {
+	case err = <-w.done:
+	case <-a.done:
+		err = errors.New("the agent stopped")
+	}
+	if err != nil {
 		_ = a.doSync(func() {
 			a.m.RemoveRegion(a.clock(), a.wallMs(), rio.id)
 			a.process()
@@ -374,7 +530,7 @@ type volumeUse struct {
 // devices.
 func (a *Agent) globalRegion(uuid string) bool {
 	for _, hb := range a.cfg.Cluster.Heartbeats {
-		if strings.EqualFold(hb.Region, uuid) {
+		if regionName(hb.Region) == regionName(uuid) {
 			return true
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"o2go/internal/base"
 	"o2go/internal/cluster/config"
+	"o2go/internal/cluster/heartbeat"
 	cnet "o2go/internal/cluster/net"
 	"o2go/internal/ondisk"
 )
@@ -68,6 +69,13 @@ type Status struct {
 	// ConfigDigest is ConfigDigest of the cluster.conf the agent runs with
 	// (%016x): o2go cluster doctor compares it with the file as it is now.
 	ConfigDigest string `json:"config_digest,omitempty"`
+
+	// Global mode: the heartbeat devices the cluster is configured with,
+	// how many of them this node must heartbeat on (a strict majority),
+	// and those it does not, with why: each counts as lost.
+	RegionsConfigured int                   `json:"heartbeat_regions_configured,omitempty"`
+	RegionsNeeded     int                   `json:"heartbeat_regions_needed,omitempty"`
+	MissingRegions    []MissingRegionStatus `json:"missing_heartbeat_regions,omitempty"`
 }
 
 // StatusTimeouts are the timing values, in milliseconds and iterations.
@@ -89,6 +97,18 @@ type RegionStatus struct {
 	KillArea   bool     `json:"kill_area"`
 	Live       NodeList `json:"live_nodes"`
 	Unresolved NodeList `json:"unresolved_nodes,omitempty"`
+	// Idle: global mode, the device is found but this node does not
+	// heartbeat on it, having fewer than a majority of the configured ones.
+	Idle bool `json:"idle,omitempty"`
+}
+
+// MissingRegionStatus is a configured global heartbeat device this node
+// does not heartbeat on: not found by UUID, refused when opened (wrong
+// stamp, unreadable), or refused while in use (another node heartbeats in
+// this node's slot).
+type MissingRegionStatus struct {
+	UUID   string `json:"uuid"`
+	Reason string `json:"reason"`
 }
 
 // NodeStatus is one configured node as this agent sees it.
@@ -150,6 +170,16 @@ func (a *Agent) snapshot() *Status {
 		}
 		st.Regions = append(st.Regions, rs)
 	}
+	if a.mode == heartbeat.Global {
+		var active int
+		st.RegionsConfigured, st.RegionsNeeded, active = a.m.RegionQuorum()
+		for i := range st.Regions {
+			st.Regions[i].Idle = active < st.RegionsNeeded
+		}
+		for _, mr := range a.m.MissingRegions() {
+			st.MissingRegions = append(st.MissingRegions, MissingRegionStatus{UUID: mr.Name, Reason: mr.Why})
+		}
+	}
 	live := a.m.Live()
 	for _, n := range a.cfg.Cluster.Nodes {
 		ns := NodeStatus{Name: n.Name, Number: n.Number, Address: n.AddrPort().String(), Self: n.Number == a.self.Number,
@@ -206,7 +236,10 @@ func (a *Agent) whyNot(ns NodeStatus, live base.NodeMap) string {
 	if ns.InView {
 		return ""
 	}
+	configured, need, active := a.m.RegionQuorum()
 	switch {
+	case ns.Self && a.mode == heartbeat.Global && active < need:
+		return fmt.Sprintf("this node found %d of the %d global heartbeat devices and needs %d to heartbeat (see the missing heartbeat regions)", active, configured, need)
 	case ns.Self && len(a.m.Regions()) == 0:
 		return "this node heartbeats on no region (local mode: no volume mounted; start one with o2go cluster heartbeat start)"
 	case ns.Self && !a.m.Steady():

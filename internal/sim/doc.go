@@ -4,9 +4,10 @@
 // crashes, power losses, pauses, symmetric and one-way partitions, cut
 // links, connection resets, message delays, slow, hanging and failing disk
 // paths, the whole array going down, wall-clock jumps, and in scenario
-// tests clean stops — and checks, while it runs and at the end, what o2go
-// promises (see checker). A failing seed replays exactly; Shrink reduces
-// its fault list to a small case.
+// tests clean stops and heartbeat devices a node cannot find — and checks,
+// while it runs and at the end, what o2go promises (see checker). A
+// failing seed replays exactly; Shrink reduces its fault list to a small
+// case.
 //
 // sim is rank R4.5: it drives node/member and the R2 cores. It owns no
 // goroutines: an agenda of timed events (queue) runs one at a time, and
