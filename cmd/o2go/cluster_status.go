@@ -56,21 +56,26 @@ Then o2go's own part, after a blank line: this node's agent (or why it does
 not answer), the membership view and quorum, the heartbeat interval, dead
 time and kill acknowledgement timeout, a table of the heartbeat regions
 (device, steady or settling, kill blocks, live nodes, nodes not yet
-resolved) and a table of the nodes: heartbeat live or dead, how long ago its
-heartbeat last changed (with the beats missed since), the connection to it
-(and the last failed handshake's reason), its heartbeat slot, its slot in
-the first region's slot map (a node that mounted the volume) and, when it is
-not in the cluster, why.
+resolved; in global mode also how many devices this node needs, a strict
+majority of those configured, and each device it cannot use with why: a
+missing device counts as lost, and a node with fewer than a majority does
+not heartbeat, its devices idle) and a table of the nodes: heartbeat live
+or dead, how long ago its heartbeat last changed (with the beats missed
+since), the connection to it (and the last failed handshake's reason), its
+heartbeat slot, its slot in the first region's slot map (a node that
+mounted the volume) and, when it is not in the cluster, why.
 
 JSON (--json): {"online", "o2cb_online", "reason", "status"}. "status" holds
 stack, cluster, node, number, generation, timeouts {heartbeat_dead_threshold,
 network_idle_timeout_ms, network_keepalive_delay_ms, network_reconnect_delay_ms,
 heartbeat_interval_ms, kill_ack_timeout_ms, dead_time_ms}, heartbeat_mode,
 heartbeat_regions [{uuid, device, steady, kill_area, live_nodes,
-unresolved_nodes}], steady, view_epoch, view_seq, view_members, leader,
-quorum, frozen, fenced, uptime, config_digest and nodes [{name, number, address, self,
-live, generation, heartbeat_age_ms (-1: never seen), missed_beats,
-connection, in_view, heartbeat_slot, mount_slot (-1: none),
+unresolved_nodes, idle}], heartbeat_regions_configured,
+heartbeat_regions_needed, missing_heartbeat_regions [{uuid, reason}] (the
+last three in global mode), steady, view_epoch, view_seq, view_members,
+leader, quorum, frozen, fenced, uptime, config_digest and nodes [{name,
+number, address, self, live, generation, heartbeat_age_ms (-1: never seen),
+missed_beats, connection, in_view, heartbeat_slot, mount_slot (-1: none),
 why_not_in_cluster}].
 
 EXIT STATUS
