@@ -146,6 +146,9 @@ func (af *agentFlags) start(cmd *cobra.Command) (*runningAgent, error) {
 		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+	for _, w := range s.conf.Warnings {
+		log.Warn(w.String())
+	}
 	a, err := node.New(node.Config{Cluster: s.cluster, Node: s.node, Settings: s.settings, Secret: secret,
 		Scan: splitList(af.scan), Socket: af.socket, FaultFile: af.faultFile, Log: log})
 	if err != nil {

@@ -96,6 +96,32 @@ EXIT STATUS
 	return cmd
 }
 
+// edit is one o2cb editing command on --config (config.Edit), with the
+// warnings about the file it read on stderr.
+func (o *clusterOptions) edit(cmd *cobra.Command, change func(*config.ClusterConf) error) error {
+	warnings, err := config.Edit(o.configPath, change)
+	printConfigWarnings(cmd.ErrOrStderr(), warnings)
+	return err
+}
+
+// load reads --config as o2cb does (a missing file is empty), with the
+// warnings about it on stderr.
+func (o *clusterOptions) load(cmd *cobra.Command) (*config.ClusterConf, error) {
+	c, err := config.LoadOrEmpty(o.configPath)
+	if err == nil {
+		printConfigWarnings(cmd.ErrOrStderr(), c.Warnings)
+	}
+	return c, err
+}
+
+// printConfigWarnings prints what o2go found odd in cluster.conf but
+// accepted, as o2cb does: each warning says what o2go does about it.
+func printConfigWarnings(w io.Writer, warnings []config.Warning) {
+	for _, x := range warnings {
+		fmt.Fprintf(w, "o2go: warning: %s\n", x)
+	}
+}
+
 // say prints an editing command's report under -v.
 func (o *clusterOptions) say(cmd *cobra.Command, format string, args ...any) {
 	if o.verbose {
@@ -109,7 +135,7 @@ func newAddClusterCommand(opts *clusterOptions) *cobra.Command {
 		Short: "Add a cluster to the configuration file",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			err := config.Edit(opts.configPath, func(c *config.ClusterConf) error {
+			err := opts.edit(cmd, func(c *config.ClusterConf) error {
 				_, err := c.AddCluster(args[0])
 				return err
 			})
@@ -127,7 +153,7 @@ func newRemoveClusterCommand(opts *clusterOptions) *cobra.Command {
 		Short: "Remove a cluster, its nodes and heartbeat regions from the configuration file",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			err := config.Edit(opts.configPath, func(c *config.ClusterConf) error {
+			err := opts.edit(cmd, func(c *config.ClusterConf) error {
 				return c.RemoveCluster(args[0])
 			})
 			if err == nil {
@@ -162,7 +188,7 @@ without --number the node gets the lowest number not in use.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec.Name = args[1]
 			var n config.Node
-			err := config.Edit(opts.configPath, func(c *config.ClusterConf) error {
+			err := opts.edit(cmd, func(c *config.ClusterConf) error {
 				cl, err := c.LookupCluster(args[0])
 				if err != nil {
 					return err
@@ -189,7 +215,7 @@ func newRemoveNodeCommand(opts *clusterOptions) *cobra.Command {
 		Short: "Remove a node from a cluster in the configuration file",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			err := config.Edit(opts.configPath, func(c *config.ClusterConf) error {
+			err := opts.edit(cmd, func(c *config.ClusterConf) error {
 				cl, err := c.LookupCluster(args[0])
 				if err != nil {
 					return err
@@ -239,7 +265,7 @@ carries it, as 32 hex digits or in blkid's dashed form, or the volume itself
 			if err != nil {
 				return err
 			}
-			err = config.Edit(opts.configPath, func(c *config.ClusterConf) error {
+			err = opts.edit(cmd, func(c *config.ClusterConf) error {
 				cl, err := c.LookupCluster(args[0])
 				if err != nil {
 					return err
@@ -265,7 +291,7 @@ func newRemoveHeartbeatCommand(opts *clusterOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			err = config.Edit(opts.configPath, func(c *config.ClusterConf) error {
+			err = opts.edit(cmd, func(c *config.ClusterConf) error {
 				cl, err := c.LookupCluster(args[0])
 				if err != nil {
 					return err
@@ -287,7 +313,7 @@ func newHeartbeatModeCommand(opts *clusterOptions) *cobra.Command {
 		Args:      cobra.ExactArgs(2),
 		ValidArgs: []string{"local", "global"},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			err := config.Edit(opts.configPath, func(c *config.ClusterConf) error {
+			err := opts.edit(cmd, func(c *config.ClusterConf) error {
 				cl, err := c.LookupCluster(args[0])
 				if err != nil {
 					return err
@@ -315,7 +341,7 @@ func newListClustersCommand(opts *clusterOptions) *cobra.Command {
 		Short: "List the clusters in the configuration file",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := config.LoadOrEmpty(opts.configPath)
+			c, err := opts.load(cmd)
 			if err != nil {
 				return err
 			}
@@ -344,7 +370,7 @@ func newClusterListCommand(opts *clusterOptions, use, short string,
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := config.LoadOrEmpty(opts.configPath)
+			c, err := opts.load(cmd)
 			if err != nil {
 				return err
 			}
