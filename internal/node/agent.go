@@ -216,7 +216,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.cancel()
 	a.startAt = a.clock()
 	id := transport.Identity{Secret: a.cfg.Secret, Hello: cnet.Hello{Version: cnet.ProtocolVersion, From: a.self.Number,
-		Cluster: a.cfg.Cluster.Name, Incarnation: a.gen, Timeouts: a.cfg.Settings.Timeouts, Digest: ConfigDigest(a.cfg.Cluster)}}
+		Cluster: a.cfg.Cluster.Name, Incarnation: a.gen, Timeouts: a.cfg.Settings.Timeouts, Digest: ConfigDigest(a.cfg.Cluster),
+		Names: cnet.NamesOf(a.cfg.Cluster)}}
 	var err error
 	if a.cfg.Network != nil {
 		a.ep, err = a.cfg.Network(id, a.logf)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"time"
 
 	"o2go/internal/base"
@@ -56,6 +57,33 @@ type Hello struct {
 	Timeouts    config.Timeouts
 	Nonce       [NonceSize]byte
 	Digest      uint64
+
+	// Names, on this node's own Hello, are the cluster's node names from
+	// its cluster.conf, so that Check's refusals name both nodes ("node
+	// 'b' (number 2)"); nil names nodes by number only. Not on the wire:
+	// a peer's Hello is named from this node's cluster.conf.
+	Names NodeNames
+}
+
+// NodeNames are node names by number.
+type NodeNames map[base.NodeID]string
+
+// NamesOf returns the names of cl's nodes by number.
+func NamesOf(cl *config.Cluster) NodeNames {
+	names := make(NodeNames, len(cl.Nodes))
+	for _, n := range cl.Nodes {
+		names[n.Number] = n.Name
+	}
+	return names
+}
+
+// node describes node n for a message: "node 'b' (number 2)", or "node 2"
+// when n has no name here.
+func (names NodeNames) node(n base.NodeID) string {
+	if name, ok := names[n]; ok {
+		return fmt.Sprintf("node '%s' (number %d)", name, n)
+	}
+	return fmt.Sprintf("node %d", n)
 }
 
 // Encode returns the Hello's wire bytes.
@@ -145,15 +173,19 @@ func DecodeHello(b []byte) (*Hello, error) {
 
 // Check compares a peer's Hello with this node's own (mine): same protocol
 // version and cluster, addressed to this node, from a node that is not this
-// one, and the same timing values. The error says what differs, naming the
-// sysconfig variables, e.g. "node 3 has O2CB_IDLE_TIMEOUT_MS=20000, this
-// node 30000".
+// one, the same timing values and the same cluster configuration. The error
+// says what differs; as a refusal it is read on both nodes (the transport
+// sends it to the peer), so it names both by name and number (mine.Names),
+// and a timing mismatch names the sysconfig variables with each node's
+// values, e.g. "node 'c' (number 2) has O2CB_IDLE_TIMEOUT_MS=20000; node
+// 'a' (number 0) has O2CB_IDLE_TIMEOUT_MS=30000".
 func (h *Hello) Check(mine *Hello) error {
+	peer := mine.Names.node(h.From)
 	if h.Version != mine.Version {
-		return fmt.Errorf("node %d speaks protocol version %d, this node %d", h.From, h.Version, mine.Version)
+		return fmt.Errorf("%s speaks protocol version %d, %s %d", peer, h.Version, mine.self(), mine.Version)
 	}
 	if h.Cluster != mine.Cluster {
-		return fmt.Errorf("node %d is in cluster %q, this node in %q", h.From, h.Cluster, mine.Cluster)
+		return fmt.Errorf("%s is in cluster %q, %s in %q", peer, h.Cluster, mine.self(), mine.Cluster)
 	}
 	if !h.From.Valid() {
 		return fmt.Errorf("hello from invalid node number %d", uint8(h.From))
@@ -162,14 +194,44 @@ func (h *Hello) Check(mine *Hello) error {
 		return fmt.Errorf("peer claims this node's own number %d", h.From)
 	}
 	if h.To != mine.From {
-		return fmt.Errorf("node %d meant to reach node %d, but this is node %d (check ip_address and ip_port in cluster.conf)", h.From, h.To, mine.From)
+		return fmt.Errorf("%s meant to reach node %d, but this is %s (check ip_address and ip_port in cluster.conf)", peer, h.To, mine.Names.node(mine.From))
 	}
-	if err := mine.Timeouts.CheckPeer(fmt.Sprintf("%d", h.From), h.Timeouts); err != nil {
+	if err := mine.checkTimeouts(h); err != nil {
 		return err
 	}
 	if h.Digest != mine.Digest {
-		return fmt.Errorf("node %d's cluster configuration differs from this node's (digest %016x, here %016x): every node must have the same cluster.conf",
-			h.From, h.Digest, mine.Digest)
+		return fmt.Errorf("%s's cluster configuration differs from that of %s (digest %016x, here %016x): every node must have the same cluster.conf",
+			peer, mine.self(), h.Digest, mine.Digest)
 	}
 	return nil
+}
+
+// self is how mine's node calls itself in Check's messages.
+func (mine *Hello) self() string {
+	if _, ok := mine.Names[mine.From]; ok {
+		return "this " + mine.Names.node(mine.From)
+	}
+	return "this node"
+}
+
+// checkTimeouts refuses a peer whose timing differs. Without names it is
+// config's CheckPeer ("node '2' has O2CB_IDLE_TIMEOUT_MS=20000, this node
+// 30000"); with them, each node's values under its name, so that the
+// message says the same on both nodes.
+func (mine *Hello) checkTimeouts(h *Hello) error {
+	_, named := mine.Names[mine.From]
+	if !named {
+		return mine.Timeouts.CheckPeer(fmt.Sprintf("%d", h.From), h.Timeouts)
+	}
+	ms := mine.Timeouts.Mismatches(h.Timeouts)
+	if len(ms) == 0 {
+		return nil
+	}
+	theirs, ours := make([]string, len(ms)), make([]string, len(ms))
+	for i, m := range ms {
+		theirs[i] = m.Var + "=" + m.Peer
+		ours[i] = m.Var + "=" + m.Local
+	}
+	return fmt.Errorf("%s has %s; %s has %s: %w", mine.Names.node(h.From), strings.Join(theirs, ", "),
+		mine.Names.node(mine.From), strings.Join(ours, ", "), config.ErrTimeoutsDiffer)
 }

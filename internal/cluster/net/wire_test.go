@@ -3,6 +3,7 @@ package net
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -77,8 +78,14 @@ func TestHelloRoundTripAndCheck(t *testing.T) {
 		t.Fatalf("encoding % x", b[:8])
 	}
 	got, err := DecodeHello(b)
-	if err != nil || *got != *h {
+	if err != nil || !reflect.DeepEqual(got, h) {
 		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	// Names stay off the wire.
+	named := *h
+	named.Names = NodeNames{3: "c"}
+	if nb, err := named.Encode(); err != nil || !bytes.Equal(nb, b) {
+		t.Fatalf("names changed the wire bytes: %v", err)
 	}
 	mine := testHello(1, 3)
 	if err := got.Check(mine); err != nil {
@@ -90,6 +97,31 @@ func TestHelloRoundTripAndCheck(t *testing.T) {
 	if !errors.Is(err, config.ErrTimeoutsDiffer) || !strings.Contains(err.Error(), "O2CB_IDLE_TIMEOUT_MS=20000, this node 30000") {
 		t.Fatalf("timeouts: %v", err)
 	}
+	// With this node's cluster.conf names, the refusal names both nodes
+	// and their values, so that it reads the same on both.
+	mine.Names = NodeNames{1: "alpha", 3: "gamma"}
+	bad = *got
+	bad.Timeouts.IdleTimeout = 20000e6
+	bad.Timeouts.HeartbeatThreshold = 61
+	err = bad.Check(mine)
+	want := "node 'gamma' (number 3) has O2CB_HEARTBEAT_THRESHOLD=61, O2CB_IDLE_TIMEOUT_MS=20000; " +
+		"node 'alpha' (number 1) has O2CB_HEARTBEAT_THRESHOLD=31, O2CB_IDLE_TIMEOUT_MS=30000: every node of a cluster must use the same timeouts"
+	if !errors.Is(err, config.ErrTimeoutsDiffer) || err.Error() != want {
+		t.Fatalf("named timeouts:\n%v\nwant\n%s", err, want)
+	}
+	bad = *got
+	bad.Digest = 7
+	if err := bad.Check(mine); err == nil || !strings.HasPrefix(err.Error(), "node 'gamma' (number 3)'s cluster configuration differs from that of this node 'alpha' (number 1)") {
+		t.Fatalf("named digest: %v", err)
+	}
+	bad = *got
+	bad.From = 4 // not in this node's cluster.conf: named by number
+	bad.Version = 9
+	if err := bad.Check(mine); err == nil || err.Error() != "node 4 speaks protocol version 9, this node 'alpha' (number 1) 1" {
+		t.Fatalf("unnamed peer: %v", err)
+	}
+	mine.Names = nil
+
 	bad = *got
 	bad.Cluster = "other"
 	if err := bad.Check(mine); err == nil || !strings.Contains(err.Error(), `cluster "other"`) {
