@@ -19,7 +19,10 @@
 // status other than 0, kernel errors in the log). Run returns the Result
 // and a *RunError for negative tests: errors.Is(err, ErrMount), ErrUmount,
 // ErrSetup, ErrVM, ErrTimeout. The script's own failure is not an error of
-// Run: it is Result.ScriptExit.
+// Run: it is Result.ScriptExit. A guest that goes down in the middle of
+// the script on purpose (a fence test resets or panics it) ends Run with
+// ErrVM and a Result: ScriptExit -1, what the script wrote until then, and
+// Result.Console, the serial console, where the kernel's last words are.
 //
 // The script runs with dash as /bin/sh (or its own #! interpreter) in
 // /mnt, stdin /dev/null, with KERNELVM_MNT, KERNELVM_DEV, KERNELVM_SHARE,

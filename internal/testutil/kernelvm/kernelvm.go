@@ -65,6 +65,13 @@ type Result struct {
 	// Dmesg is the guest's kernel log, dmesg format. Complete when the
 	// guest finished; else as far as it was streamed out.
 	Dmesg string
+	// Console is the whole serial console: kernel messages of level < 4
+	// (everything once the kernel panics), early panics, and what /init
+	// printed before the virtio ports existed. The console is written
+	// synchronously by the kernel, so it is where a guest that resets or
+	// crashes leaves its last words ("reboot: Restarting system", "Kernel
+	// panic - not syncing: ...") when the streamed log is cut short.
+	Console string
 	// KernelErrors are the lines of Dmesg, from the mount on, that look
 	// like trouble (see kernelErrorRE).
 	KernelErrors []string
@@ -333,7 +340,7 @@ func interpret(img *vmImage, rc runConf, out *bootOutput) (*Result, error) {
 		Stdout: out.stdout, Stderr: out.stderr, ScriptExit: -1,
 		ScriptTimedOut: st["SCRIPT_TIMEOUT"] == "1",
 		MountOpts:      rc.mountOpts, MountInfo: st["MOUNT_INFO"],
-		Dmesg: out.dmesg, KernelErrors: kernelErrors(out.dmesg),
+		Dmesg: out.dmesg, Console: out.console, KernelErrors: kernelErrors(out.dmesg),
 		Kernel: img.in.kver, Boot: bootText(img), Accel: img.accel,
 		Timings: Timings{Wall: out.wall, Init: secs(st["T_INIT"]), Setup: secs(st["T_SETUP"]),
 			Mounted: secs(st["T_MOUNTED"]), Script: secs(st["T_SCRIPT"]), Umount: secs(st["T_UMOUNTED"]), End: secs(st["T_END"])},
