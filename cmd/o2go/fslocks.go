@@ -78,12 +78,21 @@ The columns:
             per level: the gets, how many of them waited (for the lock
             manager, for a downconvert or a recovery under way: any get
             not served from the level this node held already; every F get
-            asks the lock manager), and the longest of those waits. The
-            kernel's "PR > Gets: ... Waits Total: ... Max: ..." lines; the
-            total wait is in --json (wait_total_ns)
-S, M, T and R locks count since the mount (or since the lock was last
-given up, when many idle inode locks are), F locks since their handle
-took the first flock; O locks and byte-range mutexes keep no counts (-).
+            asks the lock manager), and the longest of those waits (a
+            duration: 0s, 850µs, 1.2s). The total wait is in --json
+            (wait_total_ns)
+S, M, T and R locks count since their first use on this mount (an idle
+lock given up, as they are past 16384 locks, starts again when next used);
+F locks since their handle took its first flock; O locks and byte-range
+mutexes keep no counts (-).
+
+Against the kernel's fs_locks: Mode is MODE; RO and EX Holders are HOLDERS
+together; Pending Action and Requested Mode are PENDING; Blocking Mode is
+BLOCKED; -B keeps what the Busy flag marks, and the locks in use; the
+"PR > Gets ... Waits Total ... Max" and "EX > ..." lines are the
+GETS/WAITS/MAX columns. o2go counts no failed gets (Fails) and no Disk
+Refreshes; MASTER and WAITERS are what the kernel shows in dlm_locks on the
+master.
 
 A row that ends with "untracked" is a lock this node holds in the volume's
 lock domain that the file system does not account for: one taken with
