@@ -75,6 +75,29 @@ o2cb(8), and write it in o2cb's format, so o2cb and o2go can both manage it.
 o2go's own settings and the timeouts are in the o2cb sysconfig file
 (o2cb.sysconfig(5)): see 'o2go cluster settings'.
 
+KILL BLOCKS
+  Survivors that evict a node which still reaches the disk write a kill
+  order in their own kill block; the node reads it within a heartbeat
+  interval, fences, acknowledges in its kill block, and the survivors go on
+  without waiting out the dead time. A kill block is one sector per node
+  number (magic O2GOKILL), written only by its owner:
+    - on a volume (local heartbeat): in the heartbeat system file
+      (//heartbeat), sector 256+N of the file for node N, after o2hb's slots
+      0..254 and an unused sector 255. The file then needs 511 sectors: fs
+      blocks of 1 KiB or more (mkfs.ocfs2 -b 4096 does it);
+    - on a heartbeat-only device (mkfs.ocfs2 -H, global heartbeat): the 255
+      sectors right after its file system's end (mkfs formats only the first
+      1 MiB of the device), when the device is long enough.
+  Neither the kernel's o2hb nor fsck.ocfs2 uses that space: o2hb is set up
+  with 255 blocks and reads and writes only slots 0..254 (as debugfs.ocfs2
+  -R hb shows them); fsck.ocfs2 checks the heartbeat file's inode and
+  extent, never its contents, and refuses to open a heartbeat-only device,
+  on which nothing is ever allocated. Where there is no room (512-byte fs
+  blocks, 4 KiB sectors, a device cut at the file system's end) kill blocks
+  are off for that region and 'o2go cluster doctor' says so: survivors then
+  wait out the dead time, as O2CB does. O2GO_KILL_ACK_TIMEOUT_MS=0 turns
+  them off everywhere.
+
 EXIT STATUS
   0  success
   1  bad arguments, unknown cluster/node/region, invalid or unwritable file`,
