@@ -308,6 +308,7 @@ func (a *Agent) findGlobalRegions(steady chan struct{}) {
 		wait := retry
 		if steady != nil {
 			if st.steady {
+				a.logf("global heartbeat: steady on %d of the %d heartbeat devices", st.active, st.configured)
 				close(steady)
 				steady = nil
 			} else {
