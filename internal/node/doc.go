@@ -30,6 +30,10 @@
 //     subscriber in priority order (DLM, then file system, then HA) before
 //     the next.
 //   - control: the control socket's accept loop, one goroutine per client.
+//   - findGlobalRegions (global heartbeat mode): looks again for the
+//     configured heartbeat devices this node has not found, every few
+//     intervals, for as long as the agent runs (not in the agent's wait
+//     group: it ends when the agent is done or its context ends).
 //
 // # Writes to shared disks: gate, then latch
 //

@@ -103,6 +103,8 @@
 // later read of its own found on disk. A survivor declares it dead no sooner
 // than DeadTime after the end of the read that saw its last write, which
 // landed after that write started: one interval of margin, even when a write
-// is lost or a read is slow. In global mode the lease survives the
-// loss of up to half of the regions (LeaseExpiry).
+// is lost or a read is slow. In global mode the lease needs a strict
+// majority of the configured regions (LeaseExpiry): it survives the loss
+// of fewer than half of them, and a region this node cannot find counts
+// as lost.
 package heartbeat
