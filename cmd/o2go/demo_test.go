@@ -63,8 +63,8 @@ func TestDemo(t *testing.T) {
 	cmd.Stdout, cmd.Stderr = &outBuf, &outBuf
 	start := time.Now()
 	err = cmd.Run()
-	if cmd.Process != nil {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // nothing, unless the demo hung
+	if err != nil && cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // what a hung demo left running
 	}
 	out := ansiEscape.ReplaceAllString(outBuf.String(), "")
 	work := ""
