@@ -122,7 +122,15 @@ func ParseMountOptions(s string) (MountOptions, error) {
 			o.PreferSlot = preferredSlot(uint32(n))
 		case "debug":
 			o.Debug = true
-		case "_netdev", "defaults", "auto", "noauto", "nofail", "heartbeat", "datavolume", "nointr", "intr", "suid", "dev", "exec":
+		case "heartbeat":
+			// mount.ocfs2 passes the volume's heartbeat mode on; the
+			// agent checks the mode against the running cluster.
+			switch val {
+			case "local", "global", "none":
+			default:
+				return bad(opt, "heartbeat= is local, global or none")
+			}
+		case "_netdev", "defaults", "auto", "noauto", "nofail", "datavolume", "nointr", "intr", "suid", "dev", "exec":
 			// fstab and mount.ocfs2 options with no meaning here.
 		default:
 			sort.Strings(optionHelp)

@@ -43,3 +43,18 @@ func TestPreferredSlotAsTheKernelReadsIt(t *testing.T) {
 		}
 	}
 }
+
+// TestHeartbeatOptionValues: heartbeat= (which mount.ocfs2 passes on)
+// takes the kernel's three modes; anything else is refused, naming it.
+func TestHeartbeatOptionValues(t *testing.T) {
+	for _, ok := range []string{"heartbeat=local", "heartbeat=global", "heartbeat=none", "rw,_netdev,heartbeat=local"} {
+		if _, err := ParseMountOptions(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"heartbeat", "heartbeat=", "heartbeat=bogus", "heartbeat=Local"} {
+		if _, err := ParseMountOptions(bad); err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "local, global or none") {
+			t.Errorf("%q: %v, want an error naming the option", bad, err)
+		}
+	}
+}
