@@ -439,7 +439,8 @@ func Parse(file string, data []byte) (*ClusterConf, error) {
 	}
 	// owner is the cluster a node or heartbeat stanza belongs to. o2cb
 	// reads a cluster's stanzas by their 'cluster' value and never looks
-	// at the others; o2go ignores them too, but refuses a near miss.
+	// at the others; o2go ignores them too, and asks about a near miss
+	// (a warning, not an error: db1 beside a leftover db3 is no typo).
 	owner := func(s *rawStanza) (*Cluster, bool) {
 		a, ok := s.get("cluster")
 		if !ok || a.value == "" {
@@ -449,7 +450,7 @@ func Parse(file string, data []byte) (*ClusterConf, error) {
 		i, ok := index[a.value]
 		if !ok {
 			if c := nearMiss(a.value, names); c != "" {
-				p.add(a.line, "%s stanza names cluster '%s', which has no cluster: stanza: is it a misspelt '%s'? (o2cb would silently ignore the stanza)", s.kind, a.value, c)
+				p.warn(a.line, "%s stanza names cluster '%s', which has no cluster: stanza: is it a misspelt '%s'? %s", s.kind, a.value, c, dropped)
 			} else {
 				p.warn(a.line, "%s stanza names cluster '%s', which has no cluster: stanza: %s", s.kind, a.value, dropped)
 			}

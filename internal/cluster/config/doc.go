@@ -67,13 +67,15 @@
 // inside a stanza, which does not end it; a stanza header right after an
 // attribute, without a blank line between.
 //
-// A near miss is an unknown attribute, stanza kind or cluster name that is
-// a known one but for case, an edit or two, or a shortening (heartbeat_mod,
-// ip_adress, mode, Name, nodes:, a node of cluster "webclustr" beside
-// "webcluster"): o2cb would ignore it, so that "heartbeat_mod = global"
-// would quietly mean local heartbeat, and a misspelt node would be left out
-// of the cluster. o2go refuses such a file, naming the word it probably
-// means.
+// A near miss is an unknown attribute or stanza kind that is a known one
+// but for case, an edit or two, or a shortening (heartbeat_mod, ip_adress,
+// mode, Name, nodes:): o2cb would ignore it, so that "heartbeat_mod =
+// global" would quietly mean local heartbeat. o2go refuses such a file,
+// naming the word it probably means. A node or heartbeat stanza naming a
+// cluster the file does not have is ignored with a warning, which asks
+// whether a close cluster name was meant ("webclustr" beside
+// "webcluster"); names like db1 and a leftover db3 are close too, so that
+// one is not refused.
 //
 // The facts o2go enforces beyond o2cb's parser, and where they come from:
 //
