@@ -227,37 +227,14 @@ func TestFsLocksBlockedVolumeLock(t *testing.T) {
 	}
 	uuid := ms[0].UUID
 
-	ready := filepath.Join(mc.dir, "held")
-	holder := exec.Command(mc.bin, "lock", "--socket", mc.agents[1].socket, uuid+"/"+superName, "--",
-		"sh", "-c", "touch "+ready+"; exec sleep 120")
-	if err := holder.Start(); err != nil {
-		t.Fatal(err)
-	}
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			_ = holder.Process.Signal(syscall.SIGTERM)
-			_ = holder.Wait()
-		}
-	}
+	release := holdWithO2goLock(t, mc, 1, uuid+"/"+superName, "the volume lock")
 	defer release()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(ready); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("o2go lock on node 1 did not get the volume lock's resource in 30 s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 
 	wrote := make(chan error, 1)
 	go func() { wrote <- os.WriteFile(filepath.Join(m0, "waits"), []byte("after node 1 let go\n"), 0o644) }()
 	var seen clustermount.FsLock
 	waiterSeen := false
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !(seen.Pending != "" && waiterSeen) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no busy volume lock with a pending request on node 0 (%+v), or no node-0 waiter at its master (%v), in 30 s", seen, waiterSeen)
@@ -473,29 +450,8 @@ func TestFsLocksFlockRowsAndWaits(t *testing.T) {
 	}
 	before := metaRow()
 	uuid := fsLocksJSON(mc, 1)[0].UUID
-	ready := filepath.Join(mc.dir, "meta-held")
-	holder := exec.Command(mc.bin, "lock", "--socket", mc.agents[0].socket, uuid+"/"+meta, "--",
-		"sh", "-c", "touch "+ready+"; exec sleep 120")
-	if err := holder.Start(); err != nil {
-		t.Fatal(err)
-	}
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			_ = holder.Process.Signal(syscall.SIGTERM)
-			_ = holder.Wait()
-		}
-	}
+	release := holdWithO2goLock(t, mc, 0, uuid+"/"+meta, "the inode lock")
 	defer release()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if _, err := os.Stat(ready); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("o2go lock on node 0 did not get the inode lock's resource in 30 s")
-		}
-	}
 	read := make(chan error, 1)
 	go func() {
 		_, err := f1.ReadAt(make([]byte, 8), 0)
@@ -544,5 +500,35 @@ func TestFsLocksFlockRowsAndWaits(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		mc.umount(i)
 		mc.waitUnmounted(i)
+	}
+}
+
+// holdWithO2goLock runs o2go lock on node i to hold lock resource
+// (DOMAIN/NAME) exclusive and waits until it does; the returned func lets
+// it go (once; later calls do nothing).
+func holdWithO2goLock(t *testing.T, mc *mountCluster, i int, resource, what string) (release func()) {
+	t.Helper()
+	ready := filepath.Join(mc.dir, "held-"+strconv.Itoa(i)+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	holder := exec.Command(mc.bin, "lock", "--socket", mc.agents[i].socket, resource, "--",
+		"sh", "-c", "touch "+ready+"; exec sleep 120")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	release = func() {
+		if !released {
+			released = true
+			_ = holder.Process.Signal(syscall.SIGTERM)
+			_ = holder.Wait()
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(ready); err == nil {
+			return release
+		}
+		if time.Now().After(deadline) {
+			release()
+			t.Fatalf("o2go lock on node %d did not get %s's resource in 30 s", i, what)
+		}
 	}
 }
