@@ -85,10 +85,16 @@ Known limits of a clustered mount, against OCFS2's kernel driver: the kernel
 hands o2go a write(2) in pieces of at most 1 MiB; each piece is atomic on
 every node, but another node's write (an O_APPEND one too) may land between
 the pieces of a larger one (the kernel driver holds its read-write lock for
-the whole call). Files are served without the kernel's page cache, so that
-every read sees the last write of any node: mmap(MAP_PRIVATE) works,
-mmap(MAP_SHARED) fails with ENODEV (this Linux's FUSE refuses shared
-mappings of such files), as on a -o nocluster mount it does not.
+the whole call). read(2) and write(2) bypass the kernel's page cache, so
+that every read sees the last write of any node. mmap(2) works, shared
+mappings included (Linux 6.6 or later; older kernels refuse MAP_SHARED of
+such files with ENODEV): on the node that maps the file, a store is what
+its read(2) returns at once; other nodes see it once written back (msync,
+fsync, munmap or the kernel's periodic write-back); a write on another
+node reaches the mapping a moment after that node took the file's lock
+(this node then drops its pages), not at the same instant as with
+read(2). A page written back never extends the file: what another node
+truncated stays truncated.
 
 EXIT STATUS
   0  mounted (or, with -f, served and cleanly unmounted)

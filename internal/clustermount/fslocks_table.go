@@ -206,7 +206,8 @@ func (t *lockTable) valueOf(blkno uint64) func() *lockglue.ValueBlock {
 }
 
 // flusher is lock id's Flusher: write home what EX allowed to change,
-// forget what NL no longer protects. The rename lock protects no block.
+// forget what NL no longer protects (the kernel's pages of the inode too).
+// The rename lock protects no block.
 func (t *lockTable) flusher(id inode.LockID) lockglue.Flusher {
 	return func(from, to lockglue.Mode) error {
 		m := t.mt.live()
@@ -219,6 +220,11 @@ func (t *lockTable) flusher(id inode.LockID) lockglue.Flusher {
 			}
 		}
 		if to == lockglue.NL {
+			if id.Kind == inode.LockInode {
+				// The kernel's pages of a mapped file go too, a moment
+				// later (fusefs.pageDropper says why not now).
+				t.mt.dropPages(id.Blkno)
+			}
 			return m.ForgetInode(id.Blkno)
 		}
 		return nil

@@ -91,7 +91,8 @@ type Mount struct {
 	lock     *lockglue.Lock // S, the volume lock
 	table    *lockTable     // every other file-system lock
 	mu       sync.Mutex
-	gone     bool // unmounted: nothing to flush any more
+	gone     bool       // unmounted: nothing to flush any more
+	kernel   *fusefs.FS // the FUSE side, once serving (its page cache)
 	recMu    sync.Mutex
 	locks    *fileLocks    // flock and fcntl locks, once serving
 	scan     chan struct{} // closed to stop the orphan scan
@@ -248,6 +249,9 @@ func (mg *Manager) mount(ctx context.Context, spec, mountpoint string, opts fuse
 	if err != nil {
 		return nil, err
 	}
+	mt.mu.Lock()
+	mt.kernel = f
+	mt.mu.Unlock()
 	mt.scan, mt.scanDone = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(mt.scanDone)
@@ -346,6 +350,17 @@ func (mt *Mount) flush(from, to lockglue.Mode) error {
 		return err
 	}
 	return m.ForgetCached()
+}
+
+// dropPages has the kernel forget its pages of inode ino (mapped files),
+// once the mount serves.
+func (mt *Mount) dropPages(ino uint64) {
+	mt.mu.Lock()
+	k := mt.kernel
+	mt.mu.Unlock()
+	if k != nil {
+		k.DropPages(ino)
+	}
 }
 
 // live returns the mounted volume, or nil once it is unmounted (or not

@@ -48,8 +48,10 @@ type Options struct {
 	// Log receives the error reports (nil: slog.Default()).
 	Log *slog.Logger
 	// Clustered: other nodes change the volume too, so the kernel caches
-	// nothing (attributes and names expire at once, file I/O is direct):
-	// every access reaches the volume, under the cluster lock.
+	// nothing it serves without asking (attributes and names expire at
+	// once, read(2) and write(2) are direct): every access reaches the
+	// volume, under the cluster lock. Mappings use the page cache, which
+	// DropPages empties when another node takes an inode's lock.
 	Clustered bool
 	// Locks serves flock(2) and fcntl(2) locks across the nodes of a
 	// clustered mount (nil: the kernel keeps them, for this node only).
@@ -81,6 +83,7 @@ type FS struct {
 	opts Options
 
 	nodes   *nodeTable
+	pages   *pageDropper
 	mu      sync.Mutex
 	handles map[uint64]uint64 // file handle -> inode
 	nextFh  uint64
@@ -94,7 +97,8 @@ type FS struct {
 }
 
 // openFlags are the flags of an open file: the kernel keeps its page cache
-// across opens on one node; on a clustered volume it caches no page.
+// across opens on one node; on a clustered volume read(2) and write(2)
+// bypass it (mappings still use it, see pageDropper).
 func (f *FS) openFlags() uint32 {
 	if f.opts.Clustered {
 		return fuse.FOPEN_DIRECT_IO
@@ -121,6 +125,7 @@ func New(fs *inode.FS, opts Options) *FS {
 	}
 	f := &FS{RawFileSystem: fuse.NewDefaultRawFileSystem(), fs: fs, root: fs.RootBlkno(), opts: opts,
 		handles: map[uint64]uint64{}, nodes: newNodeTable(fs.RootBlkno(), rootGen)}
+	f.pages = newPageDropper(f.notifyPages)
 	f.nodes.hold = fs.Open
 	f.nodes.release = func(ino uint64) { fs.Release(ino) }
 	return f
@@ -133,6 +138,7 @@ func (f *FS) Init(s *fuse.Server) { f.server = s }
 
 // OnUnmount runs the volume's clean unmount.
 func (f *FS) OnUnmount() {
+	f.pages.stop()
 	if f.opts.OnUnmount != nil {
 		f.opts.OnUnmount()
 	}
@@ -543,6 +549,14 @@ func (f *FS) Write(_ <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fu
 		// The kernel placed the write at the end it knows, which another
 		// node may have moved since: append where the end is now.
 		off = inode.AtEOF
+	}
+	if f.opts.Clustered && in.WriteFlags&fuse.WRITE_CACHE != 0 {
+		// A page of a shared mapping written back. The kernel bounds it
+		// by the size it knows, which another node may have cut since:
+		// what lies past the end now stays cut, as a truncate drops the
+		// pages past the end on a local file system.
+		n, err := f.fs.WriteInside(f.ino(in.NodeId), data, off)
+		return uint32(n), f.status(err)
 	}
 	if f.opts.BufferedCoherency && in.Flags&syscall.O_DIRECT != 0 && off != inode.AtEOF {
 		ok, err := f.fs.Overwrite(f.ino(in.NodeId), data, off)

@@ -95,8 +95,17 @@ func (f *FS) setLk(cancel <-chan struct{}, in *fuse.LkIn, wait bool) fuse.Status
 	ctx, stop := lockContext(cancel)
 	defer stop()
 	ino := f.ino(in.NodeId)
+	var err error
 	if in.LkFlags&fuse.FUSE_LK_FLOCK != 0 {
-		return lockStatus(f.opts.Locks.Flock(ctx, ino, in.Fh, in.Lk.Typ, wait))
+		err = f.opts.Locks.Flock(ctx, ino, in.Fh, in.Lk.Typ, wait)
+	} else {
+		err = f.opts.Locks.SetPosix(ctx, ino, PosixRequest{Owner: in.Owner, Pid: in.Lk.Pid, Start: in.Lk.Start, End: in.Lk.End, Type: in.Lk.Typ}, wait)
 	}
-	return lockStatus(f.opts.Locks.SetPosix(ctx, ino, PosixRequest{Owner: in.Owner, Pid: in.Lk.Pid, Start: in.Lk.Start, End: in.Lk.End, Type: in.Lk.Typ}, wait))
+	if err == nil && in.Lk.Typ != syscall.F_UNLCK {
+		// A process that locks the file and then reads its mapping must
+		// see what the last holder wrote: the pages this node still had
+		// from before are gone first (pageDropper).
+		f.pages.wait(ino)
+	}
+	return lockStatus(err)
 }

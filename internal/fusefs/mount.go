@@ -42,6 +42,15 @@ func Mount(f *FS, mountpoint string, cfg MountConfig) (*fuse.Server, error) {
 		// rewrites the access ACL on chmod; fs/inode inherits default ACLs.
 		EnableAcl: !f.opts.NoACL && f.fs.SB.Features.Incompat&ondisk.IncompatXattr != 0,
 	}
+	if f.opts.Clustered {
+		// Clustered files are direct (every read(2) and write(2) reaches
+		// the volume under the cluster lock); shared mappings still go
+		// through the page cache, which the kernel writes back before a
+		// direct read or write of the range and drops after a write, and
+		// which DropPages empties when another node takes the lock
+		// (Linux 6.6 and later; older kernels refuse MAP_SHARED there).
+		opts.ExtraCapabilities |= fuse.CAP_DIRECT_IO_ALLOW_MMAP
+	}
 	if opts.EnableAcl {
 		// The umask then reaches fs/inode, which applies it only when
 		// the parent has no default ACL (POSIX's rule).
@@ -60,19 +69,4 @@ func Mount(f *FS, mountpoint string, cfg MountConfig) (*fuse.Server, error) {
 		return nil, fmt.Errorf("mounting %s on %s: %w", cfg.Device, mountpoint, err)
 	}
 	return srv, nil
-}
-
-// InvalidateInode drops the kernel's cached attributes and pages of ino
-// (the cluster lock layer calls it when another node may have changed it).
-func (f *FS) InvalidateInode(ino uint64) {
-	if id, ok := f.nodes.current(ino); ok && f.server != nil {
-		f.server.InodeNotify(id, 0, -1)
-	}
-}
-
-// InvalidateEntry drops the kernel's cached name in directory parent.
-func (f *FS) InvalidateEntry(parent uint64, name string) {
-	if id, ok := f.nodes.current(parent); ok && f.server != nil {
-		f.server.EntryNotify(id, name)
-	}
 }

@@ -58,6 +58,21 @@ const AtEOF int64 = -1
 // device before the handle stops (data=ordered: the commit that references
 // it syncs the device first).
 func (f *FS) Write(ino uint64, p []byte, off int64) (int, error) {
+	return f.write(ino, p, off, false)
+}
+
+// WriteInside is Write for a page of a shared mapping written back: only
+// the bytes inside the file's size as the volume has it now are written,
+// the rest dropped (another node cut the file since the kernel last knew
+// its size). It reports every byte written, as the kernel expects.
+func (f *FS) WriteInside(ino uint64, p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, syscall.EINVAL
+	}
+	return f.write(ino, p, off, true)
+}
+
+func (f *FS) write(ino uint64, p []byte, off int64, inside bool) (int, error) {
 	if off < 0 && off != AtEOF {
 		return 0, syscall.EINVAL
 	}
@@ -84,7 +99,14 @@ func (f *FS) Write(ino uint64, p []byte, off int64) (int, error) {
 				return syscall.EFBIG
 			}
 		}
-		if err := f.writeLocked(tx, d, p, at); err != nil {
+		q := p
+		if inside {
+			q = q[:max(0, min(int64(len(q)), int64(d.Size)-at))]
+			if len(q) == 0 {
+				return nil
+			}
+		}
+		if err := f.writeLocked(tx, d, q, at); err != nil {
 			return err
 		}
 		now := diskTime(f.W.now())

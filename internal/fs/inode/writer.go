@@ -95,7 +95,6 @@ type Writer struct {
 	open    map[uint64]int // uses per inode: handles and kernel references (unlinked files live until 0)
 	handles map[uint64]int // open handles per inode (OpenHandle)
 	deletes map[uint64]int // orphans this node is deleting (deleting)
-	invalid func(ino uint64)
 
 	// afterRemoveStep, when set (tests), runs between two steps of a
 	// removeRange, once the first is durable; an error stops the removal.
@@ -155,11 +154,6 @@ func (w *Writer) nextGeneration() uint32 {
 	}
 	return w.gen
 }
-
-// OnInvalidate registers the hook that drops the kernel's caches of an
-// inode (fusefs); the write engine calls it when it changes an inode behind
-// the kernel's back (e.g. orphan cleanup).
-func (w *Writer) OnInvalidate(fn func(ino uint64)) { w.invalid = fn }
 
 func (f *FS) runLocked(credits int, fn func(tx metacache.Tx) error) error {
 	h, err := f.W.Journal.Begin(credits)
