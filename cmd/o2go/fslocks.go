@@ -84,7 +84,8 @@ The columns:
 S, M, T and R locks count since their first use on this mount (an idle
 lock given up, as they are past 16384 locks, starts again when next used);
 F locks since their handle took its first flock; O locks and byte-range
-mutexes keep no counts (-).
+mutexes keep no counts (-). --json also gives an F lock's handle and the
+process that took it or asks for it (pid).
 
 Against the kernel's fs_locks: Mode is MODE; RO and EX Holders are HOLDERS
 together; Pending Action and Requested Mode are PENDING; Blocking Mode is

@@ -372,6 +372,9 @@ func TestFsLocksFlockRowsAndWaits(t *testing.T) {
 	if !ok || l.Type != "Flock" || l.Inode != ino || l.Mode != "EX" || l.Holders != 1 || l.Handle == 0 || l.Stats == nil || l.Stats.EX.Gets != 1 {
 		t.Fatalf("node 0's fs_locks -B row of the flock it holds: %+v (found %v), want Flock, EX, one holder, one EX get", l, ok)
 	}
+	if l.PID != uint32(os.Getpid()) {
+		t.Fatalf("node 0's flock row names process %d, want this test's (%d)", l.PID, os.Getpid())
+	}
 	table, err := fsLocksRun(mc, 0, "-B")
 	if r := fsLocksRow(table, flock); err != nil || len(r) < 5 || r[1] != "Flock" || r[3] != "EX" || r[4] != "1" || strings.Contains(strings.Join(r, " "), "untracked") {
 		t.Fatalf("node 0's fs_locks -B table row of the flock: %q (%v)\n%s", r, err, table)

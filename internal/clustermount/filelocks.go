@@ -67,6 +67,7 @@ type flockHandle struct {
 	requested dlm.Mode   // with pending lock or convert
 	blocked   bool       // since the grant another node asked for blocking (the strongest)
 	blocking  dlm.Mode
+	pid       uint32 // the process that asked last
 	stats     lockglue.Stats
 }
 
@@ -109,7 +110,7 @@ func busyErr(err error) error {
 }
 
 // Flock implements fusefs.FileLocks.
-func (fl *fileLocks) Flock(ctx context.Context, ino, fh uint64, typ uint32, wait bool) error {
+func (fl *fileLocks) Flock(ctx context.Context, ino, fh uint64, pid, typ uint32, wait bool) error {
 	fl.mu.Lock()
 	h := fl.flocks[fh]
 	if h == nil {
@@ -140,7 +141,7 @@ func (fl *fileLocks) Flock(ctx context.Context, ino, fh uint64, typ uint32, wait
 		fl.mu.Unlock()
 		return nil
 	}
-	h.pending, h.requested = "lock", mode
+	h.pending, h.requested, h.pid = "lock", mode, pid
 	if held != nil {
 		// The lock manager notifies again after the grant whoever is
 		// still in the way: what it said of the old level is forgotten

@@ -66,6 +66,9 @@ type FsLock struct {
 	// that took a flock has its own lock, listed until the handle is
 	// released.
 	Handle uint64 `json:"handle,omitempty"`
+	// PID is, for a flock held or asked for, the process that asked (the
+	// last one, when several share the handle), as the kernel reports it.
+	PID uint32 `json:"pid,omitempty"`
 	// Busy: a request is under way (debugfs.ocfs2's Busy flag): a lock,
 	// a conversion or an unlock at the lock manager, a downconvert, or an
 	// open lock's request or delete claim.
@@ -351,6 +354,7 @@ type flockState struct {
 	requested dlm.Mode
 	blocked   bool
 	blocking  dlm.Mode
+	pid       uint32
 	stats     lockglue.Stats
 }
 
@@ -360,7 +364,7 @@ func (fl *fileLocks) snapshot() ([]flockState, map[uint64]int) {
 	out := make([]flockState, 0, len(fl.flocks))
 	for fh, h := range fl.flocks {
 		s := flockState{fh: fh, ino: h.ino, held: h.lock != nil, mode: h.mode, pending: h.pending,
-			requested: h.requested, blocked: h.blocked, blocking: h.blocking, stats: h.stats}
+			requested: h.requested, blocked: h.blocked, blocking: h.blocking, pid: h.pid, stats: h.stats}
 		if h.lock != nil {
 			s.id = h.lock.ID
 		}
@@ -416,6 +420,9 @@ func flockRows(flocks []flockState, byName map[string]*dlm.ResourceState, self b
 		}
 		for i, h := range byRes[name] {
 			l := FsLock{Mode: "none", Handle: h.fh, Stats: &h.stats}
+			if h.held || h.pending != "" {
+				l.PID = h.pid
+			}
 			if h.held {
 				l.Mode, l.Holders = h.mode.String(), 1
 			}

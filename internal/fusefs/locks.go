@@ -14,7 +14,9 @@ import (
 // Types are fcntl's F_RDLCK, F_WRLCK and F_UNLCK. A lock that cannot be
 // had at once fails with EAGAIN unless wait; a wait ends with ctx.
 type FileLocks interface {
-	Flock(ctx context.Context, ino, fh uint64, typ uint32, wait bool) error
+	// Flock locks or unlocks (F_UNLCK) handle fh's flock; pid is the
+	// process asking, as the kernel reports it.
+	Flock(ctx context.Context, ino, fh uint64, pid, typ uint32, wait bool) error
 	SetPosix(ctx context.Context, ino uint64, l PosixRequest, wait bool) error
 	// GetPosix returns a lock that would stop l (F_GETLK), or one of type
 	// F_UNLCK.
@@ -97,7 +99,7 @@ func (f *FS) setLk(cancel <-chan struct{}, in *fuse.LkIn, wait bool) fuse.Status
 	ino := f.ino(in.NodeId)
 	var err error
 	if in.LkFlags&fuse.FUSE_LK_FLOCK != 0 {
-		err = f.opts.Locks.Flock(ctx, ino, in.Fh, in.Lk.Typ, wait)
+		err = f.opts.Locks.Flock(ctx, ino, in.Fh, in.Lk.Pid, in.Lk.Typ, wait)
 	} else {
 		err = f.opts.Locks.SetPosix(ctx, ino, PosixRequest{Owner: in.Owner, Pid: in.Lk.Pid, Start: in.Lk.Start, End: in.Lk.End, Type: in.Lk.Typ}, wait)
 	}
