@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -244,6 +246,18 @@ func TestClusteredMountThreeNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
+	// Each node holds its slot's journal lock EX while mounted.
+	deadSlot := -1
+	for i := range 3 {
+		ms := fsLocksJSON(mc, i)
+		l, ok := journalLock(t, mc, ms)
+		if !ok || l.Mode != "EX" || l.Holders != 1 {
+			t.Fatalf("node %d's journal lock (slot %d): %+v (found %v), want EX with one holder", i, ms[0].Slot, l, ok)
+		}
+		if i == 2 {
+			deadSlot = ms[0].Slot
+		}
+	}
 	mc.kill(2)
 	mc.waitView([]int{0, 1}, nodes(0, 1), 30*time.Second)
 	// The survivors go on once one of them has recovered node 2's slot.
@@ -260,6 +274,17 @@ func TestClusteredMountThreeNodes(t *testing.T) {
 		strings.Contains(mc.agents[1].logText(), "recovered a dead node's slot")
 	if !recovered {
 		t.Fatal("no survivor logged the recovery of node 2's slot")
+	}
+	// The survivor that recovered it took the dead slot's journal lock.
+	deadJournal := journalInode(t, mc.img, deadSlot)
+	took := false
+	for i := range 2 {
+		for _, l := range fsLocksJSON(mc, i)[0].Locks {
+			took = took || l.Type == "Meta" && l.Inode == deadJournal && l.Mode == "EX"
+		}
+	}
+	if !took {
+		t.Fatalf("no survivor holds the journal lock of slot %d (inode %d) after recovering it", deadSlot, deadJournal)
 	}
 
 	// Node 2 comes back and mounts again.
@@ -558,4 +583,29 @@ func TestClusteredOrphanScan(t *testing.T) {
 	}
 	requireNoOrphans(t, mc.img, 4)
 	realtools.RequireFsckClean(t, mc.img)
+}
+
+// journalInode is the inode of slot s's journal (debugfs.ocfs2's view).
+func journalInode(t *testing.T, img string, s int) uint64 {
+	t.Helper()
+	out := realtools.Debugfs(t, img, fmt.Sprintf("stat //journal:%04d", s))
+	m := regexp.MustCompile(`Inode: (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("debugfs.ocfs2 stat //journal:%04d names no inode:\n%s", s, out)
+	}
+	n, _ := strconv.ParseUint(m[1], 10, 64)
+	return n
+}
+
+// journalLock is, in fs_locks ms of one mount, the lock of that mount's
+// slot's journal.
+func journalLock(t *testing.T, mc *mountCluster, ms []clustermount.MountLocks) (clustermount.FsLock, bool) {
+	t.Helper()
+	ino := journalInode(t, mc.img, ms[0].Slot)
+	for _, l := range ms[0].Locks {
+		if l.Type == "Meta" && l.Inode == ino {
+			return l, true
+		}
+	}
+	return clustermount.FsLock{}, false
 }

@@ -34,7 +34,10 @@ The rows, by the letter their name starts with (TYPE says it in words):
   S  Super      the volume lock (OCFS2's superblock lock): every operation
                 holds it PR; mounts, unmounts and recoveries take it EX
   M  Meta       one per inode in use: PR to read the inode, its blocks and
-                its data, EX to change them
+                its data, EX to change them. The M lock of the slot's
+                journal (journal:NNNN) is the journal lock: EX with one
+                holder while mounted; a node that recovered a dead node's
+                slot keeps that slot's EX until its next node asks
   T  Refcount   one per refcount tree in use, as M
   R  Rename     EX for a rename between directories
   O  Open       one per inode open or in use on this node: PR while in use,

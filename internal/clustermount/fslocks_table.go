@@ -3,12 +3,14 @@ package clustermount
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
 
 	"o2go/internal/fs/inode"
 	"o2go/internal/fs/lockglue"
+	"o2go/internal/fs/volume"
 	"o2go/internal/ondisk"
 )
 
@@ -329,4 +331,53 @@ func (t *lockTable) snapshot() []*tableLock {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return slices.Collect(maps.Values(t.locks))
+}
+
+// journalLockID is slot s's journal lock: the metadata lock of the slot's
+// journal inode, as in OCFS2.
+func journalLockID(v *volume.Volume, s int) (inode.LockID, error) {
+	blk, err := v.SystemFile(ondisk.SysJournal, s)
+	if err != nil {
+		return inode.LockID{}, fmt.Errorf("%s: the journal of slot %d: %w", v.Path, s, err)
+	}
+	return inode.LockID{Kind: inode.LockInode, Blkno: blk}, nil
+}
+
+// holdJournal takes slot s's journal lock EX for the node mounting in it
+// and returns what lets it go. A survivor that recovered the slot's last
+// node may cache it: that survivor gives it up on request.
+func (t *lockTable) holdJournal(v *volume.Volume, s int) (func(), error) {
+	id, err := journalLockID(v, s)
+	if err != nil {
+		return nil, err
+	}
+	l := t.get(id)
+	r, err := l.lock.Acquire(context.Background(), lockglue.EX)
+	if err != nil {
+		t.put(l)
+		return nil, fmt.Errorf("%s: taking the journal lock of slot %d: %w", v.Path, s, err)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { r(); t.put(l) }) }, nil
+}
+
+// recoverJournal runs fn, the recovery of dead slot s, holding the slot's
+// journal lock EX with the recovery flag, which passes the ghost of the
+// dead node's own.
+func (t *lockTable) recoverJournal(v *volume.Volume, s int, fn func() error) error {
+	id, err := journalLockID(v, s)
+	if err != nil {
+		return err
+	}
+	l := t.get(id)
+	defer t.put(l)
+	var ferr error
+	err = l.lock.Recover(context.Background(), func() error {
+		ferr = fn()
+		return ferr
+	})
+	if err != nil && ferr == nil {
+		return fmt.Errorf("taking the journal lock of slot %d: %w", s, err)
+	}
+	return err
 }

@@ -33,9 +33,12 @@
 //     use a per-inode mutex in the same domain and ask the other nodes.
 //   - P (the orphan scan lock, orphanscan.go): taken EX without waiting by
 //     the node that scans every slot's orphan directory.
+//   - The M lock of a slot's journal inode is the slot's journal lock: the
+//     node in the slot holds it EX while mounted.
 //   - Recovery takes S EX with the recovery flag (it passes the ghosts of
-//     the dead node's locks); the dead node's M locks stay as ghosts until
-//     the recovery is done, so nothing it changed is read before.
+//     the dead node's locks), then the dead slot's journal lock the same
+//     way, and replays; the dead node's M locks stay as ghosts until the
+//     recovery is done, so nothing it changed is read before.
 package clustermount
 
 import (
@@ -93,6 +96,7 @@ type Mount struct {
 	mu       sync.Mutex
 	gone     bool       // unmounted: nothing to flush any more
 	kernel   *fusefs.FS // the FUSE side, once serving (its page cache)
+	journal  func()     // lets the slot's journal lock go (unmount)
 	recMu    sync.Mutex
 	locks    *fileLocks    // flock and fcntl locks, once serving
 	scan     chan struct{} // closed to stop the orphan scan
@@ -204,18 +208,29 @@ func (mg *Manager) mount(ctx context.Context, spec, mountpoint string, opts fuse
 		release()
 		return nil, err
 	}
-	vopts := opts.Volume
-	vopts.Slot = slot
-	m, err := volume.MountVolume(v, vopts)
+	mt.table = newLockTable(mt, dlmService{d: mg.DLM, domain: uuid})
+	// The slot's journal lock, EX for as long as the node is mounted
+	// (ocfs2_journal_init): the lock a survivor takes, with the recovery
+	// flag, to replay the journal after this node dies.
+	releaseJournal, err := mt.table.holdJournal(v, slot)
 	if err != nil {
 		mg.freeSlot(v, slot)
 		release()
 		return nil, err
 	}
+	vopts := opts.Volume
+	vopts.Slot = slot
+	m, err := volume.MountVolume(v, vopts)
+	if err != nil {
+		releaseJournal()
+		mt.table.closeAll()
+		mg.freeSlot(v, slot)
+		release()
+		return nil, err
+	}
 	mt.mu.Lock() // live() reads it from the locks' flushers
-	mt.m, mt.Slot = m, slot
+	mt.m, mt.Slot, mt.journal = m, slot, releaseJournal
 	mt.mu.Unlock()
-	mt.table = newLockTable(mt, dlmService{d: mg.DLM, domain: uuid})
 	m.FS.W.Cluster = mt.table
 	m.FS.W.Opens = newOpenLocks(mg.DLM, mt.UUID, mg.Log)
 	absent, rerr := mt.recoverAbsentSlots()
@@ -414,6 +429,9 @@ func (mt *Mount) unmountVolume() error {
 	if mt.locks != nil {
 		mt.locks.close()
 	}
+	if mt.journal != nil {
+		mt.journal() // the slot is free: nothing left to recover
+	}
 	if mt.table != nil {
 		errs = append(errs, mt.table.closeAll())
 	}
@@ -469,7 +487,11 @@ func (mt *Mount) recoverAbsentSlots() ([]int, error) {
 // the volume lock EX.
 func (mt *Mount) recoverDeadSlot(sm *ondisk.SlotMap, s int, what string) error {
 	node := sm.Slots[s].Node
-	rep, err := mt.m.RecoverSlot(s)
+	var rep *volume.SlotRecovery
+	err := mt.table.recoverJournal(mt.m.Volume, s, func() (err error) {
+		rep, err = mt.m.RecoverSlot(s)
+		return err
+	})
 	if err != nil {
 		return err
 	}
