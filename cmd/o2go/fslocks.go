@@ -42,6 +42,9 @@ The rows, by the letter their name starts with (TYPE says it in words):
   R  Rename     EX for a rename between directories
   O  Open       one per inode open or in use on this node: PR while in use,
                 so that a file removed elsewhere is deleted by its last user
+  P  OrphanScan EX, one holder, while this node looks through every slot's
+                orphan directory (every 5 minutes, the node that gets it
+                without waiting)
   F  Flock      one per open file handle that took a flock(2): PR for
                 LOCK_SH, EX for LOCK_EX, none once unlocked; listed until
                 the handle is closed
@@ -100,8 +103,7 @@ master.
 
 A row that ends with "untracked" is a lock this node holds in the volume's
 lock domain that the file system does not account for: one taken with
-'o2go lock' in the domain, the orphan scan lock (P) while a scan runs, or
-a leak.
+'o2go lock' in the domain, or a leak.
 
 -B shows only busy locks: with local users (a held flock among them), a
 request or downconvert under way, or another node blocked on them. To

@@ -95,8 +95,7 @@ type FsLock struct {
 	Stats *lockglue.Stats `json:"stats,omitempty"`
 	// Untracked: this node holds the resource in the volume's lock domain
 	// but the file system does not know it: a lock taken with o2go lock
-	// in the domain, the orphan scan lock (P) while a scan runs, or a
-	// leaked one.
+	// in the domain, or a leaked one.
 	Untracked bool `json:"untracked,omitempty"`
 }
 
@@ -215,10 +214,12 @@ func (mt *Mount) fsLocks() MountLocks {
 	if fl != nil {
 		fl.mu.Lock()
 	}
+	scanBefore := mt.scanLockState()
 	res, err := mt.mg.DLM.Locks(mt.UUID, "")
 	if err != nil {
 		res = nil // the domain is gone: the mount is ending
 	}
+	scanAfter := mt.scanLockState()
 	if fl != nil {
 		flocks, mutexes = fl.snapshot()
 		fl.mu.Unlock()
@@ -278,6 +279,21 @@ func (mt *Mount) fsLocks() MountLocks {
 	}
 	rest = append(rest, flockRows(flocks, byName, self)...)
 	rest = append(rest, mutexRows(mutexes, byName, self)...)
+	if name := orphanScanLockName(); byName[name] != nil && scanned(scanBefore, scanAfter) {
+		// The scan's lock: EX, taken without waiting, one user while the
+		// slots' orphan directories are looked through. Only one lock of
+		// this node's can be the scan's.
+		r := byName[name]
+		own, others := splitLocal(r, dlm.ModeEX.String(), false)
+		if len(own) > 0 {
+			l := FsLock{Mode: grantedMode(own), Holders: 1}
+			rest = append(rest, l.decorate(name, r, own, self))
+		}
+		if len(others) > 0 {
+			rest = append(rest, FsLock{Mode: grantedMode(others), Untracked: true}.decorate(name, r, others, self))
+		}
+		delete(byName, name)
+	}
 	for name, r := range byName {
 		if len(r.Local) == 0 {
 			continue // known here as master or cached only

@@ -50,6 +50,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"o2go/internal/base"
@@ -94,9 +95,11 @@ type Mount struct {
 	lock     *lockglue.Lock // S, the volume lock
 	table    *lockTable     // every other file-system lock
 	mu       sync.Mutex
-	gone     bool       // unmounted: nothing to flush any more
-	kernel   *fusefs.FS // the FUSE side, once serving (its page cache)
-	journal  func()     // lets the slot's journal lock go (unmount)
+	gone     bool          // unmounted: nothing to flush any more
+	kernel   *fusefs.FS    // the FUSE side, once serving (its page cache)
+	journal  func()        // lets the slot's journal lock go (unmount)
+	scanning atomic.Bool   // an orphan scan runs (from before its lock request until after its unlock)
+	scans    atomic.Uint64 // orphan scans begun
 	recMu    sync.Mutex
 	locks    *fileLocks    // flock and fcntl locks, once serving
 	scan     chan struct{} // closed to stop the orphan scan

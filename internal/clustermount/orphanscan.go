@@ -36,6 +36,25 @@ func orphanScanLockName() string {
 	return n
 }
 
+// scanLockState is what fs_locks needs to tell the scan's orphan scan
+// lock from another holder's: whether a scan runs and how many began.
+type scanLockState struct {
+	running bool
+	begun   uint64
+}
+
+func (mt *Mount) scanLockState() scanLockState {
+	return scanLockState{running: mt.scanning.Load(), begun: mt.scans.Load()}
+}
+
+// scanned says whether a lock the lock manager showed between before and
+// after (read around its view) may be a scan's: a scan ran at one end, or
+// one began and ended in between. The scan marks itself running before it
+// asks for the lock and stops after it let go.
+func scanned(before, after scanLockState) bool {
+	return before.running || after.running || before.begun != after.begun
+}
+
 // orphanScanLoop scans every interval until stop closes.
 func (mt *Mount) orphanScanLoop(stop <-chan struct{}) {
 	t := time.NewTicker(orphanScanInterval())
@@ -54,6 +73,9 @@ func (mt *Mount) orphanScanLoop(stop <-chan struct{}) {
 // node scans now.
 func (mt *Mount) scanOrphans() {
 	mg := mt.mg
+	mt.scans.Add(1) // before the request: fs_locks tells its lock from others by it
+	mt.scanning.Store(true)
+	defer mt.scanning.Store(false)
 	held, _, err := mg.DLM.Lock(context.Background(), mt.UUID, orphanScanLockName(), dlm.ModeEX, dlm.NoQueue, nil)
 	if err != nil {
 		if !isBusy(err) {
@@ -61,7 +83,7 @@ func (mt *Mount) scanOrphans() {
 		}
 		return
 	}
-	defer held.Unlock(nil)
+	defer held.Unlock(nil) // before scanning goes false
 	total := 0
 	for s := range int(mt.m.SB.MaxSlots) {
 		n, err := mt.m.RecoverOrphansOf(s)
