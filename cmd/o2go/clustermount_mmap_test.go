@@ -48,10 +48,12 @@ func preadAt(t *testing.T, path string, off int64, n int) []byte {
 // and stays coherent with read(2) and write(2): a store through node A's
 // mapping is what A's own read(2) returns at once and what node B reads
 // after A's msync; B's write(2) reaches A's mapping once B has the lock
-// (A drops its pages when it gives the lock up); and a page A dirtied
-// through its mapping never brings back a part of the file B truncated
-// meanwhile (a written-back page does not extend the file, as on a local
-// file system, where a truncate drops the pages past the end).
+// (A drops its pages when it gives the lock up); A's page written back
+// after B wrote into it carries A's stores, not A's stale copy of B's
+// bytes; and a page A dirtied through its mapping never brings back a
+// part of the file B truncated meanwhile (a written-back page does not
+// extend the file, as on a local file system, where a truncate drops the
+// pages past the end).
 func TestClusteredSharedMmap(t *testing.T) {
 	mc := newMountCluster(t, 2)
 	mc.startAll()
@@ -102,6 +104,25 @@ func TestClusteredSharedMmap(t *testing.T) {
 	t.Logf("node B's write reached node A's mapping in %v", time.Since(start))
 	if m[100] != 'X' {
 		t.Fatalf("node A's mapping lost its own store: %q", m[100])
+	}
+
+	// A stores into page 1 and has not written it back when B writes
+	// another byte of that page: A's write-back carries A's store only,
+	// not the rest of A's copy of the page, which B's write made stale.
+	m[page+10] = 'A'
+	if _, err := fb.WriteAt([]byte("B"), page+2000); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Msync(m, unix.MS_SYNC); err != nil {
+		t.Fatal(err)
+	}
+	if got := preadAt(t, pathB, page, page); got[10] != 'A' || got[2000] != 'B' || got[11] != 'a' {
+		t.Fatalf("node B reads %q %q %q after node A wrote back its store into the page B wrote meanwhile, want A B a", got[10], got[2000], got[11])
+	}
+	for start := time.Now(); m[page+2000] != 'B'; time.Sleep(time.Millisecond) {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("node A's mapping still reads %q at B's byte 5 s after B wrote it", m[page+2000])
+		}
 	}
 
 	// A dirties the last page, B truncates it away, then A writes its

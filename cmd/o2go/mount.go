@@ -90,11 +90,14 @@ that every read sees the last write of any node. mmap(2) works, shared
 mappings included (Linux 6.6 or later; older kernels refuse MAP_SHARED of
 such files with ENODEV): on the node that maps the file, a store is what
 its read(2) returns at once; other nodes see it once written back (msync,
-fsync, munmap or the kernel's periodic write-back); a write on another
-node reaches the mapping a moment after that node took the file's lock
-(this node then drops its pages), not at the same instant as with
-read(2). A page written back never extends the file: what another node
-truncated stays truncated.
+fsync, munmap or the kernel's periodic write-back: FUSE tells o2go nothing
+of a store, so it cannot take the cluster lock then as OCFS2 does); a
+write on another node reaches the mapping a moment after that node took
+the file's lock (this node then drops its pages), not at the same instant
+as with read(2), and a process that takes a flock or fcntl lock sees it
+there. A page written back carries only the bytes the mapping changed, so
+it never undoes another node's write to the rest of the page, and never
+extends the file: what another node truncated stays truncated.
 
 EXIT STATUS
   0  mounted (or, with -f, served and cleanly unmounted)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,6 +85,7 @@ type FS struct {
 
 	nodes   *nodeTable
 	pages   *pageDropper
+	bases   *pageBases
 	mu      sync.Mutex
 	handles map[uint64]uint64 // file handle -> inode
 	nextFh  uint64
@@ -126,8 +128,12 @@ func New(fs *inode.FS, opts Options) *FS {
 	f := &FS{RawFileSystem: fuse.NewDefaultRawFileSystem(), fs: fs, root: fs.RootBlkno(), opts: opts,
 		handles: map[uint64]uint64{}, nodes: newNodeTable(fs.RootBlkno(), rootGen)}
 	f.pages = newPageDropper(f.notifyPages)
+	f.bases = newPageBases(os.Getpagesize(), basesLimit)
 	f.nodes.hold = fs.Open
-	f.nodes.release = func(ino uint64) { fs.Release(ino) }
+	f.nodes.release = func(ino uint64) {
+		f.bases.forget(ino) // the kernel has no page of it any more
+		fs.Release(ino)
+	}
 	return f
 }
 
@@ -532,9 +538,16 @@ func (f *FS) Open(_ <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.St
 
 // Read implements fuse.RawFileSystem.
 func (f *FS) Read(_ <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
-	n, err := f.fs.ReadFile(f.ino(in.NodeId), buf[:in.Size], int64(in.Offset))
+	ino := f.ino(in.NodeId)
+	n, err := f.fs.ReadFile(ino, buf[:in.Size], int64(in.Offset))
 	if err != nil {
 		return nil, f.status(err)
+	}
+	if f.opts.Clustered && in.ReadFlags&fuse.READ_LOCKOWNER == 0 {
+		// Read into the page cache (a mapping's fault or read-ahead: the
+		// kernel names the lock owner on every direct read): keep what
+		// the page holds, for its write-back (pageBases).
+		f.bases.record(ino, int64(in.Offset), buf[:n])
 	}
 	return fuse.ReadResultData(buf[:n]), fuse.OK
 }
@@ -545,18 +558,23 @@ func (f *FS) Write(_ <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fu
 		return 0, s
 	}
 	off := int64(in.Offset)
+	if f.opts.Clustered && in.WriteFlags&fuse.WRITE_CACHE != 0 {
+		// Pages of a shared mapping written back: only the bytes the
+		// mapping changed (pageBases), and only inside the file's size
+		// now, which another node may have cut since the kernel learnt
+		// it: what lies past the end stays cut, as a truncate drops the
+		// pages past the end on a local file system.
+		ino := f.ino(in.NodeId)
+		if err := f.fs.WriteInsideParts(ino, f.bases.changes(ino, off, data)); err != nil {
+			return 0, f.status(err)
+		}
+		f.bases.settle(ino, off, data)
+		return uint32(len(data)), fuse.OK
+	}
 	if f.opts.Clustered && in.Flags&syscall.O_APPEND != 0 {
 		// The kernel placed the write at the end it knows, which another
 		// node may have moved since: append where the end is now.
 		off = inode.AtEOF
-	}
-	if f.opts.Clustered && in.WriteFlags&fuse.WRITE_CACHE != 0 {
-		// A page of a shared mapping written back. The kernel bounds it
-		// by the size it knows, which another node may have cut since:
-		// what lies past the end now stays cut, as a truncate drops the
-		// pages past the end on a local file system.
-		n, err := f.fs.WriteInside(f.ino(in.NodeId), data, off)
-		return uint32(n), f.status(err)
 	}
 	if f.opts.BufferedCoherency && in.Flags&syscall.O_DIRECT != 0 && off != inode.AtEOF {
 		ok, err := f.fs.Overwrite(f.ino(in.NodeId), data, off)

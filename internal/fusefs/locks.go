@@ -106,8 +106,9 @@ func (f *FS) setLk(cancel <-chan struct{}, in *fuse.LkIn, wait bool) fuse.Status
 	if err == nil && in.Lk.Typ != syscall.F_UNLCK {
 		// A process that locks the file and then reads its mapping must
 		// see what the last holder wrote: the pages this node still had
-		// from before are gone first (pageDropper).
-		f.pages.wait(ino)
+		// from before are gone first (pageDropper). A signal ends the
+		// wait, not the lock: it was granted, and the kernel must know.
+		_ = f.pages.wait(ctx, ino)
 	}
 	return lockStatus(err)
 }

@@ -1,6 +1,7 @@
 package fusefs
 
 import (
+	"context"
 	"sync"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -16,8 +17,9 @@ import (
 // the lock's downconvert: the kernel waits for every page being read in,
 // and that read waits for the lock. So the downconvert queues the inode
 // here and goes on; the kernel then writes the dirty pages back (a write
-// that asks for the lock again, after the other node) and drops them, and
-// the next fault reads the other node's data. A mapping on another node
+// that asks for the lock again, after the other node, and writes only the
+// bytes the mapping changed: pageBases) and drops them, and the next
+// fault reads the other node's data. A mapping on another node
 // therefore sees a write a moment after the writer took the lock, not
 // with it; read(2) sees it with it.
 type pageDropper struct {
@@ -76,15 +78,26 @@ func (d *pageDropper) run() {
 }
 
 // wait waits until ino's pages are dropped, if they are queued or being
-// dropped. It waits for nothing the dropping itself may wait for (a page
-// read in or written back waits for the inode's cluster lock only), so
-// it ends.
-func (d *pageDropper) wait(ino uint64) {
+// dropped, or until ctx ends (its error then). It waits for nothing the
+// dropping itself may wait for (a page read in or written back waits for
+// the inode's cluster lock only), so it ends; but that lock may wait for
+// a dead node's recovery, hence ctx.
+func (d *pageDropper) wait(ctx context.Context, ino uint64) error {
+	stop := context.AfterFunc(ctx, func() {
+		d.mu.Lock()
+		d.cond.Broadcast()
+		d.mu.Unlock()
+	})
+	defer stop()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for d.queued[ino] || d.current == ino && d.running {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		d.cond.Wait()
 	}
+	return nil
 }
 
 // stop drops nothing more (the mount is going away).
@@ -104,11 +117,11 @@ func (f *FS) DropPages(ino uint64) { f.pages.drop(ino) }
 // notifyPages is the kernel's invalidation of inode ino's pages and
 // attributes, when the kernel knows the inode.
 func (f *FS) notifyPages(ino uint64) {
-	id, ok := f.nodes.current(ino)
-	if !ok || f.server == nil {
-		return
+	seq := f.bases.mark()
+	if id, ok := f.nodes.current(ino); ok && f.server != nil {
+		if st := f.server.InodeNotify(id, 0, -1); st != fuse.OK && st != fuse.ENOENT {
+			f.log().Debug("dropping the kernel's pages of an inode", "inode", ino, "status", st)
+		}
 	}
-	if st := f.server.InodeNotify(id, 0, -1); st != fuse.OK && st != fuse.ENOENT {
-		f.log().Debug("dropping the kernel's pages of an inode", "inode", ino, "status", st)
-	}
+	f.bases.dropBefore(ino, seq)
 }

@@ -1,6 +1,7 @@
 package fusefs
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"testing"
@@ -33,10 +34,13 @@ func TestPageDropperOrderAndRequeue(t *testing.T) {
 	d.drop(3)
 	d.drop(2) // waiting already: not twice
 	d.drop(1) // being dropped: again after
-	d.wait(4) // nobody asked: no wait
+	ctx := context.Background()
+	if err := d.wait(ctx, 4); err != nil { // nobody asked: no wait
+		t.Fatal(err)
+	}
 
 	waited := make(chan struct{})
-	go func() { d.wait(3); close(waited) }()
+	go func() { d.wait(ctx, 3); close(waited) }()
 	select {
 	case <-waited:
 		t.Fatal("wait(3) returned while inode 3 was still queued")
@@ -48,7 +52,7 @@ func TestPageDropperOrderAndRequeue(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("wait(3) still waiting 5 s after the queue could run")
 	}
-	d.wait(1)
+	d.wait(ctx, 1)
 	mu.Lock()
 	defer mu.Unlock()
 	if want := []uint64{1, 2, 3, 1}; !slices.Equal(got, want) {
@@ -57,19 +61,35 @@ func TestPageDropperOrderAndRequeue(t *testing.T) {
 }
 
 // TestPageDropperStop: after stop nothing more is dropped, and a waiter
-// is let go.
+// is let go; a waiter whose context ends is let go with its error.
 func TestPageDropperStop(t *testing.T) {
 	calls := 0
 	block := make(chan struct{})
+	started := make(chan struct{})
 	d := newPageDropper(func(ino uint64) {
 		calls++
+		close(started)
 		<-block
 	})
 	d.drop(1)
 	d.drop(2)
+	<-started // inode 1 is being dropped, 2 waits
+
+	ctx, cancel := context.WithCancel(context.Background())
+	interrupted := make(chan error, 1)
+	go func() { interrupted <- d.wait(ctx, 2) }()
+	cancel()
+	select {
+	case err := <-interrupted:
+		if err != context.Canceled {
+			t.Fatalf("an interrupted wait returned %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a waiter stays blocked after its context ended")
+	}
+
 	waited := make(chan struct{})
-	go func() { d.wait(2); close(waited) }()
-	time.Sleep(20 * time.Millisecond)
+	go func() { d.wait(context.Background(), 2); close(waited) }()
 	d.stop()
 	select {
 	case <-waited:

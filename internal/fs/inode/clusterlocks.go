@@ -22,8 +22,10 @@ import (
 // page by page, around each block they map, while the page cache serves
 // reads without any cluster lock. o2go serves read(2) and write(2)
 // without the page cache (only mappings use it, filled and written back
-// by FUSE requests like any other): every read and write of a FUSE
-// request runs entirely under the inode's metadata lock
+// by FUSE requests like any other; a store into a mapped page reaches o2go
+// only when the page is written back, which writes the stored bytes
+// alone): every read and write of a FUSE request runs entirely under the
+// inode's metadata lock
 // (shared to read, exclusive to change, and shared for a coherency=buffered
 // O_DIRECT overwrite, where OCFS2 takes its 'W' lock shared), so the 'W'
 // role is the metadata lock's and a separate 'W' lock would only add a

@@ -58,7 +58,7 @@ const AtEOF int64 = -1
 // device before the handle stops (data=ordered: the commit that references
 // it syncs the device first).
 func (f *FS) Write(ino uint64, p []byte, off int64) (int, error) {
-	return f.write(ino, p, off, false)
+	return f.write(ino, []Part{{Off: off, Data: p}}, false)
 }
 
 // WriteInside is Write for a page of a shared mapping written back: only
@@ -69,18 +69,46 @@ func (f *FS) WriteInside(ino uint64, p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, syscall.EINVAL
 	}
-	return f.write(ino, p, off, true)
+	if err := f.WriteInsideParts(ino, []Part{{Off: off, Data: p}}); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
-func (f *FS) write(ino uint64, p []byte, off int64, inside bool) (int, error) {
-	if off < 0 && off != AtEOF {
-		return 0, syscall.EINVAL
+// Part is a run of bytes at a byte offset of a file.
+type Part struct {
+	Off  int64
+	Data []byte
+}
+
+// WriteInsideParts is WriteInside for several runs of one file at once, in
+// one operation: the bytes of written-back pages that changed since the
+// kernel read them in (the others may be stale: another node may have
+// written them since).
+func (f *FS) WriteInsideParts(ino uint64, parts []Part) error {
+	for _, pt := range parts {
+		if pt.Off < 0 {
+			return syscall.EINVAL
+		}
 	}
-	if len(p) == 0 {
+	_, err := f.write(ino, parts, true)
+	return err
+}
+
+func (f *FS) write(ino uint64, parts []Part, inside bool) (int, error) {
+	total := 0
+	for _, pt := range parts {
+		off, p := pt.Off, pt.Data
+		if off < 0 && off != AtEOF {
+			return 0, syscall.EINVAL
+		}
+		if end := off + int64(len(p)); off != AtEOF && (end > f.maxFileBytes() || end < off) {
+			return 0, syscall.EFBIG
+		}
+		total += len(p)
+	}
+	if total == 0 {
 		return 0, nil
-	}
-	if end := off + int64(len(p)); off != AtEOF && (end > f.maxFileBytes() || end < off) {
-		return 0, syscall.EFBIG
 	}
 	err := f.run(inodes(true, ino), 8, func(tx metacache.Tx) error {
 		d, b, err := f.inodeForWrite(tx, ino)
@@ -90,24 +118,30 @@ func (f *FS) write(ino uint64, p []byte, off int64, inside bool) (int, error) {
 		if !d.IsReg() {
 			return syscall.EINVAL
 		}
-		at := off // not off itself: a round that starts again sees AtEOF
-		if at == AtEOF {
-			// O_APPEND: the end as the volume has it now, under the
-			// lock that orders this write with every other node's.
-			at = int64(d.Size)
-			if end := at + int64(len(p)); end > f.maxFileBytes() || end < at {
-				return syscall.EFBIG
+		wrote := false
+		for _, pt := range parts {
+			at, q := pt.Off, pt.Data // not pt.Off itself: a round that starts again sees AtEOF
+			if at == AtEOF {
+				// O_APPEND: the end as the volume has it now, under the
+				// lock that orders this write with every other node's.
+				at = int64(d.Size)
+				if end := at + int64(len(q)); end > f.maxFileBytes() || end < at {
+					return syscall.EFBIG
+				}
 			}
-		}
-		q := p
-		if inside {
-			q = q[:max(0, min(int64(len(q)), int64(d.Size)-at))]
+			if inside {
+				q = q[:max(0, min(int64(len(q)), int64(d.Size)-at))]
+			}
 			if len(q) == 0 {
-				return nil
+				continue
 			}
+			if err := f.writeLocked(tx, d, q, at); err != nil {
+				return err
+			}
+			wrote = true
 		}
-		if err := f.writeLocked(tx, d, q, at); err != nil {
-			return err
+		if !wrote {
+			return nil
 		}
 		now := diskTime(f.W.now())
 		d.Mtime, d.Ctime = now, now
@@ -116,7 +150,7 @@ func (f *FS) write(ino uint64, p []byte, off int64, inside bool) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return len(p), nil
+	return total, nil
 }
 
 // writeLocked is Write's body, on a mutable inode whose caller saves it.
