@@ -37,7 +37,8 @@ The rows, by the letter their name starts with (TYPE says it in words):
                 its data, EX to change them. The M lock of the slot's
                 journal (journal:NNNN) is the journal lock: EX with one
                 holder while mounted; a node that recovered a dead node's
-                slot keeps that slot's EX until its next node asks
+                slot keeps that slot's EX until its next node asks (or
+                gives it up idle, as any lock past 16384)
   T  Refcount   one per refcount tree in use, as M
   R  Rename     EX for a rename between directories
   O  Open       one per inode open or in use on this node: PR while in use,

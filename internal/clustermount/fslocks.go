@@ -214,12 +214,12 @@ func (mt *Mount) fsLocks() MountLocks {
 	if fl != nil {
 		fl.mu.Lock()
 	}
-	scanBefore := mt.scanLockState()
+	scanBefore := mt.scanSeq.Load()
 	res, err := mt.mg.DLM.Locks(mt.UUID, "")
 	if err != nil {
 		res = nil // the domain is gone: the mount is ending
 	}
-	scanAfter := mt.scanLockState()
+	scanAfter := mt.scanSeq.Load()
 	if fl != nil {
 		flocks, mutexes = fl.snapshot()
 		fl.mu.Unlock()

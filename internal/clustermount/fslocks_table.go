@@ -345,14 +345,17 @@ func journalLockID(v *volume.Volume, s int) (inode.LockID, error) {
 
 // holdJournal takes slot s's journal lock EX for the node mounting in it
 // and returns what lets it go. A survivor that recovered the slot's last
-// node may cache it: that survivor gives it up on request.
-func (t *lockTable) holdJournal(v *volume.Volume, s int) (func(), error) {
+// node may cache it: that survivor gives it up on request. If that
+// survivor died meanwhile, its lock is a ghost until its recovery, which
+// needs the volume lock the caller holds: so the request passes ghosts,
+// as the kernel's does (the slot's journal was recovered already).
+func (t *lockTable) holdJournal(ctx context.Context, v *volume.Volume, s int) (func(), error) {
 	id, err := journalLockID(v, s)
 	if err != nil {
 		return nil, err
 	}
 	l := t.get(id)
-	r, err := l.lock.Acquire(context.Background(), lockglue.EX)
+	r, err := l.lock.AcquirePastGhosts(ctx, lockglue.EX)
 	if err != nil {
 		t.put(l)
 		return nil, fmt.Errorf("%s: taking the journal lock of slot %d: %w", v.Path, s, err)

@@ -19,7 +19,8 @@
 //     holder checks the inode block it reads against; going to NL it
 //     forgets the inode's blocks (and those it cannot tell the owner of).
 //     Every operation takes its set in one order (inode.LockSet.Sorted),
-//     so no two wait for each other.
+//     so no two wait for each other. No operation takes a journal's M
+//     lock (below), which mounts and recoveries take after S.
 //   - T (a refcount tree) and R (the rename lock, EX for a move between
 //     directories) the same way.
 //   - S (the superblock lock): every operation holds it PR, last; mounts,
@@ -98,8 +99,7 @@ type Mount struct {
 	gone     bool          // unmounted: nothing to flush any more
 	kernel   *fusefs.FS    // the FUSE side, once serving (its page cache)
 	journal  func()        // lets the slot's journal lock go (unmount)
-	scanning atomic.Bool   // an orphan scan runs (from before its lock request until after its unlock)
-	scans    atomic.Uint64 // orphan scans begun
+	scanSeq  atomic.Uint64 // orphan scans: odd while one runs (from before its lock request until after its unlock)
 	recMu    sync.Mutex
 	locks    *fileLocks    // flock and fcntl locks, once serving
 	scan     chan struct{} // closed to stop the orphan scan
@@ -215,8 +215,9 @@ func (mg *Manager) mount(ctx context.Context, spec, mountpoint string, opts fuse
 	// The slot's journal lock, EX for as long as the node is mounted
 	// (ocfs2_journal_init): the lock a survivor takes, with the recovery
 	// flag, to replay the journal after this node dies.
-	releaseJournal, err := mt.table.holdJournal(v, slot)
+	releaseJournal, err := mt.table.holdJournal(ctx, v, slot)
 	if err != nil {
+		mt.table.closeAll()
 		mg.freeSlot(v, slot)
 		release()
 		return nil, err
@@ -263,13 +264,13 @@ func (mg *Manager) mount(ctx context.Context, spec, mountpoint string, opts fuse
 	mt.locks = locks
 	f := fusefs.New(m.FS, fusefs.Options{Clustered: true, Statfs: m.Statfs, NoUserXattr: !opts.UserXattr, NoACL: !opts.ACL, Locks: locks,
 		ReadOnly: opts.ReadOnly, Errors: opts.Errors, Log: mg.Log, BufferedCoherency: opts.Coherency == "buffered"})
+	mt.mu.Lock()
+	mt.kernel = f // before the kernel has pages: a drop is never missed
+	mt.mu.Unlock()
 	srv, err := fusefs.Mount(f, mountpoint, fusefs.MountConfig{Device: device, AllowOther: os.Geteuid() == 0, Debug: opts.Debug})
 	if err != nil {
 		return nil, err
 	}
-	mt.mu.Lock()
-	mt.kernel = f
-	mt.mu.Unlock()
 	mt.scan, mt.scanDone = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(mt.scanDone)

@@ -36,23 +36,13 @@ func orphanScanLockName() string {
 	return n
 }
 
-// scanLockState is what fs_locks needs to tell the scan's orphan scan
-// lock from another holder's: whether a scan runs and how many began.
-type scanLockState struct {
-	running bool
-	begun   uint64
-}
-
-func (mt *Mount) scanLockState() scanLockState {
-	return scanLockState{running: mt.scanning.Load(), begun: mt.scans.Load()}
-}
-
-// scanned says whether a lock the lock manager showed between before and
-// after (read around its view) may be a scan's: a scan ran at one end, or
-// one began and ended in between. The scan marks itself running before it
-// asks for the lock and stops after it let go.
-func scanned(before, after scanLockState) bool {
-	return before.running || after.running || before.begun != after.begun
+// scanned says whether a lock the lock manager showed between two reads
+// of the scan sequence (mt.scanSeq, read around its view) may be a
+// scan's: a scan ran at either read (odd), or one began in between. The
+// sequence goes odd before the scan asks for its lock and even after it
+// let go.
+func scanned(before, after uint64) bool {
+	return before%2 == 1 || after%2 == 1 || before != after
 }
 
 // orphanScanLoop scans every interval until stop closes.
@@ -73,9 +63,8 @@ func (mt *Mount) orphanScanLoop(stop <-chan struct{}) {
 // node scans now.
 func (mt *Mount) scanOrphans() {
 	mg := mt.mg
-	mt.scans.Add(1) // before the request: fs_locks tells its lock from others by it
-	mt.scanning.Store(true)
-	defer mt.scanning.Store(false)
+	mt.scanSeq.Add(1) // odd from before the request: fs_locks tells the scan's lock by it
+	defer mt.scanSeq.Add(1)
 	held, _, err := mg.DLM.Lock(context.Background(), mt.UUID, orphanScanLockName(), dlm.ModeEX, dlm.NoQueue, nil)
 	if err != nil {
 		if !isBusy(err) {

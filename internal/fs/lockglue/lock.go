@@ -249,6 +249,21 @@ func (l *Lock) TryAcquire(want Mode) (func(), bool) {
 // Acquire waits until this node holds the lock at want or more and
 // counts one local user until the returned function is called.
 func (l *Lock) Acquire(ctx context.Context, want Mode) (func(), error) {
+	return l.acquire(ctx, want, false)
+}
+
+// AcquirePastGhosts is Acquire with the recovery flag: a dead node's lock
+// on the resource (a ghost until its recovery is done) does not stand in
+// the way. It is for a lock the dead node's recovery cannot need, taken
+// where waiting for that recovery would wait for oneself: a mounting
+// node's own journal lock, which a survivor that recovered the slot
+// before may have held when it died (ocfs2_journal_init's
+// OCFS2_META_LOCK_RECOVERY).
+func (l *Lock) AcquirePastGhosts(ctx context.Context, want Mode) (func(), error) {
+	return l.acquire(ctx, want, true)
+}
+
+func (l *Lock) acquire(ctx context.Context, want Mode, pastGhosts bool) (func(), error) {
 	start := time.Now()
 	waited := false
 	l.mu.Lock()
@@ -272,7 +287,7 @@ func (l *Lock) Acquire(ctx context.Context, want Mode) (func(), error) {
 			l.cond.Wait()
 		default:
 			waited = true
-			if err := l.raise(ctx, want, false); err != nil {
+			if err := l.raise(ctx, want, pastGhosts); err != nil {
 				return nil, err
 			}
 			if l.held != nil && l.mode >= want {

@@ -429,3 +429,25 @@ func TestValueBlock(t *testing.T) {
 		t.Fatal("a grant's value was taken twice")
 	}
 }
+
+// TestAcquirePastGhosts: a lock a dead node held (a ghost until its
+// recovery) stops Acquire, which waits until its context ends, but not
+// AcquirePastGhosts, which asks with the recovery flag and keeps the
+// lock for its user, as a mounting node keeps its journal lock.
+func TestAcquirePastGhosts(t *testing.T) {
+	svc := &pendingLockService{pending: make(chan struct{})}
+	l := NewLock(svc, "M000000000000000000000a00000000", func(from, to Mode) error { return nil })
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := l.Acquire(ctx, EX); err == nil {
+		t.Fatal("Acquire passed a dead node's lock")
+	}
+	release, err := l.AcquirePastGhosts(context.Background(), EX)
+	if err != nil {
+		t.Fatalf("AcquirePastGhosts: %v", err)
+	}
+	if st := l.State(); st.Mode != EX.String() || st.Users != 1 {
+		t.Fatalf("after AcquirePastGhosts: mode %s, %d users; want EX, 1", st.Mode, st.Users)
+	}
+	release()
+}
