@@ -272,16 +272,24 @@ func (g *registrar) startNext(rd *regDomain) {
 		rd.joins = rd.joins.Minus(rd.members)
 		rd.leaves = rd.leaves.Intersect(rd.members)
 	}
-	leaves := rd.leaves
+	leaves, joins := rd.leaves, rd.joins
 	if rd.gate && len(rd.pending) > 0 {
 		leaves = base.NodeMap{}
+		// A node back before its death is recovered joins after the
+		// recovery: its file system would take its old slot, whose
+		// journal and locks the survivors' recovery still needs.
+		var dead base.NodeMap
+		for _, x := range rd.pending {
+			dead.Add(x.Node)
+		}
+		joins = joins.Minus(dead)
 	}
-	if rd.reco != nil || (rd.joins.Empty() && leaves.Empty()) {
+	if rd.reco != nil || (joins.Empty() && leaves.Empty()) {
 		return
 	}
-	target := rd.members.Union(rd.joins).Minus(leaves)
+	target := rd.members.Union(joins).Minus(leaves)
 	parts := rd.members.Union(target).Union(leaves)
-	rd.joins = base.NodeMap{}
+	rd.joins = rd.joins.Minus(joins)
 	rd.leaves = rd.leaves.Minus(leaves)
 	g.start(rd, target, parts, nil)
 }
