@@ -96,8 +96,10 @@ write on another node reaches the mapping a moment after that node took
 the file's lock (this node then drops its pages), not at the same instant
 as with read(2), and a process that takes a flock or fcntl lock sees it
 there. A page written back carries only the bytes the mapping changed, so
-it never undoes another node's write to the rest of the page, and never
-extends the file: what another node truncated stays truncated.
+it does not undo another node's write to the rest of the page (o2go keeps
+what it gave the kernel for the last 64 MiB of mapped pages read in per
+mount; an older page comes back whole), and never extends the file: what
+another node truncated stays truncated.
 
 EXIT STATUS
   0  mounted (or, with -f, served and cleanly unmounted)

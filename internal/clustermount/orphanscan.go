@@ -72,7 +72,7 @@ func (mt *Mount) scanOrphans() {
 		}
 		return
 	}
-	defer held.Unlock(nil) // before scanning goes false
+	defer held.Unlock(nil) // before the sequence goes even again
 	total := 0
 	for s := range int(mt.m.SB.MaxSlots) {
 		n, err := mt.m.RecoverOrphansOf(s)

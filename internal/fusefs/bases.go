@@ -17,10 +17,14 @@ import (
 // So only the changed bytes are written (changes), and the page's base
 // becomes what was written (settle).
 //
-// The bases are bounded (limit bytes per mount): past it a page is not
-// recorded and comes back whole, as it would without them. They go when
-// the kernel drops the pages (dropBefore, after a pageDropper notify) or
-// forgets the inode.
+// A base is replaced each time its page is read in again; this node's own
+// changes to a cached page that reach o2go without its bytes (a hole
+// punched, a truncate) are applied to it (zero, cut). The bases go when
+// the page dropper has the kernel drop an inode's pages (dropBefore) or
+// the kernel forgets the inode; a page the kernel drops on its own keeps
+// its base until read in again. They are bounded (limit bytes per
+// mount): past it the oldest go first, and a page without a base comes
+// back whole, as it would without them.
 type pageBases struct {
 	page  int // the kernel's page size
 	limit int // bytes of bases kept at most
@@ -29,6 +33,14 @@ type pageBases struct {
 	bytes int
 	seq   uint64
 	byIno map[uint64]map[int64]pageBase // inode -> page index -> base
+	order []baseKey                     // recording order, oldest first (some gone since)
+}
+
+// baseKey names one recorded base, for eviction in recording order.
+type baseKey struct {
+	ino uint64
+	idx int64
+	seq uint64
 }
 
 type pageBase struct {
@@ -45,15 +57,15 @@ func newPageBases(page, limit int) *pageBases {
 }
 
 // record keeps data, read at byte offset off of inode ino into the page
-// cache, as the base of each page it fills; a page the data ends inside
-// is zero past it, as the kernel leaves it. off is page aligned for a
-// page-cache read; anything else is not recorded.
-func (b *pageBases) record(ino uint64, off int64, data []byte) {
+// cache for a request of asked bytes, as the base of each page the
+// request fills: the kernel zeroes what the data does not reach. off is
+// page aligned for a page-cache read; anything else is not recorded.
+func (b *pageBases) record(ino uint64, off int64, data []byte, asked int) {
 	ps := int64(b.page)
 	if off%ps != 0 {
 		return
 	}
-	n := max(1, (len(data)+b.page-1)/b.page) // a read at the end fills a zero page
+	n := max(1, (max(len(data), asked)+b.page-1)/b.page)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	pages := b.byIno[ino]
@@ -64,9 +76,6 @@ func (b *pageBases) record(ino uint64, off int64, data []byte) {
 	for k := range n {
 		idx := off/ps + int64(k)
 		if _, had := pages[idx]; !had {
-			if b.bytes+b.page > b.limit {
-				break
-			}
 			b.bytes += b.page
 		}
 		page := make([]byte, b.page)
@@ -75,9 +84,80 @@ func (b *pageBases) record(ino uint64, off int64, data []byte) {
 		}
 		b.seq++
 		pages[idx] = pageBase{data: page, seq: b.seq}
+		b.order = append(b.order, baseKey{ino, idx, b.seq})
 	}
+	b.evict()
+}
+
+// evict drops the oldest bases until the rest fit the limit, and the
+// order's entries of bases gone. Under mu.
+func (b *pageBases) evict() {
+	for len(b.order) > 0 {
+		k := b.order[0]
+		base, live := b.byIno[k.ino][k.idx]
+		live = live && base.seq == k.seq
+		if live && b.bytes <= b.limit {
+			break
+		}
+		b.order = b.order[1:]
+		if live {
+			b.remove(k.ino, k.idx)
+		}
+	}
+	if len(b.order) > 2*(b.bytes/b.page)+1024 {
+		// Mostly entries of bases read in again or dropped since: keep
+		// the live ones, still oldest first.
+		live := b.order[:0:0]
+		for _, k := range b.order {
+			if base, ok := b.byIno[k.ino][k.idx]; ok && base.seq == k.seq {
+				live = append(live, k)
+			}
+		}
+		b.order = live
+	}
+}
+
+// remove drops one base. Under mu.
+func (b *pageBases) remove(ino uint64, idx int64) {
+	pages := b.byIno[ino]
+	if _, ok := pages[idx]; !ok {
+		return
+	}
+	delete(pages, idx)
+	b.bytes -= b.page
 	if len(pages) == 0 {
 		delete(b.byIno, ino)
+	}
+}
+
+// zero applies to inode ino's bases what this node's kernel did to its
+// cached pages when a range of the file was punched or zeroed here: bytes
+// [off, off+n) read zero.
+func (b *pageBases) zero(ino uint64, off, n int64) {
+	ps := int64(b.page)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for idx, base := range b.byIno[ino] {
+		lo, hi := max(off, idx*ps), min(off+n, (idx+1)*ps)
+		if lo < hi {
+			clear(base.data[lo-idx*ps : hi-idx*ps])
+		}
+	}
+}
+
+// cut applies a truncate to size here: the kernel zeroes its page past
+// the end and drops the pages beyond.
+func (b *pageBases) cut(ino uint64, size int64) {
+	ps := int64(b.page)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for idx, base := range b.byIno[ino] {
+		switch {
+		case idx*ps >= size:
+			b.remove(ino, idx)
+		case (idx+1)*ps > size:
+			clear(base.data[size-idx*ps:])
+		}
 	}
 }
 
@@ -154,16 +234,12 @@ func (b *pageBases) mark() uint64 {
 func (b *pageBases) dropBefore(ino uint64, seq uint64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	pages := b.byIno[ino]
-	for idx, base := range pages {
+	for idx, base := range b.byIno[ino] {
 		if base.seq <= seq {
-			delete(pages, idx)
-			b.bytes -= b.page
+			b.remove(ino, idx)
 		}
 	}
-	if len(pages) == 0 {
-		delete(b.byIno, ino)
-	}
+	b.evict() // and the order's entries of the bases gone
 }
 
 // forget drops every base of inode ino (the kernel forgot the inode).

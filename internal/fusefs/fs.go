@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"o2go/internal/fs/inode"
 	"o2go/internal/fs/journal"
@@ -89,7 +90,7 @@ type FS struct {
 	mu      sync.Mutex
 	handles map[uint64]uint64 // file handle -> inode
 	nextFh  uint64
-	server  *fuse.Server
+	server  atomic.Pointer[fuse.Server] // set by Init, read by the page dropper
 
 	// failed is the error that made the mount read-only (remount-ro).
 	failed atomic.Pointer[error]
@@ -140,7 +141,7 @@ func New(fs *inode.FS, opts Options) *FS {
 func (f *FS) String() string { return "o2go" }
 
 // Init keeps the server to send invalidations.
-func (f *FS) Init(s *fuse.Server) { f.server = s }
+func (f *FS) Init(s *fuse.Server) { f.server.Store(s) }
 
 // OnUnmount runs the volume's clean unmount.
 func (f *FS) OnUnmount() {
@@ -410,6 +411,9 @@ func (f *FS) SetAttr(_ <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) f
 	if err := f.fs.Setattr(f.ref(in.NodeId), c); err != nil {
 		return f.status(err)
 	}
+	if c.Size != nil {
+		f.bases.cut(f.ino(in.NodeId), *c.Size) // as the kernel cuts its pages
+	}
 	d, err := f.stat(in.NodeId)
 	if err != nil {
 		return f.status(err)
@@ -547,7 +551,7 @@ func (f *FS) Read(_ <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResu
 		// Read into the page cache (a mapping's fault or read-ahead: the
 		// kernel names the lock owner on every direct read): keep what
 		// the page holds, for its write-back (pageBases).
-		f.bases.record(ino, int64(in.Offset), buf[:n])
+		f.bases.record(ino, int64(in.Offset), buf[:n], int(in.Size))
 	}
 	return fuse.ReadResultData(buf[:n]), fuse.OK
 }
@@ -627,7 +631,17 @@ func (f *FS) Fallocate(_ <-chan struct{}, in *fuse.FallocateIn) fuse.Status {
 	if s := f.writable(); !s.Ok() {
 		return s
 	}
-	return f.status(f.fs.Fallocate(f.ino(in.NodeId), in.Mode, int64(in.Offset), int64(in.Length)))
+	ino, off, n := f.ino(in.NodeId), int64(in.Offset), int64(in.Length)
+	if err := f.fs.Fallocate(ino, in.Mode, off, n); err != nil {
+		return f.status(err)
+	}
+	switch {
+	case in.Mode&(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_ZERO_RANGE) != 0:
+		f.bases.zero(ino, off, n) // as the kernel zeroes its pages
+	case in.Mode&(unix.FALLOC_FL_COLLAPSE_RANGE|unix.FALLOC_FL_INSERT_RANGE) != 0:
+		f.bases.cut(ino, off) // the data past off moved: no base holds there
+	}
+	return fuse.OK
 }
 
 // maxCopyFileRange bounds one copy_file_range reply, which counts bytes in

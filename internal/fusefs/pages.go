@@ -118,8 +118,8 @@ func (f *FS) DropPages(ino uint64) { f.pages.drop(ino) }
 // attributes, when the kernel knows the inode.
 func (f *FS) notifyPages(ino uint64) {
 	seq := f.bases.mark()
-	if id, ok := f.nodes.current(ino); ok && f.server != nil {
-		if st := f.server.InodeNotify(id, 0, -1); st != fuse.OK && st != fuse.ENOENT {
+	if id, ok := f.nodes.current(ino); ok && f.server.Load() != nil {
+		if st := f.server.Load().InodeNotify(id, 0, -1); st != fuse.OK && st != fuse.ENOENT {
 			f.log().Debug("dropping the kernel's pages of an inode", "inode", ino, "status", st)
 		}
 	}

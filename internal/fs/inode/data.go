@@ -118,6 +118,11 @@ func (f *FS) write(ino uint64, parts []Part, inside bool) (int, error) {
 		if !d.IsReg() {
 			return syscall.EINVAL
 		}
+		if inside && len(parts) > 1 {
+			if parts, err = f.mergeRuns(d, parts); err != nil {
+				return err
+			}
+		}
 		wrote := false
 		for _, pt := range parts {
 			at, q := pt.Off, pt.Data // not pt.Off itself: a round that starts again sees AtEOF
@@ -151,6 +156,52 @@ func (f *FS) write(ino uint64, parts []Part, inside bool) (int, error) {
 		return 0, err
 	}
 	return total, nil
+}
+
+// mergeRuns turns runs of bytes that fall in one cluster into one run
+// over the cluster's bytes from the first to the last, the bytes between
+// them as the volume holds them now (read under the write's lock, so
+// nobody else's write is undone): a write-back of scattered stores then
+// writes each cluster once instead of each run with its own
+// read-modify-write. Runs are in ascending order; the end is cut at the
+// size first.
+func (f *FS) mergeRuns(d *ondisk.Dinode, runs []Part) ([]Part, error) {
+	cbits := f.SB.ClusterSizeBits
+	size := int64(d.Size)
+	var out []Part
+	for i := 0; i < len(runs); {
+		lo := runs[i].Off
+		j, hi := i, lo
+		for ; j < len(runs) && runs[j].Off>>cbits == lo>>cbits; j++ {
+			end := runs[j].Off + int64(len(runs[j].Data))
+			if (end-1)>>cbits != lo>>cbits || runs[j].Off < hi {
+				break // crosses into the next cluster, or out of order
+			}
+			hi = end
+		}
+		if j <= i+1 {
+			out = append(out, runs[i])
+			i = max(j, i+1)
+			continue
+		}
+		hi = min(hi, size)
+		if lo >= hi {
+			i = j
+			continue
+		}
+		buf := make([]byte, hi-lo)
+		if _, err := f.ReadAt(d, buf, lo); err != nil {
+			return nil, err
+		}
+		for _, r := range runs[i:j] {
+			if r.Off < hi {
+				copy(buf[r.Off-lo:], r.Data[:min(int64(len(r.Data)), hi-r.Off)])
+			}
+		}
+		out = append(out, Part{Off: lo, Data: buf})
+		i = j
+	}
+	return out, nil
 }
 
 // writeLocked is Write's body, on a mutable inode whose caller saves it.
