@@ -118,8 +118,9 @@ func (f *FS) DropPages(ino uint64) { f.pages.drop(ino) }
 // attributes, when the kernel knows the inode.
 func (f *FS) notifyPages(ino uint64) {
 	seq := f.bases.mark()
-	if id, ok := f.nodes.current(ino); ok && f.server.Load() != nil {
-		if st := f.server.Load().InodeNotify(id, 0, -1); st != fuse.OK && st != fuse.ENOENT {
+	srv := f.server.Load() // nil until serving: the kernel has no page then
+	if id, ok := f.nodes.current(ino); ok && srv != nil {
+		if st := srv.InodeNotify(id, 0, -1); st != fuse.OK && st != fuse.ENOENT {
 			f.log().Debug("dropping the kernel's pages of an inode", "inode", ino, "status", st)
 		}
 	}

@@ -61,45 +61,30 @@ func (f *FS) Write(ino uint64, p []byte, off int64) (int, error) {
 	return f.write(ino, []Part{{Off: off, Data: p}}, false)
 }
 
-// WriteInside is Write for a page of a shared mapping written back: only
-// the bytes inside the file's size as the volume has it now are written,
-// the rest dropped (another node cut the file since the kernel last knew
-// its size). It reports every byte written, as the kernel expects.
-func (f *FS) WriteInside(ino uint64, p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, syscall.EINVAL
-	}
-	if err := f.WriteInsideParts(ino, []Part{{Off: off, Data: p}}); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
 // Part is a run of bytes at a byte offset of a file.
 type Part struct {
 	Off  int64
 	Data []byte
 }
 
-// WriteInsideParts is WriteInside for several runs of one file at once, in
-// one operation: the bytes of written-back pages that changed since the
-// kernel read them in (the others may be stale: another node may have
-// written them since).
+// WriteInsideParts writes the runs of bytes of one file at once, in one
+// operation, for pages of a shared mapping written back: the bytes that
+// changed since the kernel read the pages in (the others may be stale:
+// another node may have written them since). Only the bytes inside the
+// file's size as the volume has it now are written, the rest dropped
+// (another node cut the file since the kernel last knew its size).
 func (f *FS) WriteInsideParts(ino uint64, parts []Part) error {
-	for _, pt := range parts {
-		if pt.Off < 0 {
-			return syscall.EINVAL
-		}
-	}
 	_, err := f.write(ino, parts, true)
 	return err
 }
 
+// write is Write and WriteInsideParts (inside): AtEOF is an offset only
+// for Write.
 func (f *FS) write(ino uint64, parts []Part, inside bool) (int, error) {
 	total := 0
 	for _, pt := range parts {
 		off, p := pt.Off, pt.Data
-		if off < 0 && off != AtEOF {
+		if off < 0 && (inside || off != AtEOF) {
 			return 0, syscall.EINVAL
 		}
 		if end := off + int64(len(p)); off != AtEOF && (end > f.maxFileBytes() || end < off) {
@@ -163,25 +148,26 @@ func (f *FS) write(ino uint64, parts []Part, inside bool) (int, error) {
 // them as the volume holds them now (read under the write's lock, so
 // nobody else's write is undone): a write-back of scattered stores then
 // writes each cluster once instead of each run with its own
-// read-modify-write. Runs are in ascending order; the end is cut at the
-// size first.
+// read-modify-write. Runs are in ascending order; a merged run ends at
+// the size at most.
 func (f *FS) mergeRuns(d *ondisk.Dinode, runs []Part) ([]Part, error) {
 	cbits := f.SB.ClusterSizeBits
 	size := int64(d.Size)
 	var out []Part
+	end := func(r Part) int64 { return r.Off + int64(len(r.Data)) }
 	for i := 0; i < len(runs); {
-		lo := runs[i].Off
-		j, hi := i, lo
-		for ; j < len(runs) && runs[j].Off>>cbits == lo>>cbits; j++ {
-			end := runs[j].Off + int64(len(runs[j].Data))
-			if (end-1)>>cbits != lo>>cbits || runs[j].Off < hi {
-				break // crosses into the next cluster, or out of order
+		lo, hi := runs[i].Off, end(runs[i])
+		c := lo >> cbits
+		j := i + 1
+		if (hi-1)>>cbits == c { // the first run stays in its cluster: take the next ones that do
+			for j < len(runs) && runs[j].Off >= hi && (end(runs[j])-1)>>cbits == c {
+				hi = end(runs[j])
+				j++
 			}
-			hi = end
 		}
-		if j <= i+1 {
+		if j == i+1 {
 			out = append(out, runs[i])
-			i = max(j, i+1)
+			i = j
 			continue
 		}
 		hi = min(hi, size)
